@@ -1,0 +1,175 @@
+/*
+ * zmlx.h — the one public C API of zmlx, an inference engine for DeepSeek-style
+ * mixture-of-experts LLMs (GLM-4.7-Flash first).
+ *
+ * What it is for: loading a model (a checkpoint directory or a `builtin:` synthetic
+ * model), running it token by token in a session with its own KV cache, sampling,
+ * and describing a model's cost.  What it is not for: printing, argument parsing or
+ * exiting — the `zmlx` CLI is a thin client of this header.
+ *
+ * Conventions: opaque handles, `zmlx_noun_verb` names, init/free pairs, every
+ * fallible call returns a zmlx_status; calls that can fail for a reason a user must
+ * read also fill a caller-provided message buffer (one line naming the file, field
+ * and value at fault).  No global state: two models in one process are independent.
+ */
+#ifndef ZMLX_H
+#define ZMLX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ZMLX_VERSION "0.1.0"
+#define ZMLX_ERR_MAX 512 /* size a message buffer needs to hold any message */
+
+typedef enum zmlx_status {
+    ZMLX_OK = 0,
+    ZMLX_ERR_INVALID_ARG,  /* a caller passed a bad value (option, id, size) */
+    ZMLX_ERR_IO,           /* a file could not be opened, read, mapped or written */
+    ZMLX_ERR_FORMAT,       /* a file's contents are malformed */
+    ZMLX_ERR_UNSUPPORTED,  /* well-formed but not supported (yet) */
+    ZMLX_ERR_NOT_FOUND,    /* a required tensor, key or file is missing */
+    ZMLX_ERR_NOMEM,        /* memory could not be allocated */
+    ZMLX_ERR_LIMIT,        /* a declared limit was reached (context length, ...) */
+    ZMLX_ERR_BACKEND,      /* the selected backend is unavailable or failed */
+} zmlx_status;
+
+/* A short constant description of a status code ("format error", ...). */
+const char *zmlx_status_str(zmlx_status status);
+
+/* ---------------------------------------------------------------- models */
+
+typedef struct zmlx_model zmlx_model;
+typedef struct zmlx_session zmlx_session;
+
+typedef enum zmlx_backend_kind {
+    ZMLX_BACKEND_CPU = 0,  /* threaded SIMD kernels */
+    ZMLX_BACKEND_CPU_REF,  /* the scalar reference kernels, one thread */
+    ZMLX_BACKEND_CUDA,     /* NVIDIA GPUs (when built with CUDA) */
+} zmlx_backend_kind;
+
+typedef enum zmlx_precision {
+    ZMLX_PRECISION_EXACT = 0, /* float32 activations and accumulation (the reference) */
+    ZMLX_PRECISION_FAST,      /* reduced-precision activations where a backend has them */
+} zmlx_precision;
+
+typedef enum zmlx_kv_dtype {
+    ZMLX_KV_DEFAULT = 0, /* f32 with exact precision, bf16 with fast */
+    ZMLX_KV_F32,
+    ZMLX_KV_BF16,
+} zmlx_kv_dtype;
+
+typedef struct zmlx_model_params {
+    zmlx_backend_kind backend;
+    zmlx_precision precision;
+    zmlx_kv_dtype kv_dtype;
+    int threads;          /* 0 = all online cores */
+    const char *patterns; /* "default", "none" or a comma list; NULL = "default" */
+} zmlx_model_params;
+
+zmlx_model_params zmlx_model_default_params(void);
+
+/*
+ * Load a model.  `path` is a directory holding config.json and *.safetensors
+ * (optionally model.safetensors.index.json), or `builtin:NAME[:key=value,...]`.
+ * On failure *out is NULL and `err` (if not NULL) holds one line naming the cause.
+ */
+zmlx_status zmlx_model_load(const char *path, const zmlx_model_params *params,
+                            zmlx_model **out, char *err, size_t err_size);
+void zmlx_model_free(zmlx_model *model);
+
+/* What `zmlx info` reports; every count is exact for the loaded configuration. */
+typedef struct zmlx_model_info {
+    char name[128];         /* path or builtin spec */
+    char model_type[32];    /* glm4_moe_lite, ... */
+    char weight_format[32]; /* bf16, f32, mixed, ... */
+    char kv_dtype[8];       /* f32 or bf16: the latent cache's element type */
+    int32_t vocab_size, hidden_size, n_layers, n_heads;
+    int32_t n_dense_layers, n_routed_experts, n_shared_experts, experts_per_tok;
+    int32_t q_lora_rank, kv_lora_rank, qk_nope_dim, qk_rope_dim, v_head_dim;
+    int32_t intermediate_size, moe_intermediate_size;
+    int64_t max_position_embeddings;
+    int64_t params_total;          /* every weight the model holds (no MTP) */
+    int64_t params_active;         /* weights read for one decoded token */
+    int64_t weight_bytes_total;    /* bytes of all weights as stored */
+    int64_t bytes_per_token;       /* weight bytes read per decoded token (batch 1) */
+    int64_t kv_bytes_per_position; /* latent cache bytes per context position */
+    int64_t mem_ctx;               /* context length the memory estimate assumes */
+    int64_t mem_needed_bytes;      /* weights + KV cache at mem_ctx + scratch */
+    int64_t mem_available_bytes;   /* MemAvailable of this machine (-1 unknown) */
+    int32_t fits;                  /* 1 if mem_needed_bytes fits what is available */
+    const char *backend;           /* name of the backend in use */
+    int32_t threads;
+} zmlx_model_info;
+
+void zmlx_model_get_info(const zmlx_model *model, zmlx_model_info *info);
+/* Describe a model without loading its weights (config, tensor headers). */
+zmlx_status zmlx_model_probe(const char *path, const zmlx_model_params *params,
+                             zmlx_model_info *info, char *err, size_t err_size);
+int32_t zmlx_model_vocab_size(const zmlx_model *model);
+int64_t zmlx_model_max_positions(const zmlx_model *model);
+/* The model's end-of-sequence ids; returns how many (at most `cap` written). */
+size_t zmlx_model_eos_ids(const zmlx_model *model, int32_t *ids, size_t cap);
+
+/* ---------------------------------------------------------------- sessions */
+
+typedef enum zmlx_attn_path {
+    ZMLX_ATTN_AUTO = 0,  /* absorbed for single-token steps, expanded for prefill */
+    ZMLX_ATTN_ABSORBED,  /* always the absorbed (latent) path */
+    ZMLX_ATTN_EXPANDED,  /* always the expanded (per-head k/v) path */
+} zmlx_attn_path;
+
+typedef struct zmlx_session_params {
+    int64_t max_positions; /* cache capacity limit; 0 = the model's max_position_embeddings */
+    zmlx_attn_path attn_path;
+} zmlx_session_params;
+
+zmlx_session_params zmlx_session_default_params(void);
+
+zmlx_status zmlx_session_init(zmlx_model *model, const zmlx_session_params *params,
+                              zmlx_session **out, char *err, size_t err_size);
+void zmlx_session_free(zmlx_session *session);
+
+/* Forget the cached context (keeps the allocations). */
+void zmlx_session_reset(zmlx_session *session);
+int64_t zmlx_session_n_past(const zmlx_session *session);
+
+/*
+ * Append `n` tokens to the context and run the model over them.
+ * logits: NULL, or room for vocab_size floats (the last position's logits) when
+ * `all_logits` is 0, or n * vocab_size floats (one row per position) when 1.
+ * Fails with ZMLX_ERR_LIMIT (and leaves the context unchanged) when the context
+ * would pass max_positions or memory would run out.
+ */
+zmlx_status zmlx_session_eval(zmlx_session *session, const int32_t *ids, size_t n,
+                              float *logits, int all_logits);
+/* The message of the last failed call on this session ("" if none). */
+const char *zmlx_session_error(const zmlx_session *session);
+/* Peak bytes held by this session's cache and scratch buffers so far. */
+int64_t zmlx_session_peak_bytes(const zmlx_session *session);
+
+/* ---------------------------------------------------------------- sampling */
+
+typedef struct zmlx_sampler zmlx_sampler;
+
+typedef struct zmlx_sampler_params {
+    float temperature; /* 0 = greedy (argmax, lowest id on ties) */
+    int32_t top_k;     /* 0 = off */
+    float top_p;       /* 1 = off */
+    uint64_t seed;
+} zmlx_sampler_params;
+
+zmlx_sampler_params zmlx_sampler_default_params(void);
+zmlx_status zmlx_sampler_init(const zmlx_sampler_params *params, int32_t vocab_size,
+                              zmlx_sampler **out);
+void zmlx_sampler_free(zmlx_sampler *sampler);
+/* Choose the next token from one row of logits (not modified). */
+int32_t zmlx_sampler_sample(zmlx_sampler *sampler, const float *logits);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ZMLX_H */

@@ -1,0 +1,125 @@
+/*
+ * cpu.c — the `cpu` backend: the ISA kernels of kernels.h spread over a thread pool.
+ *
+ * Work is split by output rows (matmul) or output columns (transposed matmul) and by
+ * (query, head) for attention — never inside a dot product — so every output value is
+ * computed by one thread in a fixed order: results do not depend on the thread count.
+ */
+#include "backend/backend.h"
+#include "backend/cpu/kernels.h"
+#include "backend/pool.h"
+
+#include <stdlib.h>
+
+#define MAX_JOBS 512
+#define TARGET_TASK_BYTES (96 * 1024) /* weight bytes per task: enough to amortise a grab */
+
+typedef struct cpu_ctx {
+    zpool *pool;
+    zk_table k;
+} cpu_ctx;
+
+typedef struct mm_region {
+    const cpu_ctx *ctx;
+    const zmm_job *jobs;
+    int64_t first_task[MAX_JOBS + 1]; /* prefix sums of tasks per job */
+    int64_t span[MAX_JOBS];           /* rows (or columns) per task of each job */
+    int n_jobs;
+    bool transposed;
+} mm_region;
+
+static bool cpu_supports(zdtype dt) {
+    return dt == ZDT_F32 || dt == ZDT_F16 || dt == ZDT_BF16;
+}
+
+static zmlx_status cpu_init(int threads, void **out) {
+    cpu_ctx *c = calloc(1, sizeof *c);
+    if (!c) return ZMLX_ERR_NOMEM;
+    zmlx_status st = zpool_init(threads > 0 ? threads : zpool_online_cores(), &c->pool);
+    if (st != ZMLX_OK) {
+        free(c);
+        return st;
+    }
+    c->k = zk_select();
+    *out = c;
+    return ZMLX_OK;
+}
+
+static void cpu_free(void *vc) {
+    cpu_ctx *c = vc;
+    if (!c) return;
+    zpool_free(c->pool);
+    free(c);
+}
+
+static int cpu_threads(const void *vc) {
+    return zpool_threads(((const cpu_ctx *)vc)->pool);
+}
+
+static void mm_task(void *arg, int64_t task, int thread) {
+    const mm_region *r = arg;
+    int j = 0;
+    while (r->first_task[j + 1] <= task) j++; /* few jobs: linear scan */
+    const zmm_job *jb = &r->jobs[j];
+    int64_t lo = (task - r->first_task[j]) * r->span[j];
+    int64_t total = r->transposed ? jb->w.cols : jb->w.rows;
+    int64_t hi = lo + r->span[j] < total ? lo + r->span[j] : total;
+    if (r->transposed)
+        r->ctx->k.cols(&jb->w, jb->x, jb->n, jb->y, lo, hi);
+    else
+        r->ctx->k.rows(&jb->w, jb->x, jb->n, jb->y, lo, hi);
+}
+
+static void run_jobs(cpu_ctx *c, const zmm_job *jobs, int n_jobs, bool transposed) {
+    for (int base = 0; base < n_jobs; base += MAX_JOBS) {
+        int m = n_jobs - base < MAX_JOBS ? n_jobs - base : MAX_JOBS;
+        mm_region r = {.ctx = c, .jobs = jobs + base, .n_jobs = m, .transposed = transposed};
+        r.first_task[0] = 0;
+        for (int j = 0; j < m; j++) {
+            const zmm_job *jb = &jobs[base + j];
+            int64_t total = transposed ? jb->w.cols : jb->w.rows;
+            int64_t other = transposed ? jb->w.rows : jb->w.cols;
+            int64_t unit = other * (int64_t)zdtype_table[jb->w.dtype].size; /* bytes per row/col */
+            int64_t span = unit > 0 ? TARGET_TASK_BYTES / unit : total;
+            span = span < 8 ? 8 : (span + 7) & ~(int64_t)7; /* whole SIMD groups */
+            if (span > total) span = total > 0 ? total : 1;
+            r.span[j] = span;
+            r.first_task[j + 1] = r.first_task[j] + (total + span - 1) / span;
+        }
+        zpool_run(c->pool, mm_task, &r, r.first_task[m]);
+    }
+}
+
+static void cpu_matmul(void *vc, const zmm_job *jobs, int n_jobs) {
+    run_jobs(vc, jobs, n_jobs, false);
+}
+
+static void cpu_matmul_t(void *vc, const zmm_job *jobs, int n_jobs) {
+    run_jobs(vc, jobs, n_jobs, true);
+}
+
+typedef struct attn_region {
+    const zattn_job *job;
+} attn_region;
+
+static void attn_task(void *arg, int64_t task, int thread) {
+    const zattn_job *j = ((const attn_region *)arg)->job;
+    zattn_head_ref(j, task / j->n_heads, task % j->n_heads, j->scratch + (int64_t)thread * j->T);
+}
+
+static void cpu_attention(void *vc, const zattn_job *j) {
+    cpu_ctx *c = vc;
+    attn_region r = {j};
+    zpool_run(c->pool, attn_task, &r, j->n_q * j->n_heads);
+}
+
+const zbackend_ops zbackend_cpu = {
+    .name = "cpu",
+    .supports = cpu_supports,
+    .init = cpu_init,
+    .free = cpu_free,
+    .threads = cpu_threads,
+    .matmul = cpu_matmul,
+    .matmul_t = cpu_matmul_t,
+    .attention = cpu_attention,
+};

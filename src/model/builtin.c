@@ -1,0 +1,341 @@
+/*
+ * builtin.c — synthetic models with the real architecture and deterministic random
+ * weights generated in memory (no files): `builtin:NAME[:key=value,...]`.
+ *
+ *   glm47-tiny   the dimensions of the glm47-tiny fixture (3 layers, d 128)
+ *   glm47-mini   a small GLM-shaped model for a quick demo on 2 cores
+ *   glm47-flash  the real GLM-4.7-Flash dimensions (47 layers, 64 experts, d 2048)
+ * Overrides: layers, experts, topk, vocab, ctx, bits (16 = bf16), group, seed.
+ *
+ * Weights: uniform with std 1/sqrt(fan_in) (never exactly zero), norm weights
+ * 1 +- 0.1, a non-zero router correction bias; values depend only on (seed, tensor,
+ * element), never on the thread count.  This file is not for checkpoint loading.
+ */
+#include "backend/pool.h"
+#include "model/model.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void glm_base(zmlx_config *c) {
+    memset(c, 0, sizeof *c);
+    c->family = ZFAM_GLM4_MOE_LITE;
+    snprintf(c->model_type, sizeof c->model_type, "glm4_moe_lite");
+    c->n_group = c->topk_group = 1;
+    c->routed_scaling_factor = 1.8f;
+    c->norm_topk_prob = true;
+    c->scoring = ZSCORE_SIGMOID;
+    c->rms_norm_eps = c->attn_norm_eps = 1e-5f;
+    c->rope_type = ZROPE_DEFAULT;
+    c->rope_theta = 1e6;
+    c->n_shared_experts = 1;
+    c->bos_id = c->pad_id = -1;
+}
+
+static void set_dims(zmlx_config *c, int32_t V, int32_t d, int32_t L, int32_t H, int32_t ql,
+                     int32_t kvl, int32_t nope, int32_t rope, int32_t v, int32_t I, int32_t mI,
+                     int32_t E, int32_t K, int64_t ctx) {
+    c->vocab_size = V;
+    c->hidden_size = d;
+    c->n_layers = L;
+    c->n_heads = H;
+    c->q_lora_rank = ql;
+    c->kv_lora_rank = kvl;
+    c->qk_nope_dim = nope;
+    c->qk_rope_dim = rope;
+    c->v_head_dim = v;
+    c->intermediate_size = I;
+    c->moe_intermediate_size = mI;
+    c->n_routed_experts = E;
+    c->experts_per_tok = K;
+    c->max_position_embeddings = ctx;
+}
+
+static zmlx_status base_config(const char *name, size_t len, zmlx_config *c, zerr *e) {
+    glm_base(c);
+#define IS(s) (len == strlen(s) && !memcmp(name, s, len))
+    if (IS("glm47-tiny")) {
+        set_dims(c, 1024, 128, 3, 4, 64, 64, 32, 16, 32, 192, 64, 8, 4, 4096);
+    } else if (IS("glm47-mini")) {
+        set_dims(c, 4096, 512, 6, 8, 192, 128, 64, 32, 64, 1536, 256, 16, 4, 16384);
+    } else if (IS("glm47-flash")) {
+        set_dims(c, 154880, 2048, 47, 20, 768, 512, 192, 64, 256, 10240, 1536, 64, 4, 202752);
+    } else {
+        return zerr_set(e, ZMLX_ERR_INVALID_ARG,
+                        "builtin:%.*s: unknown builtin model (known: glm47-tiny, glm47-mini, "
+                        "glm47-flash)",
+                        (int)len, name);
+    }
+#undef IS
+    return ZMLX_OK;
+}
+
+static zmlx_status parse_int(const char *key, const char *val, size_t vlen, long long lo,
+                             long long hi, long long *out, zerr *e) {
+    char buf[32];
+    if (vlen == 0 || vlen >= sizeof buf)
+        return zerr_set(e, ZMLX_ERR_INVALID_ARG, "builtin override %s=%.*s: not an integer", key,
+                        (int)vlen, val);
+    memcpy(buf, val, vlen);
+    buf[vlen] = '\0';
+    char *end;
+    errno = 0;
+    long long v = strtoll(buf, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return zerr_set(e, ZMLX_ERR_INVALID_ARG,
+                        "builtin override %s=%s: must be an integer in [%lld, %lld]", key, buf, lo,
+                        hi);
+    *out = v;
+    return ZMLX_OK;
+}
+
+static zmlx_status apply_override(zmlx_config *c, uint64_t *seed, const char *kv, size_t len,
+                                  zerr *e) {
+    const char *eq = memchr(kv, '=', len);
+    if (!eq)
+        return zerr_set(e, ZMLX_ERR_INVALID_ARG, "builtin override \"%.*s\": expected key=value",
+                        (int)len, kv);
+    size_t klen = (size_t)(eq - kv), vlen = len - klen - 1;
+    char key[16];
+    snprintf(key, sizeof key, "%.*s", (int)(klen < 15 ? klen : 15), kv);
+    long long v;
+    zmlx_status st;
+#define KEY(s) (klen == strlen(s) && !memcmp(kv, s, klen))
+    if (KEY("layers")) {
+        if ((st = parse_int(key, eq + 1, vlen, 1, ZCFG_MAX_LAYERS, &v, e))) return st;
+        c->n_layers = (int32_t)v;
+    } else if (KEY("experts")) {
+        if ((st = parse_int(key, eq + 1, vlen, 1, 4096, &v, e))) return st;
+        c->n_routed_experts = (int32_t)v;
+    } else if (KEY("topk")) {
+        if ((st = parse_int(key, eq + 1, vlen, 1, 64, &v, e))) return st;
+        c->experts_per_tok = (int32_t)v;
+    } else if (KEY("vocab")) {
+        if ((st = parse_int(key, eq + 1, vlen, 257, 1 << 22, &v, e))) return st;
+        c->vocab_size = (int32_t)v;
+    } else if (KEY("ctx")) {
+        if ((st = parse_int(key, eq + 1, vlen, 1, 1 << 24, &v, e))) return st;
+        c->max_position_embeddings = v;
+    } else if (KEY("seed")) {
+        if ((st = parse_int(key, eq + 1, vlen, 0, 0x7fffffffffffffffLL, &v, e))) return st;
+        *seed = (uint64_t)v;
+    } else if (KEY("bits")) {
+        if ((st = parse_int(key, eq + 1, vlen, 1, 16, &v, e))) return st;
+        if (v != 16)
+            return zerr_set(e, ZMLX_ERR_UNSUPPORTED,
+                            "builtin override bits=%lld: quantized builtin weights are not "
+                            "supported yet; use bits=16 (bf16)",
+                            v);
+    } else if (KEY("group")) {
+        if ((st = parse_int(key, eq + 1, vlen, 16, 1024, &v, e))) return st;
+        /* only meaningful with quantized bits; accepted and ignored for bf16 */
+    } else {
+        return zerr_set(e, ZMLX_ERR_INVALID_ARG,
+                        "builtin override \"%s\": unknown key (known: layers, experts, topk, "
+                        "vocab, ctx, bits, group, seed)",
+                        key);
+    }
+#undef KEY
+    return ZMLX_OK;
+}
+
+zmlx_status zbuiltin_config(const char *spec, zmlx_config *c, uint64_t *seed, zerr *e) {
+    const char *colon = strchr(spec, ':');
+    size_t nlen = colon ? (size_t)(colon - spec) : strlen(spec);
+    zmlx_status st = base_config(spec, nlen, c, e);
+    if (st != ZMLX_OK) return st;
+    *seed = 1234;
+    for (const char *p = colon ? colon + 1 : NULL; p && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if ((st = apply_override(c, seed, p, len, e)) != ZMLX_OK) return st;
+        p = comma ? comma + 1 : NULL;
+    }
+    c->n_dense_layers = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        c->layer_is_moe[l] = l >= 1;
+        c->n_dense_layers += !c->layer_is_moe[l];
+    }
+    /* end of sequence: the real ids when the vocabulary has them, else the last id */
+    static const int32_t glm_eos[3] = {154820, 154827, 154829};
+    c->n_eos = 0;
+    for (int i = 0; i < 3; i++)
+        if (glm_eos[i] < c->vocab_size) c->eos_ids[c->n_eos++] = glm_eos[i];
+    if (c->n_eos == 0) c->eos_ids[c->n_eos++] = c->vocab_size - 1;
+    return zmodel_check_limits(c, spec, e);
+}
+
+/* ---- deterministic generation ---- */
+
+static uint64_t mix64(uint64_t z) {
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+typedef struct gen_item {
+    uint16_t *dst;   /* bf16 output */
+    int64_t n;       /* elements */
+    float amp;       /* half-width of the uniform distribution */
+    float center;    /* 0 for weights, 1 for norms */
+    uint64_t stream; /* seed ^ tensor id */
+} gen_item;
+
+#define GEN_BLOCK 65536
+
+typedef struct gen_region {
+    const gen_item *items;
+    int64_t *first_block; /* prefix sums of blocks per item */
+    int n_items;
+} gen_region;
+
+static void gen_task(void *arg, int64_t task, int thread) {
+    const gen_region *r = arg;
+    int i = 0;
+    while (r->first_block[i + 1] <= task) i++;
+    const gen_item *it = &r->items[i];
+    int64_t b = task - r->first_block[i], lo = b * GEN_BLOCK;
+    int64_t hi = lo + GEN_BLOCK < it->n ? lo + GEN_BLOCK : it->n;
+    uint64_t s = mix64(it->stream ^ mix64((uint64_t)b));
+    for (int64_t k = lo; k < hi; k++) {
+        s = mix64(s);
+        float u = (float)((double)(s >> 40) / (double)(1ULL << 24)) * 2.0f - 1.0f; /* [-1, 1) */
+        float v = it->center + it->amp * u;
+        uint16_t h = zf32_to_bf16(v);
+        if ((h & 0x7fff) == 0) h = (uint16_t)(h | 0x0080); /* never exactly zero */
+        it->dst[k] = h;
+    }
+}
+
+typedef struct gen_plan {
+    gen_item *items;
+    int n, cap;
+    uint16_t *next;
+    uint64_t seed;
+} gen_plan;
+
+static zweight plan_weight(gen_plan *p, int64_t rows, int64_t cols) {
+    float amp = sqrtf(3.0f / (float)cols); /* std 1/sqrt(fan_in) */
+    p->items[p->n] = (gen_item){p->next, rows * cols, amp, 0.0f, mix64(p->seed ^ (uint64_t)p->n)};
+    p->n++;
+    zweight w = {.dtype = ZDT_BF16, .rows = rows, .cols = cols, .data = p->next};
+    p->next += rows * cols;
+    return w;
+}
+
+static float *plan_norm(float **cursor, int64_t n, uint64_t seed, float center, float amp) {
+    float *v = *cursor;
+    uint64_t s = mix64(seed);
+    for (int64_t i = 0; i < n; i++) {
+        s = mix64(s);
+        float u = (float)((double)(s >> 40) / (double)(1ULL << 24)) * 2.0f - 1.0f;
+        v[i] = zbf16_to_f32(zf32_to_bf16(center + amp * u));
+        if (v[i] == 0.0f) v[i] = amp * 0.5f;
+    }
+    *cursor += n;
+    return v;
+}
+
+static int64_t layer_elems(const zmlx_config *c, int l) {
+    const int64_t d = c->hidden_size, H = c->n_heads, qk = c->qk_nope_dim + c->qk_rope_dim;
+    int64_t n = (c->q_lora_rank ? c->q_lora_rank * d + H * qk * c->q_lora_rank : H * qk * d) +
+                (c->kv_lora_rank + c->qk_rope_dim) * d +
+                H * (c->qk_nope_dim + c->v_head_dim) * c->kv_lora_rank + d * H * c->v_head_dim;
+    if (!c->layer_is_moe[l]) return n + 3 * c->intermediate_size * d;
+    return n + c->n_routed_experts * d +
+           (c->n_routed_experts + c->n_shared_experts) * 3 * c->moe_intermediate_size * d;
+}
+
+zmlx_status zmodel_load_builtin(zmlx_model *m, const char *spec, zerr *e) {
+    uint64_t seed;
+    zmlx_status st = zbuiltin_config(spec, &m->cfg, &seed, e);
+    if (st != ZMLX_OK) return st;
+    const zmlx_config *c = &m->cfg;
+    const int64_t d = c->hidden_size, E = c->n_routed_experts, V = c->vocab_size;
+    int64_t elems = 2 * V * d;
+    for (int l = 0; l < c->n_layers; l++) elems += layer_elems(c, l);
+    size_t bytes = (size_t)elems * 2;
+    int64_t avail = zmem_available();
+    if (avail >= 0 && (int64_t)bytes > avail - avail / 8)
+        return zerr_set(e, ZMLX_ERR_LIMIT,
+                        "SKIP(RAM): builtin:%s needs %.2f GiB for its bf16 weights but this "
+                        "machine has %.2f GiB available; use fewer layers (e.g. :layers=8)",
+                        spec, (double)bytes / 1073741824.0, (double)avail / 1073741824.0);
+    m->arena = malloc(bytes);
+    m->arena_bytes = bytes;
+    int64_t n_moe = c->n_layers - c->n_dense_layers;
+    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+    m->expert_arena = calloc((size_t)(n_moe * 3 * E + 1), sizeof(zweight));
+    m->f32_arena = calloc((size_t)(d + c->n_layers * (2 * d + c->q_lora_rank + c->kv_lora_rank + E)),
+                          sizeof(float));
+    int cap = 8 + c->n_layers * (int)(9 + 3 * (E + 1));
+    gen_plan p = {.items = calloc((size_t)cap, sizeof(gen_item)), .cap = cap, .next = m->arena,
+                  .seed = mix64(seed)};
+    if (!m->arena || !m->layers || !m->expert_arena || !m->f32_arena || !p.items) {
+        free(p.items);
+        return zerr_set(e, ZMLX_ERR_NOMEM, "out of memory generating builtin:%s (%.2f GiB)", spec,
+                        (double)bytes / 1073741824.0);
+    }
+    float *fc = m->f32_arena;
+    uint64_t ns = seed * 7919u + 17u;
+    m->embed = plan_weight(&p, V, d);
+    p.items[p.n - 1].amp = 1.0f; /* embedding rows of O(1) values */
+    m->lm_head = plan_weight(&p, V, d);
+    m->final_norm = plan_norm(&fc, d, ns++, 1.0f, 0.1f);
+    const int64_t H = c->n_heads, qk = c->qk_nope_dim + c->qk_rope_dim, mI = c->moe_intermediate_size;
+    zweight *ex = m->expert_arena;
+    for (int l = 0; l < c->n_layers; l++) {
+        zlayer *L = &m->layers[l];
+        L->moe = c->layer_is_moe[l];
+        L->attn_norm = plan_norm(&fc, d, ns++, 1.0f, 0.1f);
+        L->ffn_norm = plan_norm(&fc, d, ns++, 1.0f, 0.1f);
+        L->q_a = plan_weight(&p, c->q_lora_rank, d);
+        L->q_a_norm = plan_norm(&fc, c->q_lora_rank, ns++, 1.0f, 0.1f);
+        L->q_b = plan_weight(&p, H * qk, c->q_lora_rank);
+        L->kv_a = plan_weight(&p, c->kv_lora_rank + c->qk_rope_dim, d);
+        L->kv_a_norm = plan_norm(&fc, c->kv_lora_rank, ns++, 1.0f, 0.1f);
+        L->kv_b = plan_weight(&p, H * (c->qk_nope_dim + c->v_head_dim), c->kv_lora_rank);
+        L->o = plan_weight(&p, d, H * c->v_head_dim);
+        if (!L->moe) {
+            L->gate = plan_weight(&p, c->intermediate_size, d);
+            L->up = plan_weight(&p, c->intermediate_size, d);
+            L->down = plan_weight(&p, d, c->intermediate_size);
+            continue;
+        }
+        L->router = plan_weight(&p, E, d);
+        L->router_bias = plan_norm(&fc, E, ns++, 0.0f, 0.1f);
+        L->exp_gate = ex;
+        L->exp_up = ex + E;
+        L->exp_down = ex + 2 * E;
+        ex += 3 * E;
+        for (int64_t x = 0; x < E; x++) {
+            L->exp_gate[x] = plan_weight(&p, mI, d);
+            L->exp_up[x] = plan_weight(&p, mI, d);
+            L->exp_down[x] = plan_weight(&p, d, mI);
+        }
+        L->sh_gate = plan_weight(&p, mI * c->n_shared_experts, d);
+        L->sh_up = plan_weight(&p, mI * c->n_shared_experts, d);
+        L->sh_down = plan_weight(&p, d, mI * c->n_shared_experts);
+    }
+    /* fill in parallel: blocks of GEN_BLOCK elements, each seeded by (tensor, block) */
+    int64_t *first = calloc((size_t)p.n + 1, sizeof(int64_t));
+    zpool *pool = NULL;
+    if (!first || zpool_init(m->params.threads > 0 ? m->params.threads : zpool_online_cores(),
+                             &pool) != ZMLX_OK) {
+        free(first);
+        free(p.items);
+        return zerr_set(e, ZMLX_ERR_NOMEM, "out of memory starting weight generation");
+    }
+    for (int i = 0; i < p.n; i++)
+        first[i + 1] = first[i] + (p.items[i].n + GEN_BLOCK - 1) / GEN_BLOCK;
+    gen_region r = {.items = p.items, .first_block = first, .n_items = p.n};
+    zpool_run(pool, gen_task, &r, first[p.n]);
+    zpool_free(pool);
+    free(first);
+    free(p.items);
+    return ZMLX_OK;
+}

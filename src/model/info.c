@@ -1,0 +1,72 @@
+/*
+ * info.c — what a model costs, from its config alone: parameters (total and read per
+ * decoded token), bytes per token at batch 1, KV cache bytes per position, and the
+ * memory a session needs.  Used by `zmlx info` and by benchmarks for achieved GB/s.
+ * Counts follow MODELS.md section 6 (one embedding row, K routed experts + shared).
+ */
+#include "model/model.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define INFO_CTX 4096 /* context length of the memory estimate */
+
+void zinfo_fill(const zmlx_config *c, zdtype wdt, int kv_elem, zmlx_model_info *info) {
+    memset(info, 0, sizeof *info);
+    snprintf(info->model_type, sizeof info->model_type, "%s", zfamily_name(c->family));
+    snprintf(info->weight_format, sizeof info->weight_format, "%s", zdtype_table[wdt].name);
+    snprintf(info->kv_dtype, sizeof info->kv_dtype, "%s", kv_elem == 2 ? "bf16" : "f32");
+    info->vocab_size = c->vocab_size;
+    info->hidden_size = c->hidden_size;
+    info->n_layers = c->n_layers;
+    info->n_heads = c->n_heads;
+    info->n_dense_layers = c->n_dense_layers;
+    info->n_routed_experts = c->n_routed_experts;
+    info->n_shared_experts = c->n_shared_experts;
+    info->experts_per_tok = c->experts_per_tok;
+    info->q_lora_rank = c->q_lora_rank;
+    info->kv_lora_rank = c->kv_lora_rank;
+    info->qk_nope_dim = c->qk_nope_dim;
+    info->qk_rope_dim = c->qk_rope_dim;
+    info->v_head_dim = c->v_head_dim;
+    info->intermediate_size = c->intermediate_size;
+    info->moe_intermediate_size = c->moe_intermediate_size;
+    info->max_position_embeddings = c->max_position_embeddings;
+
+    const int64_t d = c->hidden_size, H = c->n_heads, qk = c->qk_nope_dim + c->qk_rope_dim;
+    const int64_t attn = (c->q_lora_rank ? c->q_lora_rank * d + H * qk * c->q_lora_rank : H * qk * d) +
+                         (c->kv_lora_rank + c->qk_rope_dim) * d +
+                         H * (c->qk_nope_dim + c->v_head_dim) * c->kv_lora_rank +
+                         d * H * c->v_head_dim;
+    const int64_t norms = 2 * d + c->q_lora_rank + c->kv_lora_rank;
+    const int64_t expert = 3 * c->moe_intermediate_size * d;
+    int64_t total = 0, active = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        total += attn + norms;
+        active += attn + norms;
+        if (!c->layer_is_moe[l]) {
+            total += 3 * c->intermediate_size * d;
+            active += 3 * c->intermediate_size * d;
+            continue;
+        }
+        int64_t router = c->n_routed_experts * d;
+        total += router + (c->n_routed_experts + c->n_shared_experts) * expert;
+        active += router + (c->experts_per_tok + c->n_shared_experts) * expert;
+    }
+    const int64_t V = c->vocab_size;
+    total += V * d + d + (c->tie_word_embeddings ? 0 : V * d); /* embed, final norm, lm_head */
+    active += d + d + V * d;                                   /* one embedding row */
+    const int64_t esz = (int64_t)zdtype_table[wdt].size;
+    info->params_total = total;
+    info->params_active = active;
+    info->weight_bytes_total = total * esz;
+    info->bytes_per_token = active * esz;
+    info->kv_bytes_per_position = (int64_t)c->n_layers * (c->kv_lora_rank + c->qk_rope_dim) * kv_elem;
+    info->mem_ctx = c->max_position_embeddings < INFO_CTX ? c->max_position_embeddings : INFO_CTX;
+    /* scratch: expanded-attention buffers per position plus ~64 MiB of chunk buffers */
+    int64_t per_pos = info->kv_bytes_per_position +
+                      4 * (H * (c->qk_nope_dim + c->v_head_dim) + c->kv_lora_rank);
+    info->mem_needed_bytes = info->weight_bytes_total + info->mem_ctx * per_pos + (64LL << 20);
+    info->mem_available_bytes = zmem_available();
+    info->fits = info->mem_available_bytes < 0 || info->mem_needed_bytes <= info->mem_available_bytes;
+}

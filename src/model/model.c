@@ -1,0 +1,223 @@
+/*
+ * model.c — zmlx_model_load / free / info: picks the source (directory or builtin),
+ * resolves the run-time settings (backend, precision, KV dtype, patterns), and
+ * derives what every source shares: rope frequencies (plain or YaRN), the softmax
+ * scale, and the cost figures `zmlx info` reports.
+ */
+#include "model/model.h"
+#include "backend/pool.h"
+#include "ops/ops.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+zmlx_model_params zmlx_model_default_params(void) {
+    return (zmlx_model_params){.backend = ZMLX_BACKEND_CPU, .precision = ZMLX_PRECISION_FAST,
+                               .kv_dtype = ZMLX_KV_DEFAULT, .threads = 0, .patterns = NULL};
+}
+
+int64_t zmem_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return -1;
+    char line[256];
+    long long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1) break;
+    fclose(f);
+    return kb < 0 ? -1 : (int64_t)kb * 1024;
+}
+
+/* Until the pattern registry lands, "default" and "none" both mean the baseline. */
+static zmlx_status check_patterns(const char *p, zerr *e) {
+    if (!p || !strcmp(p, "default") || !strcmp(p, "none") || !*p) return ZMLX_OK;
+    return zerr_set(e, ZMLX_ERR_INVALID_ARG,
+                    "--patterns \"%s\": unknown pattern; no fused patterns are registered in "
+                    "this build (use \"default\" or \"none\")",
+                    p);
+}
+
+static double yarn_mscale(double factor, double m) {
+    return factor <= 1.0 ? 1.0 : 0.1 * m * log(factor) + 1.0;
+}
+
+static zmlx_status rope_setup(zmlx_model *m, zerr *e) {
+    const zmlx_config *c = &m->cfg;
+    const int64_t d = c->qk_rope_dim, half = d / 2;
+    m->inv_freq = calloc((size_t)(half > 0 ? half : 1), sizeof(float));
+    if (!m->inv_freq) return zerr_set(e, ZMLX_ERR_NOMEM, "out of memory (rope table)");
+    double scale = 1.0 / sqrt((double)(c->qk_nope_dim + c->qk_rope_dim));
+    m->rope_mscale = 1.0f;
+    double low = 0, high = 0;
+    if (c->rope_type == ZROPE_YARN) {
+        const double th = c->rope_theta, orig = (double)c->rope_orig_max_pos;
+        double cd_fast = d * log(orig / (c->rope_beta_fast * 2 * M_PI)) / (2 * log(th));
+        double cd_slow = d * log(orig / (c->rope_beta_slow * 2 * M_PI)) / (2 * log(th));
+        low = floor(cd_fast) > 0 ? floor(cd_fast) : 0;
+        high = ceil(cd_slow) < d - 1 ? ceil(cd_slow) : d - 1;
+        if (low == high) high += 0.001;
+        if (c->rope_mscale_all_dim > 0) {
+            double ms = yarn_mscale(c->rope_factor, c->rope_mscale_all_dim);
+            scale *= ms * ms;
+            m->rope_mscale = (float)(yarn_mscale(c->rope_factor, c->rope_mscale) / ms);
+        } else {
+            m->rope_mscale = (float)yarn_mscale(c->rope_factor, c->rope_mscale);
+        }
+    }
+    for (int64_t i = 0; i < half; i++) {
+        double base = 1.0 / pow(c->rope_theta, (double)(2 * i) / (double)d);
+        if (c->rope_type == ZROPE_YARN) {
+            double ramp = ((double)i - low) / (high - low);
+            ramp = ramp < 0 ? 0 : ramp > 1 ? 1 : ramp;
+            base = base * (1 - ramp) + base / c->rope_factor * ramp;
+        }
+        m->inv_freq[i] = (float)base;
+    }
+    m->attn_scale = (float)scale;
+    return ZMLX_OK;
+}
+
+zmlx_status zmodel_finish(zmlx_model *m, zerr *e) {
+    zmlx_status st = rope_setup(m, e);
+    if (st != ZMLX_OK) return st;
+    st = m->be->init(m->params.threads, &m->be_ctx);
+    if (st != ZMLX_OK)
+        return zerr_set(e, st, "backend %s failed to start (%s)", m->be->name, zmlx_status_str(st));
+    return ZMLX_OK;
+}
+
+zmlx_status zmlx_model_load(const char *path, const zmlx_model_params *params,
+                            zmlx_model **out, char *err, size_t err_size) {
+    zerr e = {{0}};
+    zmlx_status st;
+    *out = NULL;
+    zmlx_model *m = calloc(1, sizeof *m);
+    if (!m) return ZMLX_ERR_NOMEM;
+    m->params = params ? *params : zmlx_model_default_params();
+    snprintf(m->name, sizeof m->name, "%s", path ? path : "");
+    m->be = zbackend_get(m->params.backend);
+    if (!m->be) {
+        st = zerr_set(&e, ZMLX_ERR_BACKEND,
+                      "backend cuda is unavailable: this zmlx was built without CUDA "
+                      "(no nvcc at build time); use --backend cpu");
+        goto fail;
+    }
+    if (m->params.threads < 0) {
+        st = zerr_set(&e, ZMLX_ERR_INVALID_ARG, "--threads %d: must be 0 (all cores) or more",
+                      m->params.threads);
+        goto fail;
+    }
+    st = check_patterns(m->params.patterns, &e);
+    if (st != ZMLX_OK) goto fail;
+    m->kv_dtype = m->params.kv_dtype;
+    if (m->kv_dtype == ZMLX_KV_DEFAULT)
+        m->kv_dtype = m->params.precision == ZMLX_PRECISION_EXACT ? ZMLX_KV_F32 : ZMLX_KV_BF16;
+    if (!path || !*path) {
+        st = zerr_set(&e, ZMLX_ERR_INVALID_ARG, "no model given");
+        goto fail;
+    }
+    if (!strncmp(path, "builtin:", 8)) st = zmodel_load_builtin(m, path + 8, &e);
+    else st = zmodel_load_dir(m, path, &e);
+    if (st != ZMLX_OK) goto fail;
+    st = zmodel_finish(m, &e);
+    if (st != ZMLX_OK) goto fail;
+    *out = m;
+    return ZMLX_OK;
+fail:
+    zerr_copy(&e, err, err_size);
+    zmlx_model_free(m);
+    return st;
+}
+
+void zmlx_model_free(zmlx_model *m) {
+    if (!m) return;
+    if (m->be && m->be_ctx) m->be->free(m->be_ctx);
+    zst_close(m->archive);
+    free(m->arena);
+    free(m->f32_arena);
+    free(m->expert_arena);
+    free(m->layers);
+    free(m->inv_freq);
+    free(m);
+}
+
+int32_t zmlx_model_vocab_size(const zmlx_model *m) {
+    return m->cfg.vocab_size;
+}
+
+int64_t zmlx_model_max_positions(const zmlx_model *m) {
+    return m->cfg.max_position_embeddings;
+}
+
+size_t zmlx_model_eos_ids(const zmlx_model *m, int32_t *ids, size_t cap) {
+    size_t n = (size_t)m->cfg.n_eos;
+    for (size_t i = 0; i < n && i < cap; i++) ids[i] = m->cfg.eos_ids[i];
+    return n;
+}
+
+zmlx_status zmodel_check_limits(const zmlx_config *c, const char *where, zerr *e) {
+    if (c->n_group > ZOP_MAX_GROUPS)
+        return zerr_set(e, ZMLX_ERR_UNSUPPORTED, "%s: n_group %d exceeds the supported %d", where,
+                        c->n_group, ZOP_MAX_GROUPS);
+    if (c->n_group > 0 && c->n_routed_experts % c->n_group)
+        return zerr_set(e, ZMLX_ERR_FORMAT, "%s: n_routed_experts %d is not a multiple of n_group %d",
+                        where, c->n_routed_experts, c->n_group);
+    if (c->experts_per_tok > c->n_routed_experts || c->experts_per_tok < 1)
+        return zerr_set(e, ZMLX_ERR_FORMAT, "%s: num_experts_per_tok %d must be in [1, %d]", where,
+                        c->experts_per_tok, c->n_routed_experts);
+    if (c->qk_rope_dim % 2)
+        return zerr_set(e, ZMLX_ERR_FORMAT, "%s: qk_rope_head_dim %d must be even", where,
+                        c->qk_rope_dim);
+    if (c->n_layers < 1 || c->n_layers > ZCFG_MAX_LAYERS)
+        return zerr_set(e, ZMLX_ERR_FORMAT, "%s: num_hidden_layers %d must be in [1, %d]", where,
+                        c->n_layers, ZCFG_MAX_LAYERS);
+    return ZMLX_OK;
+}
+
+void zmlx_model_get_info(const zmlx_model *m, zmlx_model_info *info) {
+    zinfo_fill(&m->cfg, m->lm_head.dtype, m->kv_dtype == ZMLX_KV_BF16 ? 2 : 4, info);
+    snprintf(info->name, sizeof info->name, "%s", m->name);
+    info->backend = m->be->name;
+    info->threads = m->be_ctx ? m->be->threads(m->be_ctx) : 0;
+}
+
+zmlx_status zmlx_model_probe(const char *path, const zmlx_model_params *params,
+                             zmlx_model_info *info, char *err, size_t err_size) {
+    zerr e = {{0}};
+    zmlx_config c;
+    zmlx_status st;
+    zdtype wdt = ZDT_BF16;
+    zmlx_model_params p = params ? *params : zmlx_model_default_params();
+    if (!path || !*path) {
+        st = zerr_set(&e, ZMLX_ERR_INVALID_ARG, "no model given");
+    } else if (!strncmp(path, "builtin:", 8)) {
+        uint64_t seed;
+        st = zbuiltin_config(path + 8, &c, &seed, &e);
+    } else {
+        char cfg_path[4096];
+        snprintf(cfg_path, sizeof cfg_path, "%s/config.json", path);
+        st = zcfg_load(cfg_path, &c, &e);
+        zst_archive *a = NULL;
+        zerr ignore;
+        if (st == ZMLX_OK && zst_open(path, &a, &ignore) == ZMLX_OK) {
+            char name[64];
+            snprintf(name, sizeof name, "%slm_head.weight", c.tensor_prefix);
+            const zst_tensor *t = zst_find(a, name);
+            if (t && zdtype_table[t->dtype].compute) wdt = t->dtype;
+            zst_close(a);
+        }
+    }
+    if (st != ZMLX_OK) {
+        zerr_copy(&e, err, err_size);
+        return st;
+    }
+    zmlx_kv_dtype kv = p.kv_dtype;
+    if (kv == ZMLX_KV_DEFAULT) kv = p.precision == ZMLX_PRECISION_EXACT ? ZMLX_KV_F32 : ZMLX_KV_BF16;
+    zinfo_fill(&c, wdt, kv == ZMLX_KV_BF16 ? 2 : 4, info);
+    snprintf(info->name, sizeof info->name, "%s", path);
+    const zbackend_ops *be = zbackend_get(p.backend);
+    info->backend = be ? be->name : "unavailable";
+    info->threads = p.threads > 0 ? p.threads : zpool_online_cores();
+    return ZMLX_OK;
+}

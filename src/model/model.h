@@ -1,0 +1,82 @@
+/*
+ * model.h — the generic DeepSeek-style decoder (MLA attention + MoE) as loaded:
+ * configuration, per-layer weights (views into mapped files or a generated arena),
+ * and the backend that runs it.  Family differences (GLM-4.7-Flash, DeepSeek-V3.x,
+ * Kimi-K2.5) live in the config (rope variant, router groups, eps) and in the tensor
+ * names of load.c.
+ */
+#ifndef ZMLX_MODEL_MODEL_H
+#define ZMLX_MODEL_MODEL_H
+
+#include "backend/backend.h"
+#include "io/config.h"
+#include "io/safetensors.h"
+#include "model/weight.h"
+#include "zmlx.h"
+
+typedef struct zlayer {
+    bool moe;
+    float *attn_norm;  /* [d]          input_layernorm */
+    float *ffn_norm;   /* [d]          post_attention_layernorm */
+    float *q_a_norm;   /* [q_lora] */
+    float *kv_a_norm;  /* [kv_lora] */
+    zweight q_a;       /* [q_lora, d]                 (q_proj [H*(nope+rope), d] if q_lora == 0) */
+    zweight q_b;       /* [H*(nope+rope), q_lora]     per head: [nope | rope] rows */
+    zweight kv_a;      /* [kv_lora + rope, d]         rows: [latent | k_pe] */
+    zweight kv_b;      /* [H*(nope+v), kv_lora]       per head: W_UK [nope] then W_UV [v] rows */
+    zweight o;         /* [d, H*v] */
+    /* dense MLP (moe == false) */
+    zweight gate, up;  /* [I, d] */
+    zweight down;      /* [d, I] */
+    /* MoE (moe == true) */
+    zweight router;    /* [E, d] */
+    float *router_bias; /* [E]  e_score_correction_bias, selection only */
+    zweight *exp_gate, *exp_up; /* E x [mI, d] */
+    zweight *exp_down;          /* E x [d, mI] */
+    zweight sh_gate, sh_up;     /* [mI * n_shared, d] */
+    zweight sh_down;            /* [d, mI * n_shared] */
+} zlayer;
+
+struct zmlx_model {
+    char name[128];
+    zmlx_config cfg;
+    zweight embed;      /* [V, d] */
+    zweight lm_head;    /* [V, d] */
+    float *final_norm;  /* [d] */
+    zlayer *layers;     /* [n_layers] */
+    float *inv_freq;    /* [rope/2] rope frequencies (YaRN-corrected where configured) */
+    float rope_mscale;  /* YaRN attention factor applied to cos/sin (1 for GLM) */
+    float attn_scale;   /* softmax scale */
+
+    /* backing storage */
+    zst_archive *archive;  /* mapped checkpoint, or NULL */
+    void *arena;           /* generated weights (builtin), or NULL */
+    size_t arena_bytes;
+    float *f32_arena;      /* norms and biases converted to float */
+    zweight *expert_arena; /* the exp_* arrays of all layers */
+
+    const zbackend_ops *be;
+    void *be_ctx;
+    zmlx_model_params params;
+    zmlx_kv_dtype kv_dtype; /* resolved (never DEFAULT) */
+};
+
+/* Shared by load.c and builtin.c: rope tables, scales, backend; called last. */
+zmlx_status zmodel_finish(zmlx_model *m, zerr *e);
+
+zmlx_status zmodel_load_dir(zmlx_model *m, const char *dir, zerr *e);
+zmlx_status zmodel_load_builtin(zmlx_model *m, const char *spec, zerr *e);
+
+/* Limits the kernels rely on (group count, experts per token, ...), checked at load. */
+zmlx_status zmodel_check_limits(const zmlx_config *c, const char *where, zerr *e);
+
+/* Parse `NAME[:key=value,...]` into a config for a builtin model (no weights). */
+zmlx_status zbuiltin_config(const char *spec, zmlx_config *cfg, uint64_t *seed, zerr *e);
+
+/* The figures of zmlx_model_info that follow from the config and the weight dtype. */
+void zinfo_fill(const zmlx_config *c, zdtype weight_dtype, int kv_elem_bytes, zmlx_model_info *info);
+
+/* Bytes of memory this machine has available (MemAvailable), or -1 if unknown. */
+int64_t zmem_available(void);
+
+#endif

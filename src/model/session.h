@@ -1,0 +1,68 @@
+/*
+ * session.h — a conversation's state: the MLA latent cache and the scratch buffers
+ * of one forward chunk, planned once at session init (the cache grows by doubling up
+ * to its limit; nothing else is allocated per token).
+ *
+ * Cache layout per layer (row t = position t), dtype f32 or bf16:
+ *   lat[l]: [cap, kv_lora]   the kv_a_layernorm'd latent c_t
+ *   kpe[l]: [cap, rope]      the rotated shared rope key k_pe_t
+ */
+#ifndef ZMLX_MODEL_SESSION_H
+#define ZMLX_MODEL_SESSION_H
+
+#include "model/model.h"
+
+#define ZSESSION_CHUNK 128 /* prompt tokens per forward chunk */
+
+typedef struct zscratch {
+    float *x, *xn, *f;       /* [C, d] residual stream, normed input, block output */
+    float *qa;               /* [C, q_lora] */
+    float *q;                /* [C, H*(nope+rope)] */
+    float *kv;               /* [C, kv_lora+rope] */
+    float *q_nope, *q_pe;    /* [C, H, nope], [C, H, rope] */
+    float *q_lat, *o_lat;    /* [C, H, kv_lora] absorbed path */
+    float *attn;             /* [C, H*v] */
+    float *attn_scores;      /* [threads, cap] grows with the cache */
+    float *kvb;              /* [cap, H*(nope+v)] expanded path, grows with the cache */
+    float *lat_f32;          /* [cap, kv_lora] expanded path input, grows with the cache */
+    int64_t grown_cap;       /* capacity the three buffers above hold */
+    float *logits_row;       /* [C, d] normed rows for lm_head */
+    /* MoE */
+    float *router_logits;    /* [C, E] */
+    float *route_work;       /* [2E] */
+    int32_t *route_idx;      /* [C, K] */
+    float *route_w;          /* [C, K] */
+    int32_t *slot;           /* [C, K] row of (t, k) in the expert buffers */
+    int32_t *count;          /* [E] tokens per expert, then prefix offsets */
+    int32_t *offset;         /* [E+1] */
+    float *xe, *de;          /* [C*K, d] gathered inputs, expert outputs */
+    float *ge, *ue;          /* [C*K, mI] */
+    float *sg, *su, *sd;     /* [C, mI*ns], [C, mI*ns], [C, d] shared expert */
+    float *dg, *du;          /* [C, I] dense MLP */
+    zmm_job *jobs;           /* room for 2E + 4 jobs, or C*H for per-head products */
+    int64_t n_jobs_cap;
+} zscratch;
+
+struct zmlx_session {
+    zmlx_model *m;
+    zmlx_session_params p;
+    int64_t n_past, cap, max_pos;
+    void **lat, **kpe;       /* per layer, see above */
+    size_t kv_elem;          /* bytes per cache element */
+    zscratch s;
+    float *cos_t, *sin_t;    /* [C, rope/2] for the current chunk */
+    int64_t bytes, peak;
+    char err[ZMLX_ERR_MAX];
+};
+
+/* One chunk through all layers; positions n_past .. n_past+n-1 already fit the cache. */
+zmlx_status zforward_chunk(zmlx_session *s, const int32_t *ids, int64_t n, float *logits,
+                           bool all_logits, zerr *e);
+/* The attention block of layer l on s->s.xn rows -> s->s.f rows. */
+void zattn_forward(zmlx_session *s, int l, int64_t n, bool absorbed);
+/* The FFN (dense or MoE) of layer l on s->s.xn rows -> s->s.f rows. */
+void zffn_forward(zmlx_session *s, int l, int64_t n);
+/* Make sure the growing buffers hold `cap` positions. */
+zmlx_status zsession_reserve(zmlx_session *s, int64_t cap, zerr *e);
+
+#endif
