@@ -15,6 +15,7 @@
 #include "model/model.h"
 
 #include <errno.h>
+#include <sys/mman.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,12 +179,14 @@ static uint64_t mix64(uint64_t z) {
 }
 
 typedef struct gen_item {
-    uint16_t *dst;   /* bf16 output */
-    int64_t n;       /* elements */
-    float amp;       /* half-width of the uniform distribution */
-    float center;    /* 0 for weights, 1 for norms */
-    uint64_t stream; /* seed ^ tensor id */
+    uint16_t *dst;         /* bf16 output */
+    int64_t n;             /* elements */
+    float amp;             /* half-width of the uniform distribution */
+    const uint16_t *lut;   /* [65536] bf16 value of each 16-bit draw at this amp */
+    uint64_t stream;       /* seed ^ tensor id */
 } gen_item;
+
+#define GEN_MAX_LUTS 16 /* distinct fan-ins of one model (d, q_lora, kv_lora, H*v, I, mI, ...) */
 
 #define GEN_BLOCK 65536
 
@@ -193,6 +196,13 @@ typedef struct gen_region {
     int n_items;
 } gen_region;
 
+/* wyrand: one 64x64->128 multiply per 64 random bits; iterations are independent */
+static inline uint64_t wyrand(uint64_t *st) {
+    *st += 0xa0761d6478bd642fULL;
+    __uint128_t t = (__uint128_t)*st * (*st ^ 0xe7037ed1a0b428dbULL);
+    return (uint64_t)(t >> 64) ^ (uint64_t)t;
+}
+
 static void gen_task(void *arg, int64_t task, int thread) {
     const gen_region *r = arg;
     int i = 0;
@@ -200,14 +210,11 @@ static void gen_task(void *arg, int64_t task, int thread) {
     const gen_item *it = &r->items[i];
     int64_t b = task - r->first_block[i], lo = b * GEN_BLOCK;
     int64_t hi = lo + GEN_BLOCK < it->n ? lo + GEN_BLOCK : it->n;
-    uint64_t s = mix64(it->stream ^ mix64((uint64_t)b));
-    for (int64_t k = lo; k < hi; k++) {
-        s = mix64(s);
-        float u = (float)((double)(s >> 40) / (double)(1ULL << 24)) * 2.0f - 1.0f; /* [-1, 1) */
-        float v = it->center + it->amp * u;
-        uint16_t h = zf32_to_bf16(v);
-        if ((h & 0x7fff) == 0) h = (uint16_t)(h | 0x0080); /* never exactly zero */
-        it->dst[k] = h;
+    uint64_t st = mix64(it->stream ^ mix64((uint64_t)b));
+    for (int64_t k = lo; k < hi; k += 4) {
+        uint64_t bits = wyrand(&st);
+        for (int64_t j = 0; j < 4 && k + j < hi; j++)
+            it->dst[k + j] = it->lut[(uint16_t)(bits >> (16 * j))];
     }
 }
 
@@ -216,11 +223,28 @@ typedef struct gen_plan {
     int n, cap;
     uint16_t *next;
     uint64_t seed;
+    float lut_amp[GEN_MAX_LUTS];
+    uint16_t *luts; /* [GEN_MAX_LUTS][65536] */
+    int n_luts;
 } gen_plan;
+
+/* The draw -> bf16 table of uniform(-amp, amp): value (q + 0.5) * amp / 32768 for the
+   signed draw q, which is never zero. */
+static const uint16_t *lut_for(gen_plan *p, float amp) {
+    for (int i = 0; i < p->n_luts; i++)
+        if (p->lut_amp[i] == amp) return p->luts + (size_t)i * 65536;
+    int i = p->n_luts < GEN_MAX_LUTS ? p->n_luts++ : GEN_MAX_LUTS - 1;
+    uint16_t *t = p->luts + (size_t)i * 65536;
+    p->lut_amp[i] = amp;
+    for (int v = 0; v < 65536; v++)
+        t[v] = zf32_to_bf16(amp / 32768.0f * ((float)(int16_t)(uint16_t)v + 0.5f));
+    return t;
+}
 
 static zweight plan_weight(gen_plan *p, int64_t rows, int64_t cols) {
     float amp = sqrtf(3.0f / (float)cols); /* std 1/sqrt(fan_in) */
-    p->items[p->n] = (gen_item){p->next, rows * cols, amp, 0.0f, mix64(p->seed ^ (uint64_t)p->n)};
+    p->items[p->n] = (gen_item){p->next, rows * cols, amp, lut_for(p, amp),
+                                mix64(p->seed ^ (uint64_t)p->n)};
     p->n++;
     zweight w = {.dtype = ZDT_BF16, .rows = rows, .cols = cols, .data = p->next};
     p->next += rows * cols;
@@ -266,6 +290,9 @@ zmlx_status zmodel_load_builtin(zmlx_model *m, const char *spec, zerr *e) {
                         "machine has %.2f GiB available; use fewer layers (e.g. :layers=8)",
                         spec, (double)bytes / 1073741824.0, (double)avail / 1073741824.0);
     m->arena = malloc(bytes);
+#ifdef MADV_HUGEPAGE
+    if (m->arena) madvise(m->arena, bytes, MADV_HUGEPAGE); /* fewer page faults while filling */
+#endif
     m->arena_bytes = bytes;
     int64_t n_moe = c->n_layers - c->n_dense_layers;
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
@@ -274,16 +301,17 @@ zmlx_status zmodel_load_builtin(zmlx_model *m, const char *spec, zerr *e) {
                           sizeof(float));
     int cap = 8 + c->n_layers * (int)(9 + 3 * (E + 1));
     gen_plan p = {.items = calloc((size_t)cap, sizeof(gen_item)), .cap = cap, .next = m->arena,
-                  .seed = mix64(seed)};
-    if (!m->arena || !m->layers || !m->expert_arena || !m->f32_arena || !p.items) {
+                  .seed = mix64(seed), .luts = malloc((size_t)GEN_MAX_LUTS * 65536 * 2)};
+    if (!m->arena || !m->layers || !m->expert_arena || !m->f32_arena || !p.items || !p.luts) {
         free(p.items);
+        free(p.luts);
         return zerr_set(e, ZMLX_ERR_NOMEM, "out of memory generating builtin:%s (%.2f GiB)", spec,
                         (double)bytes / 1073741824.0);
     }
     float *fc = m->f32_arena;
     uint64_t ns = seed * 7919u + 17u;
     m->embed = plan_weight(&p, V, d);
-    p.items[p.n - 1].amp = 1.0f; /* embedding rows of O(1) values */
+    p.items[p.n - 1].lut = lut_for(&p, 1.0f); /* embedding rows of O(1) values */
     m->lm_head = plan_weight(&p, V, d);
     m->final_norm = plan_norm(&fc, d, ns++, 1.0f, 0.1f);
     const int64_t H = c->n_heads, qk = c->qk_nope_dim + c->qk_rope_dim, mI = c->moe_intermediate_size;
@@ -328,6 +356,7 @@ zmlx_status zmodel_load_builtin(zmlx_model *m, const char *spec, zerr *e) {
                              &pool) != ZMLX_OK) {
         free(first);
         free(p.items);
+        free(p.luts);
         return zerr_set(e, ZMLX_ERR_NOMEM, "out of memory starting weight generation");
     }
     for (int i = 0; i < p.n; i++)
@@ -337,5 +366,6 @@ zmlx_status zmodel_load_builtin(zmlx_model *m, const char *spec, zerr *e) {
     zpool_free(pool);
     free(first);
     free(p.items);
+    free(p.luts);
     return ZMLX_OK;
 }
