@@ -151,6 +151,13 @@ const char *zmlx_session_error(const zmlx_session *session);
 /* Peak bytes held by this session's cache and scratch buffers so far. */
 int64_t zmlx_session_peak_bytes(const zmlx_session *session);
 
+/* ---------------------------------------------------------------- measuring */
+
+/* This machine's memory read bandwidth in bytes/s: `threads` threads (0 = all cores)
+ * stream a buffer of `bytes` (at least 64 MiB; use several times the caches) for about
+ * `seconds`; the best pass is returned (0 if the buffer could not be allocated). */
+double zmlx_measure_read_bandwidth(int threads, size_t bytes, double seconds);
+
 /* ---------------------------------------------------------------- sampling */
 
 typedef struct zmlx_sampler zmlx_sampler;
@@ -168,6 +175,65 @@ zmlx_status zmlx_sampler_init(const zmlx_sampler_params *params, int32_t vocab_s
 void zmlx_sampler_free(zmlx_sampler *sampler);
 /* Choose the next token from one row of logits (not modified). */
 int32_t zmlx_sampler_sample(zmlx_sampler *sampler, const float *logits);
+
+/* ---------------------------------------------------------------- tokenizer */
+
+/*
+ * Hugging Face tokenizer.json byte-level BPE (GLM-4.7, DeepSeek-V3), encoding exactly as
+ * tokenizers 0.23 does with add_special_tokens=False (the post_processor is not applied;
+ * chat templates add BOS and role tokens as text), or the byte-level fallback of builtin
+ * models.  A loaded tokenizer is read-only: encode and decode may run on several threads.
+ */
+typedef struct zmlx_tokenizer zmlx_tokenizer;
+
+/* `path` is a tokenizer.json file or a directory holding one.  Anything in the file that
+ * would tokenize differently from Hugging Face (a WordPiece model, an NFC normalizer, a
+ * Metaspace pre-tokenizer, ...) fails with ZMLX_ERR_UNSUPPORTED naming the field. */
+zmlx_status zmlx_tokenizer_load(const char *path, zmlx_tokenizer **out, char *err,
+                                size_t err_size);
+/* The builtin models' fallback: ids 0-255 are the raw bytes, other ids decode as "<id>".
+ * vocab_size must be at least 256 (else ZMLX_ERR_INVALID_ARG). */
+zmlx_status zmlx_tokenizer_load_bytes(zmlx_tokenizer **out, int32_t vocab_size);
+void zmlx_tokenizer_free(zmlx_tokenizer *t);
+
+/* The most ids encode can produce for text_len bytes of text. */
+size_t zmlx_tokenizer_encode_bound(size_t text_len);
+/*
+ * Text (any bytes; invalid UTF-8 is encoded byte-wise and decodes back unchanged) to ids.
+ * parse_special = 1: special tokens written in the text ("[gMASK]", "<|user|>") become
+ * their ids; 0: they are tokenized as plain text (HF split_special_tokens=True;
+ * non-special added tokens still match).  When cap is too small: ZMLX_ERR_LIMIT with
+ * *n_out = the number of ids needed (ids may be NULL when cap is 0).
+ */
+zmlx_status zmlx_tokenizer_encode(const zmlx_tokenizer *t, const char *text, size_t len,
+                                  int parse_special, int32_t *ids, size_t cap, size_t *n_out);
+/*
+ * Ids to bytes (ByteLevel decoding; special tokens give their text).  Writes *n_out bytes
+ * and a terminating NUL when cap > *n_out.  When cap < *n_out: ZMLX_ERR_LIMIT with
+ * *n_out = bytes needed (call with out = NULL, cap = 0 to size the buffer).  Ids the
+ * tokenizer does not know decode to nothing (as in HF); a negative id is
+ * ZMLX_ERR_INVALID_ARG.  Unlike HF, invalid UTF-8 is returned as is, not as U+FFFD.
+ */
+zmlx_status zmlx_tokenizer_decode(const zmlx_tokenizer *t, const int32_t *ids, size_t n,
+                                  char *out, size_t cap, size_t *n_out);
+/* Id of an exact token ("[gMASK]", "<think>"): added tokens first, then the vocabulary;
+ * -1 if absent.  For the byte tokenizer, a one-byte string gives that byte. */
+int32_t zmlx_tokenizer_token_id(const zmlx_tokenizer *t, const char *token);
+/* One more than the largest id the tokenizer knows (vocab_size for the byte tokenizer). */
+int32_t zmlx_tokenizer_vocab_size(const zmlx_tokenizer *t);
+
+/* Streaming decode for generation: push ids one by one; each push returns the text that
+ * is complete so far, holding back a UTF-8 character split across tokens.  All pushes
+ * plus the flush give exactly zmlx_tokenizer_decode of the same ids. */
+typedef struct zmlx_detok_stream zmlx_detok_stream;
+
+zmlx_status zmlx_detok_stream_init(const zmlx_tokenizer *t, zmlx_detok_stream **out);
+void zmlx_detok_stream_free(zmlx_detok_stream *s);
+/* *text (not NUL-terminated, *len bytes) stays valid until the next call on s. */
+zmlx_status zmlx_detok_stream_push(zmlx_detok_stream *s, int32_t id, const char **text,
+                                   size_t *len);
+/* Whatever is still held back (an incomplete character, as is); the stream restarts. */
+zmlx_status zmlx_detok_stream_flush(zmlx_detok_stream *s, const char **text, size_t *len);
 
 #ifdef __cplusplus
 }

@@ -91,14 +91,18 @@ static int32_t argmax(const float *logits, int32_t n) {
 int32_t zmlx_sampler_sample(zmlx_sampler *sm, const float *logits) {
     const zmlx_sampler_params *p = &sm->p;
     if (p->temperature == 0.0f || p->top_k == 1) return argmax(logits, sm->vocab);
-    int32_t n = sm->vocab;
-    for (int32_t i = 0; i < n; i++) sm->c[i] = (cand){logits[i] / p->temperature, i};
+    int32_t n = sm->vocab, best = argmax(logits, n);
+    const double mx = logits[best];
+    if (isinf(mx)) return best; /* an infinite logit takes all the mass */
+    /* scale after subtracting the max, in double: a tiny temperature cannot overflow */
+    for (int32_t i = 0; i < n; i++)
+        sm->c[i] = (cand){(float)(((double)logits[i] - mx) / (double)p->temperature), i};
     qsort(sm->c, (size_t)n, sizeof *sm->c, by_value_desc);
     if (p->top_k > 0 && p->top_k < n) n = p->top_k;
-    /* softmax over the survivors, then cut the nucleus */
-    double sum = 0.0, mx = sm->c[0].v;
+    /* softmax over the survivors (the best is 0, so exp <= 1), then cut the nucleus */
+    double sum = 0.0;
     for (int32_t i = 0; i < n; i++) {
-        sm->c[i].v = (float)exp((double)sm->c[i].v - mx);
+        sm->c[i].v = (float)exp((double)sm->c[i].v);
         sum += sm->c[i].v;
     }
     if (p->top_p < 1.0f) {

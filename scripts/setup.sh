@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# setup.sh — quick start, step 1 on a fresh Debian 12 machine: install the build
+# dependencies (Debian packages), build zmlx into build/, and run the main job on the
+# builtin default model (no download).  Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=(build-essential cmake pkg-config libjansson-dev libpcre2-dev clang libclang-rt-14-dev python3)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]}" >&2
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j "$(nproc)"
+
+if [ "${ZMLX_SETUP_NO_DEMO:-0}" != 1 ]; then
+    echo
+    echo "== zmlx generate (builtin:glm47-mini, random weights, byte-level tokenizer) =="
+    ./build/zmlx generate --max-tokens 32 --ignore-eos
+fi
