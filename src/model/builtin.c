@@ -289,10 +289,7 @@ zmlx_status zmodel_load_builtin(zmlx_model *m, const char *spec, zerr *e) {
                         "SKIP(RAM): builtin:%s needs %.2f GiB for its bf16 weights but this "
                         "machine has %.2f GiB available; use fewer layers (e.g. :layers=8)",
                         spec, (double)bytes / 1073741824.0, (double)avail / 1073741824.0);
-    m->arena = malloc(bytes);
-#ifdef MADV_HUGEPAGE
-    if (m->arena) madvise(m->arena, bytes, MADV_HUGEPAGE); /* fewer page faults while filling */
-#endif
+    m->arena = zarena_map(bytes, &m->arena_map, &m->arena_map_bytes);
     m->arena_bytes = bytes;
     int64_t n_moe = c->n_layers - c->n_dense_layers;
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);

@@ -9,6 +9,8 @@
 #include "ops/ops.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,24 @@
 zmlx_model_params zmlx_model_default_params(void) {
     return (zmlx_model_params){.backend = ZMLX_BACKEND_CPU, .precision = ZMLX_PRECISION_FAST,
                                .kv_dtype = ZMLX_KV_DEFAULT, .threads = 0, .patterns = NULL};
+}
+
+void *zarena_map(size_t bytes, void **map, size_t *map_bytes) {
+    const size_t huge = 2u << 20;
+    size_t n = bytes + huge;
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    *map = p;
+    *map_bytes = n;
+    void *a = (void *)(((uintptr_t)p + huge - 1) & ~(uintptr_t)(huge - 1));
+#ifdef MADV_HUGEPAGE
+    madvise(a, bytes, MADV_HUGEPAGE); /* advice only: fine if refused */
+#endif
+    return a;
+}
+
+void zarena_unmap(void *map, size_t map_bytes) {
+    if (map) munmap(map, map_bytes);
 }
 
 int64_t zmem_available(void) {
@@ -134,7 +154,7 @@ void zmlx_model_free(zmlx_model *m) {
     if (!m) return;
     if (m->be && m->be_ctx) m->be->free(m->be_ctx);
     zst_close(m->archive);
-    free(m->arena);
+    zarena_unmap(m->arena_map, m->arena_map_bytes);
     free(m->f32_arena);
     free(m->expert_arena);
     free(m->layers);
