@@ -127,8 +127,8 @@ static void run(const char *name, zmlx_backend_kind be, zmlx_attn_path path, int
 }
 
 int main(void) {
-    const char *names[] = {"glm47-tiny", "glm47-tiny-v5"};
-    for (int i = 0; i < 2; i++) {
+    const char *names[] = {"glm47-tiny", "glm47-tiny-v5", "dsv3-tiny"};
+    for (int i = 0; i < 3; i++) {
         run(names[i], ZMLX_BACKEND_CPU, ZMLX_ATTN_AUTO, 2);
         run(names[i], ZMLX_BACKEND_CPU_REF, ZMLX_ATTN_AUTO, 1);
     }

@@ -149,10 +149,10 @@ static bool bind_ffn(binder *b, int l, zlayer *L, zweight *experts) {
 
 /* Families that load today; the others are recognised by config.c but refused here. */
 static zmlx_status check_family(const zmlx_config *c, const char *path, zerr *e) {
-    if (c->family == ZFAM_GLM4_MOE_LITE) return ZMLX_OK;
+    if (c->family != ZFAM_DEEPSEEK_V32) return ZMLX_OK;
     return zerr_set(e, ZMLX_ERR_UNSUPPORTED,
                     "%s: model_type \"%s\" (%s) is recognised but not supported yet; this "
-                    "build runs glm4_moe_lite (GLM-4.7-Flash)",
+                    "build runs glm4_moe_lite, deepseek_v3 and kimi_k25",
                     path, c->model_type, zfamily_name(c->family));
 }
 
