@@ -333,8 +333,8 @@ static void matmul_case(zdtype dt, int64_t rows, int64_t cols, int64_t n, bool t
     }
     gbuf_refill(&y);
     zk_table sel = zk_select();
-    if (transposed) sel.cols(&w, x, n, y.p, 0, out);
-    else sel.rows(&w, x, n, y.p, 0, out);
+    if (transposed) zk_cols_for(&sel, &w)(&w, x, n, y.p, 0, out);
+    else zk_rows_for(&sel, &w)(&w, x, n, y.p, 0, out);
     double e = nmse(y1.p, ref.p, cnt);
     CHECKF(gbuf_guards_ok(&y1) && gbuf_guards_ok(&y2), "%s cpu %s [%lld x %lld] n=%lld: guard "
            "overwritten", tag, dt_name(dt), (long long)rows, (long long)cols, (long long)n);
@@ -412,8 +412,8 @@ static void test_many_jobs(void) {
             jobs[j] = (zmm_job){.w = v, .x = xs + j * 32, .y = y1.p + j * 32, .n = n};
             jobs2[j] = jobs[j];
             jobs2[j].y = y2.p + j * 32;
-            if (tr) sel.cols(&v, xs + j * 32, n, yk.p + j * 32, 0, out);
-            else sel.rows(&v, xs + j * 32, n, yk.p + j * 32, 0, out);
+            if (tr) zk_cols_for(&sel, &v)(&v, xs + j * 32, n, yk.p + j * 32, 0, out);
+            else zk_rows_for(&sel, &v)(&v, xs + j * 32, n, yk.p + j * 32, 0, out);
         }
         if (tr) {
             zbackend_cpu.matmul_t(cpu1, jobs, n_jobs);

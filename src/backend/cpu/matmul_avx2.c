@@ -9,6 +9,8 @@
  */
 #include "backend/cpu/kernels.h"
 
+#include "backend/cpu/simd_avx2.h"
+
 #include <immintrin.h>
 
 /* dt is a compile-time constant at every call site (the callers are instantiated per dtype) */
@@ -24,14 +26,6 @@ static inline __attribute__((always_inline)) __m256 load8(const zweight *w, zdty
         return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w->data + i)));
     default: return _mm256_loadu_ps((const float *)w->data + i);
     }
-}
-
-static inline float hsum(__m256 v) {
-    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-    lo = _mm_add_ps(lo, hi);
-    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-    return _mm_cvtss_f32(lo);
 }
 
 /* rows [r0, r0+R) x tokens [t0, t0+N), R <= 4, N <= 2 */
@@ -52,7 +46,7 @@ tile(const zweight *w, zdtype dt, const float *x, int64_t t0, int N, float *y, i
     for (int i = 0; i < R; i++) {
         for (int t = 0; t < N; t++) {
             const float *xt = t ? x1 : x0;
-            float s = hsum(acc[i][t]);
+            float s = zk_hsum8(acc[i][t]);
             for (int64_t c = K8; c < K; c++) s += zweight_get(w, r0 + i, c) * xt[c];
             y[(t0 + t) * w->rows + r0 + i] = s;
         }
