@@ -14,6 +14,8 @@
 
 #define ZOP_MAX_GROUPS 256 /* zop_route's n_group limit, checked at load */
 
+/* Row r of w · x[w.cols], float32 in column order. */
+float zop_dot_row_ref(const zweight *w, int64_t r, const float *x);
 /* y[n, w.rows] = x[n, w.cols] @ w^T, rows [r0, r1) of y only. */
 void zop_matmul_ref(const zweight *w, const float *x, int64_t n, float *y, int64_t r0,
                     int64_t r1);
@@ -23,9 +25,24 @@ void zop_matmul_t_ref(const zweight *w, const float *x, int64_t n, float *y, int
 
 /* y = w * (x * 1/sqrt(mean(x^2) + eps)), as transformers' RMSNorm. y may alias x. */
 void zop_rmsnorm(const float *x, const float *w, int64_t d, float eps, float *y);
+/* y = (x - mean) / sqrt(var + eps) * w + b (biased variance), as torch's LayerNorm.
+   y may alias x. */
+void zop_layernorm(const float *x, const float *w, const float *b, int64_t d, float eps,
+                   float *y);
+
+/* x += f, then y = rmsnorm(x): the same values as zop_add then zop_rmsnorm, in one pass
+   (residual_norm). */
+void zop_add_rmsnorm(float *x, const float *f, const float *w, int64_t d, float eps, float *y);
 
 /* In place: rotate pairs (x[2i], x[2i+1]) by pos * inv_freq[i] (interleaved RoPE). */
 void zop_rope_interleaved(float *x, int64_t d, const float *cos_t, const float *sin_t);
+/* x += f, then y = rmsnorm(x): the same values as zop_add then zop_rmsnorm, in one pass
+   (residual_norm). */
+void zop_add_rmsnorm(float *x, const float *f, const float *w, int64_t d, float eps, float *y);
+
+/* In place: rotate pairs (x[i], x[i + d/2]) by pos * inv_freq[i] (non-interleaved,
+   "rotate-half" RoPE: the DeepSeek-V3.2 indexer). */
+void zop_rope_half(float *x, int64_t d, const float *cos_t, const float *sin_t);
 /* cos/sin of pos * inv_freq[i] for i < d/2, scaled by mscale (YaRN attention factor). */
 void zop_rope_table(int64_t pos, const float *inv_freq, int64_t half, float mscale,
                     float *cos_t, float *sin_t);

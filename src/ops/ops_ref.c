@@ -8,16 +8,16 @@
 #include <math.h>
 #include <stdlib.h>
 
+float zop_dot_row_ref(const zweight *w, int64_t r, const float *x) {
+    float acc = 0.0f;
+    for (int64_t c = 0; c < w->cols; c++) acc += zweight_get(w, r, c) * x[c];
+    return acc;
+}
+
 void zop_matmul_ref(const zweight *w, const float *x, int64_t n, float *y, int64_t r0,
                     int64_t r1) {
-    for (int64_t t = 0; t < n; t++) {
-        const float *xt = x + t * w->cols;
-        for (int64_t r = r0; r < r1; r++) {
-            float acc = 0.0f;
-            for (int64_t c = 0; c < w->cols; c++) acc += zweight_get(w, r, c) * xt[c];
-            y[t * w->rows + r] = acc;
-        }
-    }
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t r = r0; r < r1; r++) y[t * w->rows + r] = zop_dot_row_ref(w, r, x + t * w->cols);
 }
 
 void zop_matmul_t_ref(const zweight *w, const float *x, int64_t n, float *y, int64_t c0,
@@ -39,6 +39,27 @@ void zop_rmsnorm(const float *x, const float *w, int64_t d, float eps, float *y)
     for (int64_t i = 0; i < d; i++) y[i] = w[i] * (x[i] * inv);
 }
 
+void zop_layernorm(const float *x, const float *w, const float *b, int64_t d, float eps,
+                   float *y) {
+    float sum = 0.0f;
+    for (int64_t i = 0; i < d; i++) sum += x[i];
+    const float mean = sum / (float)d;
+    float ss = 0.0f;
+    for (int64_t i = 0; i < d; i++) ss += (x[i] - mean) * (x[i] - mean);
+    const float inv = 1.0f / sqrtf(ss / (float)d + eps);
+    for (int64_t i = 0; i < d; i++) y[i] = (x[i] - mean) * inv * w[i] + b[i];
+}
+
+void zop_add_rmsnorm(float *x, const float *f, const float *w, int64_t d, float eps, float *y) {
+    float ss = 0.0f;
+    for (int64_t i = 0; i < d; i++) {
+        x[i] += f[i];
+        ss += x[i] * x[i];
+    }
+    float inv = 1.0f / sqrtf(ss / (float)d + eps);
+    for (int64_t i = 0; i < d; i++) y[i] = w[i] * (x[i] * inv);
+}
+
 void zop_rope_table(int64_t pos, const float *inv_freq, int64_t half, float mscale,
                     float *cos_t, float *sin_t) {
     for (int64_t i = 0; i < half; i++) {
@@ -53,6 +74,15 @@ void zop_rope_interleaved(float *x, int64_t d, const float *cos_t, const float *
         float a = x[2 * i], b = x[2 * i + 1];
         x[2 * i] = a * cos_t[i] - b * sin_t[i];
         x[2 * i + 1] = b * cos_t[i] + a * sin_t[i];
+    }
+}
+
+void zop_rope_half(float *x, int64_t d, const float *cos_t, const float *sin_t) {
+    const int64_t h = d / 2;
+    for (int64_t i = 0; i < h; i++) {
+        float a = x[i], b = x[h + i];
+        x[i] = a * cos_t[i] - b * sin_t[i];
+        x[h + i] = b * cos_t[i] + a * sin_t[i];
     }
 }
 

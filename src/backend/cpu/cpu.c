@@ -5,32 +5,34 @@
  * (query, head) for attention — never inside a dot product — so every output value is
  * computed by one thread in a fixed order: results do not depend on the thread count.
  */
-#include "backend/backend.h"
-#include "backend/cpu/kernels.h"
-#include "backend/pool.h"
+#include "backend/cpu/cpu_internal.h"
 
 #include <stdlib.h>
 
 #define MAX_JOBS 512
 #define TARGET_TASK_BYTES (96 * 1024) /* weight bytes per task: enough to amortise a grab */
 
-typedef struct cpu_ctx {
-    zpool *pool;
-    zk_table k;
-} cpu_ctx;
-
 typedef struct mm_region {
     const cpu_ctx *ctx;
     const zmm_job *jobs;
     int64_t first_task[MAX_JOBS + 1]; /* prefix sums of tasks per job */
     int64_t span[MAX_JOBS];           /* rows (or columns) per task of each job */
+    zwkind kind[MAX_JOBS];            /* each job's weight layout: its kernel-table entry */
     int n_jobs;
     bool transposed;
 } mm_region;
 
-static bool cpu_supports(zdtype dt) {
-    return dt == ZDT_F32 || dt == ZDT_F16 || dt == ZDT_BF16;
+/* Every layout zweight_check admits has a kernel in every zk_table (the portable
+ * ones at least), so a valid weight is a supported one. */
+static bool cpu_supports_weight(const zweight *w) {
+    return zweight_check(w, NULL, 0);
 }
+
+static bool cpu_supports(zdtype dt) {
+    return cpu_supports_weight(&(zweight){.dtype = dt});
+}
+
+static void cpu_free(void *vc);
 
 static zmlx_status cpu_init(int threads, void **out) {
     cpu_ctx *c = calloc(1, sizeof *c);
@@ -41,6 +43,11 @@ static zmlx_status cpu_init(int threads, void **out) {
         return st;
     }
     c->k = zk_select();
+    c->scratch = malloc((size_t)zpool_threads(c->pool) * ZCPU_SCRATCH_FLOATS * sizeof(float));
+    if (!c->scratch) {
+        cpu_free(c);
+        return ZMLX_ERR_NOMEM;
+    }
     *out = c;
     return ZMLX_OK;
 }
@@ -49,6 +56,7 @@ static void cpu_free(void *vc) {
     cpu_ctx *c = vc;
     if (!c) return;
     zpool_free(c->pool);
+    free(c->scratch);
     free(c);
 }
 
@@ -65,9 +73,9 @@ static void mm_task(void *arg, int64_t task, int thread) {
     int64_t total = r->transposed ? jb->w.cols : jb->w.rows;
     int64_t hi = lo + r->span[j] < total ? lo + r->span[j] : total;
     if (r->transposed)
-        r->ctx->k.cols(&jb->w, jb->x, jb->n, jb->y, lo, hi);
+        r->ctx->k.cols[r->kind[j]](&jb->w, jb->x, jb->n, jb->y, lo, hi);
     else
-        r->ctx->k.rows(&jb->w, jb->x, jb->n, jb->y, lo, hi);
+        r->ctx->k.rows[r->kind[j]](&jb->w, jb->x, jb->n, jb->y, lo, hi);
 }
 
 static void run_jobs(cpu_ctx *c, const zmm_job *jobs, int n_jobs, bool transposed) {
@@ -79,7 +87,10 @@ static void run_jobs(cpu_ctx *c, const zmm_job *jobs, int n_jobs, bool transpose
             const zmm_job *jb = &jobs[base + j];
             int64_t total = transposed ? jb->w.cols : jb->w.rows;
             int64_t other = transposed ? jb->w.rows : jb->w.cols;
-            int64_t unit = other * (int64_t)zdtype_table[jb->w.dtype].size; /* bytes per row/col */
+            r.kind[j] = zweight_kind(&jb->w); /* the loader admitted only valid layouts */
+            /* weight bytes per output row (or column): packed data, scales and biases */
+            int64_t unit = zweight_row_bytes(&jb->w);
+            if (transposed) unit = jb->w.cols > 0 ? (unit * other + total - 1) / total : 0;
             int64_t span = unit > 0 ? TARGET_TASK_BYTES / unit : total;
             span = span < 8 ? 8 : (span + 7) & ~(int64_t)7; /* whole SIMD groups */
             if (span > total) span = total > 0 ? total : 1;
@@ -116,10 +127,14 @@ static void cpu_attention(void *vc, const zattn_job *j) {
 const zbackend_ops zbackend_cpu = {
     .name = "cpu",
     .supports = cpu_supports,
+    .supports_weight = cpu_supports_weight,
     .init = cpu_init,
     .free = cpu_free,
     .threads = cpu_threads,
     .matmul = cpu_matmul,
     .matmul_t = cpu_matmul_t,
     .attention = cpu_attention,
+    .glu = zcpu_glu,
+    .combine = zcpu_combine,
+    .route = zcpu_route,
 };

@@ -1,11 +1,17 @@
 /* cpu_ref.c — the `cpu-ref` backend: the scalar reference ops, one thread, no context. */
 #include "backend/backend.h"
 #include "ops/ops.h"
+#include "backend/cpu/fused_ref.h"
 
 #include <stdlib.h>
 
+/* The reference reads every layout of model/weight.h's table (zweight_get). */
+static bool ref_supports_weight(const zweight *w) {
+    return zweight_check(w, NULL, 0);
+}
+
 static bool ref_supports(zdtype dt) {
-    return dt == ZDT_F32 || dt == ZDT_F16 || dt == ZDT_BF16;
+    return ref_supports_weight(&(zweight){.dtype = dt});
 }
 
 static zmlx_status ref_init(int threads, void **ctx) {
@@ -37,10 +43,14 @@ static void ref_attention(void *ctx, const zattn_job *j) {
 const zbackend_ops zbackend_cpu_ref = {
     .name = "cpu-ref",
     .supports = ref_supports,
+    .supports_weight = ref_supports_weight,
     .init = ref_init,
     .free = ref_free,
     .threads = ref_threads,
     .matmul = ref_matmul,
     .matmul_t = ref_matmul_t,
     .attention = ref_attention,
+    .glu = zref_glu,
+    .combine = zref_combine,
+    .route = zref_route,
 };
