@@ -5,8 +5,10 @@
  *
  * The pattern, in Rust syntax (A&&B inside a class is the intersection of A and B):
  *   [\p{Han}]+
- *   | [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]*[\p{Ll}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]+CONTR?
- *   | [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]+[\p{Ll}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]*CONTR?
+ *   |
+ * [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]*[\p{Ll}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]+CONTR?
+ *   |
+ * [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]+[\p{Ll}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]*CONTR?
  *   | \p{N}{1,3} | ' '?[^\s\p{L}\p{N}]+[\r\n]* | \s*[\r\n]+ | \s+(?!\S) | \s+
  *   with CONTR = (?i:'s|'t|'re|'ve|'m|'ll|'d)
  *
@@ -108,8 +110,8 @@ zmlx_status tok_kimi_regex(pcre2_code **out, char **text, zerr *e) {
         free(b.p);
         return zerr_set(e, ZMLX_ERR_NOMEM, "out of memory");
     }
-    zmlx_status st = tok_regex_compile(b.p, b.n, TOK_RE_PCRE2, "the Kimi pre-tokenizer pattern",
-                                       out, e);
+    zmlx_status st =
+        tok_regex_compile(b.p, b.n, TOK_RE_PCRE2, "the Kimi pre-tokenizer pattern", out, e);
     if (!st && text)
         *text = b.p;
     else

@@ -46,7 +46,7 @@ const char *tok_quote(const char *s, size_t n, char *buf, size_t size) {
 
 /* Make a message one line of valid UTF-8: control bytes and invalid UTF-8 (from the
  * input, quoted by jansson or cut by truncation) become '?'. */
-static void tok_clean(char *m) {
+void tok_clean(char *m) {
     size_t n = strlen(m);
     for (size_t i = 0; i < n;) {
         uint32_t cp;

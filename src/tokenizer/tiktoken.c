@@ -117,8 +117,8 @@ static zmlx_status tok_tk_ranks(tok_tiktoken *tk, const char *s, size_t n, int64
             j++;
         line++;
         if (j > i) {
-            size_t len;
-            int64_t rank;
+            size_t len = 0;
+            int64_t rank = 0;
             if (tok_grow((void **)&buf, &buf_cap, j - i, 1)) {
                 st = zerr_set(e, ZMLX_ERR_NOMEM, "out of memory");
                 break;
@@ -161,8 +161,7 @@ static zmlx_status tok_tk_check_ranks(tok_tiktoken *tk, int64_t max_rank, zerr *
     for (int b = 0; b < 256 && !st; b++) {
         char c = (char)b;
         if (tok_strmap_get(&tk->ranks, &c, 1) < 0)
-            st = zerr_set(e, ZMLX_ERR_FORMAT, "byte 0x%02x has no token (every byte needs one)",
-                          b);
+            st = zerr_set(e, ZMLX_ERR_FORMAT, "byte 0x%02x has no token (every byte needs one)", b);
     }
     tk->n_base = (int32_t)n;
     return st;
@@ -232,8 +231,8 @@ static zmlx_status tok_tk_config(tok_tiktoken *tk, const char *cfg, size_t len, 
         json_error_t jerr;
         root = json_loadb(cfg, len, 0, &jerr);
         if (!root)
-            return zerr_set(e, ZMLX_ERR_FORMAT, "invalid JSON at line %d column %d: %s",
-                            jerr.line, jerr.column, jerr.text);
+            return zerr_set(e, ZMLX_ERR_FORMAT, "invalid JSON at line %d column %d: %s", jerr.line,
+                            jerr.column, jerr.text);
         dec = json_object_get(root, "added_tokens_decoder");
         if (!json_is_object(root) || (dec && !json_is_object(dec))) {
             json_decref(root);
@@ -272,8 +271,8 @@ static zmlx_status tok_tk_decode_table(zmlx_tokenizer *t, zerr *e) {
 
 /* ------------------------------------------------------------ entry points */
 
-zmlx_status tok_tk_parse(const char *model, size_t model_len, const char *config,
-                         size_t config_len, const char *name, zmlx_tokenizer **out, zerr *e) {
+zmlx_status tok_tk_parse(const char *model, size_t model_len, const char *config, size_t config_len,
+                         const char *name, zmlx_tokenizer **out, zerr *e) {
     *out = NULL;
     zmlx_tokenizer *t = calloc(1, sizeof *t);
     zerr sub = {{0}};
@@ -295,6 +294,7 @@ zmlx_status tok_tk_parse(const char *model, size_t model_len, const char *config
         zerr_set(e, st, "%s: %s", name, sub.msg);
     }
     if (st) {
+        if (e) tok_clean(e->msg);
         zmlx_tokenizer_free(t);
         return st;
     }
@@ -314,8 +314,7 @@ zmlx_status tok_tk_load(const char *dir, zmlx_tokenizer **out, zerr *e) {
     /* tokenization_kimi.py cannot run without its specials ([BOS] must exist) */
     if ((st = tok_read_file(cpath, &cfg, &cfg_len, &sub))) {
         free(model);
-        return zerr_set(e, st, "%s (needed beside tiktoken.model for the special tokens)",
-                        sub.msg);
+        return zerr_set(e, st, "%s (needed beside tiktoken.model for the special tokens)", sub.msg);
     }
     st = tok_tk_parse(model, model_len, cfg, cfg_len, dir, out, e);
     free(model);

@@ -29,9 +29,9 @@
 
 int tok_py_isspace(uint32_t cp) {
     /* bidirectional class WS, B or S, or category Zs (stable since Unicode 6.3) */
-    return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 ||
-           cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 ||
-           cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
+    return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 ||
+           cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 ||
+           cp == 0x202F || cp == 0x205F || cp == 0x3000;
 }
 
 /* ------------------------------------------------------------ one piece */
@@ -66,7 +66,8 @@ zmlx_status tok_tk_piece(const tok_tiktoken *tk, tok_scratch *sc, const char *w,
     tok_heap_item *h = sc->heap;
     size_t nh = 0;
     for (size_t i = 0; i < n; i++)
-        sy[i] = (tok_sym){tok_rank(tk, w + i, 1), (int32_t)i - 1, i + 1 < n ? (int32_t)i + 1 : -1, 1};
+        sy[i] =
+            (tok_sym){tok_rank(tk, w + i, 1), (int32_t)i - 1, i + 1 < n ? (int32_t)i + 1 : -1, 1};
     for (size_t i = 0; i + 1 < n; i++)
         tok_tk_candidate(tk, w, sy, (int32_t)i, h, &nh);
     /* heap item: rank, left position, and (in `id`) the byte length the pair had */

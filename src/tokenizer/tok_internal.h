@@ -340,6 +340,8 @@ zmlx_status tok_json_bool(json_t *obj, const char *key, int def, const char *pat
 /* NULL string (JSON null or absent) is returned as *out = NULL. */
 zmlx_status tok_json_str(json_t *obj, const char *key, int required, const char *path,
                          const char **out, size_t *len, zerr *e);
+/* Make a message one line of valid UTF-8 (control bytes, invalid UTF-8 -> '?'). */
+void tok_clean(char *m);
 /* s quoted for a message in buf (control bytes escaped, long strings cut with "..."). */
 const char *tok_quote(const char *s, size_t n, char *buf, size_t size);
 
@@ -359,7 +361,8 @@ zmlx_status tok_read_file(const char *path, char **data, size_t *len, zerr *e);
 /* ------------------------------------------------------------ tiktoken.c / tiktoken_bpe.c */
 
 /* Parse a tiktoken.model and a tokenizer_config.json held in memory (`config` may be NULL:
- * every special is then "<|reserved_token_N|>"); `name` names the model file in messages. */
+ * every special is then "<|reserved_token_N|>"); `name`, the directory, starts messages:
+ * "NAME/tiktoken.model: line 3: ...". */
 zmlx_status tok_tk_parse(const char *model, size_t model_len, const char *config,
                          size_t config_len, const char *name, zmlx_tokenizer **out, zerr *e);
 /* Load dir/tiktoken.model and dir/tokenizer_config.json. */

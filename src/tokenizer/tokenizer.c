@@ -78,6 +78,17 @@ zmlx_status zmlx_tokenizer_load(const char *path, zmlx_tokenizer **out, char *er
             return st;
         }
         path = file;
+    } else {
+        /* .../tiktoken.model: the directory holding it (its tokenizer_config.json too) */
+        const char *base = strrchr(path, '/');
+        base = base ? base + 1 : path;
+        if (!strcmp(base, "tiktoken.model")) {
+            snprintf(file, sizeof file, "%.*s", base > path ? (int)(base - path - 1) : 1,
+                     base > path ? path : ".");
+            st = tok_tk_load(file, out, &e);
+            if (st) zerr_copy(&e, err, err_size);
+            return st;
+        }
     }
     char *data = NULL;
     size_t len = 0;
