@@ -127,12 +127,17 @@ static void run(const char *name, zmlx_backend_kind be, zmlx_attn_path path, int
 }
 
 int main(void) {
-    const char *names[] = {"glm47-tiny", "glm47-tiny-v5", "dsv3-tiny"};
-    for (int i = 0; i < 3; i++) {
+    const char *names[] = {"glm47-tiny", "glm47-tiny-v5", "dsv3-tiny", "dsv32-tiny"};
+    for (int i = 0; i < 4; i++) {
         run(names[i], ZMLX_BACKEND_CPU, ZMLX_ATTN_AUTO, 2);
         run(names[i], ZMLX_BACKEND_CPU_REF, ZMLX_ATTN_AUTO, 1);
     }
     run("glm47-tiny", ZMLX_BACKEND_CPU, ZMLX_ATTN_ABSORBED, 2);
     run("glm47-tiny", ZMLX_BACKEND_CPU, ZMLX_ATTN_EXPANDED, 1);
+    /* sparse (DSA) attention through both MLA paths, on both backends */
+    run("dsv32-tiny", ZMLX_BACKEND_CPU, ZMLX_ATTN_ABSORBED, 2);
+    run("dsv32-tiny", ZMLX_BACKEND_CPU, ZMLX_ATTN_EXPANDED, 1);
+    run("dsv32-tiny", ZMLX_BACKEND_CPU_REF, ZMLX_ATTN_ABSORBED, 1);
+    run("dsv32-tiny", ZMLX_BACKEND_CPU_REF, ZMLX_ATTN_EXPANDED, 1);
     return tc_done();
 }

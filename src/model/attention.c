@@ -14,19 +14,13 @@
  * themselves (one shared key/value head of width kv_lora), then W_UV.  Expanded
  * (prefill): k_nope and v of every cached position via kv_b, then ordinary attention.
  * The two are the same function of the inputs; tests check they agree.
+ *
+ * DeepSeek-V3.2 (DSA): the lightning indexer (indexer.c) picks, per query, the
+ * index_topk cached positions both paths attend to once more keys than that exist.
  */
+#include "model/indexer.h"
 #include "model/session.h"
 #include "ops/ops.h"
-
-static void store_row(void *dst, const float *src, int64_t n, size_t elem) {
-    if (elem == 2) {
-        uint16_t *d = dst;
-        for (int64_t i = 0; i < n; i++) d[i] = zf32_to_bf16(src[i]);
-    } else {
-        float *d = dst;
-        for (int64_t i = 0; i < n; i++) d[i] = src[i];
-    }
-}
 
 /* q, c and k_pe of the chunk; appends c and k_pe to the cache. */
 static void project(zmlx_session *s, int l, int64_t n) {
@@ -54,10 +48,8 @@ static void project(zmlx_session *s, int l, int64_t n) {
         float *kv = z->kv + t * (R + rope);
         zop_rmsnorm(kv, L->kv_a_norm, R, c->attn_norm_eps, kv);
         zop_rope_interleaved(kv + R, rope, ct, st);
-        int64_t pos = s->n_past + t;
-        store_row((uint8_t *)s->lat[l] + (size_t)(pos * R) * s->kv_elem, kv, R, s->kv_elem);
-        store_row((uint8_t *)s->kpe[l] + (size_t)(pos * rope) * s->kv_elem, kv + R, rope,
-                  s->kv_elem);
+        zcache_store(s->lat[l], s->n_past + t, kv, R, s->kv_elem);
+        zcache_store(s->kpe[l], s->n_past + t, kv + R, rope, s->kv_elem);
         for (int64_t h = 0; h < H; h++) {
             const float *qh = z->q + (t * H + h) * qk;
             float *qn = z->q_nope + (t * H + h) * nope, *qp = z->q_pe + (t * H + h) * rope;
@@ -66,6 +58,15 @@ static void project(zmlx_session *s, int l, int64_t n) {
             zop_rope_interleaved(qp, rope, ct, st);
         }
     }
+}
+
+/* The indexer's selection (deepseek_v32), or the dense causal attention of every other
+   family. */
+static void set_sparse(const zmlx_session *s, zattn_job *aj) {
+    if (s->m->cfg.family != ZFAM_DEEPSEEK_V32) return;
+    aj->idx = s->s.sel;
+    aj->idx_n = s->s.sel_n;
+    aj->idx_stride = s->s.sel_cap;
 }
 
 static void attend_absorbed(zmlx_session *s, int l, int64_t n, int64_t T) {
@@ -90,6 +91,7 @@ static void attend_absorbed(zmlx_session *s, int l, int64_t n, int64_t T) {
                     .v = s->lat[l], .v_stride = R, .v_head = 0,
                     .kv_dtype = kvdt, .scale = m->attn_scale, .out = z->o_lat,
                     .scratch = z->attn_scores};
+    set_sparse(s, &aj);
     m->be->attention(m->be_ctx, &aj);
     for (int64_t t = 0; t < n; t++) /* o_h = W_UV[h] o_lat_h */
         for (int64_t h = 0; h < H; h++)
@@ -124,6 +126,7 @@ static void attend_expanded(zmlx_session *s, int l, int64_t n, int64_t T) {
                     .v = z->kvb + nope, .v_stride = H * hs, .v_head = hs,
                     .kv_dtype = ZDT_F32, .scale = m->attn_scale, .out = z->attn,
                     .scratch = z->attn_scores};
+    set_sparse(s, &aj);
     m->be->attention(m->be_ctx, &aj);
 }
 
@@ -131,6 +134,7 @@ void zattn_forward(zmlx_session *s, int l, int64_t n, bool absorbed) {
     const zmlx_model *m = s->m;
     zscratch *z = &s->s;
     project(s, l, n);
+    if (m->cfg.family == ZFAM_DEEPSEEK_V32) zidx_forward(s, l, n);
     int64_t T = s->n_past + n;
     if (absorbed) attend_absorbed(s, l, n, T);
     else attend_expanded(s, l, n, T);

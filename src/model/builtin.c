@@ -5,11 +5,16 @@
  *   glm47-tiny   the dimensions of the glm47-tiny fixture (3 layers, d 128)
  *   glm47-mini   a small GLM-shaped model for a quick demo on 2 cores
  *   glm47-flash  the real GLM-4.7-Flash dimensions (47 layers, 64 experts, d 2048)
- * Overrides: layers, experts, topk, vocab, ctx, bits (16 = bf16), group, seed.
+ *   dsv32-tiny   the dimensions of the dsv32-tiny fixture (DSA indexer, index_topk 8)
+ *   dsv32        the real DeepSeek-V3.2 dimensions (61 layers, 256 experts, d 7168)
+ *   kimi-k25     the real Kimi-K2.5 text-model dimensions (61 layers, 384 experts)
+ * Overrides: layers, experts, topk, vocab, ctx, bits (16 = bf16), group, seed, and
+ * index_topk (deepseek_v32 models only).
  *
  * Weights: uniform with std 1/sqrt(fan_in) (never exactly zero), norm weights
- * 1 +- 0.1, a non-zero router correction bias; values depend only on (seed, tensor,
- * element), never on the thread count.  This file is not for checkpoint loading.
+ * 1 +- 0.1, a non-zero router correction bias, indexer LayerNorm bias +- 0.1; values
+ * depend only on (seed, tensor, element), never on the thread count.  This file is not
+ * for checkpoint loading.
  */
 #include "backend/pool.h"
 #include "model/model.h"
@@ -20,6 +25,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* What a builtin model takes from its family beyond the dimensions. */
+typedef struct family_extra {
+    int32_t first_k_dense; /* layers before the first MoE layer */
+    int32_t eos[3];        /* the released end-of-sequence ids (-1 = none) */
+} family_extra;
 
 static void glm_base(zmlx_config *c) {
     memset(c, 0, sizeof *c);
@@ -34,6 +45,27 @@ static void glm_base(zmlx_config *c) {
     c->rope_theta = 1e6;
     c->n_shared_experts = 1;
     c->bos_id = c->pad_id = -1;
+}
+
+/* DeepSeek-V3.2 and Kimi-K2.5 (MODELS.md 1.2, 1.3): YaRN with original context 4096,
+   beta 32/1, mscale 1/1; q_a/kv_a norms at 1e-6. */
+static void deepseek_base(zmlx_config *c, zfamily fam, double theta, double factor,
+                          float scale, int32_t n_group, int32_t topk_group, float eps) {
+    glm_base(c);
+    c->family = fam;
+    snprintf(c->model_type, sizeof c->model_type, "%s", zfamily_name(fam));
+    c->rope_type = ZROPE_YARN;
+    c->rope_theta = theta;
+    c->rope_factor = factor;
+    c->rope_orig_max_pos = 4096;
+    c->rope_beta_fast = 32.0;
+    c->rope_beta_slow = 1.0;
+    c->rope_mscale = c->rope_mscale_all_dim = 1.0;
+    c->routed_scaling_factor = scale;
+    c->n_group = n_group;
+    c->topk_group = topk_group;
+    c->rms_norm_eps = eps;
+    c->attn_norm_eps = 1e-6f;
 }
 
 static void set_dims(zmlx_config *c, int32_t V, int32_t d, int32_t L, int32_t H, int32_t ql,
@@ -55,8 +87,18 @@ static void set_dims(zmlx_config *c, int32_t V, int32_t d, int32_t L, int32_t H,
     c->max_position_embeddings = ctx;
 }
 
-static zmlx_status base_config(const char *name, size_t len, zmlx_config *c, zerr *e) {
+static void set_indexer(zmlx_config *c, int32_t n_heads, int32_t head_dim, int32_t topk) {
+    c->index_n_heads = n_heads;
+    c->index_head_dim = head_dim;
+    c->index_topk = topk;
+}
+
+static zmlx_status base_config(const char *name, size_t len, zmlx_config *c, family_extra *x,
+                               zerr *e) {
+    const family_extra glm = {1, {154820, 154827, 154829}}, ds = {3, {1, -1, -1}};
+    const family_extra kimi = {1, {163585, -1, -1}};
     glm_base(c);
+    *x = glm;
 #define IS(s) (len == strlen(s) && !memcmp(name, s, len))
     if (IS("glm47-tiny")) {
         set_dims(c, 1024, 128, 3, 4, 64, 64, 32, 16, 32, 192, 64, 8, 4, 4096);
@@ -64,10 +106,29 @@ static zmlx_status base_config(const char *name, size_t len, zmlx_config *c, zer
         set_dims(c, 4096, 512, 6, 8, 192, 128, 64, 32, 64, 1536, 256, 16, 4, 16384);
     } else if (IS("glm47-flash")) {
         set_dims(c, 154880, 2048, 47, 20, 768, 512, 192, 64, 256, 10240, 1536, 64, 4, 202752);
+    } else if (IS("dsv32-tiny")) {
+        deepseek_base(c, ZFAM_DEEPSEEK_V32, 1e4, 4.0, 2.5f, 4, 2, 1e-6f);
+        set_dims(c, 1024, 128, 3, 4, 64, 64, 32, 16, 32, 192, 64, 16, 4, 16384);
+        set_indexer(c, 16, 32, 8);
+        *x = ds;
+        x->first_k_dense = 1;
+        c->bos_id = 0;
+    } else if (IS("dsv32")) {
+        deepseek_base(c, ZFAM_DEEPSEEK_V32, 1e4, 40.0, 2.5f, 8, 4, 1e-6f);
+        set_dims(c, 129280, 7168, 61, 128, 1536, 512, 128, 64, 128, 18432, 2048, 256, 8, 163840);
+        set_indexer(c, 64, 128, 2048);
+        *x = ds;
+        c->bos_id = 0;
+    } else if (IS("kimi-k25")) {
+        deepseek_base(c, ZFAM_KIMI_K25, 5e4, 64.0, 2.827f, 1, 1, 1e-5f);
+        set_dims(c, 163840, 7168, 61, 64, 1536, 512, 128, 64, 128, 18432, 2048, 384, 8, 262144);
+        *x = kimi;
+        c->bos_id = 163584;
+        c->pad_id = 163839;
     } else {
         return zerr_set(e, ZMLX_ERR_INVALID_ARG,
                         "builtin:%.*s: unknown builtin model (known: glm47-tiny, glm47-mini, "
-                        "glm47-flash)",
+                        "glm47-flash, dsv32-tiny, dsv32, kimi-k25)",
                         (int)len, name);
     }
 #undef IS
@@ -130,13 +191,20 @@ static zmlx_status apply_override(zmlx_config *c, uint64_t *seed, const char *kv
                             "builtin override bits=%lld: quantized builtin weights are not "
                             "supported yet; use bits=16 (bf16)",
                             v);
+    } else if (KEY("index_topk")) {
+        if (c->family != ZFAM_DEEPSEEK_V32)
+            return zerr_set(e, ZMLX_ERR_INVALID_ARG,
+                            "builtin override index_topk: only deepseek_v32 models (dsv32, "
+                            "dsv32-tiny) have an indexer");
+        if ((st = parse_int(key, eq + 1, vlen, 1, 1 << 24, &v, e))) return st;
+        c->index_topk = (int32_t)v;
     } else if (KEY("group")) {
         if ((st = parse_int(key, eq + 1, vlen, 16, 1024, &v, e))) return st;
         /* only meaningful with quantized bits; accepted and ignored for bf16 */
     } else {
         return zerr_set(e, ZMLX_ERR_INVALID_ARG,
                         "builtin override \"%s\": unknown key (known: layers, experts, topk, "
-                        "vocab, ctx, bits, group, seed)",
+                        "vocab, ctx, bits, group, seed, index_topk)",
                         key);
     }
 #undef KEY
@@ -146,7 +214,8 @@ static zmlx_status apply_override(zmlx_config *c, uint64_t *seed, const char *kv
 zmlx_status zbuiltin_config(const char *spec, zmlx_config *c, uint64_t *seed, zerr *e) {
     const char *colon = strchr(spec, ':');
     size_t nlen = colon ? (size_t)(colon - spec) : strlen(spec);
-    zmlx_status st = base_config(spec, nlen, c, e);
+    family_extra x;
+    zmlx_status st = base_config(spec, nlen, c, &x, e);
     if (st != ZMLX_OK) return st;
     *seed = 1234;
     for (const char *p = colon ? colon + 1 : NULL; p && *p;) {
@@ -157,14 +226,15 @@ zmlx_status zbuiltin_config(const char *spec, zmlx_config *c, uint64_t *seed, ze
     }
     c->n_dense_layers = 0;
     for (int l = 0; l < c->n_layers; l++) {
-        c->layer_is_moe[l] = l >= 1;
+        c->layer_is_moe[l] = l >= x.first_k_dense;
         c->n_dense_layers += !c->layer_is_moe[l];
     }
     /* end of sequence: the real ids when the vocabulary has them, else the last id */
-    static const int32_t glm_eos[3] = {154820, 154827, 154829};
     c->n_eos = 0;
     for (int i = 0; i < 3; i++)
-        if (glm_eos[i] < c->vocab_size) c->eos_ids[c->n_eos++] = glm_eos[i];
+        if (x.eos[i] >= 0 && x.eos[i] < c->vocab_size) c->eos_ids[c->n_eos++] = x.eos[i];
+    if (c->bos_id >= c->vocab_size) c->bos_id = -1;
+    if (c->pad_id >= c->vocab_size) c->pad_id = -1;
     if (c->n_eos == 0) c->eos_ids[c->n_eos++] = c->vocab_size - 1;
     return zmodel_check_limits(c, spec, e);
 }
@@ -264,11 +334,25 @@ static float *plan_norm(float **cursor, int64_t n, uint64_t seed, float center, 
     return v;
 }
 
+/* The DSA indexer of one layer (deepseek_v32). */
+static void plan_indexer(gen_plan *p, float **fc, uint64_t *ns, const zmlx_config *c,
+                         zlayer *L) {
+    const int64_t nI = c->index_n_heads, dI = c->index_head_dim;
+    L->idx_wq_b = plan_weight(p, nI * dI, c->q_lora_rank);
+    L->idx_wk = plan_weight(p, dI, c->hidden_size);
+    L->idx_k_norm = plan_norm(fc, dI, (*ns)++, 1.0f, 0.1f);
+    L->idx_k_bias = plan_norm(fc, dI, (*ns)++, 0.0f, 0.1f);
+    L->idx_w = plan_weight(p, nI, c->hidden_size);
+}
+
 static int64_t layer_elems(const zmlx_config *c, int l) {
     const int64_t d = c->hidden_size, H = c->n_heads, qk = c->qk_nope_dim + c->qk_rope_dim;
     int64_t n = (c->q_lora_rank ? c->q_lora_rank * d + H * qk * c->q_lora_rank : H * qk * d) +
                 (c->kv_lora_rank + c->qk_rope_dim) * d +
                 H * (c->qk_nope_dim + c->v_head_dim) * c->kv_lora_rank + d * H * c->v_head_dim;
+    if (c->family == ZFAM_DEEPSEEK_V32) /* indexer wq_b, wk, weights_proj */
+        n += (int64_t)c->index_n_heads * c->index_head_dim * c->q_lora_rank +
+             (int64_t)c->index_head_dim * d + (int64_t)c->index_n_heads * d;
     if (!c->layer_is_moe[l]) return n + 3 * c->intermediate_size * d;
     return n + c->n_routed_experts * d +
            (c->n_routed_experts + c->n_shared_experts) * 3 * c->moe_intermediate_size * d;
@@ -294,9 +378,10 @@ zmlx_status zmodel_load_builtin(zmlx_model *m, const char *spec, zerr *e) {
     int64_t n_moe = c->n_layers - c->n_dense_layers;
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
     m->expert_arena = calloc((size_t)(n_moe * 3 * E + 1), sizeof(zweight));
-    m->f32_arena = calloc((size_t)(d + c->n_layers * (2 * d + c->q_lora_rank + c->kv_lora_rank + E)),
+    m->f32_arena = calloc((size_t)(d + c->n_layers * (2 * d + c->q_lora_rank + c->kv_lora_rank + E +
+                                                      2 * (int64_t)c->index_head_dim)),
                           sizeof(float));
-    int cap = 8 + c->n_layers * (int)(9 + 3 * (E + 1));
+    int cap = 8 + c->n_layers * (int)(12 + 3 * (E + 1));
     gen_plan p = {.items = calloc((size_t)cap, sizeof(gen_item)), .cap = cap, .next = m->arena,
                   .seed = mix64(seed), .luts = malloc((size_t)GEN_MAX_LUTS * 65536 * 2)};
     if (!m->arena || !m->layers || !m->expert_arena || !m->f32_arena || !p.items || !p.luts) {
@@ -325,6 +410,7 @@ zmlx_status zmodel_load_builtin(zmlx_model *m, const char *spec, zerr *e) {
         L->kv_a_norm = plan_norm(&fc, c->kv_lora_rank, ns++, 1.0f, 0.1f);
         L->kv_b = plan_weight(&p, H * (c->qk_nope_dim + c->v_head_dim), c->kv_lora_rank);
         L->o = plan_weight(&p, d, H * c->v_head_dim);
+        if (c->family == ZFAM_DEEPSEEK_V32) plan_indexer(&p, &fc, &ns, c, L);
         if (!L->moe) {
             L->gate = plan_weight(&p, c->intermediate_size, d);
             L->up = plan_weight(&p, c->intermediate_size, d);

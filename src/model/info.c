@@ -2,7 +2,8 @@
  * info.c — what a model costs, from its config alone: parameters (total and read per
  * decoded token), bytes per token at batch 1, KV cache bytes per position, and the
  * memory a session needs.  Used by `zmlx info` and by benchmarks for achieved GB/s.
- * Counts follow MODELS.md section 6 (one embedding row, K routed experts + shared).
+ * Counts follow MODELS.md section 6 (one embedding row, K routed experts + shared);
+ * DeepSeek-V3.2 adds its indexer (read for every token) and the indexer-key cache.
  */
 #include "model/model.h"
 
@@ -10,6 +11,19 @@
 #include <string.h>
 
 #define INFO_CTX 4096 /* context length of the memory estimate */
+
+/* deepseek_v32's DSA indexer per layer: wq_b, wk, k_norm (weight + bias), weights_proj. */
+static int64_t indexer_params(const zmlx_config *c) {
+    if (c->family != ZFAM_DEEPSEEK_V32) return 0;
+    const int64_t nI = c->index_n_heads, dI = c->index_head_dim;
+    return nI * dI * c->q_lora_rank + dI * c->hidden_size + 2 * dI + nI * c->hidden_size;
+}
+
+/* Cache bytes per position: the latent and rope key, plus deepseek_v32's indexer key. */
+static int64_t cache_row(const zmlx_config *c) {
+    return c->kv_lora_rank + c->qk_rope_dim +
+           (c->family == ZFAM_DEEPSEEK_V32 ? c->index_head_dim : 0);
+}
 
 void zinfo_fill(const zmlx_config *c, zdtype wdt, int kv_elem, zmlx_model_info *info) {
     memset(info, 0, sizeof *info);
@@ -39,11 +53,12 @@ void zinfo_fill(const zmlx_config *c, zdtype wdt, int kv_elem, zmlx_model_info *
                          H * (c->qk_nope_dim + c->v_head_dim) * c->kv_lora_rank +
                          d * H * c->v_head_dim;
     const int64_t norms = 2 * d + c->q_lora_rank + c->kv_lora_rank;
+    const int64_t indexer = indexer_params(c); /* read for every token too */
     const int64_t expert = 3 * c->moe_intermediate_size * d;
     int64_t total = 0, active = 0;
     for (int l = 0; l < c->n_layers; l++) {
-        total += attn + norms;
-        active += attn + norms;
+        total += attn + norms + indexer;
+        active += attn + norms + indexer;
         if (!c->layer_is_moe[l]) {
             total += 3 * c->intermediate_size * d;
             active += 3 * c->intermediate_size * d;
@@ -61,11 +76,13 @@ void zinfo_fill(const zmlx_config *c, zdtype wdt, int kv_elem, zmlx_model_info *
     info->params_active = active;
     info->weight_bytes_total = total * esz;
     info->bytes_per_token = active * esz;
-    info->kv_bytes_per_position = (int64_t)c->n_layers * (c->kv_lora_rank + c->qk_rope_dim) * kv_elem;
+    info->kv_bytes_per_position = (int64_t)c->n_layers * cache_row(c) * kv_elem;
     info->mem_ctx = c->max_position_embeddings < INFO_CTX ? c->max_position_embeddings : INFO_CTX;
-    /* scratch: expanded-attention buffers per position plus ~64 MiB of chunk buffers */
+    /* scratch: expanded-attention (and indexer scoring) buffers per position plus ~64 MiB
+       of chunk buffers */
     int64_t per_pos = info->kv_bytes_per_position +
-                      4 * (H * (c->qk_nope_dim + c->v_head_dim) + c->kv_lora_rank);
+                      4 * (H * (c->qk_nope_dim + c->v_head_dim) + c->kv_lora_rank) +
+                      (c->family == ZFAM_DEEPSEEK_V32 ? 4 * (c->index_n_heads + 2) : 0);
     info->mem_needed_bytes = info->weight_bytes_total + info->mem_ctx * per_pos + (64LL << 20);
     info->mem_available_bytes = zmem_available();
     info->fits = info->mem_available_bytes < 0 || info->mem_needed_bytes <= info->mem_available_bytes;

@@ -3,6 +3,7 @@
  * names of the released GLM-4.7-Flash / DeepSeek-V3 checkpoints (per-expert tensors),
  * each checked for presence, dtype and exact shape before use.  Weights stay in the
  * mapped files; only norm weights and the router bias are converted to float.
+ * DeepSeek-V3.2 adds the indexer tensors `self_attn.indexer.*` of every layer.
  * Tensors the model does not use (the MTP layer model.layers.<n_layers>.*,
  * rotary_emb.inv_freq, ...) are ignored.
  */
@@ -121,6 +122,20 @@ static bool bind_attention(binder *b, int l, zlayer *L) {
            weight(b, &L->o, d, H * c->v_head_dim, "%s.%d.self_attn.o_proj.weight", p, l);
 }
 
+/* deepseek_v32: the DSA lightning indexer of layer l (MODELS.md 2.1). */
+static bool bind_indexer(binder *b, int l, zlayer *L) {
+    const zmlx_config *c = &b->m->cfg;
+    if (c->family != ZFAM_DEEPSEEK_V32) return true;
+    const int64_t d = c->hidden_size, nI = c->index_n_heads, dI = c->index_head_dim;
+    const char *p = "model.layers";
+    return weight(b, &L->idx_wq_b, nI * dI, c->q_lora_rank, "%s.%d.self_attn.indexer.wq_b.weight",
+                  p, l) &&
+           weight(b, &L->idx_wk, dI, d, "%s.%d.self_attn.indexer.wk.weight", p, l) &&
+           vec(b, &L->idx_k_norm, dI, "%s.%d.self_attn.indexer.k_norm.weight", p, l) &&
+           vec(b, &L->idx_k_bias, dI, "%s.%d.self_attn.indexer.k_norm.bias", p, l) &&
+           weight(b, &L->idx_w, nI, d, "%s.%d.self_attn.indexer.weights_proj.weight", p, l);
+}
+
 static bool bind_ffn(binder *b, int l, zlayer *L, zweight *experts) {
     const zmlx_config *c = &b->m->cfg;
     const int64_t d = c->hidden_size, mI = c->moe_intermediate_size, E = c->n_routed_experts;
@@ -147,28 +162,19 @@ static bool bind_ffn(binder *b, int l, zlayer *L, zweight *experts) {
     return ok;
 }
 
-/* Families that load today; the others are recognised by config.c but refused here. */
-static zmlx_status check_family(const zmlx_config *c, const char *path, zerr *e) {
-    if (c->family != ZFAM_DEEPSEEK_V32) return ZMLX_OK;
-    return zerr_set(e, ZMLX_ERR_UNSUPPORTED,
-                    "%s: model_type \"%s\" (%s) is recognised but not supported yet; this "
-                    "build runs glm4_moe_lite, deepseek_v3 and kimi_k25",
-                    path, c->model_type, zfamily_name(c->family));
-}
-
 zmlx_status zmodel_load_dir(zmlx_model *m, const char *dir, zerr *e) {
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
     zmlx_status st = zcfg_load(path, &m->cfg, e);
     if (st != ZMLX_OK) return st;
-    if ((st = check_family(&m->cfg, path, e)) != ZMLX_OK) return st;
     if ((st = zmodel_check_limits(&m->cfg, path, e)) != ZMLX_OK) return st;
     if ((st = zst_open(dir, &m->archive, e)) != ZMLX_OK) return st;
 
     const zmlx_config *c = &m->cfg;
     const int64_t d = c->hidden_size, E = c->n_routed_experts;
     int64_t n_moe = c->n_layers - c->n_dense_layers;
-    int64_t nf = d + (int64_t)c->n_layers * (2 * d + c->q_lora_rank + c->kv_lora_rank + E);
+    int64_t nf = d + (int64_t)c->n_layers * (2 * d + c->q_lora_rank + c->kv_lora_rank + E +
+                                              2 * (int64_t)c->index_head_dim);
     m->f32_arena = calloc((size_t)nf, sizeof(float));
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
     m->expert_arena = calloc((size_t)(n_moe * 3 * E + 1), sizeof(zweight));
@@ -185,7 +191,7 @@ zmlx_status zmodel_load_dir(zmlx_model *m, const char *dir, zerr *e) {
     for (int l = 0; ok && l < c->n_layers; l++) {
         zlayer *L = &m->layers[l];
         L->moe = c->layer_is_moe[l];
-        ok = bind_attention(&b, l, L) && bind_ffn(&b, l, L, experts);
+        ok = bind_attention(&b, l, L) && bind_indexer(&b, l, L) && bind_ffn(&b, l, L, experts);
         if (L->moe) experts += 3 * E;
     }
     return ok ? ZMLX_OK : b.st;
