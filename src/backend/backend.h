@@ -6,13 +6,16 @@
  *
  * Today's backends work on host memory: `cpu-ref` (the scalar reference of
  * ops/ops.h, one thread) and `cpu` (threaded, SIMD by CPU feature).  A device
- * backend (CUDA) adds its weights-upload and buffer entries here; `supports` lets the
- * loader refuse a weight format a backend cannot run.
+ * backend (`cuda`) fills the whole-step entries at the end of the table instead (weights
+ * upload, device sessions); `supports` lets the loader refuse a weight format a backend
+ * cannot run.
  */
 #ifndef ZMLX_BACKEND_BACKEND_H
 #define ZMLX_BACKEND_BACKEND_H
 
+#include "core/err.h"
 #include "model/weight.h"
+#include "ops/ops.h"
 #include "zmlx.h"
 
 #include <stdbool.h>
@@ -34,6 +37,11 @@ typedef struct zmm_job {
  * Rows are float32 or bf16 (kv_dtype).  `k` and `v` may point at the same rows
  * (absorbed MLA: both are the latent); `kv_head_stride` is 0 when all heads share
  * the rows (absorbed) or the per-head offset of the expanded layout.
+ *
+ * Sparse attention (DeepSeek-V3.2 DSA): when `idx` is not NULL and idx_n[i] >= 0, query
+ * i attends only to the positions idx[i * idx_stride + 0 .. idx_n[i] - 1] (ascending,
+ * all causal), in that order; idx_n[i] < 0 (or idx NULL) is the dense causal case.
+ * A list of every causal position gives the dense result bit for bit.
  */
 typedef struct zattn_job {
     int64_t n_heads, n_q;                 /* heads, query positions (last n_q of T) */
@@ -51,11 +59,83 @@ typedef struct zattn_job {
     float scale;
     float *out;                           /* [n_q, n_heads, dv] */
     float *scratch;                       /* n_threads * T floats */
+    const int32_t *idx;                   /* NULL, or [n_q, idx_stride] selected positions */
+    const int32_t *idx_n;                 /* [n_q] entries of idx per query; < 0 = dense */
+    int64_t idx_stride;
 } zattn_job;
+
+/* h[n, rows] = silu(X W_gate^T) * (X W_up^T): the SwiGLU of one MLP (swiglu_mlp, moe_mlp). */
+typedef struct zglu_job {
+    zweight gate, up; /* [rows, cols] each */
+    const float *x;   /* [n, cols] */
+    float *h;         /* [n, rows] */
+    int64_t n;
+} zglu_job;
+
+#define ZCOMBINE_MAX_K 16 /* experts per token a combine job holds (checked at load) */
+
+/*
+ * One token's MoE output with the down projections streamed into the weighted sum
+ * (downproj_combine), never materialising the K expert outputs:
+ *   acc  = sum_k w[k] * (down[k] · h[k])      in k order, float32, no FMA
+ *   acc += shared                              (sh_h: computed here as sh_down · sh_h;
+ *                                               else sh_out if not NULL)
+ *   out  = residual ? out + acc : acc
+ */
+typedef struct zcombine_job {
+    int k;
+    zweight down[ZCOMBINE_MAX_K]; /* [d, mI] each */
+    const float *h[ZCOMBINE_MAX_K];
+    float w[ZCOMBINE_MAX_K];
+    zweight sh_down;              /* [d, sI], used when sh_h != NULL */
+    const float *sh_h;
+    const float *sh_out;          /* [d] or NULL */
+    float *out;                   /* [d] */
+    bool residual;
+} zcombine_job;
+
+/*
+ * Router logits + selection in one region (deepseek_router): logits[n, E] = X R^T,
+ * then zop_route per token into idx[n, k] / w[n, k] (work: 2E floats).
+ */
+typedef struct zroute_job {
+    zweight router; /* [E, d] */
+    const float *x; /* [n, d] */
+    int64_t n;
+    float *logits;  /* [n, E] */
+    zrouter_cfg cfg;
+    const float *bias;
+    float *work;
+    int32_t *idx;
+    float *w;
+} zroute_job;
+
+/*
+ * Whole-step entries of a device backend (calm style: the backend runs the entire forward
+ * pass on its own memory; the host-buffer entries above are then unused).  All NULL for
+ * host backends, whose steps src/model/forward.c drives op by op.  When session_init is
+ * set, src/model/session.c hands every session to these entries instead of allocating a
+ * host cache.
+ */
+typedef struct zdev_eval {
+    const int32_t *ids;   /* [n] token ids, already checked against the vocabulary */
+    int64_t n;            /* tokens, at positions pos .. pos + n - 1 */
+    int64_t pos;          /* context length before this call */
+    float *logits;        /* host; NULL, [vocab] (last position) or [n, vocab] (all_logits) */
+    bool all_logits;
+    zmlx_attn_path path;  /* absorbed / expanded MLA, as the session asked */
+} zdev_eval;
 
 typedef struct zbackend_ops {
     const char *name;
-    bool (*supports)(zdtype weight_dtype);
+    /* Can this backend run on this machine (a device and its driver present)?  NULL =
+     * always.  Asked before any weight is loaded, so a missing GPU fails fast. */
+    zmlx_status (*probe)(zerr *e);
+    bool (*supports)(zdtype weight_dtype); /* dense weights of this dtype */
+    /* Can this backend run w (any layout of model/weight.h: dense, affine, mxfp4)?
+     * Implies zweight_check(w).  Supersedes `supports`, kept for the loader until it
+     * builds zweights before asking. */
+    bool (*supports_weight)(const zweight *w);
     zmlx_status (*init)(int threads, void **ctx);
     void (*free)(void *ctx);
     int (*threads)(const void *ctx);
@@ -64,10 +144,29 @@ typedef struct zbackend_ops {
     /* Run independent transposed products, Y = X W each. */
     void (*matmul_t)(void *ctx, const zmm_job *jobs, int n_jobs);
     void (*attention)(void *ctx, const zattn_job *job);
+    /* Fused stages (patterns); every value equals the unfused chain's bit for bit. */
+    void (*glu)(void *ctx, const zglu_job *jobs, int n_jobs);
+    void (*combine)(void *ctx, const zcombine_job *job);
+    void (*route)(void *ctx, const zroute_job *job);
+
+    /* Device backends (see zdev_eval above); NULL elsewhere. */
+    /* After loading: copy the weights (in their stored formats) to the device. */
+    zmlx_status (*model_init)(void *ctx, const zmlx_model *m, zerr *e);
+    /* A session's device state (latent cache, planned buffers) for up to max_pos
+     * positions; *bytes = device memory it holds. */
+    zmlx_status (*session_init)(void *ctx, int64_t max_pos, void **dev, int64_t *bytes,
+                                zerr *e);
+    void (*session_free)(void *ctx, void *dev);
+    /* Run the model over ev->n tokens (the cache grows as needed; *bytes is updated). */
+    zmlx_status (*session_eval)(void *ctx, void *dev, const zdev_eval *ev, int64_t *bytes,
+                                zerr *e);
 } zbackend_ops;
 
 extern const zbackend_ops zbackend_cpu_ref;
 extern const zbackend_ops zbackend_cpu;
+#ifdef ZMLX_HAVE_CUDA
+extern const zbackend_ops zbackend_cuda; /* src/backend/cuda/cuda.c */
+#endif
 
 /* The table for a kind; NULL when this build lacks it (CUDA without nvcc). */
 const zbackend_ops *zbackend_get(zmlx_backend_kind kind);

@@ -49,13 +49,29 @@ int64_t zmem_available(void) {
     return kb < 0 ? -1 : (int64_t)kb * 1024;
 }
 
-/* Until the pattern registry lands, "default" and "none" both mean the baseline. */
-static zmlx_status check_patterns(const char *p, zerr *e) {
-    if (!p || !strcmp(p, "default") || !strcmp(p, "none") || !*p) return ZMLX_OK;
-    return zerr_set(e, ZMLX_ERR_INVALID_ARG,
-                    "--patterns \"%s\": unknown pattern; no fused patterns are registered in "
-                    "this build (use \"default\" or \"none\")",
-                    p);
+/* Parse a pattern spec for this model's family and fill every layer's stage plan. */
+static zmlx_status apply_patterns(zmlx_model *m, const char *spec, zerr *e) {
+    zpatch_set set;
+    zmlx_status st = zpatch_parse(spec, m->cfg.family, &set, e);
+    if (st != ZMLX_OK) return st;
+    if (!m->plan) {
+        m->plan = calloc((size_t)m->cfg.n_layers, sizeof *m->plan);
+        if (!m->plan) return zerr_set(e, ZMLX_ERR_NOMEM, "out of memory (stage plan)");
+    }
+    for (int l = 0; l < m->cfg.n_layers; l++) zpatch_plan(set, &m->plan[l]);
+    m->patterns = set;
+    return ZMLX_OK;
+}
+
+zmlx_status zmlx_model_set_patterns(zmlx_model *m, const char *spec, char *err, size_t err_size) {
+    zerr e = {{0}};
+    zmlx_status st = apply_patterns(m, spec, &e);
+    if (st != ZMLX_OK) zerr_copy(&e, err, err_size);
+    return st;
+}
+
+size_t zmlx_model_patterns(const zmlx_model *m, char *buf, size_t size) {
+    return zpatch_format(m->patterns, buf, size);
 }
 
 static double yarn_mscale(double factor, double m) {
@@ -104,6 +120,7 @@ zmlx_status zmodel_finish(zmlx_model *m, zerr *e) {
     st = m->be->init(m->params.threads, &m->be_ctx);
     if (st != ZMLX_OK)
         return zerr_set(e, st, "backend %s failed to start (%s)", m->be->name, zmlx_status_str(st));
+    if (m->be->model_init) return m->be->model_init(m->be_ctx, m, e); /* device: upload */
     return ZMLX_OK;
 }
 
@@ -123,13 +140,12 @@ zmlx_status zmlx_model_load(const char *path, const zmlx_model_params *params,
                       "(no nvcc at build time); use --backend cpu");
         goto fail;
     }
+    if (m->be->probe && (st = m->be->probe(&e)) != ZMLX_OK) goto fail; /* e.g. no GPU */
     if (m->params.threads < 0) {
         st = zerr_set(&e, ZMLX_ERR_INVALID_ARG, "--threads %d: must be 0 (all cores) or more",
                       m->params.threads);
         goto fail;
     }
-    st = check_patterns(m->params.patterns, &e);
-    if (st != ZMLX_OK) goto fail;
     m->kv_dtype = m->params.kv_dtype;
     if (m->kv_dtype == ZMLX_KV_DEFAULT)
         m->kv_dtype = m->params.precision == ZMLX_PRECISION_EXACT ? ZMLX_KV_F32 : ZMLX_KV_BF16;
@@ -139,6 +155,8 @@ zmlx_status zmlx_model_load(const char *path, const zmlx_model_params *params,
     }
     if (!strncmp(path, "builtin:", 8)) st = zmodel_load_builtin(m, path + 8, &e);
     else st = zmodel_load_dir(m, path, &e);
+    if (st != ZMLX_OK) goto fail;
+    st = apply_patterns(m, m->params.patterns, &e);
     if (st != ZMLX_OK) goto fail;
     st = zmodel_finish(m, &e);
     if (st != ZMLX_OK) goto fail;
@@ -159,6 +177,7 @@ void zmlx_model_free(zmlx_model *m) {
     free(m->expert_arena);
     free(m->layers);
     free(m->inv_freq);
+    free(m->plan);
     free(m);
 }
 
@@ -176,6 +195,22 @@ size_t zmlx_model_eos_ids(const zmlx_model *m, int32_t *ids, size_t cap) {
     return n;
 }
 
+/* deepseek_v32: the indexer reads q_a_layernorm's output and ropes its first
+   qk_rope_head_dim dims. */
+static zmlx_status check_indexer(const zmlx_config *c, const char *where, zerr *e) {
+    if (c->q_lora_rank < 1)
+        return zerr_set(e, ZMLX_ERR_UNSUPPORTED,
+                        "%s: deepseek_v32 needs q_lora_rank > 0 (its indexer reads the q_a "
+                        "projection)", where);
+    if (c->index_n_heads < 1 || c->index_topk < 1 || c->index_head_dim < c->qk_rope_dim ||
+        c->index_head_dim < 1)
+        return zerr_set(e, ZMLX_ERR_FORMAT,
+                        "%s: index_n_heads %d, index_head_dim %d, index_topk %d must be >= 1 "
+                        "(index_head_dim >= qk_rope_head_dim %d)",
+                        where, c->index_n_heads, c->index_head_dim, c->index_topk, c->qk_rope_dim);
+    return ZMLX_OK;
+}
+
 zmlx_status zmodel_check_limits(const zmlx_config *c, const char *where, zerr *e) {
     if (c->n_group > ZOP_MAX_GROUPS)
         return zerr_set(e, ZMLX_ERR_UNSUPPORTED, "%s: n_group %d exceeds the supported %d", where,
@@ -183,6 +218,9 @@ zmlx_status zmodel_check_limits(const zmlx_config *c, const char *where, zerr *e
     if (c->n_group > 0 && c->n_routed_experts % c->n_group)
         return zerr_set(e, ZMLX_ERR_FORMAT, "%s: n_routed_experts %d is not a multiple of n_group %d",
                         where, c->n_routed_experts, c->n_group);
+    if (c->experts_per_tok > ZCOMBINE_MAX_K)
+        return zerr_set(e, ZMLX_ERR_UNSUPPORTED, "%s: num_experts_per_tok %d exceeds the supported %d",
+                        where, c->experts_per_tok, ZCOMBINE_MAX_K);
     if (c->experts_per_tok > c->n_routed_experts || c->experts_per_tok < 1)
         return zerr_set(e, ZMLX_ERR_FORMAT, "%s: num_experts_per_tok %d must be in [1, %d]", where,
                         c->experts_per_tok, c->n_routed_experts);
@@ -192,6 +230,8 @@ zmlx_status zmodel_check_limits(const zmlx_config *c, const char *where, zerr *e
     if (c->n_layers < 1 || c->n_layers > ZCFG_MAX_LAYERS)
         return zerr_set(e, ZMLX_ERR_FORMAT, "%s: num_hidden_layers %d must be in [1, %d]", where,
                         c->n_layers, ZCFG_MAX_LAYERS);
+    if (c->family == ZFAM_DEEPSEEK_V32)
+        return check_indexer(c, where, e);
     return ZMLX_OK;
 }
 

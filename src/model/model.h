@@ -12,6 +12,7 @@
 #include "io/config.h"
 #include "io/safetensors.h"
 #include "model/weight.h"
+#include "patch/patch.h"
 #include "zmlx.h"
 
 typedef struct zlayer {
@@ -25,6 +26,11 @@ typedef struct zlayer {
     zweight kv_a;      /* [kv_lora + rope, d]         rows: [latent | k_pe] */
     zweight kv_b;      /* [H*(nope+v), kv_lora]       per head: W_UK [nope] then W_UV [v] rows */
     zweight o;         /* [d, H*v] */
+    /* DSA lightning indexer (deepseek_v32 only), nI heads of width dI */
+    zweight idx_wq_b;  /* [nI*dI, q_lora]             per head: [rope | rest] rows */
+    zweight idx_wk;    /* [dI, d] */
+    float *idx_k_norm, *idx_k_bias; /* [dI] LayerNorm weight, bias */
+    zweight idx_w;     /* [nI, d]                     weights_proj */
     /* dense MLP (moe == false) */
     zweight gate, up;  /* [I, d] */
     zweight down;      /* [d, I] */
@@ -57,6 +63,8 @@ struct zmlx_model {
     float *f32_arena;      /* norms and biases converted to float */
     zweight *expert_arena; /* the exp_* arrays of all layers */
 
+    zpatch_set patterns;    /* the applied pattern set */
+    zstage_plan *plan;      /* [n_layers] which implementation runs each stage */
     const zbackend_ops *be;
     void *be_ctx;
     zmlx_model_params params;

@@ -19,6 +19,22 @@ static void *track(zmlx_session *s, size_t n, bool *ok) {
     return p;
 }
 
+/* The DSA indexer's chunk buffers (deepseek_v32); one element each for other families. */
+static void alloc_index_scratch(zmlx_session *s, bool *ok) {
+    const zmlx_config *c = &s->m->cfg;
+    const bool on = c->family == ZFAM_DEEPSEEK_V32;
+    const int64_t C = ZSESSION_CHUNK, nI = on ? c->index_n_heads : 1;
+    const int64_t dI = on ? c->index_head_dim : 1;
+    zscratch *z = &s->s;
+    z->sel_cap = on ? (c->index_topk < s->max_pos ? c->index_topk : s->max_pos) : 1;
+    z->iq = track(s, (size_t)(C * nI * dI) * sizeof(float), ok);
+    z->ik = track(s, (size_t)(C * dI) * sizeof(float), ok);
+    z->iw = track(s, (size_t)(C * nI) * sizeof(float), ok);
+    z->sel = track(s, (size_t)(C * z->sel_cap) * sizeof(int32_t), ok);
+    z->sel_n = track(s, (size_t)C * sizeof(int32_t), ok);
+    s->kidx = track(s, (size_t)c->n_layers * sizeof(void *), ok);
+}
+
 static zmlx_status alloc_scratch(zmlx_session *s) {
     const zmlx_config *c = &s->m->cfg;
     const int64_t C = ZSESSION_CHUNK, d = c->hidden_size, H = c->n_heads;
@@ -58,10 +74,12 @@ static zmlx_status alloc_scratch(zmlx_session *s) {
     z->du = track(s, C * c->intermediate_size * f, &ok);
     z->n_jobs_cap = 2 * E + 4 > C * H ? 2 * E + 4 : C * H;
     z->jobs = track(s, (size_t)z->n_jobs_cap * sizeof(zmm_job), &ok);
+    z->glu_jobs = track(s, (size_t)(E + 1) * sizeof(zglu_job), &ok);
     s->cos_t = track(s, C * (c->qk_rope_dim / 2) * f, &ok);
     s->sin_t = track(s, C * (c->qk_rope_dim / 2) * f, &ok);
     s->lat = track(s, (size_t)c->n_layers * sizeof(void *), &ok);
     s->kpe = track(s, (size_t)c->n_layers * sizeof(void *), &ok);
+    alloc_index_scratch(s, &ok);
     return ok ? ZMLX_OK : ZMLX_ERR_NOMEM;
 }
 
@@ -75,8 +93,19 @@ static void free_scratch(zmlx_session *s) {
     free(z->route_idx);
     free(z->slot);
     free(z->count);
+    free(z->iq);
+    free(z->ik);
+    free(z->iw);
+    free(z->sel);
+    free(z->sel_n);
+    free(z->i_heads);
+    free(z->i_score);
+    free(z->i_work);
     free(z->offset);
+    free(s->rope_cos);
+    free(s->rope_sin);
     free(z->jobs);
+    free(z->glu_jobs);
 }
 
 zmlx_status zmlx_session_init(zmlx_model *m, const zmlx_session_params *params,
@@ -97,6 +126,17 @@ zmlx_status zmlx_session_init(zmlx_model *m, const zmlx_session_params *params,
     }
     if (s->p.max_positions > 0 && s->p.max_positions < s->max_pos) s->max_pos = s->p.max_positions;
     s->kv_elem = m->kv_dtype == ZMLX_KV_BF16 ? 2 : 4;
+    if (m->be->session_init) { /* a device backend keeps the cache and buffers itself */
+        zmlx_status st = m->be->session_init(m->be_ctx, s->max_pos, &s->dev, &s->bytes, &e);
+        if (st != ZMLX_OK) {
+            zerr_copy(&e, err, err_size);
+            free(s);
+            return st;
+        }
+        s->peak = s->bytes;
+        *out = s;
+        return ZMLX_OK;
+    }
     zmlx_status st = alloc_scratch(s);
     if (st == ZMLX_OK) st = zsession_reserve(s, s->max_pos < 256 ? s->max_pos : 256, &e);
     else zerr_set(&e, st, "out of memory allocating the session's scratch buffers");
@@ -112,12 +152,15 @@ zmlx_status zmlx_session_init(zmlx_model *m, const zmlx_session_params *params,
 
 void zmlx_session_free(zmlx_session *s) {
     if (!s) return;
+    if (s->dev) s->m->be->session_free(s->m->be_ctx, s->dev);
     for (int l = 0; l < s->m->cfg.n_layers && s->lat; l++) {
         free(s->lat[l]);
         free(s->kpe[l]);
+        if (s->kidx) free(s->kidx[l]);
     }
     free(s->lat);
     free(s->kpe);
+    free(s->kidx);
     free_scratch(s);
     free(s);
 }
@@ -146,6 +189,26 @@ static bool grow(void **p, size_t bytes) {
     return true;
 }
 
+/* Bytes per position of the DSA indexer: every layer's keys plus the scoring buffers. */
+static int64_t index_bytes_per_pos(const zmlx_session *s) {
+    const zmlx_config *c = &s->m->cfg;
+    if (c->family != ZFAM_DEEPSEEK_V32) return 0;
+    return (int64_t)c->n_layers * c->index_head_dim * (int64_t)s->kv_elem +
+           (int64_t)sizeof(float) * (c->index_n_heads + 2);
+}
+
+static bool grow_index(zmlx_session *s, int64_t cap) {
+    const zmlx_config *c = &s->m->cfg;
+    if (c->family != ZFAM_DEEPSEEK_V32) return true;
+    zscratch *z = &s->s;
+    bool ok = true;
+    for (int l = 0; l < c->n_layers; l++)
+        ok = ok && grow(&s->kidx[l], (size_t)(cap * c->index_head_dim) * s->kv_elem);
+    ok = ok && grow((void **)&z->i_heads, (size_t)(cap * c->index_n_heads) * sizeof(float));
+    ok = ok && grow((void **)&z->i_score, (size_t)cap * sizeof(float));
+    return ok && grow((void **)&z->i_work, (size_t)cap * sizeof(float));
+}
+
 zmlx_status zsession_reserve(zmlx_session *s, int64_t want, zerr *e) {
     const zmlx_config *c = &s->m->cfg;
     if (want <= s->cap) return ZMLX_OK;
@@ -156,7 +219,8 @@ zmlx_status zsession_reserve(zmlx_session *s, int64_t want, zerr *e) {
     const int64_t H = c->n_heads, T = s->m->be->threads(s->m->be_ctx);
     const int64_t per_pos = c->n_layers * row * (int64_t)s->kv_elem +
                             (int64_t)sizeof(float) * (H * (c->qk_nope_dim + c->v_head_dim) +
-                                                      c->kv_lora_rank + T);
+                                                      c->kv_lora_rank + T) +
+                            index_bytes_per_pos(s);
     const int64_t need = (cap - s->cap) * per_pos;
     const int64_t avail = zmem_available();
     if (avail >= 0 && need > avail - (avail / 16)) {
@@ -175,6 +239,7 @@ zmlx_status zsession_reserve(zmlx_session *s, int64_t want, zerr *e) {
     ok = ok && grow((void **)&z->attn_scores, (size_t)(T * cap) * sizeof(float));
     ok = ok && grow((void **)&z->kvb, (size_t)(cap * H * (c->qk_nope_dim + c->v_head_dim)) * sizeof(float));
     ok = ok && grow((void **)&z->lat_f32, (size_t)(cap * c->kv_lora_rank) * sizeof(float));
+    ok = ok && grow_index(s, cap);
     if (!ok)
         return zerr_set(e, ZMLX_ERR_LIMIT, "out of memory growing the KV cache to %lld positions",
                         (long long)cap);
@@ -208,6 +273,14 @@ zmlx_status zmlx_session_eval(zmlx_session *s, const int32_t *ids, size_t n, flo
                       "context would reach %lld tokens, past the limit of %lld positions "
                       "(max_position_embeddings or the session limit)",
                       (long long)(s->n_past + (int64_t)n), (long long)s->max_pos);
+        goto out;
+    }
+    if (s->dev) { /* the whole step on the device */
+        zdev_eval ev = {.ids = ids, .n = (int64_t)n, .pos = s->n_past, .logits = logits,
+                        .all_logits = all_logits != 0, .path = s->p.attn_path};
+        st = s->m->be->session_eval(s->m->be_ctx, s->dev, &ev, &s->bytes, &e);
+        if (st == ZMLX_OK) s->n_past += (int64_t)n;
+        if (s->bytes > s->peak) s->peak = s->bytes;
         goto out;
     }
     st = zsession_reserve(s, s->n_past + (int64_t)n, &e);

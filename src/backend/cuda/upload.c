@@ -1,0 +1,259 @@
+/*
+ * upload.c — the model's weights on the device, in their stored formats: one arena
+ * planned once (a first pass sizes every tensor, a second copies), each tensor 256-byte
+ * aligned, a layer's routed experts stacked E x [rows, cols] so a kernel finds expert e
+ * at e * stride from the device-side route.  Copies go through two pinned staging buffers
+ * so the DMA of one overlaps the memcpy into the other.
+ *
+ * The backend's format table is upload_fmt below, indexed by zwkind (model/weight.h):
+ * whether the kernels run the layout and how its bytes are laid out.  Dense f32/f16/bf16
+ * today; a quantized layout adds its row here (packed words, then scales and biases,
+ * each uploaded like `data`) and its branch in the kernels' dispatch.
+ */
+#include "backend/cuda/cuda_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ALIGN 256
+#define STAGE_BYTES ((size_t)32 << 20)
+
+typedef struct upload_fmt {
+    bool runs;       /* the cuda kernels have this layout */
+    int elem_bytes;  /* dense: bytes per element */
+} upload_fmt;
+
+static upload_fmt fmt_of(zwkind k) {
+    upload_fmt f = {false, 0};
+    if (k < ZW_COUNT && cuk_kind_ok((int32_t)k)) {
+        f.runs = true;
+        f.elem_bytes = cuk_kind_size((int32_t)k);
+    }
+    return f;
+}
+
+typedef struct upl {
+    cu_ctx *c;
+    bool copy;            /* false: the sizing pass */
+    size_t off;           /* next free byte of the arena */
+    uint8_t *base;        /* the arena (copy pass) */
+    void *stage[2];
+    cudaEvent_t ev[2];
+    int cur;
+    zerr *e;
+    zmlx_status st;       /* first failure */
+} upl;
+
+static size_t reserve(upl *u, size_t bytes) {
+    size_t o = (u->off + ALIGN - 1) & ~(size_t)(ALIGN - 1);
+    u->off = o + bytes;
+    return o;
+}
+
+#define UPL_TRY(u, call)                                                                   \
+    do {                                                                                   \
+        cudaError_t cu_err_ = (call);                                                      \
+        if (cu_err_ != cudaSuccess) {                                                      \
+            (u)->st = zcu_fail((u)->e, cu_err_, #call, __FILE__, __LINE__, __func__);      \
+            return;                                                                        \
+        }                                                                                  \
+    } while (0)
+
+/* Copy bytes from host memory to arena offset off (copy pass only). */
+static void put(upl *u, size_t off, const void *src, size_t bytes) {
+    if (!u->copy || u->st != ZMLX_OK) return;
+    const uint8_t *s = src;
+    for (size_t done = 0; done < bytes;) {
+        size_t n = bytes - done < STAGE_BYTES ? bytes - done : STAGE_BYTES;
+        UPL_TRY(u, cudaEventSynchronize(u->ev[u->cur])); /* this buffer's last DMA is done */
+        memcpy(u->stage[u->cur], s + done, n);
+        UPL_TRY(u, cudaMemcpyAsync(u->base + off + done, u->stage[u->cur], n,
+                                   cudaMemcpyHostToDevice, u->c->stream));
+        UPL_TRY(u, cudaEventRecord(u->ev[u->cur], u->c->stream));
+        u->cur ^= 1;
+        done += n;
+    }
+}
+
+static void fail_layout(upl *u, const zweight *w, const char *what) {
+    if (u->st != ZMLX_OK) return;
+    zwkind k = zweight_kind(w);
+    u->st = zerr_set(u->e, ZMLX_ERR_UNSUPPORTED,
+                     "weight %s has layout %s, which the cuda backend cannot run yet (dense "
+                     "f32, f16 and bf16 run); use --backend cpu",
+                     what, k < ZW_COUNT ? zwfmt_table[k].name : "(invalid)");
+}
+
+/* One matrix; an empty one (rows 0: no shared expert, no q_b) stays empty. */
+static cuw put_weight(upl *u, const zweight *w, const char *what) {
+    cuw d = {0};
+    if (w->rows <= 0) return d;
+    zwkind k = zweight_kind(w);
+    upload_fmt f = fmt_of(k);
+    if (!f.runs) {
+        fail_layout(u, w, what);
+        return d;
+    }
+    const size_t bytes = (size_t)(w->rows * w->cols) * (size_t)f.elem_bytes;
+    const size_t off = reserve(u, bytes);
+    put(u, off, w->data, bytes);
+    d = (cuw){.data = u->base + off, .kind = (int32_t)k, .rows = w->rows, .cols = w->cols,
+              .ld = w->cols};
+    return d;
+}
+
+/* n matrices of one layout and shape, stacked `stride` elements apart. */
+static cuw put_stack(upl *u, const zweight *ws, int n, const char *what) {
+    cuw d = {0};
+    zwkind k = zweight_kind(&ws[0]);
+    upload_fmt f = fmt_of(k);
+    if (!f.runs) {
+        fail_layout(u, &ws[0], what);
+        return d;
+    }
+    for (int i = 1; i < n; i++)
+        if (zweight_kind(&ws[i]) != k || ws[i].rows != ws[0].rows || ws[i].cols != ws[0].cols) {
+            if (u->st == ZMLX_OK)
+                u->st = zerr_set(u->e, ZMLX_ERR_UNSUPPORTED,
+                                 "%s: expert %d differs in layout or shape from expert 0; the "
+                                 "cuda backend stacks a layer's experts", what, i);
+            return d;
+        }
+    const size_t bytes = (size_t)(ws[0].rows * ws[0].cols) * (size_t)f.elem_bytes;
+    const size_t step = (bytes + ALIGN - 1) & ~(size_t)(ALIGN - 1);
+    const size_t off = reserve(u, step * (size_t)n);
+    for (int i = 0; i < n; i++) put(u, off + (size_t)i * step, ws[i].data, bytes);
+    d = (cuw){.data = u->base + off, .kind = (int32_t)k, .rows = ws[0].rows, .cols = ws[0].cols,
+              .ld = ws[0].cols, .stride = (int64_t)(step / (size_t)f.elem_bytes)};
+    return d;
+}
+
+static const float *put_f32(upl *u, const float *src, int64_t n) {
+    if (!src || n <= 0) return NULL;
+    const size_t off = reserve(u, (size_t)n * sizeof(float));
+    put(u, off, src, (size_t)n * sizeof(float));
+    return (const float *)(u->base + off);
+}
+
+static cuw put_named(upl *u, const zweight *w, int l, const char *name) {
+    char what[64];
+    snprintf(what, sizeof what, "layer %d %s", l, name);
+    return put_weight(u, w, what);
+}
+
+static void walk_layer(upl *u, const zmlx_model *m, int l) {
+    const zmlx_config *c = &m->cfg;
+    const zlayer *L = &m->layers[l];
+    cu_layer *D = &u->c->layers[l];
+    char what[64];
+    D->moe = L->moe;
+    D->attn_norm = put_f32(u, L->attn_norm, c->hidden_size);
+    D->ffn_norm = put_f32(u, L->ffn_norm, c->hidden_size);
+    D->q_a_norm = put_f32(u, L->q_a_norm, c->q_lora_rank);
+    D->kv_a_norm = put_f32(u, L->kv_a_norm, c->kv_lora_rank);
+    D->q_a = put_named(u, &L->q_a, l, "q_a");
+    D->q_b = put_named(u, &L->q_b, l, "q_b");
+    D->kv_a = put_named(u, &L->kv_a, l, "kv_a");
+    D->kv_b = put_named(u, &L->kv_b, l, "kv_b");
+    D->o = put_named(u, &L->o, l, "o");
+    if (!L->moe) {
+        D->gate = put_named(u, &L->gate, l, "gate");
+        D->up = put_named(u, &L->up, l, "up");
+        D->down = put_named(u, &L->down, l, "down");
+        return;
+    }
+    const int E = c->n_routed_experts;
+    D->router = put_named(u, &L->router, l, "router");
+    D->router_bias = put_f32(u, L->router_bias, E);
+    snprintf(what, sizeof what, "layer %d experts' gate_proj", l);
+    D->exp_gate = put_stack(u, L->exp_gate, E, what);
+    snprintf(what, sizeof what, "layer %d experts' up_proj", l);
+    D->exp_up = put_stack(u, L->exp_up, E, what);
+    snprintf(what, sizeof what, "layer %d experts' down_proj", l);
+    D->exp_down = put_stack(u, L->exp_down, E, what);
+    D->sh_gate = put_named(u, &L->sh_gate, l, "sh_gate");
+    D->sh_up = put_named(u, &L->sh_up, l, "sh_up");
+    D->sh_down = put_named(u, &L->sh_down, l, "sh_down");
+}
+
+static void walk(upl *u, const zmlx_model *m) {
+    const zmlx_config *c = &m->cfg;
+    u->c->embed = put_weight(u, &m->embed, "embed_tokens");
+    if (m->lm_head.data == m->embed.data && m->lm_head.rows == m->embed.rows &&
+        zweight_kind(&m->lm_head) == zweight_kind(&m->embed))
+        u->c->lm_head = u->c->embed; /* tied: one copy */
+    else
+        u->c->lm_head = put_weight(u, &m->lm_head, "lm_head");
+    u->c->final_norm = put_f32(u, m->final_norm, c->hidden_size);
+    u->c->inv_freq = put_f32(u, m->inv_freq, c->qk_rope_dim / 2);
+    for (int l = 0; l < c->n_layers && u->st == ZMLX_OK; l++) walk_layer(u, m, l);
+}
+
+/* What the kernels assume of the model, checked once. */
+static zmlx_status check_shapes(const zmlx_config *c, zerr *e) {
+    if (c->family == ZFAM_DEEPSEEK_V32)
+        return zerr_set(e, ZMLX_ERR_UNSUPPORTED,
+                        "the cuda backend does not run the deepseek_v32 sparse-attention "
+                        "indexer yet; use --backend cpu");
+    if (c->kv_lora_rank > ZCU_ATTN_MAX_R || c->qk_rope_dim > 128 || c->v_head_dim > 512)
+        return zerr_set(e, ZMLX_ERR_UNSUPPORTED,
+                        "the cuda attention kernels hold kv_lora_rank <= %d, qk_rope_head_dim "
+                        "<= 128, v_head_dim <= 512 (this model: %d, %d, %d)",
+                        ZCU_ATTN_MAX_R, c->kv_lora_rank, c->qk_rope_dim, c->v_head_dim);
+    if (c->n_routed_experts > ZCU_ROUTE_MAX_E)
+        return zerr_set(e, ZMLX_ERR_UNSUPPORTED, "the cuda router holds %d experts (this model: %d)",
+                        ZCU_ROUTE_MAX_E, c->n_routed_experts);
+    if (c->n_heads > 65535 / ZCU_CHUNK)
+        return zerr_set(e, ZMLX_ERR_UNSUPPORTED, "the cuda backend holds %d heads (this model: %d)",
+                        65535 / ZCU_CHUNK, c->n_heads);
+    return ZMLX_OK;
+}
+
+zmlx_status zcu_upload(cu_ctx *c, const zmlx_model *m, zerr *e) {
+    zmlx_status st = check_shapes(&m->cfg, e);
+    if (st != ZMLX_OK) return st;
+    c->layers = calloc((size_t)m->cfg.n_layers, sizeof *c->layers);
+    if (!c->layers) return zerr_set(e, ZMLX_ERR_NOMEM, "out of memory (cuda layer table)");
+    upl u = {.c = c, .e = e, .st = ZMLX_OK};
+    walk(&u, m); /* sizing */
+    if (u.st != ZMLX_OK) return u.st;
+    size_t free_b = 0, total_b = 0;
+    CU_TRY(e, cudaMemGetInfo(&free_b, &total_b));
+    if (u.off > free_b)
+        return zerr_set(e, ZMLX_ERR_LIMIT,
+                        "the weights need %.2f GiB on %s but only %.2f GiB of its %.2f GiB are "
+                        "free; use fewer layers or --backend cpu",
+                        (double)u.off / 1073741824.0, c->name, (double)free_b / 1073741824.0,
+                        (double)total_b / 1073741824.0);
+    cudaError_t err = cudaMalloc(&c->warena, u.off);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError(); /* not sticky: clear it for the next check */
+        c->warena = NULL;
+        return zerr_set(e, ZMLX_ERR_LIMIT, "cudaMalloc of %.2f GiB for the weights failed: %s",
+                        (double)u.off / 1073741824.0, cudaGetErrorString(err));
+    }
+    c->wbytes = u.off;
+    u = (upl){.c = c, .copy = true, .base = c->warena, .e = e, .st = ZMLX_OK};
+    for (int i = 0; i < 2; i++) {
+        CU_TRY(e, cudaMallocHost(&u.stage[i], STAGE_BYTES));
+        CU_TRY(e, cudaEventCreateWithFlags(&u.ev[i], cudaEventDisableTiming));
+        CU_TRY(e, cudaEventRecord(u.ev[i], c->stream));
+    }
+    walk(&u, m);
+    cudaError_t sync = cudaStreamSynchronize(c->stream);
+    for (int i = 0; i < 2; i++) {
+        cudaFreeHost(u.stage[i]);
+        cudaEventDestroy(u.ev[i]);
+    }
+    if (u.st != ZMLX_OK) return u.st;
+    CU_TRY(e, sync);
+    return ZMLX_OK;
+}
+
+void zcu_upload_free(cu_ctx *c) {
+    if (c->warena) cudaFree(c->warena);
+    c->warena = NULL;
+    free(c->layers);
+    c->layers = NULL;
+}
