@@ -16,7 +16,7 @@ test-release: all
 # Sanitizer build with clang so the libFuzzer targets build in the same tree; ctest runs
 # every test again under ASan+UBSan plus a short fuzz run of each target on its corpus.
 test-asan:
-	CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DZMLX_SANITIZE=ON -DZMLX_FUZZ=ON >/dev/null
+	CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZMLX_SANITIZE=ON -DZMLX_FUZZ=ON -DZMLX_SLOW_TESTS=OFF -DZMLX_CUDA=OFF >/dev/null
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure -j $(JOBS)

@@ -106,6 +106,12 @@ typedef struct zmlx_model_info {
 } zmlx_model_info;
 
 void zmlx_model_get_info(const zmlx_model *model, zmlx_model_info *info);
+/* Switch the applied pattern set ("default", "none", "a,b,c") of a loaded model; sessions
+ * created afterwards (and running ones, from their next eval) use it. */
+zmlx_status zmlx_model_set_patterns(zmlx_model *model, const char *patterns, char *err,
+                                    size_t err_size);
+/* The applied set as "a,b,c" (or "none"); returns its length, writes at most size bytes. */
+size_t zmlx_model_patterns(const zmlx_model *model, char *buf, size_t size);
 /* Describe a model without loading its weights (config, tensor headers). */
 zmlx_status zmlx_model_probe(const char *path, const zmlx_model_params *params,
                              zmlx_model_info *info, char *err, size_t err_size);
@@ -151,6 +157,53 @@ const char *zmlx_session_error(const zmlx_session *session);
 /* Peak bytes held by this session's cache and scratch buffers so far. */
 int64_t zmlx_session_peak_bytes(const zmlx_session *session);
 
+/* ---------------------------------------------------------------- validate */
+
+#define ZMLX_VALIDATE_MAX_RUNS 32
+
+/* One greedy run's timings. */
+typedef struct zmlx_run_times {
+    double prefill_tok_s, decode_tok_s;
+} zmlx_run_times;
+
+typedef struct zmlx_validate_params {
+    const char *patterns;  /* the patched set: "default" (family preset) or a list */
+    const int32_t *prompt; /* prompt ids */
+    size_t n_prompt;
+    int32_t max_tokens;    /* greedy tokens per run (EOS ignored), default 200 */
+    int32_t runs;          /* runs of each side after the warm-up, default 3 */
+    int32_t warmup;        /* warm-up runs of each side, default 1 */
+    /* called before each run (phase "warmup", "baseline" or "patched"); may be NULL */
+    void (*progress)(void *user, const char *phase, int run, int runs);
+    void *user;
+} zmlx_validate_params;
+
+typedef struct zmlx_validate_result {
+    char patterns[256];   /* the patched set, resolved ("moe_mlp,swiglu_mlp,...") */
+    int32_t runs, gen_tokens;
+    zmlx_run_times baseline[ZMLX_VALIDATE_MAX_RUNS], patched[ZMLX_VALIDATE_MAX_RUNS];
+    double median_prefill_baseline, median_decode_baseline;
+    double median_prefill_patched, median_decode_patched;
+    double decode_speedup;   /* median patched / median baseline decode tok/s */
+    double prefill_change;   /* median patched / median baseline prefill - 1 */
+    double peak_mem_mb_baseline, peak_mem_mb_patched; /* weights + session buffers */
+    int64_t matched, total;  /* tokens equal to the reference over every run */
+    int32_t first_divergence;     /* token index of the first mismatch, -1 if none */
+    int32_t first_divergence_run; /* which patched run (or -1 - baseline run) */
+    int32_t pass;            /* 1 PASS, 0 FAIL */
+} zmlx_validate_result;
+
+zmlx_validate_params zmlx_validate_default_params(void);
+/*
+ * Baseline (no patterns) vs patched, interleaved: warm-up, then `runs` x (baseline,
+ * patched), each a fresh greedy generation of max_tokens from the prompt.  The first
+ * baseline run's tokens are the reference; every run of either side must reproduce them
+ * (PASS) or the first divergence is reported (FAIL).  The model's pattern set is restored
+ * afterwards.
+ */
+zmlx_status zmlx_validate(zmlx_model *model, const zmlx_validate_params *params,
+                          zmlx_validate_result *result, char *err, size_t err_size);
+
 /* ---------------------------------------------------------------- measuring */
 
 /* This machine's memory read bandwidth in bytes/s: `threads` threads (0 = all cores)
@@ -188,7 +241,11 @@ typedef struct zmlx_tokenizer zmlx_tokenizer;
 
 /* `path` is a tokenizer.json file or a directory holding one.  Anything in the file that
  * would tokenize differently from Hugging Face (a WordPiece model, an NFC normalizer, a
- * Metaspace pre-tokenizer, ...) fails with ZMLX_ERR_UNSUPPORTED naming the field. */
+ * Metaspace pre-tokenizer, ...) fails with ZMLX_ERR_UNSUPPORTED naming the field.
+ * A directory with no tokenizer.json but a tiktoken.model (Kimi-K2.5), or the path of a
+ * tiktoken.model, loads that, with the
+ * special tokens of its tokenizer_config.json, encoding exactly as tokenization_kimi.py
+ * does (tiktoken, Kimi's pre-tokenizer pattern; ids 163584.. are the 256 specials). */
 zmlx_status zmlx_tokenizer_load(const char *path, zmlx_tokenizer **out, char *err,
                                 size_t err_size);
 /* The builtin models' fallback: ids 0-255 are the raw bytes, other ids decode as "<id>".
@@ -234,6 +291,81 @@ zmlx_status zmlx_detok_stream_push(zmlx_detok_stream *s, int32_t id, const char 
                                    size_t *len);
 /* Whatever is still held back (an incomplete character, as is); the stream restarts. */
 zmlx_status zmlx_detok_stream_flush(zmlx_detok_stream *s, const char **text, size_t *len);
+
+/* ---------------------------------------------------------------- chat */
+
+/*
+ * Chat templates written natively (no template engine): a conversation becomes the text
+ * the model was trained on, special tokens written as text — encode it with
+ * parse_special = 1.  Each template reproduces its reference for plain conversations
+ * (system / user / assistant turns, no tools, no images):
+ *   GLM47         GLM-4.7(-Flash) chat_template.jinja: [gMASK]<sop>, <|system|>, <|user|>,
+ *                 <|assistant|> with no newlines; generation prompt <|assistant|><think>, or
+ *                 <|assistant|></think> with thinking off
+ *   DEEPSEEK_V32  mlx-lm's deepseek_v32.py encoding: <｜begin▁of▁sentence｜>{system}
+ *                 <｜User｜>{msg}<｜Assistant｜> then <think> (thinking, last user turn) or
+ *                 </think>; assistant turns end with <｜end▁of▁sentence｜>
+ *   KIMI_K25      Kimi-K2.5 chat_template.jinja: a default system turn when none is given,
+ *                 <|im_user|>user<|im_middle|>{msg}<|im_end|>, assistant turns
+ *                 <|im_assistant|>assistant<|im_middle|><think></think>{msg}<|im_end|>;
+ *                 generation prompt <|im_assistant|>assistant<|im_middle|><think>, or
+ *                 ...<think></think> with thinking off
+ */
+typedef enum zmlx_chat_template {
+    ZMLX_CHAT_GLM47 = 0,
+    ZMLX_CHAT_DEEPSEEK_V32,
+    ZMLX_CHAT_KIMI_K25,
+} zmlx_chat_template;
+
+typedef enum zmlx_chat_role {
+    ZMLX_CHAT_SYSTEM = 0,
+    ZMLX_CHAT_USER,
+    ZMLX_CHAT_ASSISTANT,
+} zmlx_chat_role;
+
+typedef struct zmlx_chat_message {
+    zmlx_chat_role role;
+    const char *content;   /* UTF-8, NUL-terminated; NULL = "" */
+    const char *reasoning; /* assistant turns: the thinking text, or NULL (templates that
+                              keep it for the turns after the last user turn use it) */
+} zmlx_chat_message;
+
+typedef struct zmlx_chat_params {
+    zmlx_chat_template tmpl;
+    int add_generation_prompt; /* end with the opening of an assistant turn (default 1) */
+    int thinking;              /* 1: the model thinks first (default); 0: thinking off */
+    /*
+     * 1: the messages continue a context that already holds the conversation so far,
+     * ending with an assistant reply exactly as the model generated it (its stop token not
+     * included).  The text then starts by closing that reply (<｜end▁of▁sentence｜>,
+     * <|im_end|>; GLM needs nothing) and has no conversation prefix ([gMASK]<sop>, BOS,
+     * Kimi's default system turn).  This is how a chat keeps its KV cache across turns.
+     */
+    int continuation;
+} zmlx_chat_params;
+
+zmlx_chat_params zmlx_chat_default_params(zmlx_chat_template tmpl);
+/* The template of a model family: zmlx_model_info.model_type "glm4_moe_lite",
+ * "deepseek_v32" or "kimi_k25"; other types fail with ZMLX_ERR_UNSUPPORTED. */
+zmlx_status zmlx_chat_template_for(const char *model_type, zmlx_chat_template *out);
+/* "glm47", "deepseek_v32" or "kimi_k25". */
+const char *zmlx_chat_template_name(zmlx_chat_template tmpl);
+/* The conversation as text.  Writes *n_out bytes and a NUL when cap > *n_out; when cap is
+ * too small: ZMLX_ERR_LIMIT with *n_out = bytes needed (out may be NULL when cap is 0).
+ * ZMLX_ERR_INVALID_ARG for a bad role or template. */
+zmlx_status zmlx_chat_format(const zmlx_chat_params *params, const zmlx_chat_message *msgs,
+                             size_t n_msgs, char *out, size_t cap, size_t *n_out);
+/*
+ * The ids that end an assistant reply: the model's end-of-sequence ids (config.json), those
+ * of model_dir/generation_config.json when that file exists (model_dir NULL or a
+ * "builtin:" spec: none), and the template's end-of-turn tokens that the tokenizer knows
+ * (GLM <|user|> <|observation|>, DeepSeek <｜end▁of▁sentence｜>, Kimi <|im_end|>), each id
+ * once.  Writes at most cap ids, *n_out = how many there are.  A malformed
+ * generation_config.json fails with ZMLX_ERR_FORMAT naming the file and field.
+ */
+zmlx_status zmlx_chat_stop_ids(zmlx_chat_template tmpl, const zmlx_model *model,
+                               const char *model_dir, const zmlx_tokenizer *tok, int32_t *ids,
+                               size_t cap, size_t *n_out, char *err, size_t err_size);
 
 #ifdef __cplusplus
 }

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # setup.sh — quick start, step 1 on a fresh Debian 12 machine: install the build
 # dependencies (Debian packages), build zmlx into build/, and run the main job on the
-# builtin default model (no download).  Safe to run again.
+# builtin default model (no download): `zmlx validate`, baseline vs the family preset of
+# fused patterns, with its fidelity verdict and speedup.  Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake pkg-config libjansson-dev libpcre2-dev clang libclang-rt-14-dev python3)
+# the test suite renders `zmlx matrix html` in headless Chromium
+[ "${ZMLX_SETUP_TESTS:-1}" = 1 ] && pkgs+=(chromium)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -21,6 +24,6 @@ cmake --build build -j "$(nproc)"
 
 if [ "${ZMLX_SETUP_NO_DEMO:-0}" != 1 ]; then
     echo
-    echo "== zmlx generate (builtin:glm47-mini, random weights, byte-level tokenizer) =="
-    ./build/zmlx generate --max-tokens 32 --ignore-eos
+    echo "== zmlx validate: builtin:glm47-mini (random weights), baseline vs the GLM preset =="
+    ./build/zmlx validate
 fi

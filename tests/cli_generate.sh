@@ -72,7 +72,7 @@ expect_error missing 'self_attn.o_proj.weight.*missing' $(gen "$T/v/missing")
 expect_error bad_json 'model.safetensors.*json' $(gen "$T/v/bad_json")
 expect_error non_utf8 'model.safetensors.*(utf-8|utf8|unicode|decode byte)' $(gen "$T/v/non_utf8")
 expect_error bad_config 'config.json' $(gen "$T/v/bad_config")
-expect_error dsv32 'deepseek_v32.*not supported yet' $(gen "$T/v/dsv32_config")
+expect_error other_type 'qwen3_moe' $(gen "$T/v/other_type")
 expect_error no_dir 'nonexistent' generate "$T/nonexistent" --prompt-ids 1
 expect_error bad_ids 'prompt-ids' generate builtin:glm47-tiny --prompt-ids 1,x
 expect_error id_range 'prompt-ids' generate builtin:glm47-tiny --prompt-ids 5000

@@ -15,7 +15,7 @@ Each variant is OUT_DIR/<name>/ with config.json and model.safetensors (or shard
   bad_json      the header is not valid JSON
   non_utf8      a tensor name with bytes that are not UTF-8
   bad_config    config.json is not valid JSON
-  dsv32_config  config.json says model_type deepseek_v32
+  other_type    config.json says model_type qwen3_moe (not a supported family)
 Standard library only: it edits headers and copies bytes, no torch.
 """
 import json, os, shutil, struct, sys
@@ -125,11 +125,10 @@ def main():
     with open(os.path.join(d, "config.json"), "w") as f:
         f.write('{"model_type": "glm4_moe_lite", "hidden_size": 128,,}')
 
-    d = variant(src, out, "dsv32_config")
+    d = variant(src, out, "other_type")
     shutil.copy(os.path.join(src, "model.safetensors"), d)
     c2 = dict(cfg)
-    c2["model_type"] = "deepseek_v32"
-    c2.update({"index_n_heads": 4, "index_head_dim": 32, "index_topk": 8})
+    c2["model_type"] = "qwen3_moe"
     json.dump(c2, open(os.path.join(d, "config.json"), "w"))
 
 
