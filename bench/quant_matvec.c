@@ -10,11 +10,8 @@
  * Weights are random bits (values do not change the time).  Unless --hot, each
  * call reads a different copy of the weight, with at least 256 MiB of copies, so the
  * data comes from DRAM as in real decode (each weight read once per token).
- *
- * Needs src/ on the include path (CMake: target_include_directories of the bench
- * targets); without it this builds to a stub that says so.
+ * Uses internal headers: the bench targets have src/ on their include path.
  */
-#if __has_include("backend/backend.h")
 #include "backend/backend.h"
 
 #include <stdio.h>
@@ -191,13 +188,3 @@ int main(int argc, char **argv) {
     for (int t = 0; t < nt; t++) zbackend_cpu.free(ctx[t]);
     return 0;
 }
-
-#else /* built without src/ on the include path */
-#include <stdio.h>
-
-int main(void) {
-    fprintf(stderr, "zmlx-quant_matvec: built without src/ on the include path; add "
-                    "target_include_directories(zmlx-${name} PRIVATE src) to the bench targets\n");
-    return 2;
-}
-#endif

@@ -29,6 +29,7 @@
  * cases and one fixture (for compute-sanitizer runs).
  */
 #include "tcheck.h"
+#include "tgolden.h"
 #include "zmlx.h"
 
 #ifndef ZMLX_HAVE_CUDA
@@ -1134,50 +1135,6 @@ static void kernel_cases(bool quick) {
 }
 
 /* ------------------------------------------------------------------ models */
-
-typedef struct golden {
-    int32_t prompt[64], tokens[64], prefill_argmax[64];
-    size_t n_prompt, n_tokens, vocab;
-    float *step0, *last;
-} golden;
-
-static void read_ints(json_t *a, int32_t *out, size_t *n) {
-    *n = json_array_size(a) < 64 ? json_array_size(a) : 64;
-    for (size_t i = 0; i < *n; i++) out[i] = (int32_t)json_integer_value(json_array_get(a, i));
-}
-
-static float *read_floats(json_t *a, size_t *n) {
-    *n = json_array_size(a);
-    float *v = malloc(*n * sizeof *v + 1);
-    for (size_t i = 0; i < *n; i++) v[i] = (float)json_number_value(json_array_get(a, i));
-    return v;
-}
-
-static bool load_golden(const char *dir, golden *g) {
-    char path[1100];
-    snprintf(path, sizeof path, "%s/golden.json", dir);
-    json_error_t je;
-    json_t *j = json_load_file(path, 0, &je);
-    if (!j) {
-        fprintf(stderr, "cannot read %s: %s\n", path, je.text);
-        return false;
-    }
-    size_t n;
-    read_ints(json_object_get(j, "prompt_ids"), g->prompt, &g->n_prompt);
-    read_ints(json_object_get(j, "greedy_tokens"), g->tokens, &g->n_tokens);
-    read_ints(json_object_get(j, "prefill_logits_argmax"), g->prefill_argmax, &n);
-    g->step0 = read_floats(json_object_get(j, "logits_step0"), &g->vocab);
-    g->last = read_floats(json_object_get(j, "logits_last"), &n);
-    json_decref(j);
-    return g->vocab > 0 && n == g->vocab;
-}
-
-static int32_t argmax(const float *x, size_t n) {
-    size_t b = 0;
-    for (size_t i = 1; i < n; i++)
-        if (x[i] > x[b]) b = i;
-    return (int32_t)b;
-}
 
 static double rel_err(const float *a, const float *ref, size_t n) {
     double mx = 0, md = 0;

@@ -51,15 +51,23 @@ static const zst_tensor *need(binder *b, const char *name, int nd, const int64_t
     return t;
 }
 
+/* The family's tensor prefix ("" or "language_model.") + the formatted name. */
+static void tensor_name(const binder *b, char *name, size_t n, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
+static void tensor_name(const binder *b, char *name, size_t n, const char *fmt, va_list ap) {
+    int o = snprintf(name, n, "%s", b->m->cfg.tensor_prefix);
+    vsnprintf(name + o, n - (size_t)o, fmt, ap);
+}
+
 static bool weight(binder *b, zweight *w, int64_t rows, int64_t cols, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
 static bool weight(binder *b, zweight *w, int64_t rows, int64_t cols, const char *fmt, ...) {
     char name[256];
-    int o = snprintf(name, sizeof name, "%s", b->m->cfg.tensor_prefix);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(name + o, sizeof name - (size_t)o, fmt, ap);
+    tensor_name(b, name, sizeof name, fmt, ap);
     va_end(ap);
     const zst_tensor *t = need(b, name, 2, (int64_t[]){rows, cols});
     if (!t) return false;
@@ -81,10 +89,9 @@ static bool vec(binder *b, float **out, int64_t n, const char *fmt, ...)
 
 static bool vec(binder *b, float **out, int64_t n, const char *fmt, ...) {
     char name[256];
-    int o = snprintf(name, sizeof name, "%s", b->m->cfg.tensor_prefix);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(name + o, sizeof name - (size_t)o, fmt, ap);
+    tensor_name(b, name, sizeof name, fmt, ap);
     va_end(ap);
     const zst_tensor *t = need(b, name, 1, (int64_t[]){n});
     if (!t) return false;
