@@ -53,9 +53,10 @@ static bool affine_args_ok(int64_t cols, int bits, int group) {
     return bits_ok && group_ok && cols >= 0 && cols % group == 0;
 }
 
-bool zquant_affine_row(const float *w, int64_t cols, int bits, int group, uint32_t *packed,
-                       uint16_t *scales_bf16, uint16_t *biases_bf16) {
-    if (!affine_args_ok(cols, bits, group)) return false;
+bool zquant_affine_row_as(const float *w, int64_t cols, int bits, int group, uint32_t *packed,
+                          zdtype sdtype, void *scales, void *biases) {
+    if (!affine_args_ok(cols, bits, group) || (sdtype != ZDT_BF16 && sdtype != ZDT_F32))
+        return false;
     const float n_bins = (float)((1 << bits) - 1);
     const int64_t words_per_group = (int64_t)group * bits / 32; /* whole: group >= 32 */
     uint32_t q[MAX_GROUP];
@@ -70,10 +71,20 @@ bool zquant_affine_row(const float *w, int64_t cols, int bits, int group, uint32
             q[j] = (uint32_t)v;
         }
         zquant_pack(q, group, bits, packed + g * words_per_group);
-        scales_bf16[g] = zf32_to_bf16(s);
-        biases_bf16[g] = zf32_to_bf16(b);
+        if (sdtype == ZDT_BF16) {
+            ((uint16_t *)scales)[g] = zf32_to_bf16(s);
+            ((uint16_t *)biases)[g] = zf32_to_bf16(b);
+        } else {
+            ((float *)scales)[g] = s;
+            ((float *)biases)[g] = b;
+        }
     }
     return true;
+}
+
+bool zquant_affine_row(const float *w, int64_t cols, int bits, int group, uint32_t *packed,
+                       uint16_t *scales_bf16, uint16_t *biases_bf16) {
+    return zquant_affine_row_as(w, cols, bits, group, packed, ZDT_BF16, scales_bf16, biases_bf16);
 }
 
 uint32_t zquant_fp4_code(float v) {
@@ -89,6 +100,13 @@ uint32_t zquant_fp4_code(float v) {
     return best;
 }
 
+/* ceil(log2(s)) for finite s > 0, exactly: s = m * 2^x with m in [0.5, 1). */
+static int ceil_log2(float s) {
+    int x;
+    float m = frexpf(s, &x);
+    return m == 0.5f ? x - 1 : x;
+}
+
 bool zquant_mxfp4_row(const float *w, int64_t cols, uint32_t *packed, uint8_t *scales_e8m0) {
     if (cols < 0 || cols % 32 != 0) return false;
     uint32_t q[32];
@@ -99,8 +117,8 @@ bool zquant_mxfp4_row(const float *w, int64_t cols, uint32_t *packed, uint8_t *s
         float s = amax / 6.0f;
         int e = 0;
         if (s != 0.0f) {
-            float le = rintf(log2f(s));
-            e = le < -127.0f ? -127 : le > 127.0f ? 127 : (int)le;
+            e = isfinite(s) ? ceil_log2(s) : 127;
+            e = e < -127 ? -127 : e > 127 ? 127 : e;
         }
         for (int j = 0; j < 32; j++) q[j] = zquant_fp4_code(ldexpf(wg[j], -e));
         zquant_pack(q, 32, 4, packed + g * 4);

@@ -8,6 +8,8 @@
 #ifndef ZMLX_OPS_QUANT_H
 #define ZMLX_OPS_QUANT_H
 
+#include "core/dtype.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -31,13 +33,22 @@ bool zquant_affine_row(const float *w, int64_t cols, int bits, int group, uint32
                        uint16_t *scales_bf16, uint16_t *biases_bf16);
 
 /*
- * mxfp4 of one row (group 32), as mlx/ops.cpp fp_quantize: per group
- * s = max|w| / 6; e = round(log2(s)) (0 when s == 0), clamped to [-127, 127];
- * scale byte e + 127; each element w / 2^e goes to the nearest E2M1 value, ties to
- * the lower table index (argmin over {+0, +.5, .., +6, -0, .., -6}: the smaller
- * magnitude), saturating at +-6 (max|w| / 2^e can reach 6 * sqrt(2)).
- * Computed in float32 (MLX divides and takes log2 in the weight's dtype, so bf16
- * inputs may differ in rare groups whose log2 sits at a rounding boundary).
+ * The same with the scales and biases stored as `sdtype`: ZDT_BF16 (rounded to nearest
+ * even) or ZDT_F32 (the float32 values themselves), as mx.quantize returns them in
+ * the dtype of the weight it quantizes.  False for any other sdtype.
+ */
+bool zquant_affine_row_as(const float *w, int64_t cols, int bits, int group, uint32_t *packed,
+                          zdtype sdtype, void *scales, void *biases);
+
+/*
+ * mxfp4 of one row (group 32), as mx.quantize(mode="mxfp4") of mlx 0.32 on the CPU:
+ * per group s = max|w| / 6 (float32); the scale exponent is e = ceil(log2(s)), the
+ * smallest with max|w| <= 6 * 2^e (so nothing saturates), computed exactly from s's
+ * bits, and 0 when s == 0; scale byte e + 127.  Each element w / 2^e goes to the
+ * nearest E2M1 value, ties to the lower table index (argmin over {+0, +.5, .., +6, -0,
+ * .., -6}: the smaller magnitude; -0.25 -> +0).  (Measured on mlx 0.32.4; the mlx
+ * source at commit 0087b782 rounded the exponent to nearest instead, saturating at 6.)
+ * mlx wraps e + 127 into a byte below e = -127 (max|w| < 6 * 2^-127); this clamps.
  * packed[cols / 8], scales[cols / 32].  Returns false unless cols % 32 == 0.
  */
 bool zquant_mxfp4_row(const float *w, int64_t cols, uint32_t *packed, uint8_t *scales_e8m0);
