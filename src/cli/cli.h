@@ -81,5 +81,6 @@ int cmd_patterns(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 
 #endif

@@ -20,6 +20,7 @@ static void usage(FILE *f) {
             "  bench      baseline vs named variants, interleaved: capsule + matrix ledger\n"
             "  report     capsules written by bench as a table\n"
             "  matrix     the ledger: run MODEL, history SUBSTR, report, csv, html\n"
+            "  convert    SRC DST: a Hugging Face checkpoint (or builtin) in mlx-lm's MLX layout\n"
             "\n"
             "MODEL is a checkpoint directory (config.json + *.safetensors) or\n"
             "builtin:NAME[:key=value,...] with NAME glm47-tiny, glm47-mini or glm47-flash\n"
@@ -55,6 +56,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "report")) return cmd_report(argc - 1, argv + 1);
     if (!strcmp(cmd, "matrix")) return cmd_matrix(argc - 1, argv + 1);
+    if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1);
     cli_error("unknown command \"%s\" (run `zmlx --help` for the list)", cmd);
     return EXIT_USAGE;
 }
