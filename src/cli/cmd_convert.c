@@ -9,7 +9,8 @@
  * Progress goes to stderr: a bar redrawn in place when stderr is a terminal, else one
  * summary line at the end.  --json prints one JSON object to stdout at the end.
  * Exit codes: 0 done; 2 usage errors, a bad SRC, DST already there; 1 the conversion
- * failed while writing (nothing is left behind); 130 interrupted (likewise).
+ * failed while writing (nothing is left behind); 128 + signal (130 for Ctrl-C) when
+ * interrupted (likewise).
  */
 #include "cli/cli.h"
 #include "tools/convert.h"
@@ -32,10 +33,7 @@ typedef struct cv_opts {
    file-static state: a signal handler can reach nothing else. */
 static volatile sig_atomic_t g_cancel;
 
-static void on_signal(int sig) {
-    (void)sig;
-    g_cancel = 1;
-}
+static void on_signal(int sig) { g_cancel = sig; }
 
 static void usage(void) {
     printf("usage: zmlx convert SRC DST [--q-bits B] [--q-group-size G] [--q-mode affine|mxfp4]\n"
@@ -54,7 +52,7 @@ static void usage(void) {
            "  --force                replace DST if it is a checkpoint directory\n"
            "  --threads N            threads (default: all cores)\n"
            "  --json                 print a JSON summary to stdout\n"
-           "Exit: 0 done, 2 usage / bad SRC / DST exists, 1 write failure, 130 interrupted.\n");
+           "Exit: 0 done, 2 usage / bad SRC / DST exists, 1 write failure, 128+signal interrupted.\n");
 }
 
 /* 0 to go on, else the exit code. */
@@ -184,11 +182,11 @@ int cmd_convert(int argc, char **argv) {
         if (b.tty) fputc('\n', stderr);
         if (g_cancel) {
             cli_error("convert: interrupted; %s was not written", o.dst);
-            return 130;
+            return 128 + (int)g_cancel;
         }
         cli_error("%s", e.msg);
         /* bad arguments, SRC or DST are usage/load errors; failures while writing are 1 */
-        return st == ZMLX_ERR_IO || st == ZMLX_ERR_NOMEM || st == ZMLX_ERR_LIMIT ? 1 : EXIT_USAGE;
+        return sum.writing ? 1 : EXIT_USAGE;
     }
     char q[64], sz[32];
     if (o.p.mode == ZCV_Q_NONE) snprintf(q, sizeof q, "not quantized");

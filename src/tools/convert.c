@@ -231,12 +231,10 @@ out:
     return st;
 }
 
-static zmlx_status convert_into(zcv_srcset *s, const zcv_params *p, const char *tmp,
-                                zcv_summary *sum, zerr *e) {
-    zdtype cast = p->dtype != ZDT_COUNT ? p->dtype : zcv_config_cast(s->config);
-    zcv_plan plan;
-    zmlx_status st = zcv_plan_build(s, p, cast, &plan, e);
-    if (st != ZMLX_OK) return st;
+static zmlx_status convert_into(zcv_srcset *s, const zcv_params *p, zcv_plan *pl,
+                                const char *tmp, zcv_summary *sum, zerr *e) {
+    zcv_plan plan = *pl;
+    zmlx_status st = ZMLX_OK;
     run R = {.p = p, .plan = &plan, .scratch_floats = 1 << 16};
     R.shard_of = malloc((plan.n_out + 1) * sizeof *R.shard_of);
     R.local = malloc((plan.n_out + 1) * sizeof *R.local);
@@ -270,7 +268,6 @@ static zmlx_status convert_into(zcv_srcset *s, const zcv_params *p, const char *
     free(R.w);
     free(R.shard_of);
     free(R.local);
-    zcv_plan_free(&plan);
     if (st == ZMLX_OK) st = zcv_config_write(s, p, tmp, e);
     if (st == ZMLX_OK) st = zcv_copy_files(s, tmp, e);
     return st;
@@ -293,6 +290,13 @@ zmlx_status zcv_convert(const char *src, const char *dst_in, const zcv_params *p
     zcv_srcset s;
     zmlx_status st = zcv_src_open(src, p->threads, &s, e);
     if (st != ZMLX_OK) return st;
+    zcv_plan plan;
+    zdtype cast = p->dtype != ZDT_COUNT ? p->dtype : zcv_config_cast(s.config);
+    if ((st = zcv_plan_build(&s, p, cast, &plan, e)) != ZMLX_OK) {
+        zcv_src_close(&s);
+        return st;
+    }
+    if (out) out->writing = true; /* from here on a failure is a failure to write */
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", dst);
     if (mkdtemp(tmp)) { /* mkdtemp makes 0700: give it the mode a plain mkdir would */
@@ -302,13 +306,18 @@ zmlx_status zcv_convert(const char *src, const char *dst_in, const zcv_params *p
     } else {
         st = zerr_set(e, ZMLX_ERR_IO, "%s: cannot create a temporary directory next to it: %s",
                       dst, strerror(errno));
+        zcv_plan_free(&plan);
         zcv_src_close(&s);
         return st;
     }
-    st = convert_into(&s, p, tmp, &sum, e);
+    st = convert_into(&s, p, &plan, tmp, &sum, e);
+    zcv_plan_free(&plan);
     zcv_src_close(&s);
     if (st == ZMLX_OK) st = install(tmp, dst, p->force, e);
     if (st != ZMLX_OK) rm_tree(tmp);
-    if (st == ZMLX_OK && out) *out = sum;
+    if (st == ZMLX_OK && out) {
+        *out = sum;
+        out->writing = true;
+    }
     return st;
 }

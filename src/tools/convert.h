@@ -62,6 +62,7 @@ typedef struct zcv_summary {
     uint64_t total_bytes;      /* tensor bytes (the index's total_size) */
     uint64_t total_parameters; /* the index's total_parameters */
     char model_type[32];
+    bool writing; /* set once SRC and the plan were fine: a later failure is a write failure */
 } zcv_summary;
 
 zcv_params zcv_default_params(void);
@@ -73,7 +74,8 @@ bool zcv_params_check(const zcv_params *p, zerr *e);
  * Convert SRC (a checkpoint directory or builtin:NAME[:k=v,...]) into DST.  Returns
  * ZMLX_ERR_INVALID_ARG when DST exists (and !force) or the parameters are bad, the
  * loader's status for a bad SRC, ZMLX_ERR_IO for write failures, ZMLX_ERR_LIMIT when
- * cancelled.
+ * cancelled; out->writing tells a failure while writing from one before (out may be
+ * NULL).
  */
 zmlx_status zcv_convert(const char *src, const char *dst, const zcv_params *p, zcv_summary *out,
                         zerr *e);

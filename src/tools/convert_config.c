@@ -28,6 +28,44 @@ zdtype zcv_config_cast(const json_t *config) {
     return ZDT_COUNT;
 }
 
+/*
+ * mlx-lm 0.32 reads only the released checkpoints' keys: rope_theta + rope_scaling and
+ * first_k_dense_replace.  A transformers-5 config (rope_parameters, mlp_layer_types)
+ * gets them added, so that mlx-lm builds the same model (its own convert copies such a
+ * config as is, and its DeepSeek model then silently runs without YaRN).  rope_scaling
+ * is rope_parameters without rope_theta, with rope_type renamed to type.
+ */
+static bool is_str(const json_t *v, const char *s) {
+    return json_is_string(v) && !strcmp(json_string_value(v), s);
+}
+
+static void add_released_keys(json_t *cfg) {
+    json_t *rp = json_object_get(cfg, "rope_parameters");
+    if (json_is_object(rp)) {
+        json_t *theta = json_object_get(rp, "rope_theta");
+        if (theta && !json_object_get(cfg, "rope_theta"))
+            json_object_set(cfg, "rope_theta", theta);
+        const char *type = json_string_value(json_object_get(rp, "rope_type"));
+        json_t *rs = json_object_get(cfg, "rope_scaling");
+        if (type && strcmp(type, "default") != 0 && (!rs || json_is_null(rs))) {
+            json_t *c = json_deep_copy(rp);
+            json_t *t = json_incref(json_object_get(c, "rope_type"));
+            json_object_del(c, "rope_theta");
+            json_object_del(c, "rope_type");
+            json_object_set_new(c, "type", t);
+            json_object_set_new(cfg, "rope_scaling", c);
+        }
+    }
+    json_t *types = json_object_get(cfg, "mlp_layer_types");
+    if (json_is_array(types) && !json_object_get(cfg, "first_k_dense_replace")) {
+        size_t k = 0, n = json_array_size(types);
+        while (k < n && is_str(json_array_get(types, k), "dense")) k++;
+        bool rest_sparse = true; /* else no first_k_dense_replace describes it */
+        for (size_t i = k; i < n; i++) rest_sparse &= is_str(json_array_get(types, i), "sparse");
+        if (rest_sparse) json_object_set_new(cfg, "first_k_dense_replace", json_integer((json_int_t)k));
+    }
+}
+
 zmlx_status zcv_config_write(const zcv_srcset *s, const zcv_params *p, const char *dir, zerr *e) {
     json_t *cfg = json_deep_copy(s->config);
     char path[4400];
@@ -35,6 +73,7 @@ zmlx_status zcv_config_write(const zcv_srcset *s, const zcv_params *p, const cha
     if (!cfg) return zerr_set(e, ZMLX_ERR_NOMEM, "out of memory writing %s", path);
     json_object_del(cfg, "_name_or_path");
     json_object_del(cfg, "vision_config");
+    add_released_keys(cfg);
     /* a source quantization_config describes weights this conversion decoded (fp8 blocks);
        mlx-lm without -q would keep it, which no longer matches the tensors */
     const char *qm = json_string_value(

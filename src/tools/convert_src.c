@@ -116,8 +116,9 @@ static zmlx_status open_dir(const char *dir, zcv_srcset *s, zerr *e) {
     size_t cap = 0;
     for (size_t i = 0; i < zst_count(s->ar); i++) {
         const zst_tensor *t = zst_at(s->ar, i);
+        static const char sfx[] = ".weight_scale_inv"; /* paired with its weight */
         size_t len = strlen(t->name);
-        if (len > 16 && !strcmp(t->name + len - 16, ".weight_scale_inv")) continue; /* paired */
+        if (len >= sizeof sfx && !strcmp(t->name + len - (sizeof sfx - 1), sfx)) continue;
         zcv_src src;
         if ((st = dir_src(s, t, &src, e)) != ZMLX_OK) return st;
         if ((st = push(s, &cap, src, e)) != ZMLX_OK) return st;
