@@ -3,8 +3,9 @@
  *
  * What it is for: reading both key dialects, filling defaults and rejecting anything
  * malformed or out of range with one line naming the file, the field and the value.
- * What it is not for: deciding whether a family can run (the model loader does) and
- * quantization blocks (not read yet).
+ * What it is not for: deciding whether a family can run (the model loader does).  The
+ * quantization block is validated here too but parsed by qconfig.c (zcfg_load_quant
+ * returns it).
  *
  * Dialect precedence: a transformers-5 `rope_parameters` object (non-null) wins over the
  * released `rope_theta`/`rope_scaling` pair, because transformers 5 rebuilds
@@ -27,9 +28,10 @@
  * (first_k_dense_replace, n_shared_experts, rms_norm_eps, rope_theta, yarn factor), are
  * required.  Integer fields must be JSON integers; real fields accept either.  Not read:
  * head_dim (an alias of qk_rope_head_dim in transformers 5), num_key_value_heads,
- * partial_rotary_factor, rope_interleave (the family decides), quantization_config.
+ * partial_rotary_factor, rope_interleave (the family decides).
  */
 #include "io/config.h"
+#include "io/qconfig.h"
 
 #include <errno.h>
 #include <float.h>
@@ -103,8 +105,8 @@ const char *zfamily_name(zfamily f) {
     return "unknown";
 }
 
-/* A short one-line rendering of a JSON value for messages. */
-static const char *show(const json_t *v, char *buf, size_t n) {
+/* A short one-line rendering of a JSON value for messages (also used by qconfig.c). */
+const char *zcfg_json_show(const json_t *v, char *buf, size_t n) {
     switch (json_typeof(v)) {
     case JSON_STRING: {
         const char *s = json_string_value(v);
@@ -142,7 +144,7 @@ static zmlx_status bad(const pctx *p, zmlx_status st, const char *key, const jso
                        const char *why) {
     char b[64];
     return zerr_set(p->e, st, "%s: field \"%s%s\" = %s %s", p->fname, p->scope, key,
-                    show(v, b, sizeof b), why);
+                    zcfg_json_show(v, b, sizeof b), why);
 }
 
 /* An integer in [lo, hi]; *out is left alone when the key is absent and optional. */
@@ -455,7 +457,9 @@ static zmlx_status parse_text_model(const pctx *p, const pctx *outer, zmlx_confi
     return parse_tokens(p, outer, c);
 }
 
-zmlx_status zcfg_parse(const char *text, size_t len, const char *fname, zmlx_config *out, zerr *e) {
+/* Parse text into *out and, when q is not NULL, the quantization table into *q. */
+static zmlx_status parse_text(const char *text, size_t len, const char *fname, zmlx_config *out,
+                              zqcfg **q, zerr *e) {
     if (!out || (!text && len))
         return zerr_set(e, ZMLX_ERR_INVALID_ARG, "zcfg_parse: NULL argument");
     if (!fname) fname = "config.json";
@@ -473,11 +477,15 @@ zmlx_status zcfg_parse(const char *text, size_t len, const char *fname, zmlx_con
     zmlx_status st;
     if (!json_is_object(root))
         st = zerr_set(e, ZMLX_ERR_FORMAT, "%s: the top level must be a JSON object", fname);
-    else if (!(st = parse_family(&outer, &c, &model)))
-        st = parse_text_model(&model, &outer, &c);
+    else if (!(st = parse_family(&outer, &c, &model)) && !(st = parse_text_model(&model, &outer, &c)))
+        st = zqcfg_parse(root, model.obj, model.scope, fname, q, e);
     json_decref(root);
     if (!st) *out = c;
     return st;
+}
+
+zmlx_status zcfg_parse(const char *text, size_t len, const char *fname, zmlx_config *out, zerr *e) {
+    return parse_text(text, len, fname, out, NULL, e);
 }
 
 /* The whole file into a malloc'd buffer, refusing anything over CFG_FILE_MAX. */
@@ -512,15 +520,20 @@ static zmlx_status read_all(FILE *f, const char *path, char **buf, size_t *len, 
     return ZMLX_OK;
 }
 
-zmlx_status zcfg_load(const char *path, zmlx_config *out, zerr *e) {
+zmlx_status zcfg_load_quant(const char *path, zmlx_config *out, zqcfg **q, zerr *e) {
     if (!path || !out) return zerr_set(e, ZMLX_ERR_INVALID_ARG, "zcfg_load: NULL argument");
+    if (q) *q = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) return zerr_set(e, ZMLX_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     char *buf = NULL;
     size_t len = 0;
     zmlx_status st = read_all(f, path, &buf, &len, e);
     fclose(f);
-    if (!st) st = zcfg_parse(buf, len, path, out, e);
+    if (!st) st = parse_text(buf, len, path, out, q, e);
     free(buf);
     return st;
+}
+
+zmlx_status zcfg_load(const char *path, zmlx_config *out, zerr *e) {
+    return zcfg_load_quant(path, out, NULL, e);
 }

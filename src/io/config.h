@@ -71,6 +71,10 @@ zmlx_status zcfg_parse(const char *text, size_t len, const char *fname, zmlx_con
                        zerr *e);
 /* Read and parse a file. */
 zmlx_status zcfg_load(const char *path, zmlx_config *out, zerr *e);
+/* zcfg_load, and the quantization block (io/qconfig.h) into *q: NULL when the config
+   has none; the caller frees it with zqcfg_free.  zcfg_parse validates the block too. */
+struct zqcfg;
+zmlx_status zcfg_load_quant(const char *path, zmlx_config *out, struct zqcfg **q, zerr *e);
 /* "glm4_moe_lite", ... */
 const char *zfamily_name(zfamily f);
 

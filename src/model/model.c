@@ -175,6 +175,7 @@ void zmlx_model_free(zmlx_model *m) {
     zarena_unmap(m->arena_map, m->arena_map_bytes);
     free(m->f32_arena);
     free(m->expert_arena);
+    zmodel_owned_free(m->owned);
     free(m->layers);
     free(m->inv_freq);
     free(m->plan);

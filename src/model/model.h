@@ -15,6 +15,8 @@
 #include "patch/patch.h"
 #include "zmlx.h"
 
+typedef struct zowned zowned;
+
 typedef struct zlayer {
     bool moe;
     float *attn_norm;  /* [d]          input_layernorm */
@@ -62,6 +64,7 @@ struct zmlx_model {
     size_t arena_map_bytes;
     float *f32_arena;      /* norms and biases converted to float */
     zweight *expert_arena; /* the exp_* arrays of all layers */
+    zowned *owned;         /* loader-made arrays (owned.c): int biases, dequantized weights */
 
     zpatch_set patterns;    /* the applied pattern set */
     zstage_plan *plan;      /* [n_layers] which implementation runs each stage */
@@ -70,6 +73,12 @@ struct zmlx_model {
     zmlx_model_params params;
     zmlx_kv_dtype kv_dtype; /* resolved (never DEFAULT) */
 };
+
+/* Zeroed, 64-byte aligned memory owned by the model (freed with it); NULL when out of
+   memory.  For the loader (owned.c). */
+void *zmodel_alloc(zmlx_model *m, size_t bytes);
+int64_t zmodel_owned_bytes(const zmlx_model *m);
+void zmodel_owned_free(zowned *c);
 
 /* Shared by load.c and builtin.c: rope tables, scales, backend; called last. */
 zmlx_status zmodel_finish(zmlx_model *m, zerr *e);

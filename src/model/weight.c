@@ -58,6 +58,14 @@ static void deq_mxfp4(const zweight *w, int64_t r, int64_t c0, int64_t n, float 
     }
 }
 
+/* fp8 block: e4m3 byte * the float scale of its BxB block (rows counted from brow0) */
+static void deq_fp8(const zweight *w, int64_t r, int64_t c0, int64_t n, float *out) {
+    const uint8_t *row = (const uint8_t *)w->data + (size_t)r * (size_t)w->cols;
+    const int64_t B = w->group, nbc = (w->cols + B - 1) / B, br = (r + w->brow0) / B;
+    for (int64_t c = c0; c < c0 + n; c++)
+        out[c - c0] = zfp8_e4m3_to_f32(row[c]) * zweight_scale_at(w->sdtype, w->scales, br * nbc + c / B);
+}
+
 /* ---- the table: one row per layout ---- */
 
 const zwfmt zwfmt_table[ZW_COUNT] = {
@@ -72,6 +80,7 @@ const zwfmt zwfmt_table[ZW_COUNT] = {
     [ZW_AFFINE6] = {"affine6", ZQ_AFFINE, ZDT_U32, 6, 4, 3, deq_affine},
     [ZW_AFFINE8] = {"affine8", ZQ_AFFINE, ZDT_U32, 8, 4, 4, deq_affine},
     [ZW_MXFP4] = {"mxfp4", ZQ_MXFP4, ZDT_U32, 4, 8, 4, deq_mxfp4},
+    [ZW_FP8_E4M3] = {"fp8_e4m3", ZQ_FP8_BLOCK, ZDT_F8_E4M3, 8, 1, 1, deq_fp8},
 };
 
 zwkind zweight_kind(const zweight *w) {
@@ -94,6 +103,7 @@ zwkind zweight_kind(const zweight *w) {
         default: return ZW_COUNT;
         }
     case ZQ_MXFP4: return w->bits == 4 ? ZW_MXFP4 : ZW_COUNT;
+    case ZQ_FP8_BLOCK: return w->bits == 8 && w->dtype == ZDT_F8_E4M3 ? ZW_FP8_E4M3 : ZW_COUNT;
     default: return ZW_COUNT;
     }
 }
@@ -121,9 +131,23 @@ bool zweight_check(const zweight *w, char *why, size_t n) {
         if (w->q == ZQ_AFFINE)
             return fail(why, n, "affine bits %d unsupported (2, 3, 4, 5, 6, 8)", w->bits);
         if (w->q == ZQ_MXFP4) return fail(why, n, "mxfp4 needs bits 4, not %d", w->bits);
+        if (w->q == ZQ_FP8_BLOCK)
+            return fail(why, n, "fp8 block needs F8_E4M3 data and bits 8, not %s and %d",
+                        (unsigned)w->dtype < ZDT_COUNT ? zdtype_table[w->dtype].name : "?", w->bits);
         return fail(why, n, "unknown quantization format %d", (int)w->q);
     }
-    if (w->q != ZQ_NONE) {
+    if (w->q != ZQ_FP8_BLOCK && w->brow0 != 0)
+        return fail(why, n, "brow0 %d set on a %s weight", (int)w->brow0, zwfmt_table[k].name);
+    if (w->q == ZQ_FP8_BLOCK) {
+        if (w->group < 1) return fail(why, n, "fp8 block size %d must be >= 1", w->group);
+        if (w->brow0 < 0 || w->brow0 >= w->group)
+            return fail(why, n, "fp8 brow0 %d outside [0, %d)", (int)w->brow0, w->group);
+        if (w->sdtype != ZDT_BF16 && w->sdtype != ZDT_F16 && w->sdtype != ZDT_F32)
+            return fail(why, n, "fp8 block scales must be F32, BF16 or F16");
+        if (w->rows > 0 && w->cols > 0 && !w->scales) return fail(why, n, "fp8 weight without scales");
+        if (w->biases) return fail(why, n, "fp8 block weights have no biases");
+        if (w->cols > INT64_MAX / 4) return fail(why, n, "cols %lld too large", (long long)w->cols);
+    } else if (w->q != ZQ_NONE) {
         const bool aff = w->q == ZQ_AFFINE;
         if (aff && w->group != 32 && w->group != 64 && w->group != 128)
             return fail(why, n, "affine group size %d unsupported (32, 64, 128)", w->group);
@@ -157,17 +181,25 @@ int64_t zweight_row_data_bytes(const zweight *w) {
     return w->cols / zwfmt_table[k].pack_elems * zwfmt_table[k].pack_bytes;
 }
 
-/* bytes of one row's scales (and again of its biases) */
+/* bytes of one row's scales (and again of its biases); fp8 block: of one block-row */
 static int64_t row_scale_bytes(const zweight *w) {
     if (w->q == ZQ_NONE || w->group <= 0) return 0;
-    return w->cols / w->group * (int64_t)zdtype_table[w->sdtype].size;
+    int64_t per = w->q == ZQ_FP8_BLOCK ? (w->cols + w->group - 1) / w->group : w->cols / w->group;
+    return per * (int64_t)zdtype_table[w->sdtype].size;
 }
 
 int64_t zweight_row_bytes(const zweight *w) {
+    if (w->q == ZQ_FP8_BLOCK) /* the row's share of its block-row's scales */
+        return w->group > 0 ? w->cols + (row_scale_bytes(w) + w->group - 1) / w->group : 0;
     return zweight_row_data_bytes(w) + row_scale_bytes(w) * (w->q == ZQ_AFFINE ? 2 : 1);
 }
 
 int64_t zweight_bytes(const zweight *w) {
+    if (w->q == ZQ_FP8_BLOCK) { /* every block-row the rows touch */
+        if (w->group <= 0 || w->rows <= 0) return 0;
+        int64_t nbr = (w->brow0 + w->rows + w->group - 1) / w->group;
+        return w->rows * w->cols + nbr * row_scale_bytes(w);
+    }
     return w->rows * zweight_row_bytes(w);
 }
 
@@ -175,7 +207,11 @@ zweight zweight_rows(const zweight *w, int64_t r0, int64_t n) {
     zweight v = *w;
     v.rows = n;
     v.data = (const uint8_t *)w->data + (size_t)r0 * (size_t)zweight_row_data_bytes(w);
-    if (w->q != ZQ_NONE) {
+    if (w->q == ZQ_FP8_BLOCK && w->group > 0) {
+        int64_t r = w->brow0 + r0;
+        v.scales = (const uint8_t *)w->scales + (size_t)(r / w->group) * (size_t)row_scale_bytes(w);
+        v.brow0 = (int32_t)(r % w->group);
+    } else if (w->q != ZQ_NONE) {
         size_t sb = (size_t)r0 * (size_t)row_scale_bytes(w);
         v.scales = (const uint8_t *)w->scales + sb;
         if (w->biases) v.biases = (const uint8_t *)w->biases + sb;

@@ -157,5 +157,6 @@ zk_table zk_select(void) {
         }
     }
 #endif
+    zk_fp8_install(&k); /* fp8 block weights: their own kernels (fp8.c) */
     return k;
 }

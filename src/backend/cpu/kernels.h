@@ -54,6 +54,13 @@ void zk_qrows_generic(const zweight *w, const float *x, int64_t n, float *y, int
 void zk_qcols_generic(const zweight *w, const float *x, int64_t n, float *y, int64_t c0,
                       int64_t c1);
 
+/* fp8 e4m3 block weights (fp8.c, fp8_avx2.c): rows kernels, and zk_fp8_install, which
+ * puts the fp8 entries (rows: the best of these for k->isa; columns: zk_qcols_generic)
+ * into a table zk_select has filled. */
+void zk_fp8_rows_generic(const zweight *w, const float *x, int64_t n, float *y, int64_t r0,
+                         int64_t r1);
+void zk_fp8_install(zk_table *k);
+
 enum {
     ZK_QSUMS = 1024 /* group sums a quantized kernel keeps on its stack (tokens x groups) */
 };
@@ -62,6 +69,8 @@ enum {
 void zk_rows_avx2(const zweight *w, const float *x, int64_t n, float *y, int64_t r0, int64_t r1);
 void zk_cols_avx2(const zweight *w, const float *x, int64_t n, float *y, int64_t c0, int64_t c1);
 void zk_qrows_avx2(const zweight *w, const float *x, int64_t n, float *y, int64_t r0, int64_t r1);
+void zk_fp8_rows_avx2(const zweight *w, const float *x, int64_t n, float *y, int64_t r0,
+                      int64_t r1);
 #endif
 
 #endif
