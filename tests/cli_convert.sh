@@ -36,8 +36,12 @@ grep -q '"quantization"' "$T/dense/config.json" && bad "--no-quant wrote a quant
 
 # builtin models export, and the export runs in zmlx like the builtin itself
 "$BIN" convert builtin:glm47-tiny "$T/bt" --no-quant 2>"$T/err" && ok || bad "builtin: $(cat "$T/err")"
-a=$("$BIN" generate builtin:glm47-tiny --prompt-ids 1,2,3 --max-tokens 8 --precision exact --json 2>/dev/null | python3 -c "import json,sys;print(json.load(sys.stdin)['tokens'])")
+toks() { "$BIN" generate "$1" --prompt-ids 1,2,3 --max-tokens 16 --ignore-eos --precision exact --json 2>"$T/err" | python3 -c "import json,sys;print(json.load(sys.stdin)['tokens'])"; }
+a=$(toks builtin:glm47-tiny)
+b=$(toks "$T/bt")
+[ -n "$a" ] && [ "$a" = "$b" ] && ok || bad "builtin export decodes $b, the builtin $a ($(cat "$T/err"))"
 [ -f "$T/bt/tokenizer.json" ] && ok || bad "builtin export has no tokenizer.json"
+"$BIN" tokenize "$T/bt" --text "Hi!" | grep -q '"ids":\[72,105,33\]' && ok || bad "the export's tokenizer is not byte-level"
 
 # usage and input errors: exit 2, one line naming the cause, nothing left behind
 expect_exit() { # code, name, pattern, args...

@@ -6,8 +6,10 @@
  * (the source, the matching `zmlx convert` options, mlx-lm's greedy tokens), made by
  * tools/mlx_crosscheck.py --write-fixtures.  For each case the CLI ($ZMLX_BIN) converts
  * the source and every tensor (name, dtype, shape, bytes), config.json and the index
- * must equal mlx-lm's byte for byte.  The builtin export is checked for the layout
- * invariants (stacked experts, embed_q / unembed_out, router and norms dense).
+ * must equal mlx-lm's byte for byte, and zmlx decoding mlx-lm's checkpoint greedily
+ * (--precision exact, cpu and cpu-ref backends) must give mlx-lm's tokens.  The builtin
+ * export is checked for the layout invariants (stacked experts, embed_q / unembed_out,
+ * router and norms dense).
  */
 #include "io/safetensors.h"
 #include "tcheck.h"
@@ -76,6 +78,32 @@ static int run(const char *cmd) {
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
+/* zmlx generate on mlx-lm's checkpoint `dir`: greedy tokens == expected.json's (mlx-lm's). */
+static void decode_case(const char *dir, const json_t *exp, const char *bin, const char *backend) {
+    const json_t *ids = json_object_get(exp, "prompt_ids"), *want = json_object_get(exp, "tokens");
+    char cmd[4096], out[600];
+    snprintf(out, sizeof out, "%s/gen.json", tmpdir);
+    int o = snprintf(cmd, sizeof cmd, "%s generate %s --backend %s --precision exact --patterns none "
+                     "--ignore-eos --json --max-tokens %zu --prompt-ids ", bin, dir, backend,
+                     json_array_size(want));
+    for (size_t i = 0; i < json_array_size(ids); i++)
+        o += snprintf(cmd + o, sizeof cmd - (size_t)o, "%s%lld", i ? "," : "",
+                      (long long)json_integer_value(json_array_get(ids, i)));
+    snprintf(cmd + o, sizeof cmd - (size_t)o, " >%s 2>/dev/null", out);
+    CHECKF(run(cmd) == 0, "%s failed", cmd);
+    json_error_t je;
+    json_t *got = json_load_file(out, 0, &je);
+    const json_t *toks = json_object_get(got, "tokens");
+    size_t same = 0, n = json_array_size(want);
+    while (same < n && same < json_array_size(toks) &&
+           json_integer_value(json_array_get(toks, same)) == json_integer_value(json_array_get(want, same)))
+        same++;
+    CHECKF(toks && same == n && json_array_size(toks) == n,
+           "%s on %s: %zu of %zu tokens agree with mlx-lm's", backend, dir, same, n);
+    json_decref(got);
+    unlink(out);
+}
+
 static void check_case(const char *fixdir, const char *name, const char *bin) {
     char path[1600], cmd[4096], out[512];
     snprintf(path, sizeof path, "%s/%s/expected.json", fixdir, name);
@@ -107,6 +135,8 @@ static void check_case(const char *fixdir, const char *name, const char *bin) {
     }
     snprintf(cmd, sizeof cmd, "rm -rf %s", out);
     run(cmd);
+    decode_case(want, exp, bin, "cpu");
+    decode_case(want, exp, bin, "cpu-ref");
     json_decref(exp);
 }
 

@@ -282,9 +282,9 @@ def main():
             res = run_case(args, name, src, ids, mlx_kw, zargs, tmp, builtin)
             results.append(res)
             f = res.get("files")
-            files = ("-" if f is None else
-                     f"{f['identical']}/{f['tensors']} tensors"
-                     + ("" if all(f["files_identical"].values()) else " (config/index differ)"))
+            differ = [] if f is None else [k for k, v in f["files_identical"].items() if not v]
+            files = ("-" if f is None else f"{f['identical']}/{f['tensors']} tensors"
+                     + (f" ({', '.join(differ)} differ)" if differ else ""))
             print(f"| {name} | {files} | "
                   f"{fmt_agree(res['a']) if 'a' in res else '-'} | "
                   f"{fmt_agree(res['b']) if 'b' in res else res.get('error', '')} |", flush=True)

@@ -149,6 +149,8 @@ oom:
     w->st = zerr_set(w->e, ZMLX_ERR_NOMEM, "out of memory planning the conversion");
 }
 
+static void fmt_name(char *buf, size_t n, const char *pre, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 static void fmt_name(char *buf, size_t n, const char *pre, const char *fmt, va_list ap) {
     int o = snprintf(buf, n, "%s", pre);
     vsnprintf(buf + o, n - (size_t)o, fmt, ap);
