@@ -69,6 +69,7 @@ SOURCES = {  # fixture: tokenizer fixture
     "dsv3-tiny": "dsv3-bpe",
     "dsv32-tiny": "dsv3-bpe",
     "dsv32-tiny-fp8": "dsv3-bpe",  # dsv32-tiny with DeepSeek's fp8 blocks (made here)
+    "kimi-tiny-int4": "dsv3-bpe",  # dsv3-tiny in Kimi-K2.5's layout, int4 experts (made here)
 }
 BUILTINS = {"builtin:glm47-tiny": [0, 5, 17, 99, 400, 3, 250, 811, 42, 7, 1000, 64],
             "builtin:dsv32-tiny": [0, 5, 17, 99, 400, 3, 250, 811, 42, 7, 1000, 64]}
@@ -159,14 +160,7 @@ def to_fp8_blocks(src):
         q = mx.to_fp8((wp / s[:, None, :, None]).reshape(sr * 128, sc * 128)[:r, :c])
         out[k] = ("F8_E4M3", shape, bytes(np.array(q)))
         out[k + "_scale_inv"] = ("F32", [sr, sc], bytes(np.array(s.astype(mx.float32))))
-    hdr, data = {"__metadata__": {"format": "pt"}}, b""
-    for k in sorted(out):
-        dt, shape, raw = out[k]
-        hdr[k] = {"dtype": dt, "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
-        data += raw
-    hb = json.dumps(hdr).encode()
-    hb += b" " * (-(8 + len(hb)) % 8)
-    Path(src, "model.safetensors").write_bytes(struct.pack("<Q", len(hb)) + hb + data)
+    write_st(Path(src, "model.safetensors"), out)
     cfg = json.loads(Path(src, "config.json").read_text())
     cfg["quantization_config"] = {"activation_scheme": "dynamic", "fmt": "e4m3",
                                   "quant_method": "fp8", "scale_fmt": "ue8m0",
@@ -174,9 +168,57 @@ def to_fp8_blocks(src):
     Path(src, "config.json").write_text(json.dumps(cfg, indent=2))
 
 
+def write_st(path, tensors, fmt="pt"):
+    hdr, data = {"__metadata__": {"format": fmt}}, b""
+    for k in sorted(tensors):
+        dt, shape, raw = tensors[k]
+        hdr[k] = {"dtype": dt, "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    hb = json.dumps(hdr).encode()
+    hb += b" " * (-(8 + len(hb)) % 8)
+    Path(path).write_bytes(struct.pack("<Q", len(hb)) + hb + data)
+
+
+def to_kimi_int4(src, shared):
+    """Rewrite src (dsv3-tiny) in Kimi-K2.5's layout: a kimi_k25 config with the text model
+    in text_config and the released compressed-tensors quantization_config, every tensor
+    under `language_model.`, the routed experts as int4 (symmetric, group 32, bf16 scale,
+    q + 8 packed 8 per int32, low nibble first) and a stub vision tower to be dropped."""
+    out = {}
+    for k, (dt, shape, raw) in st_tensors(src).items():
+        if ".mlp.experts." not in k:
+            out["language_model." + k] = (dt, shape, raw)
+            continue
+        w = (np.frombuffer(raw, np.uint16).astype(np.uint32) << 16).view(np.float32)
+        w = w.reshape(shape[0], shape[1] // 32, 32)
+        amax = np.abs(w).max(axis=2, keepdims=True)
+        sc = np.array(mx.array(np.maximum(amax, 1e-8) / 7.0).astype(mx.bfloat16).astype(mx.float32))
+        q = np.clip(np.rint(w / sc), -8, 7).astype(np.int64) + 8
+        q = q.reshape(shape[0], shape[1] // 8, 8)
+        packed = np.zeros((shape[0], shape[1] // 8), np.uint32)
+        for i in range(8):
+            packed |= (q[:, :, i].astype(np.uint32) << (4 * i))
+        base = "language_model." + k[:-len(".weight")]
+        sb = (sc.reshape(shape[0], shape[1] // 32).view(np.uint32) >> 16).astype(np.uint16)
+        out[base + ".weight_packed"] = ("I32", [shape[0], shape[1] // 8], packed.tobytes())
+        out[base + ".weight_scale"] = ("BF16", [shape[0], shape[1] // 32], sb.tobytes())
+        out[base + ".weight_shape"] = ("I32", [2], np.array(shape, np.int32).tobytes())
+    out["vision_tower.blocks.0.attn.weight"] = ("F32", [2, 2], bytes(16))
+    out["mm_projector.proj.weight"] = ("F32", [2], bytes(8))
+    write_st(Path(src, "model.safetensors"), out)
+    tc = json.loads(Path(src, "config.json").read_text())
+    tc["model_type"] = "kimi_k2"
+    kimi = json.loads(Path(shared, "fixtures/configs/kimi-k2.5.config.json").read_text())
+    cfg = {"architectures": ["KimiK25ForConditionalGeneration"], "model_type": "kimi_k25",
+           "text_config": tc, "quantization_config": kimi["quantization_config"],
+           "vision_config": {"hidden_size": 8}, "bos_token_id": tc.get("bos_token_id"),
+           "eos_token_id": tc.get("eos_token_id"), "tie_word_embeddings": False}
+    Path(src, "config.json").write_text(json.dumps(cfg, indent=2))
+
+
 def prepare_source(shared, fixture, tmp):
     src = Path(tmp, "hf-" + fixture)
-    base = fixture[:-4] if fixture.endswith("-fp8") else fixture
+    base = {"dsv32-tiny-fp8": "dsv32-tiny", "kimi-tiny-int4": "dsv3-tiny"}.get(fixture, fixture)
     shutil.copytree(Path(shared, "fixtures/models", base), src)
     for p in src.iterdir():
         p.chmod(0o644)
@@ -199,6 +241,8 @@ def prepare_source(shared, fixture, tmp):
     Path(src, "golden.json").unlink()
     if fixture.endswith("-fp8"):
         to_fp8_blocks(src)
+    if fixture.startswith("kimi-"):
+        to_kimi_int4(src, shared)
     return src, ids
 
 
@@ -263,6 +307,10 @@ def main():
     args = ap.parse_args()
     args.zmlx = str(Path(args.zmlx).resolve())
     results = []
+    print(f"mlx {mx.__version__}, mlx-lm {mlx_lm.__version__}, {args.tokens} greedy tokens\n")
+    print("| case | (b) zmlx convert vs mlx_lm.convert | (a) zmlx on mlx-lm's checkpoint "
+          "vs mlx-lm | (b) mlx-lm on zmlx's checkpoint vs zmlx |")
+    print("|---|---|---|---|")
     with tempfile.TemporaryDirectory(prefix="zmlx-xcheck-") as tmp:
         cases = []
         for fx in SOURCES:

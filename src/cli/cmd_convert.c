@@ -193,9 +193,11 @@ int cmd_convert(int argc, char **argv) {
     else snprintf(q, sizeof q, "%s %d-bit g%d", o.p.mode == ZCV_Q_MXFP4 ? "mxfp4" : "affine",
                   o.p.bits, o.p.group);
     fmt_bytes(sz, sizeof sz, sum.total_bytes);
-    fprintf(stderr, "zmlx convert: %s -> %s (%s, %s): %zu tensors (%zu modules quantized), "
+    char kept[48] = "";
+    if (sum.n_kept_int4) snprintf(kept, sizeof kept, ", %zu kept int4", sum.n_kept_int4);
+    fprintf(stderr, "zmlx convert: %s -> %s (%s, %s): %zu tensors (%zu modules quantized%s), "
             "%d shard%s, %s, %.1f s\n", o.src, o.dst, sum.model_type, q, sum.n_tensors,
-            sum.n_quantized, sum.n_shards, sum.n_shards == 1 ? "" : "s", sz, secs);
+            sum.n_quantized, kept, sum.n_shards, sum.n_shards == 1 ? "" : "s", sz, secs);
     if (o.json) {
         json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:I, s:I, s:I, s:i, s:f}", "src",
                               o.src, "dst", o.dst, "model_type", sum.model_type, "mode",

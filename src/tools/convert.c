@@ -98,11 +98,45 @@ typedef struct job {
     size_t orow[3];              /* bytes per row of each output */
 } job;
 
+/* Rows of a compressed-tensors int4 unit as mlx-lm remaps them: the packed words as they
+   are (q + 8 nibbles, low first, as MLX packs), scales = weight_scale, biases = -8 * scale. */
+static void raw_int4_rows(const job *j, int64_t r, int64_t n) {
+    const zcv_unit *u = j->u;
+    const int64_t ng = u->cols / 32;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t row = r + i;
+        const zcv_src *t = u->src[0];
+        if (u->op == ZCV_OP_STACK) {
+            t = u->src[row / u->shape[1]];
+            row %= u->shape[1];
+        }
+        size_t k = (size_t)(r - j->r0 + i);
+        memcpy(j->obuf[0] + k * j->orow[0], t->i4_packed + (size_t)row * (size_t)u->cols / 2,
+               (size_t)u->cols / 2);
+        for (int64_t g = 0; g < ng; g++) {
+            float sc = zweight_scale_at(t->i4_sdtype, t->i4_scale, row * ng + g), b = -8.0f * sc;
+            uint8_t *ps = j->obuf[1] + k * j->orow[1], *pb = j->obuf[2] + k * j->orow[2];
+            if (u->dt == ZDT_F32) {
+                memcpy(ps + 4 * g, &sc, 4);
+                memcpy(pb + 4 * g, &b, 4);
+            } else {
+                uint16_t hs = zf32_to_bf16(sc), hb = zf32_to_bf16(b);
+                memcpy(ps + 2 * g, &hs, 2);
+                memcpy(pb + 2 * g, &hb, 2);
+            }
+        }
+    }
+}
+
 static void encode_rows(void *arg, int64_t task, int thread) {
     const job *j = arg;
     const zcv_unit *u = j->u;
     int64_t r = j->r0 + task * j->rows_per_task;
     int64_t n = j->r0 + j->n_rows - r < j->rows_per_task ? j->r0 + j->n_rows - r : j->rows_per_task;
+    if (u->raw_int4) {
+        raw_int4_rows(j, r, n);
+        return;
+    }
     float *x = j->scratch[thread];
     zcv_unit_rows(u, r, n, x);
     for (int64_t i = 0; i < n; i++) {
@@ -258,6 +292,7 @@ static zmlx_status convert_into(zcv_srcset *s, const zcv_params *p, zcv_plan *pl
         }
         free(names);
         *sum = (zcv_summary){.n_tensors = plan.n_out, .n_quantized = plan.n_quantized,
+                             .n_kept_int4 = plan.n_raw_int4,
                              .n_shards = n_shards, .total_bytes = R.prog.bytes_total,
                              .total_parameters = plan.total_params};
         snprintf(sum->model_type, sizeof sum->model_type, "%s", zfamily_name(s->cfg.family));
@@ -268,7 +303,7 @@ static zmlx_status convert_into(zcv_srcset *s, const zcv_params *p, zcv_plan *pl
     free(R.w);
     free(R.shard_of);
     free(R.local);
-    if (st == ZMLX_OK) st = zcv_config_write(s, p, tmp, e);
+    if (st == ZMLX_OK) st = zcv_config_write(s, p, &plan, tmp, e);
     if (st == ZMLX_OK) st = zcv_copy_files(s, tmp, e);
     return st;
 }

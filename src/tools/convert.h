@@ -58,6 +58,7 @@ typedef struct zcv_params {
 
 typedef struct zcv_summary {
     size_t n_tensors, n_quantized; /* output tensors; modules quantized */
+    size_t n_kept_int4;            /* modules kept from compressed-tensors int4 */
     int n_shards;
     uint64_t total_bytes;      /* tensor bytes (the index's total_size) */
     uint64_t total_parameters; /* the index's total_parameters */

@@ -66,7 +66,16 @@ static void add_released_keys(json_t *cfg) {
     }
 }
 
-zmlx_status zcv_config_write(const zcv_srcset *s, const zcv_params *p, const char *dir, zerr *e) {
+static json_t *qparams(int group, int bits, const char *mode) {
+    json_t *q = json_object();
+    json_object_set_new(q, "group_size", json_integer(group));
+    json_object_set_new(q, "bits", json_integer(bits));
+    json_object_set_new(q, "mode", json_string(mode));
+    return q;
+}
+
+zmlx_status zcv_config_write(const zcv_srcset *s, const zcv_params *p, const zcv_plan *plan,
+                             const char *dir, zerr *e) {
     json_t *cfg = json_deep_copy(s->config);
     char path[4400];
     snprintf(path, sizeof path, "%s/config.json", dir);
@@ -74,16 +83,26 @@ zmlx_status zcv_config_write(const zcv_srcset *s, const zcv_params *p, const cha
     json_object_del(cfg, "_name_or_path");
     json_object_del(cfg, "vision_config");
     add_released_keys(cfg);
+    if (json_is_object(json_object_get(cfg, "text_config")))
+        add_released_keys(json_object_get(cfg, "text_config")); /* Kimi's text model */
     /* a source quantization_config describes weights this conversion decoded (fp8 blocks);
        mlx-lm without -q would keep it, which no longer matches the tensors */
     const char *qm = json_string_value(
         json_object_get(json_object_get(cfg, "quantization_config"), "quant_method"));
     if (qm && !strcmp(qm, "fp8")) json_object_del(cfg, "quantization_config");
-    if (p->mode != ZCV_Q_NONE) {
-        json_t *q = json_object();
-        json_object_set_new(q, "group_size", json_integer(p->group));
-        json_object_set_new(q, "bits", json_integer(p->bits));
-        json_object_set_new(q, "mode", json_string(p->mode == ZCV_Q_MXFP4 ? "mxfp4" : "affine"));
+    const char *mode = p->mode == ZCV_Q_MXFP4 ? "mxfp4" : "affine";
+    json_t *q = NULL;
+    if (plan->n_raw_int4 > 0) {
+        /* mlx-lm's load maps compressed-tensors to {32, 4, affine}; its quantize_model then
+           names every module it quantizes itself (fine-grained config), in module order */
+        q = qparams(32, 4, "affine");
+        for (size_t i = 0; p->mode != ZCV_Q_NONE && i < plan->n_units; i++)
+            if (plan->u[i].quant && !plan->u[i].raw_int4)
+                json_object_set_new(q, plan->u[i].name, qparams(p->group, p->bits, mode));
+    } else if (p->mode != ZCV_Q_NONE) {
+        q = qparams(p->group, p->bits, mode);
+    }
+    if (q) {
         json_object_set(cfg, "quantization", q);
         json_object_set_new(cfg, "quantization_config", q);
     }

@@ -28,6 +28,10 @@ typedef struct zcv_src {
     const uint8_t *fp8_scale; /* F8_E4M3 only: weight_scale_inv [ceil(r/128), ceil(c/128)] */
     zdtype fp8_sdtype;
     zdtype dtype;             /* the dtype mlx-lm holds after sanitize (fp8 -> BF16) */
+    /* compressed-tensors int4 (Kimi's routed experts), listed under <base>.weight: */
+    const uint8_t *i4_packed; /* <base>.weight_packed I32 [rows, cols / 8], q + 8 nibbles */
+    const uint8_t *i4_scale;  /* <base>.weight_scale [rows, cols / 32] */
+    zdtype i4_sdtype;
     bool used;                /* bound by the plan, or deliberately dropped */
 } zcv_src;
 
@@ -73,6 +77,8 @@ typedef struct zcv_unit {
     int64_t rows, cols; /* prod(shape[:-1]), shape[-1] */
     zdtype dt;      /* value dtype after sanitize and cast: BF16, F16 or F32 */
     bool quant;
+    bool raw_int4;  /* compressed-tensors int4 kept as MLX affine 4-bit g32 (mlx-lm's remap:
+                       weight = the packed words, scales = weight_scale, biases = -8 * scale) */
     int out0, n_out; /* output tensors [out0, out0 + n_out) */
 } zcv_unit;
 
@@ -82,7 +88,8 @@ typedef struct zcv_plan {
     zst_wspec *out;     /* output tensors in module order (names owned) */
     size_t n_out, cap_out;
     uint64_t total_params;
-    size_t n_quantized;
+    size_t n_quantized; /* modules this conversion quantizes */
+    size_t n_raw_int4;  /* modules kept from compressed-tensors int4 */
 } zcv_plan;
 
 /* Walk mlx-lm's model for s->cfg: bind sources, apply the cast and the quantization
@@ -98,9 +105,10 @@ void zcv_unit_rows(const zcv_unit *u, int64_t r0, int64_t n, float *out);
 /* mlx-lm's default cast: config torch_dtype (or text_config.dtype) when it is bfloat16,
    float16 or float32, else ZDT_COUNT (keep the stored dtypes). */
 zdtype zcv_config_cast(const json_t *config);
-/* The config.json mlx-lm writes (sorted keys, indent 4) into dir. */
-zmlx_status zcv_config_write(const zcv_srcset *s, const zcv_params *p, const char *dir,
-                             zerr *e);
+/* The config.json mlx-lm writes (sorted keys, indent 4) into dir; with int4 sources, the
+   per-module entries of the modules `plan` quantizes. */
+zmlx_status zcv_config_write(const zcv_srcset *s, const zcv_params *p, const zcv_plan *plan,
+                             const char *dir, zerr *e);
 /* Copy the tokenizer / template / generation_config / *.py files of s->dir into dir
    (builtin models: a byte-level tokenizer.json matching zmlx's fallback). */
 zmlx_status zcv_copy_files(const zcv_srcset *s, const char *dir, zerr *e);

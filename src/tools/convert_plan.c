@@ -63,8 +63,8 @@ static zcv_src *need(walker *w, const char *name, int64_t r, int64_t c) {
                          "implies %s", where(w), name, got, want);
         return NULL;
     }
-    bool ok = t->fp8_scale || t->w.q != ZQ_NONE || t->dtype == ZDT_F32 || t->dtype == ZDT_BF16 ||
-              t->dtype == ZDT_F16;
+    bool ok = t->fp8_scale || t->i4_packed || t->w.q != ZQ_NONE || t->dtype == ZDT_F32 ||
+              t->dtype == ZDT_BF16 || t->dtype == ZDT_F16;
     if (!ok) {
         w->st = zerr_set(w->e, ZMLX_ERR_UNSUPPORTED, "%s: tensor \"%s\" has dtype %s (expected F32, "
                          "F16, BF16 or fp8 with weight_scale_inv)", where(w), name,
@@ -126,11 +126,31 @@ static void unit(walker *w, const char *name, bool module, zcv_op op, zcv_src **
         return;
     }
     const zcv_params *p = w->p;
-    u->quant = module && p->mode != ZCV_Q_NONE && u->cols % p->group == 0;
+    u->raw_int4 = src[0]->i4_packed != NULL;
+    for (int i = 1; i < n_src; i++)
+        if ((src[i]->i4_packed != NULL) != u->raw_int4) {
+            w->st = zerr_set(w->e, ZMLX_ERR_UNSUPPORTED, "%s: \"%s\" mixes int4 and dense experts",
+                             where(w), name);
+            return;
+        }
+    if (u->raw_int4 && (!module || op == ZCV_OP_EMBED_Q || op == ZCV_OP_UNEMBED)) {
+        w->st = zerr_set(w->e, ZMLX_ERR_UNSUPPORTED, "%s: \"%s\" is compressed-tensors int4; zmlx "
+                         "convert keeps int4 only for Linear weights and routed experts", where(w),
+                         src[0]->name);
+        return;
+    }
+    u->quant = u->raw_int4 || (module && p->mode != ZCV_Q_NONE && u->cols % p->group == 0);
     int64_t sh[3];
     memcpy(sh, shape, (size_t)ndim * sizeof *sh);
     u->out0 = (int)pl->n_out;
-    if (!u->quant) {
+    if (u->raw_int4) { /* mlx-lm's remap: affine 4-bit g32, never requantized */
+        sh[ndim - 1] = u->cols / 8;
+        if (add_out(w, name, ".weight", ZDT_U32, ndim, sh) < 0) goto oom;
+        sh[ndim - 1] = u->cols / 32;
+        if (add_out(w, name, ".scales", u->dt, ndim, sh) < 0) goto oom;
+        if (add_out(w, name, ".biases", u->dt, ndim, sh) < 0) goto oom;
+        pl->n_raw_int4++;
+    } else if (!u->quant) {
         if (add_out(w, name, module ? ".weight" : "", u->dt, ndim, sh) < 0) goto oom;
     } else {
         sh[ndim - 1] = u->cols * p->bits / 32;

@@ -98,6 +98,65 @@ static zmlx_status dir_src(zcv_srcset *s, const zst_tensor *t, zcv_src *out, zer
     return ZMLX_OK;
 }
 
+static bool ends_with(const char *s, const char *sfx) {
+    size_t n = strlen(s), k = strlen(sfx);
+    return n >= k && !strcmp(s + n - k, sfx);
+}
+
+/*
+ * <base>.weight_packed (I32 [r, c/8]) + .weight_scale ([r, c/32]) + .weight_shape (I32
+ * [2] = r, c): one compressed-tensors int4 weight, listed as <base>.weight [r, c].
+ */
+static zmlx_status int4_src(zcv_srcset *s, const zst_tensor *t, zcv_src *out, char *listed,
+                            size_t listed_n, zerr *e) {
+    char base[512], name[600];
+    snprintf(base, sizeof base, "%.*s", (int)(strlen(t->name) - strlen("_packed")), t->name);
+    snprintf(name, sizeof name, "%s_shape", base);
+    const zst_tensor *shp = zst_find(s->ar, name);
+    snprintf(name, sizeof name, "%s_scale", base);
+    const zst_tensor *sc = zst_find(s->ar, name);
+    const char *path = zst_shard_path(s->ar, t->shard);
+    int64_t r = 0, c = 0;
+    if (shp && shp->ndim == 1 && shp->shape[0] == 2 && (shp->dtype == ZDT_I32 || shp->dtype == ZDT_I64)) {
+        for (int i = 0; i < 2; i++) {
+            int64_t v;
+            if (shp->dtype == ZDT_I32) {
+                int32_t v32;
+                memcpy(&v32, shp->data + 4 * i, 4);
+                v = v32;
+            } else {
+                memcpy(&v, shp->data + 8 * i, 8);
+            }
+            *(i ? &c : &r) = v;
+        }
+    }
+    bool ok = t->dtype == ZDT_I32 && t->ndim == 2 && r > 0 && c > 0 && c % 32 == 0 &&
+              t->shape[0] == r && t->shape[1] == c / 8 && sc && sc->ndim == 2 &&
+              sc->shape[0] == r && sc->shape[1] == c / 32 &&
+              (sc->dtype == ZDT_BF16 || sc->dtype == ZDT_F16 || sc->dtype == ZDT_F32);
+    if (!ok)
+        return zerr_set(e, ZMLX_ERR_FORMAT, "%s: \"%s\" is not compressed-tensors int4 as mlx-lm "
+                        "remaps it: I32 [r, c/8] with %s_scale [r, c/32] and %s_shape = [r, c], "
+                        "c a multiple of 32", path, t->name, base, base);
+    snprintf(listed, listed_n, "%s", base);
+    *out = (zcv_src){.name = listed, .ndim = 2, .shape = {r, c}, .dtype = sc->dtype,
+                     .i4_packed = t->data, .i4_scale = sc->data, .i4_sdtype = sc->dtype};
+    out->w = (zweight){.dtype = ZDT_U32, .rows = r, .cols = c};
+    return ZMLX_OK;
+}
+
+/* Tensors listed with another: fp8 scales, and the scale / shape of an int4 weight. */
+static bool paired(const zcv_srcset *s, const char *name) {
+    if (ends_with(name, ".weight_scale_inv")) return true;
+    char packed[600];
+    size_t n = strlen(name);
+    if (ends_with(name, ".weight_scale") || ends_with(name, ".weight_shape")) {
+        snprintf(packed, sizeof packed, "%.*s_packed", (int)(n - strlen("_scale")), name);
+        return zst_find(s->ar, packed) != NULL;
+    }
+    return false;
+}
+
 static zmlx_status open_dir(const char *dir, zcv_srcset *s, zerr *e) {
     char path[4200];
     snprintf(s->dir, sizeof s->dir, "%s", dir);
@@ -116,11 +175,12 @@ static zmlx_status open_dir(const char *dir, zcv_srcset *s, zerr *e) {
     size_t cap = 0;
     for (size_t i = 0; i < zst_count(s->ar); i++) {
         const zst_tensor *t = zst_at(s->ar, i);
-        static const char sfx[] = ".weight_scale_inv"; /* paired with its weight */
-        size_t len = strlen(t->name);
-        if (len >= sizeof sfx && !strcmp(t->name + len - (sizeof sfx - 1), sfx)) continue;
+        if (paired(s, t->name)) continue;
         zcv_src src;
-        if ((st = dir_src(s, t, &src, e)) != ZMLX_OK) return st;
+        char listed[512];
+        st = ends_with(t->name, ".weight_packed") ? int4_src(s, t, &src, listed, sizeof listed, e)
+                                                  : dir_src(s, t, &src, e);
+        if (st != ZMLX_OK) return st;
         if ((st = push(s, &cap, src, e)) != ZMLX_OK) return st;
     }
     return ZMLX_OK;
