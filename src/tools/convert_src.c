@@ -195,32 +195,36 @@ typedef struct blist {
     zerr *e;
 } blist;
 
-static void bw(blist *b, const zweight *w, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void bw(blist *b, const zweight *w, const char *fmt, ...) {
+/* Push t under the name fmt/ap. */
+static void bpush(blist *b, zcv_src t, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
+static void bpush(blist *b, zcv_src t, const char *fmt, va_list ap) {
     if (b->st != ZMLX_OK) return;
     char name[256];
+    vsnprintf(name, sizeof name, fmt, ap);
+    t.name = name;
+    b->st = push(b->s, &b->cap, t, b->e);
+}
+
+/* A weight matrix of the model (bf16 as generated; a quantized one reads dequantized). */
+static void bw(blist *b, const zweight *w, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void bw(blist *b, const zweight *w, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
+    bpush(b, (zcv_src){.ndim = 2, .shape = {w->rows, w->cols}, .w = *w,
+                       .dtype = w->q == ZQ_NONE ? w->dtype : ZDT_BF16}, fmt, ap);
     va_end(ap);
-    zcv_src t = {.name = name, .ndim = 2, .shape = {w->rows, w->cols}, .w = *w,
-                 .dtype = w->q == ZQ_NONE ? w->dtype : ZDT_BF16};
-    b->st = push(b->s, &b->cap, t, b->e);
 }
 
 /* A float vector of the model (bf16-exact values, or f32 for the router bias). */
 static void bv(blist *b, const float *v, int64_t n, zdtype dt, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 static void bv(blist *b, const float *v, int64_t n, zdtype dt, const char *fmt, ...) {
-    if (b->st != ZMLX_OK) return;
-    char name[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
+    bpush(b, (zcv_src){.ndim = 1, .shape = {1, n},
+                       .w = {.dtype = ZDT_F32, .rows = 1, .cols = n, .data = v}, .dtype = dt},
+          fmt, ap);
     va_end(ap);
-    zcv_src t = {.name = name, .ndim = 1, .shape = {1, n},
-                 .w = {.dtype = ZDT_F32, .rows = 1, .cols = n, .data = v}, .dtype = dt};
-    b->st = push(b->s, &b->cap, t, b->e);
 }
 
 static void builtin_layer(blist *b, const zmlx_config *c, int l, const zlayer *L) {
