@@ -109,9 +109,9 @@ fi
 chmod u+w "$T/ro"
 
 # interrupted: 128 + signal, nothing left behind
-"$BIN" convert builtin:glm47-mini:layers=24 "$T/int" --threads 1 >/dev/null 2>"$T/err" &
+"$BIN" convert builtin:glm47-mini:layers=40 "$T/int" --threads 1 >/dev/null 2>"$T/err" &
 pid=$!
-sleep 0.5
+sleep 0.3
 kill -TERM $pid
 wait $pid
 rc=$?
