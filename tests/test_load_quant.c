@@ -19,6 +19,10 @@
  *     at load) against their dequantized twins (-ref: the same values stored dense):
  *     identical greedy tokens over 24 steps (prefill of 10 passes the indexer's top-k of
  *     4) and every step's logits within 1e-5 of the largest, on cpu and cpu-ref.
+ *   - zmlx info: the bytes predicted from config.json + tensor headers (zmlx_model_probe)
+ *     equal those of the loaded weights (zmlx_model_get_info) for every fixture above;
+ *     on the released configs alone, DeepSeek-V3.2 holds ~1 byte per weight (fp8) and
+ *     Kimi-K2.5 ~0.64 (int4 experts with scales and made biases, the rest bf16).
  *   - error paths, each a synthetic checkpoint written to a temp folder: missing scales,
  *     biases, block scales or weight_scale, wrong shapes and dtypes, a per-module entry
  *     the tensors contradict, quantized tensors the config does not declare, a quantized
@@ -416,6 +420,46 @@ static void check_model_error(void) {
     rmdir(tmp);
 }
 
+/* ---------------------------------------------------------------- zmlx info */
+
+static void check_info_fixture(const char *name) {
+    char dir[1024], err[ZMLX_ERR_MAX];
+    fixture(dir, sizeof dir, name);
+    zmlx_model_info pi, li;
+    CHECKF(zmlx_model_probe(dir, NULL, &pi, err, sizeof err) == ZMLX_OK, "probe %s: %s", name, err);
+    zmlx_model *m = load(dir, ZMLX_BACKEND_CPU);
+    if (!m) return;
+    zmlx_model_get_info(m, &li);
+    printf("info %s: %s, %lld params, %lld bytes (predicted %lld), %lld bytes/token (predicted %lld)\n",
+           name, li.weight_format, (long long)li.params_total, (long long)li.weight_bytes_total,
+           (long long)pi.weight_bytes_total, (long long)li.bytes_per_token, (long long)pi.bytes_per_token);
+    CHECKF(pi.weight_bytes_total == li.weight_bytes_total && pi.bytes_per_token == li.bytes_per_token &&
+           pi.params_total == li.params_total && !strcmp(pi.weight_format, li.weight_format),
+           "%s: probe and loaded info differ", name);
+    zmlx_model_free(m);
+}
+
+/* zmlx info of a folder holding only the released config `name`. */
+static void check_info_config(const char *name, const char *format, double lo, double hi) {
+    char src[1024], dir[] = "/tmp/zmlx-lq-XXXXXX", dst[1100], err[ZMLX_ERR_MAX];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(dst, sizeof dst, "%s/config.json", dir);
+    json_error_t je;
+    json_t *c = json_load_file(tc_shared(src, sizeof src, name), 0, &je);
+    CHECK(c && json_dump_file(c, dst, 0) == 0);
+    json_decref(c);
+    zmlx_model_info i;
+    zmlx_status st = zmlx_model_probe(dir, NULL, &i, err, sizeof err);
+    CHECKF(st == ZMLX_OK, "probe %s: %s", name, err);
+    double per = st ? 0 : (double)i.weight_bytes_total / (double)i.params_total;
+    printf("info %s: %s, %.4g params, %.1f GB, %.4f bytes/param, %.2f GB/token\n", name, i.weight_format,
+           (double)i.params_total, (double)i.weight_bytes_total * 1e-9, per, (double)i.bytes_per_token * 1e-9);
+    CHECKF(!strcmp(i.weight_format, format) && per >= lo && per <= hi, "%s: %s %.4f bytes/param", name,
+           i.weight_format, per);
+    unlink(dst);
+    rmdir(dir);
+}
+
 /* Greedy decode of `steps` tokens after `prompt`; logits of every step into lg[steps, V]. */
 static bool decode(zmlx_model *m, const int32_t *prompt, size_t np, int steps, int32_t *toks, float *lg) {
     const size_t V = (size_t)zmlx_model_vocab_size(m);
@@ -467,6 +511,11 @@ int main(void) {
     check_tensors();
     check_errors();
     check_model_error();
+    const char *all[] = {"glm-mlx-affine4", "glm-mlx-mxfp4", "dsv32-fp8", "dsv32-fp8-ref", "kimi-int4", "kimi-int4-ref"};
+    for (int i = 0; i < 6; i++) check_info_fixture(all[i]);
+    check_info_config("fixtures/configs/deepseek-v3.2.config.json", "fp8 e4m3 b128", 1.0, 1.01);
+    check_info_config("fixtures/configs/kimi-k2.5.config.json", "ct int4 g32", 0.62, 0.66);
+    check_info_config("fixtures/configs/glm-4.7-flash.config.json", "BF16", 2.0, 2.0);
     const char *twins[] = {"dsv32-fp8", "kimi-int4"};
     for (int i = 0; i < 2; i++) {
         check_twin(twins[i], ZMLX_BACKEND_CPU);
