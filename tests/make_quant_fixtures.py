@@ -6,16 +6,16 @@ Run with the mlx venv (numpy, safetensors, mlx, mlx-lm):
 
 What it writes (all small; the C tests need no Python):
   glm-mlx-affine4/, glm-mlx-mxfp4/
-      A 2-layer, 256-token GLM-4.7-Flash-style model cut from fixtures/models/glm47-tiny
-      (layer 0 dense, layer 1 MoE; vocab rows 0..255), converted by mlx-lm's own
+      A 2-layer, 128-token GLM-4.7-Flash-style model cut from fixtures/models/glm47-tiny
+      (layer 0 dense, layer 1 MoE with experts 0..3, top-2; vocab rows 0..127), converted by mlx-lm's own
       `mlx_lm.convert -q` (affine 4-bit group 64, and mxfp4) with --dtype float32, so the
       checkpoints carry mlx-lm's real layout: stacked `switch_mlp` experts, split MLA
       `embed_q` / `unembed_out` (embed_q stays dense at group 64: its 32 columns are not a
       multiple of 64), quantized embed_tokens / lm_head, dense router.  golden.json holds
       mlx-lm's own greedy decode of that converted model in float32 (prompt, 12 tokens,
       first and last step logits, prefill argmax) in the format of the shared goldens.
-  tensors.safetensors + tensors.json
-      fp8 e4m3 block tensors with edge blocks ("fp8a" 136 x 200 with block 128 and F32
+  tensors/model.safetensors + tensors/tensors.json
+      fp8 e4m3 block tensors with edge blocks ("fp8a" 136 x 140 with block 128 and F32
       scales, "fp8b" 70 x 45 with block 32 and BF16 scales) and compressed-tensors int4
       tensors ("int4a" 24 x 72 (72 % 32 != 0), "int4b" 16 x 40, "int4c" 12 x 64, group 32,
       BF16 scales), each with its float32 dequantized reference "<name>.ref" computed
@@ -23,7 +23,7 @@ What it writes (all small; the C tests need no Python):
       (the test binds them through the loader's resolver via a per-tensor config).
   dsv32-fp8/, dsv32-fp8-ref/
       A 2-layer DeepSeek-V3.2 model (indexer included; weights cut from
-      fixtures/models/dsv32-tiny, hidden 64, vocab 256) with every Linear but lm_head and
+      fixtures/models/dsv32-tiny, hidden 48, vocab 96) with every Linear but lm_head and
       the indexer's weights_proj in fp8 e4m3, weight_block_size [32, 32], power-of-two F32
       scales (scale_fmt ue8m0), and its dequantized twin: the same values stored as bf16,
       which holds them exactly (a 3-bit-mantissa e4m3 times a power of two).
@@ -31,8 +31,8 @@ What it writes (all small; the C tests need no Python):
       A 2-layer Kimi-K2.5-layout model (kimi_k25 config with text_config, tensors under
       `language_model.`, the released compressed-tensors quantization_config verbatim:
       routed experts int4 group 32 symmetric, everything in `ignore` bf16), weights cut
-      from fixtures/models/dsv3-tiny (hidden 64; moe_intermediate 48 so down_proj has 48
-      columns, not a multiple of 32); its twin stores the dequantized experts as float16,
+      from fixtures/models/dsv3-tiny (hidden 64, 4 experts; moe_intermediate 48 so down_proj
+      has 48 columns, not a multiple of 32); its twin stores the dequantized experts as float16,
       which holds bf16 scale * (q - 8) exactly.
 """
 import argparse
@@ -135,6 +135,9 @@ def fp8_block(w, B):
     rows = np.arange(R) // B
     cols = np.arange(C) // B
     ref = (E4M3[q] * s[rows][:, cols].astype(np.float64)).astype(np.float32)
+    # the e4m3 table above agrees with mlx's own decoder
+    assert np.array_equal(np.array(mx.from_fp8(mx.array(q), dtype=mx.float32)),
+                          E4M3[q].astype(np.float32))
     return q, s, ref
 
 
@@ -160,6 +163,10 @@ def int_sym(w, bits=4, group=32):
         if bit % 32 + bits > 32:
             packed[:, bit // 32 + 1] |= u[:, j] >> np.uint64(32 - bit % 32)
     ref = (scale[:, np.arange(C) // group].astype(np.float64) * qs).astype(np.float32)
+    if bits == 4:  # unpacked again the plain way: nibble i of word k is element 8k + i
+        p32 = packed.astype(np.uint32)
+        nib = np.stack([(p32 >> np.uint32(4 * i)) & np.uint32(15) for i in range(8)], axis=2)
+        assert np.array_equal(nib.reshape(R, -1)[:, :C].astype(np.int64) - off, qs)
     return packed.astype(np.uint32).view(np.int32), bf16_bits(scale), ref
 
 
@@ -167,7 +174,7 @@ def int_sym(w, bits=4, group=32):
 
 def make_tensors(out):
     t, dt, listing = {}, {}, {}
-    for name, (R, C, B, sd) in {"fp8a": (136, 200, 128, "F32"), "fp8b": (70, 45, 32, "BF16")}.items():
+    for name, (R, C, B, sd) in {"fp8a": (136, 140, 128, "F32"), "fp8b": (70, 45, 32, "BF16")}.items():
         w = (RNG.standard_normal((R, C)) * np.exp(RNG.uniform(-6, 2, (R, 1)))).astype(np.float32)
         w[0, :5] = [0.0, -0.0, 1e-30, 2.0 ** -9 * 3, -448.0]  # zeros, subnormal codes, max
         q, s, ref = fp8_block(w, B)
@@ -189,24 +196,30 @@ def make_tensors(out):
         t[f"{name}.weight_shape"] = np.array([R, C], np.int32)
         t[f"{name}.ref"] = ref
         listing[name] = {"layout": "int4", "rows": R, "cols": C, "group": 32}
-    save_st(os.path.join(out, "tensors.safetensors"), t, dt)
-    write_json(os.path.join(out, "tensors.json"), listing)
+    d = os.path.join(out, "tensors")
+    os.makedirs(d, exist_ok=True)
+    save_st(os.path.join(d, "model.safetensors"), t, dt)
+    write_json(os.path.join(d, "tensors.json"), listing)
 
 
 # ---------------------------------------------------------------- MLX (mlx-lm convert)
 
 def glm_small(shared, dst):
-    """glm47-tiny cut to 2 layers and 256 vocabulary rows, bf16, HF names."""
+    """glm47-tiny cut to 2 layers, 4 experts (top-2) and 128 vocabulary rows, bf16, HF names."""
     src = os.path.join(shared, "fixtures/models/glm47-tiny")
     cfg = json.load(open(os.path.join(src, "config.json")))
-    cfg.update(num_hidden_layers=2, vocab_size=256)
+    cfg.update(num_hidden_layers=2, vocab_size=128, n_routed_experts=4, num_experts_per_tok=2)
     w = mx.load(os.path.join(src, "model.safetensors"))
     keep = {}
     for k, v in w.items():
         if k.startswith("model.layers.") and int(k.split(".")[2]) >= 2:
             continue
+        if ".mlp.experts." in k and int(k.split(".")[5]) >= 4:
+            continue
         if k in ("model.embed_tokens.weight", "lm_head.weight"):
-            v = v[:256]
+            v = v[:128]
+        if k.endswith("mlp.gate.weight") or k.endswith("e_score_correction_bias"):
+            v = v[:4]
         keep[k] = v
     os.makedirs(dst, exist_ok=True)
     mx.save_safetensors(os.path.join(dst, "model.safetensors"), keep)
@@ -251,7 +264,7 @@ def mlx_golden(model_dir, prompt, n):
 def make_mlx(shared, out, tmp):
     hf = os.path.join(tmp, "glm-small")
     glm_small(shared, hf)
-    prompt = [3, 17, 42, 99, 128, 200, 5, 77, 250, 31]
+    prompt = [3, 17, 42, 99, 120, 100, 5, 77, 125, 31]
     for name, args in {"glm-mlx-affine4": ["--q-bits", "4", "--q-group-size", "64"],
                        "glm-mlx-mxfp4": ["--q-mode", "mxfp4"]}.items():
         conv = os.path.join(tmp, name)
@@ -263,6 +276,135 @@ def make_mlx(shared, out, tmp):
         for f in ("config.json", "model.safetensors"):  # tokenizer files are not needed
             shutil.copy(os.path.join(conv, f), os.path.join(dst, f))
         write_json(os.path.join(dst, "golden.json"), mlx_golden(dst, prompt, 12))
+
+
+# ---------------------------------------------------------------- micro DeepSeek models
+
+MICRO = dict(hidden_size=48, num_attention_heads=2, num_key_value_heads=2, q_lora_rank=40,
+             kv_lora_rank=40, qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16,
+             intermediate_size=72, moe_intermediate_size=40, n_routed_experts=8,
+             num_experts_per_tok=2, n_shared_experts=1, num_hidden_layers=2, vocab_size=96,
+             bos_token_id=0, eos_token_id=1)
+
+
+def ds_shapes(c, v32):
+    """{name: shape} of a DeepSeek-style model with config c (HF names, no prefix)."""
+    d, H, E = c["hidden_size"], c["num_attention_heads"], c["n_routed_experts"]
+    nope, rope, v = c["qk_nope_head_dim"], c["qk_rope_head_dim"], c["v_head_dim"]
+    ql, kl, I, mI = c["q_lora_rank"], c["kv_lora_rank"], c["intermediate_size"], c["moe_intermediate_size"]
+    s = {"model.embed_tokens.weight": (c["vocab_size"], d), "lm_head.weight": (c["vocab_size"], d),
+         "model.norm.weight": (d,)}
+    for l in range(c["num_hidden_layers"]):
+        p = f"model.layers.{l}."
+        s.update({p + "input_layernorm.weight": (d,), p + "post_attention_layernorm.weight": (d,),
+                  p + "self_attn.q_a_proj.weight": (ql, d), p + "self_attn.q_a_layernorm.weight": (ql,),
+                  p + "self_attn.q_b_proj.weight": (H * (nope + rope), ql),
+                  p + "self_attn.kv_a_proj_with_mqa.weight": (kl + rope, d),
+                  p + "self_attn.kv_a_layernorm.weight": (kl,),
+                  p + "self_attn.kv_b_proj.weight": (H * (nope + v), kl),
+                  p + "self_attn.o_proj.weight": (d, H * v)})
+        if v32:
+            nI, dI = c["index_n_heads"], c["index_head_dim"]
+            s.update({p + "self_attn.indexer.wq_b.weight": (nI * dI, ql),
+                      p + "self_attn.indexer.wk.weight": (dI, d),
+                      p + "self_attn.indexer.k_norm.weight": (dI,),
+                      p + "self_attn.indexer.k_norm.bias": (dI,),
+                      p + "self_attn.indexer.weights_proj.weight": (nI, d)})
+        if l == 0:
+            s.update({p + "mlp.gate_proj.weight": (I, d), p + "mlp.up_proj.weight": (I, d),
+                      p + "mlp.down_proj.weight": (d, I)})
+            continue
+        s.update({p + "mlp.gate.weight": (E, d), p + "mlp.gate.e_score_correction_bias": (E,)})
+        for e in range(E):
+            q = p + f"mlp.experts.{e}."
+            s.update({q + "gate_proj.weight": (mI, d), q + "up_proj.weight": (mI, d),
+                      q + "down_proj.weight": (d, mI)})
+        sI = mI * c["n_shared_experts"]
+        s.update({p + "mlp.shared_experts.gate_proj.weight": (sI, d),
+                  p + "mlp.shared_experts.up_proj.weight": (sI, d),
+                  p + "mlp.shared_experts.down_proj.weight": (d, sI)})
+    return s
+
+
+def cut(src, shapes):
+    """Each tensor of `shapes` as the leading block of the same-named source tensor."""
+    out = {}
+    for k, shp in shapes.items():
+        a = src[k]
+        out[k] = np.ascontiguousarray(a[tuple(slice(0, n) for n in shp)]).astype(np.float32)
+        assert out[k].shape == tuple(shp), (k, a.shape, shp)
+    return out
+
+
+def store(w, bf16_names=None):
+    """float32 arrays -> (tensors, dtypes): BF16 except the correction bias (F32)."""
+    t, dt = {}, {}
+    for k, a in w.items():
+        if k.endswith("e_score_correction_bias"):
+            t[k] = a
+        else:
+            assert np.array_equal(bf16_round(a), a), k  # the values are bf16 already
+            t[k], dt[k] = bf16_bits(a), "BF16"
+    return t, dt
+
+
+def make_fp8(shared, out):
+    src = load_f32(os.path.join(shared, "fixtures/models/dsv32-tiny/model.safetensors"))
+    cfg = json.load(open(os.path.join(shared, "fixtures/models/dsv32-tiny/config.json")))
+    cfg.update(MICRO, index_n_heads=4, index_head_dim=16, index_topk=4, mlp_layer_types=["dense", "sparse"],
+               layer_types=["deepseek_sparse_attention"] * 2, n_group=4, topk_group=2)
+    w = cut(src, ds_shapes(cfg, True))
+    B = 32
+    dense_only = ("lm_head.weight", "embed_tokens.weight", "mlp.gate.weight", "weights_proj.weight")
+    qt, qdt = store({k: a for k, a in w.items() if a.ndim == 1 or k.endswith(dense_only)})
+    twin = dict(w)
+    for k, a in w.items():
+        if a.ndim == 2 and not k.endswith(dense_only):
+            q, sc, ref = fp8_block(a, B)
+            qt[k], qdt[k] = q, "F8_E4M3"
+            qt[k + "_scale_inv"] = sc
+            twin[k] = ref
+    tt, tdt = store(twin)  # e4m3 * 2^k is exact in bf16
+    for name, (t, dt, qc) in {"dsv32-fp8": (qt, qdt, True), "dsv32-fp8-ref": (tt, tdt, False)}.items():
+        d = os.path.join(out, name)
+        os.makedirs(d, exist_ok=True)
+        c = dict(cfg)
+        if qc:
+            c["quantization_config"] = {"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8",
+                                        "scale_fmt": "ue8m0", "weight_block_size": [B, B]}
+        save_st(os.path.join(d, "model.safetensors"), t, dt)
+        write_json(os.path.join(d, "config.json"), c)
+
+
+def make_int4(shared, out):
+    src = load_f32(os.path.join(shared, "fixtures/models/dsv3-tiny/model.safetensors"))
+    kimi = json.load(open(os.path.join(shared, "fixtures/configs/kimi-k2.5.config.json")))
+    tc = dict(kimi["text_config"])
+    tc.update(MICRO, hidden_size=64, moe_intermediate_size=48, n_routed_experts=4, n_group=1,
+              topk_group=1, pad_token_id=None, max_position_embeddings=4096)
+    tc.pop("quantization_config")
+    w = cut(src, ds_shapes(tc, False))
+    qt, qdt = store({k: a for k, a in w.items() if ".experts." not in k})
+    twin_t, twin_dt = dict(qt), dict(qdt)
+    for k, a in w.items():
+        if ".experts." in k:
+            pk, sc, ref = int_sym(a)
+            base = k[: -len(".weight")]
+            qt[base + ".weight_packed"] = pk
+            qt[base + ".weight_scale"], qdt[base + ".weight_scale"] = sc, "BF16"
+            qt[base + ".weight_shape"] = np.array(a.shape, np.int32)
+            assert np.array_equal(ref.astype(np.float16).astype(np.float32), ref), k
+            twin_t[k] = ref.astype(np.float16)  # bf16 scale * (q - 8): exact in f16
+    for name, (t, dt, qc) in {"kimi-int4": (qt, qdt, True), "kimi-int4-ref": (twin_t, twin_dt, False)}.items():
+        d = os.path.join(out, name)
+        os.makedirs(d, exist_ok=True)
+        c = {k: v for k, v in kimi.items() if k not in ("vision_config", "quantization_config")}
+        c.update(bos_token_id=0, eos_token_id=1, pad_token_id=None, text_config=tc)
+        if qc:
+            c["quantization_config"] = kimi["quantization_config"]
+        save_st(os.path.join(d, "model.safetensors"), {"language_model." + k: v for k, v in t.items()},
+                {"language_model." + k: v for k, v in dt.items()})
+        write_json(os.path.join(d, "config.json"), c)
 
 
 def main():
@@ -279,6 +421,10 @@ def main():
             make_tensors(a.out)
         if "mlx" in only:
             make_mlx(a.shared, a.out, tmp)
+        if "fp8" in only:
+            make_fp8(a.shared, a.out)
+        if "int4" in only:
+            make_int4(a.shared, a.out)
 
 
 if __name__ == "__main__":

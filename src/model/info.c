@@ -1,10 +1,15 @@
 /*
- * info.c — what a model costs, from its config alone: parameters (total and read per
- * decoded token), bytes per token at batch 1, KV cache bytes per position, and the
- * memory a session needs.  Used by `zmlx info` and by benchmarks for achieved GB/s.
- * Counts follow MODELS.md section 6 (one embedding row, K routed experts + shared);
- * DeepSeek-V3.2 adds its indexer (read for every token) and the indexer-key cache.
+ * info.c — what a model costs: parameters (total and read per decoded token), bytes of
+ * the weights as held in memory and read per token at batch 1, KV cache bytes per
+ * position, and the memory a session needs.  Used by `zmlx info` and by benchmarks for
+ * achieved GB/s.  Counts follow MODELS.md section 6 (one embedding row, K routed experts
+ * + shared); DeepSeek-V3.2 adds its indexer (read for every token) and the indexer-key
+ * cache.  Bytes come from zweight_bytes: of the loaded weights (zinfo_model), or of the
+ * layouts the loader would make from the config's quantization block (zinfo_config,
+ * which `zmlx info` uses without loading anything).  Norm vectors count at the dense
+ * element size.
  */
+#include "io/qconfig.h"
 #include "model/model.h"
 
 #include <stdio.h>
@@ -12,23 +17,93 @@
 
 #define INFO_CTX 4096 /* context length of the memory estimate */
 
-/* deepseek_v32's DSA indexer per layer: wq_b, wk, k_norm (weight + bias), weights_proj. */
-static int64_t indexer_params(const zmlx_config *c) {
-    if (c->family != ZFAM_DEEPSEEK_V32) return 0;
-    const int64_t nI = c->index_n_heads, dI = c->index_head_dim;
-    return nI * dI * c->q_lora_rank + dI * c->hidden_size + 2 * dI + nI * c->hidden_size;
-}
-
 /* Cache bytes per position: the latent and rope key, plus deepseek_v32's indexer key. */
 static int64_t cache_row(const zmlx_config *c) {
     return c->kv_lora_rank + c->qk_rope_dim +
            (c->family == ZFAM_DEEPSEEK_V32 ? c->index_head_dim : 0);
 }
 
-void zinfo_fill(const zmlx_config *c, zdtype wdt, int kv_elem, zmlx_model_info *info) {
+/* Every kind of weight matrix of the config, with its counts (see model.h zinfo_mat). */
+static void visit(const zmlx_config *c, void (*fn)(void *ctx, const zinfo_mat *m), void *ctx) {
+    const int64_t d = c->hidden_size, H = c->n_heads, qk = c->qk_nope_dim + c->qk_rope_dim;
+    const int64_t E = c->n_routed_experts, mI = c->moe_intermediate_size, sI = mI * c->n_shared_experts;
+    zinfo_mat m;
+#define MAT(l, pt, r, k, n, a, ...)                                                             \
+    do {                                                                                       \
+        m = (zinfo_mat){.layer = (l), .part = (pt), .rows = (r), .cols = (k), .count = (n),     \
+                        .active = (a), .linear = (pt) != ZI_EMBED};                            \
+        snprintf(m.module, sizeof m.module, __VA_ARGS__);                                       \
+        fn(ctx, &m);                                                                           \
+    } while (0)
+    MAT(-1, ZI_EMBED, c->vocab_size, d, 1, 0, "model.embed_tokens");
+    if (c->tie_word_embeddings) { /* the embedding read whole as the lm_head, held once */
+        m.part = ZI_LM_HEAD, m.count = 0, m.active = 1;
+        fn(ctx, &m);
+    } else {
+        MAT(-1, ZI_LM_HEAD, c->vocab_size, d, 1, 1, "lm_head");
+    }
+    for (int l = 0; l < c->n_layers; l++) {
+        const char *p = "model.layers";
+        if (c->q_lora_rank) {
+            MAT(l, ZI_Q_A, c->q_lora_rank, d, 1, 1, "%s.%d.self_attn.q_a_proj", p, l);
+            MAT(l, ZI_Q_B, H * qk, c->q_lora_rank, 1, 1, "%s.%d.self_attn.q_b_proj", p, l);
+        } else {
+            MAT(l, ZI_Q_A, H * qk, d, 1, 1, "%s.%d.self_attn.q_proj", p, l);
+        }
+        MAT(l, ZI_KV_A, c->kv_lora_rank + c->qk_rope_dim, d, 1, 1, "%s.%d.self_attn.kv_a_proj_with_mqa", p, l);
+        MAT(l, ZI_KV_B, H * (c->qk_nope_dim + c->v_head_dim), c->kv_lora_rank, 1, 1,
+            "%s.%d.self_attn.kv_b_proj", p, l);
+        MAT(l, ZI_O, d, H * c->v_head_dim, 1, 1, "%s.%d.self_attn.o_proj", p, l);
+        if (c->family == ZFAM_DEEPSEEK_V32) {
+            const int64_t nI = c->index_n_heads, dI = c->index_head_dim;
+            MAT(l, ZI_IDX_WQ_B, nI * dI, c->q_lora_rank, 1, 1, "%s.%d.self_attn.indexer.wq_b", p, l);
+            MAT(l, ZI_IDX_WK, dI, d, 1, 1, "%s.%d.self_attn.indexer.wk", p, l);
+            MAT(l, ZI_IDX_W, nI, d, 1, 1, "%s.%d.self_attn.indexer.weights_proj", p, l);
+        }
+        if (!c->layer_is_moe[l]) {
+            MAT(l, ZI_GATE, c->intermediate_size, d, 1, 1, "%s.%d.mlp.gate_proj", p, l);
+            MAT(l, ZI_UP, c->intermediate_size, d, 1, 1, "%s.%d.mlp.up_proj", p, l);
+            MAT(l, ZI_DOWN, d, c->intermediate_size, 1, 1, "%s.%d.mlp.down_proj", p, l);
+            continue;
+        }
+        MAT(l, ZI_ROUTER, E, d, 1, 1, "%s.%d.mlp.gate", p, l);
+        MAT(l, ZI_EXP_GATE, mI, d, E, c->experts_per_tok, "%s.%d.mlp.experts.0.gate_proj", p, l);
+        MAT(l, ZI_EXP_UP, mI, d, E, c->experts_per_tok, "%s.%d.mlp.experts.0.up_proj", p, l);
+        MAT(l, ZI_EXP_DOWN, d, mI, E, c->experts_per_tok, "%s.%d.mlp.experts.0.down_proj", p, l);
+        if (sI > 0) {
+            MAT(l, ZI_SH_GATE, sI, d, 1, 1, "%s.%d.mlp.shared_experts.gate_proj", p, l);
+            MAT(l, ZI_SH_UP, sI, d, 1, 1, "%s.%d.mlp.shared_experts.up_proj", p, l);
+            MAT(l, ZI_SH_DOWN, d, sI, 1, 1, "%s.%d.mlp.shared_experts.down_proj", p, l);
+        }
+    }
+#undef MAT
+}
+
+typedef struct acc {
+    zinfo_bytes_fn bytes;
+    void *ctx;
+    int64_t params_total, params_active, bytes_total, bytes_active;
+} acc;
+
+static void add(void *vctx, const zinfo_mat *m) {
+    acc *a = vctx;
+    const int64_t b = a->bytes(a->ctx, m), n = m->rows * m->cols;
+    a->params_total += n * m->count;
+    a->bytes_total += b * m->count;
+    if (m->part == ZI_EMBED) { /* one row per token */
+        a->params_active += m->cols;
+        a->bytes_active += m->rows > 0 ? b / m->rows : 0;
+    } else {
+        a->params_active += n * m->active;
+        a->bytes_active += b * m->active;
+    }
+}
+
+void zinfo_fill(const zmlx_config *c, zinfo_bytes_fn bytes, void *ctx, int vec_elem,
+                const char *format, int kv_elem, zmlx_model_info *info) {
     memset(info, 0, sizeof *info);
     snprintf(info->model_type, sizeof info->model_type, "%s", zfamily_name(c->family));
-    snprintf(info->weight_format, sizeof info->weight_format, "%s", zdtype_table[wdt].name);
+    snprintf(info->weight_format, sizeof info->weight_format, "%s", format);
     snprintf(info->kv_dtype, sizeof info->kv_dtype, "%s", kv_elem == 2 ? "bf16" : "f32");
     info->vocab_size = c->vocab_size;
     info->hidden_size = c->hidden_size;
@@ -47,35 +122,17 @@ void zinfo_fill(const zmlx_config *c, zdtype wdt, int kv_elem, zmlx_model_info *
     info->moe_intermediate_size = c->moe_intermediate_size;
     info->max_position_embeddings = c->max_position_embeddings;
 
-    const int64_t d = c->hidden_size, H = c->n_heads, qk = c->qk_nope_dim + c->qk_rope_dim;
-    const int64_t attn = (c->q_lora_rank ? c->q_lora_rank * d + H * qk * c->q_lora_rank : H * qk * d) +
-                         (c->kv_lora_rank + c->qk_rope_dim) * d +
-                         H * (c->qk_nope_dim + c->v_head_dim) * c->kv_lora_rank +
-                         d * H * c->v_head_dim;
-    const int64_t norms = 2 * d + c->q_lora_rank + c->kv_lora_rank;
-    const int64_t indexer = indexer_params(c); /* read for every token too */
-    const int64_t expert = 3 * c->moe_intermediate_size * d;
-    int64_t total = 0, active = 0;
-    for (int l = 0; l < c->n_layers; l++) {
-        total += attn + norms + indexer;
-        active += attn + norms + indexer;
-        if (!c->layer_is_moe[l]) {
-            total += 3 * c->intermediate_size * d;
-            active += 3 * c->intermediate_size * d;
-            continue;
-        }
-        int64_t router = c->n_routed_experts * d;
-        total += router + (c->n_routed_experts + c->n_shared_experts) * expert;
-        active += router + (c->experts_per_tok + c->n_shared_experts) * expert;
-    }
-    const int64_t V = c->vocab_size;
-    total += V * d + d + (c->tie_word_embeddings ? 0 : V * d); /* embed, final norm, lm_head */
-    active += d + d + V * d;                                   /* one embedding row */
-    const int64_t esz = (int64_t)zdtype_table[wdt].size;
-    info->params_total = total;
-    info->params_active = active;
-    info->weight_bytes_total = total * esz;
-    info->bytes_per_token = active * esz;
+    acc a = {.bytes = bytes, .ctx = ctx};
+    visit(c, add, &a);
+    /* vectors, read for every token: norms per layer (+ the indexer's k_norm weight and
+       bias) and the final norm */
+    const int64_t d = c->hidden_size, H = c->n_heads;
+    const int64_t vecs = (int64_t)c->n_layers * (2 * d + c->q_lora_rank + c->kv_lora_rank) + d +
+                         (c->family == ZFAM_DEEPSEEK_V32 ? (int64_t)c->n_layers * 2 * c->index_head_dim : 0);
+    info->params_total = a.params_total + vecs;
+    info->params_active = a.params_active + vecs;
+    info->weight_bytes_total = a.bytes_total + vecs * vec_elem;
+    info->bytes_per_token = a.bytes_active + vecs * vec_elem;
     info->kv_bytes_per_position = (int64_t)c->n_layers * cache_row(c) * kv_elem;
     info->mem_ctx = c->max_position_embeddings < INFO_CTX ? c->max_position_embeddings : INFO_CTX;
     /* scratch: expanded-attention (and indexer scoring) buffers per position plus ~64 MiB
@@ -86,4 +143,100 @@ void zinfo_fill(const zmlx_config *c, zdtype wdt, int kv_elem, zmlx_model_info *
     info->mem_needed_bytes = info->weight_bytes_total + info->mem_ctx * per_pos + (64LL << 20);
     info->mem_available_bytes = zmem_available();
     info->fits = info->mem_available_bytes < 0 || info->mem_needed_bytes <= info->mem_available_bytes;
+}
+
+/* ---------------------------------------------------------------- a loaded model */
+
+/* The loaded weight of one kind (experts: expert 0; all experts of a layer share a layout). */
+static int64_t model_bytes(void *ctx, const zinfo_mat *mt) {
+    const zmlx_model *m = ctx;
+    const zlayer *L = mt->layer >= 0 ? &m->layers[mt->layer] : NULL;
+    const zweight *w = NULL;
+    switch (mt->part) {
+    case ZI_EMBED: w = &m->embed; break;
+    case ZI_LM_HEAD: w = &m->lm_head; break;
+    case ZI_Q_A: w = &L->q_a; break;
+    case ZI_Q_B: w = &L->q_b; break;
+    case ZI_KV_A: w = &L->kv_a; break;
+    case ZI_KV_B: w = &L->kv_b; break;
+    case ZI_O: w = &L->o; break;
+    case ZI_IDX_WQ_B: w = &L->idx_wq_b; break;
+    case ZI_IDX_WK: w = &L->idx_wk; break;
+    case ZI_IDX_W: w = &L->idx_w; break;
+    case ZI_GATE: w = &L->gate; break;
+    case ZI_UP: w = &L->up; break;
+    case ZI_DOWN: w = &L->down; break;
+    case ZI_ROUTER: w = &L->router; break;
+    case ZI_EXP_GATE: w = &L->exp_gate[0]; break;
+    case ZI_EXP_UP: w = &L->exp_up[0]; break;
+    case ZI_EXP_DOWN: w = &L->exp_down[0]; break;
+    case ZI_SH_GATE: w = &L->sh_gate; break;
+    case ZI_SH_UP: w = &L->sh_up; break;
+    case ZI_SH_DOWN: w = &L->sh_down; break;
+    }
+    return w ? zweight_bytes(w) : 0;
+}
+
+void zinfo_model(const zmlx_model *m, int kv_elem, zmlx_model_info *info) {
+    /* norm vectors at the checkpoint's dense dtype: its final norm's, else lm_head's */
+    zdtype dt = m->lm_head.q == ZQ_NONE ? m->lm_head.dtype : ZDT_BF16;
+    char name[96];
+    snprintf(name, sizeof name, "%smodel.norm.weight", m->cfg.tensor_prefix);
+    const zst_tensor *t = m->archive ? zst_find(m->archive, name) : NULL;
+    if (t && zdtype_table[t->dtype].compute) dt = t->dtype;
+    zinfo_fill(&m->cfg, model_bytes, (void *)m, (int)zdtype_table[dt].size,
+               m->weight_format[0] ? m->weight_format : zdtype_table[dt].name, kv_elem, info);
+}
+
+/* ---------------------------------------------------------------- from the config alone */
+
+typedef struct predict {
+    const zmlx_config *c;
+    const zqcfg *q;
+    zdtype dense;   /* dense weights and MLX / int scales */
+    bool mla_split; /* MLX checkpoint with embed_q / unembed_out: kv_b rebuilt in float32 */
+} predict;
+
+/* Bytes the loader would hold for one matrix, from the declaration of its module
+   (load_weight.c's rules: MLX quantizes what divides by the group, fp8 every Linear but
+   lm_head, the router and the indexer's weights_proj, ints below a whole group go to
+   float32 with their made biases counted). */
+static int64_t predict_bytes(void *ctx, const zinfo_mat *mt) {
+    const predict *p = ctx;
+    const int64_t dense = mt->rows * mt->cols * (int64_t)zdtype_table[p->dense].size;
+    if (mt->part == ZI_ROUTER) return dense;
+    if (mt->part == ZI_KV_B && p->mla_split) return mt->rows * mt->cols * 4;
+    char path[160];
+    snprintf(path, sizeof path, "%s%s", p->c->tensor_prefix, mt->module);
+    zqmod q;
+    zqdecl d = zqcfg_module(p->q, path, p->c->tensor_prefix, mt->linear, &q);
+    if (d == ZQDECL_DENSE) return dense;
+    zweight w = {.rows = mt->rows, .cols = mt->cols, .bits = q.bits, .group = q.group, .sdtype = p->dense};
+    switch (q.mode) {
+    case ZQMODE_AFFINE:
+    case ZQMODE_MXFP4:
+        if (mt->cols % q.group) return dense; /* mlx-lm leaves it unquantized */
+        w.q = q.mode == ZQMODE_MXFP4 ? ZQ_MXFP4 : ZQ_AFFINE;
+        if (w.q == ZQ_MXFP4) w.sdtype = ZDT_U8;
+        return zweight_bytes(&w);
+    case ZQMODE_FP8_BLOCK:
+        if (mt->part == ZI_LM_HEAD || mt->part == ZI_EMBED || mt->part == ZI_IDX_W) return dense;
+        w.q = ZQ_FP8_BLOCK, w.dtype = ZDT_F8_E4M3, w.sdtype = ZDT_F32;
+        return zweight_bytes(&w);
+    case ZQMODE_INT_SYM:
+        if (mt->cols % q.group) return mt->rows * mt->cols * 4;
+        w.q = ZQ_AFFINE;
+        return zweight_bytes(&w);
+    case ZQMODE_DENSE: break;
+    }
+    return dense;
+}
+
+void zinfo_config(const zmlx_config *c, const zqcfg *q, zdtype dense, bool mla_split, int kv_elem,
+                  zmlx_model_info *info) {
+    predict p = {c, q, dense, mla_split && zqcfg_method(q) == ZQM_MLX};
+    char fmt[32];
+    if (q) zqcfg_describe(q, fmt, sizeof fmt);
+    else snprintf(fmt, sizeof fmt, "%s", zdtype_table[dense].name);
+    zinfo_fill(c, predict_bytes, &p, (int)zdtype_table[dense].size, fmt, kv_elem, info);
 }

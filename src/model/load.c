@@ -160,6 +160,7 @@ zmlx_status zmodel_load_dir(zmlx_model *m, const char *dir, zerr *e) {
               vec(&b, &m->final_norm, d, "%s.norm.weight", pre);
     if (ok && c->tie_word_embeddings) m->lm_head = m->embed;
     else if (ok) ok = weight(&b, &m->lm_head, c->vocab_size, d, "lm_head");
+    if (q) zqcfg_describe(q, m->weight_format, sizeof m->weight_format);
     zweight *experts = m->expert_arena;
     for (int l = 0; ok && l < c->n_layers; l++) {
         zlayer *L = &m->layers[l];

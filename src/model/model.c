@@ -4,6 +4,7 @@
  * derives what every source shares: rope frequencies (plain or YaRN), the softmax
  * scale, and the cost figures `zmlx info` reports.
  */
+#include "io/qconfig.h"
 #include "model/model.h"
 #include "backend/pool.h"
 #include "ops/ops.h"
@@ -237,10 +238,25 @@ zmlx_status zmodel_check_limits(const zmlx_config *c, const char *where, zerr *e
 }
 
 void zmlx_model_get_info(const zmlx_model *m, zmlx_model_info *info) {
-    zinfo_fill(&m->cfg, m->lm_head.dtype, m->kv_dtype == ZMLX_KV_BF16 ? 2 : 4, info);
+    zinfo_model(m, m->kv_dtype == ZMLX_KV_BF16 ? 2 : 4, info);
     snprintf(info->name, sizeof info->name, "%s", m->name);
     info->backend = m->be->name;
     info->threads = m->be_ctx ? m->be->threads(m->be_ctx) : 0;
+}
+
+/* From a checkpoint's headers (when it has any): the dense dtype (of the final norm,
+   always dense) and whether the MLA weights are MLX's split embed_q / unembed_out. */
+static void probe_tensors(const char *dir, const zmlx_config *c, zdtype *dense, bool *mla_split) {
+    zst_archive *a = NULL;
+    zerr ignore;
+    if (zst_open(dir, &a, &ignore) != ZMLX_OK) return;
+    char name[96];
+    snprintf(name, sizeof name, "%smodel.norm.weight", c->tensor_prefix);
+    const zst_tensor *t = zst_find(a, name);
+    if (t && zdtype_table[t->dtype].compute) *dense = t->dtype;
+    snprintf(name, sizeof name, "%smodel.layers.0.self_attn.embed_q.weight", c->tensor_prefix);
+    *mla_split = zst_find(a, name) != NULL;
+    zst_close(a);
 }
 
 zmlx_status zmlx_model_probe(const char *path, const zmlx_model_params *params,
@@ -249,6 +265,8 @@ zmlx_status zmlx_model_probe(const char *path, const zmlx_model_params *params,
     zmlx_config c;
     zmlx_status st;
     zdtype wdt = ZDT_BF16;
+    bool mla_split = true; /* what current mlx-lm writes; the headers say when present */
+    zqcfg *q = NULL;
     zmlx_model_params p = params ? *params : zmlx_model_default_params();
     if (!path || !*path) {
         st = zerr_set(&e, ZMLX_ERR_INVALID_ARG, "no model given");
@@ -258,16 +276,8 @@ zmlx_status zmlx_model_probe(const char *path, const zmlx_model_params *params,
     } else {
         char cfg_path[4096];
         snprintf(cfg_path, sizeof cfg_path, "%s/config.json", path);
-        st = zcfg_load(cfg_path, &c, &e);
-        zst_archive *a = NULL;
-        zerr ignore;
-        if (st == ZMLX_OK && zst_open(path, &a, &ignore) == ZMLX_OK) {
-            char name[64];
-            snprintf(name, sizeof name, "%slm_head.weight", c.tensor_prefix);
-            const zst_tensor *t = zst_find(a, name);
-            if (t && zdtype_table[t->dtype].compute) wdt = t->dtype;
-            zst_close(a);
-        }
+        st = zcfg_load_quant(cfg_path, &c, &q, &e);
+        if (st == ZMLX_OK) probe_tensors(path, &c, &wdt, &mla_split);
     }
     if (st != ZMLX_OK) {
         zerr_copy(&e, err, err_size);
@@ -275,7 +285,8 @@ zmlx_status zmlx_model_probe(const char *path, const zmlx_model_params *params,
     }
     zmlx_kv_dtype kv = p.kv_dtype;
     if (kv == ZMLX_KV_DEFAULT) kv = p.precision == ZMLX_PRECISION_EXACT ? ZMLX_KV_F32 : ZMLX_KV_BF16;
-    zinfo_fill(&c, wdt, kv == ZMLX_KV_BF16 ? 2 : 4, info);
+    zinfo_config(&c, q, wdt, mla_split, kv == ZMLX_KV_BF16 ? 2 : 4, info);
+    zqcfg_free(q);
     snprintf(info->name, sizeof info->name, "%s", path);
     const zbackend_ops *be = zbackend_get(p.backend);
     info->backend = be ? be->name : "unavailable";

@@ -65,6 +65,7 @@ struct zmlx_model {
     float *f32_arena;      /* norms and biases converted to float */
     zweight *expert_arena; /* the exp_* arrays of all layers */
     zowned *owned;         /* loader-made arrays (owned.c): int biases, dequantized weights */
+    char weight_format[32]; /* "mlx affine4 g64", "fp8 e4m3 b128", ...; "" = the dense dtype */
 
     zpatch_set patterns;    /* the applied pattern set */
     zstage_plan *plan;      /* [n_layers] which implementation runs each stage */
@@ -92,8 +93,36 @@ zmlx_status zmodel_check_limits(const zmlx_config *c, const char *where, zerr *e
 /* Parse `NAME[:key=value,...]` into a config for a builtin model (no weights). */
 zmlx_status zbuiltin_config(const char *spec, zmlx_config *cfg, uint64_t *seed, zerr *e);
 
-/* The figures of zmlx_model_info that follow from the config and the weight dtype. */
-void zinfo_fill(const zmlx_config *c, zdtype weight_dtype, int kv_elem_bytes, zmlx_model_info *info);
+/* One kind of weight matrix of a model (info.c): its module path (no tensor prefix;
+   experts: expert 0), shape, how many the model holds and how many a token reads. */
+typedef enum zinfo_part {
+    ZI_EMBED, ZI_LM_HEAD, ZI_Q_A, ZI_Q_B, ZI_KV_A, ZI_KV_B, ZI_O, ZI_IDX_WQ_B, ZI_IDX_WK,
+    ZI_IDX_W, ZI_GATE, ZI_UP, ZI_DOWN, ZI_ROUTER, ZI_EXP_GATE, ZI_EXP_UP, ZI_EXP_DOWN,
+    ZI_SH_GATE, ZI_SH_UP, ZI_SH_DOWN
+} zinfo_part;
+
+typedef struct zinfo_mat {
+    int layer; /* -1: embedding, lm_head */
+    zinfo_part part;
+    char module[128];
+    int64_t rows, cols, count, active;
+    bool linear; /* false: the embedding (and a tied lm_head) */
+} zinfo_mat;
+
+/* Bytes of one matrix of kind m. */
+typedef int64_t (*zinfo_bytes_fn)(void *ctx, const zinfo_mat *m);
+
+/* The figures of zmlx_model_info from the config, with each matrix's bytes from `bytes`,
+   norm vectors at vec_elem bytes, and `format` as the weight format. */
+void zinfo_fill(const zmlx_config *c, zinfo_bytes_fn bytes, void *ctx, int vec_elem,
+                const char *format, int kv_elem_bytes, zmlx_model_info *info);
+/* ... of a loaded model (its weights' zweight_bytes). */
+void zinfo_model(const zmlx_model *m, int kv_elem_bytes, zmlx_model_info *info);
+/* ... predicted from a config and its quantization block (NULL: dense `dense` weights);
+   mla_split: an MLX checkpoint storing embed_q / unembed_out (kv_b rebuilt in float32). */
+struct zqcfg;
+void zinfo_config(const zmlx_config *c, const struct zqcfg *q, zdtype dense, bool mla_split,
+                  int kv_elem_bytes, zmlx_model_info *info);
 
 /* An anonymous, 2 MiB-aligned mapping of `bytes` with transparent huge pages requested
    (a fifth of the page faults of 4 KiB pages when filling gigabytes); NULL on failure. */

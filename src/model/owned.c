@@ -19,6 +19,7 @@ struct zowned {
 };
 
 void *zmodel_alloc(zmlx_model *m, size_t bytes) {
+    if (bytes > SIZE_MAX / 2) return NULL;
     bytes = (bytes + OWNED_ALIGN - 1) & ~(OWNED_ALIGN - 1);
     zowned *h = m->owned;
     if (!h || h->cap - h->used < bytes) {
