@@ -71,6 +71,11 @@ struct zmlx_model {
     zmlx_kv_dtype kv_dtype; /* resolved (never DEFAULT) */
 };
 
+/* Rope frequencies inv_freq[qk_rope_head_dim / 2] (YaRN-corrected where configured:
+   MODELS.md 3.3), the YaRN attention factor applied to cos/sin, and the softmax scale
+   (1/sqrt(q/k head dim), times mscale(factor, mscale_all_dim)^2 under YaRN). */
+void zrope_params(const zmlx_config *c, float *inv_freq, float *rope_mscale, float *attn_scale);
+
 /* Shared by load.c and builtin.c: rope tables, scales, backend; called last. */
 zmlx_status zmodel_finish(zmlx_model *m, zerr *e);
 
