@@ -38,6 +38,12 @@ Comparisons, per fixture:
   * for deepseek_v32, mlx-lm again with the indexer's k_norm eps set to 1e-6 (the
     transformers / DeepSeek value zmlx uses) instead of mlx's nn.LayerNorm default
     1e-5, to separate that difference from the rest;
+  * the q_a / kv_a norm eps: dsv3-tiny with rms_norm_eps set to 0.05 (weights
+    symlinked into a temp dir) through zmlx and mlx-lm, which both keep 1e-6 for
+    those two norms; control: mlx-lm with those norms at 0.05 too;
+  * Kimi-K2.5's checkpoint layout: dsv3-tiny rewritten as a kimi_k25 checkpoint
+    (`language_model.` names, vision tensors, `text_config`), through zmlx and mlx-lm's
+    `kimi_k25`, against dsv3-tiny's golden;
   * two controls that must NOT match, showing the comparison can fail: mlx-lm with the
     config as shipped (no rope override: plain RoPE instead of YaRN) and, for
     deepseek_v32, with index_topk = 2^20 (the indexer never selects: dense attention).
@@ -219,6 +225,91 @@ def check_model(args, name):
     return rep
 
 
+def eps_split_check(args, name, eps=0.05):
+    """The q_a / kv_a RMSNorms of deepseek_v3-style models use 1e-6 whatever
+    rms_norm_eps says (MODELS.md 3.1; mlx-lm hard-codes it).  With the fixture's config
+    at rms_norm_eps = `eps` (the weights symlinked), zmlx must still match mlx-lm; the
+    control is mlx-lm with its q_a / kv_a eps also set to `eps`, what an engine that
+    used rms_norm_eps there would compute."""
+    d = Path(args.fixtures) / name
+    golden = json.loads((d / "golden.json").read_text())
+    prompt, steps = golden["prompt_ids"], len(golden["greedy_tokens"])
+    config = json.loads((d / "config.json").read_text())
+    config["rms_norm_eps"] = eps
+    rep = {"model": name, "rms_norm_eps": eps}
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "config.json").write_text(json.dumps(config))
+        os.symlink(d / "model.safetensors", Path(tmp) / "model.safetensors")
+        z = run_zmlx(args.zmlx, tmp, prompt, steps)
+        for key, attn_eps in (("mlx_attn_eps_1e-6", None), ("control_attn_eps_rms", eps)):
+            model, _ = load_mlx(tmp)
+            if attn_eps is not None:
+                for layer in model.model.layers:
+                    layer.self_attn.q_a_layernorm.eps = attn_eps
+                    layer.self_attn.kv_a_layernorm.eps = attn_eps
+            forced = mlx_run(model, prompt, steps, forced=z["tokens"])
+            rep[key] = {"forced_argmax_vs_zmlx": agree(
+                [int(np.argmax(r)) for r in forced["logits"]], z["tokens"]),
+                "rows_vs_zmlx": rows_diff(forced["logits"], z["logits"])}
+    return rep
+
+
+def print_eps_split(rep):
+    print(f"== {rep['model']} with rms_norm_eps {rep['rms_norm_eps']} (q_a / kv_a norms stay at 1e-6)")
+    for key in ("mlx_attn_eps_1e-6", "control_attn_eps_rms"):
+        m = rep[key]
+        v = m["rows_vs_zmlx"]
+        print(f"  mlx-lm {key}: argmax {fmt_tokens(m['forced_argmax_vs_zmlx'])} of zmlx's tokens, "
+              f"logits max|diff| {v['max_abs']:.3g}, worst rel {v['max_rel']:.3g}")
+
+
+def kimi_layout_check(args, name="dsv3-tiny"):
+    """dsv3-tiny's weights in Kimi-K2.5's checkpoint layout (tests/test_golden.c builds
+    the same in C): names prefixed `language_model.`, two vision tensors, the text config
+    nested in `text_config` (model_type kimi_k2, rope in the released `rope_scaling`
+    dialect, which is how Kimi-K2.5 ships it) under a kimi_k25 top level.  zmlx and
+    mlx-lm's `kimi_k25` (its sanitize drops the vision tensors and strips the prefix)
+    both load it with no overrides; both must reproduce dsv3-tiny's golden."""
+    d = Path(args.fixtures) / name
+    golden = json.loads((d / "golden.json").read_text())
+    prompt, gtok = golden["prompt_ids"], golden["greedy_tokens"]
+    g0 = np.array(golden["logits_step0"], dtype=np.float64)
+    text = json.loads((d / "config.json").read_text())
+    rp = text.pop("rope_parameters")
+    text.update(model_type="kimi_k2", rope_theta=rp["rope_theta"],
+                rope_scaling={k: v for k, v in rp.items() if k != "rope_theta"})
+    top = {"architectures": ["KimiK25ForConditionalGeneration"], "model_type": "kimi_k25",
+           "bos_token_id": 0, "eos_token_id": 1, "text_config": text,
+           "vision_config": {"model_type": "kimi_k25_vision"}}
+    weights = {"language_model." + k: v for k, v in mx.load(str(d / "model.safetensors")).items()}
+    weights["vision_tower.blocks.0.norm0.weight"] = mx.ones((2,), dtype=mx.bfloat16)
+    weights["mm_projector.proj.0.weight"] = mx.ones((2,), dtype=mx.bfloat16)
+    rep = {"model": f"{name} in the kimi_k25 layout"}
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "config.json").write_text(json.dumps(top))
+        mx.save_safetensors(str(Path(tmp) / "model.safetensors"), weights)
+        z = run_zmlx(args.zmlx, tmp, prompt, len(gtok))
+        model, _ = load_model(Path(tmp))
+        model.set_dtype(mx.float32)
+        forced = mlx_run(model, prompt, len(gtok), forced=gtok)
+    rep["zmlx_tokens_vs_golden"] = agree(z["tokens"], gtok)
+    rep["zmlx_step0_vs_golden"] = rel_diff(z["logits"][0], g0)[1]
+    rep["mlx_type"] = type(model).__module__
+    rep["mlx_forced_argmax_vs_golden"] = agree([int(np.argmax(r)) for r in forced["logits"]], gtok)
+    rep["mlx_step0_vs_golden"] = rel_diff(forced["logits"][0], g0)[1]
+    rep["mlx_rows_vs_zmlx"] = rows_diff(forced["logits"], z["logits"])
+    return rep
+
+
+def print_kimi(rep):
+    print(f"== {rep['model']} (mlx-lm {rep['mlx_type']})")
+    print(f"  zmlx   tokens vs golden {fmt_tokens(rep['zmlx_tokens_vs_golden'])}, "
+          f"step 0 rel {rep['zmlx_step0_vs_golden']:.3g}")
+    print(f"  mlx-lm teacher-forced argmax vs golden {fmt_tokens(rep['mlx_forced_argmax_vs_golden'])}, "
+          f"step 0 rel {rep['mlx_step0_vs_golden']:.3g}; all rows vs zmlx worst rel "
+          f"{rep['mlx_rows_vs_zmlx']['max_rel']:.3g}")
+
+
 def fmt_tokens(a):
     s = f"{a['matched']}/{a['total']}"
     if a["first_divergence"] is not None:
@@ -271,10 +362,16 @@ def main():
         ok &= (z["tokens_vs_golden"]["matched"] == z["tokens_vs_golden"]["total"]
                and z["step0_vs_golden"]["max_rel"] <= ZMLX_TOL
                and z["last_vs_golden"]["max_rel"] <= ZMLX_TOL)
+    split = eps_split_check(args, "dsv3-tiny")
+    print_eps_split(split)
+    kimi = kimi_layout_check(args)
+    print_kimi(kimi)
+    ok &= kimi["zmlx_tokens_vs_golden"]["matched"] == kimi["zmlx_tokens_vs_golden"]["total"]
     if args.json_out:
         tmp = args.json_out + ".tmp"
         with open(tmp, "w") as f:
-            json.dump({"mlx": mx.__version__, "reports": reports}, f, indent=1)
+            json.dump({"mlx": mx.__version__, "reports": reports, "eps_split": split,
+                       "kimi_layout": kimi}, f, indent=1)
         os.replace(tmp, args.json_out)
     print("zmlx vs golden:", "PASS" if ok else "FAIL")
     return 0 if ok else 1
