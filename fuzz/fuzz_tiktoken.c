@@ -11,6 +11,7 @@
  * The fixture is looked up in $ZMLX_SRC/tests/fixtures/kimi-tiny, then beside this file.
  * Seeds: fuzz/corpus/tiktoken (fuzz/make_tiktoken_seeds.py).
  */
+#include "tok_contracts.h"
 #include "tokenizer/tok_internal.h"
 #include "zmlx.h"
 
@@ -29,10 +30,6 @@ static zmlx_tokenizer *text_tok;
 static const char fixed_text[] = "<|im_user|>user<|im_middle|>Hello, world! don't 123 "
                                  "\xe4\xbd\xa0\xe5\xa5\xbd\xe3\x80\x82 \xf0\x9f\x98\x80 "
                                  "\xff\xfe<|im_end|>\n\n\t x";
-
-static void check(int ok) {
-    if (!ok) abort();
-}
 
 /* The 256 bytes (rank = byte) and a few merges, with two named specials. */
 static zmlx_tokenizer *mini_tokenizer(void) {
@@ -68,42 +65,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         text_tok = mini_tokenizer();
     }
     return 0;
-}
-
-/* Encode + decode contracts that hold for every tokenizer that loads. */
-static void exercise(const zmlx_tokenizer *t, const char *text, size_t len, int roundtrip) {
-    size_t cap = zmlx_tokenizer_encode_bound(len), n, dn, need;
-    int32_t *ids = malloc((cap + 1) * sizeof *ids);
-    int32_t vs = zmlx_tokenizer_vocab_size(t);
-    for (int special = 0; special < 2; special++) {
-        zmlx_status st = zmlx_tokenizer_encode(t, text, len, special, ids, cap, &n);
-        if (st == ZMLX_ERR_UNSUPPORTED) continue; /* PCRE2 hit one of its limits */
-        check(st == ZMLX_OK && n <= cap);
-        for (size_t i = 0; i < n; i++)
-            check(ids[i] >= 0 && ids[i] < vs);
-        if (n)
-            check(zmlx_tokenizer_encode(t, text, len, special, ids, n - 1, &need) ==
-                      ZMLX_ERR_LIMIT &&
-                  need == n);
-        check(zmlx_tokenizer_decode(t, ids, n, NULL, 0, &dn) == (dn ? ZMLX_ERR_LIMIT : ZMLX_OK));
-        char *out = malloc(dn + 1);
-        check(zmlx_tokenizer_decode(t, ids, n, out, dn + 1, &need) == ZMLX_OK && need == dn);
-        if (roundtrip) check(dn == len && memcmp(out, text, len) == 0);
-        zmlx_detok_stream *s;
-        check(zmlx_detok_stream_init(t, &s) == ZMLX_OK);
-        size_t acc = 0, pl;
-        const char *p;
-        for (size_t i = 0; i <= n; i++) {
-            check((i < n ? zmlx_detok_stream_push(s, ids[i], &p, &pl)
-                         : zmlx_detok_stream_flush(s, &p, &pl)) == ZMLX_OK);
-            check(acc + pl <= dn && memcmp(out + acc, p, pl) == 0);
-            acc += pl;
-        }
-        check(acc == dn);
-        zmlx_detok_stream_free(s);
-        free(out);
-    }
-    free(ids);
 }
 
 /* The pattern's matches are in order, non-empty and inside the text. */

@@ -10,6 +10,7 @@
  * The glm-bpe fixture is looked up in $ZMLX_SHARED, then in the shared/ folder beside
  * this checkout.  Seeds: fuzz/corpus/tokenizer.
  */
+#include "tok_contracts.h"
 #include "tokenizer/tok_internal.h"
 #include "zmlx.h"
 
@@ -96,49 +97,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     *at = '\0';
     split_head = js;
     return 0;
-}
-
-static void check(int ok) {
-    if (!ok) abort();
-}
-
-/* Encode + decode contracts that hold for every tokenizer that loads. */
-static void exercise(const zmlx_tokenizer *t, const char *text, size_t len, int roundtrip) {
-    size_t cap = zmlx_tokenizer_encode_bound(len), n, dn, need;
-    int32_t *ids = malloc((cap + 1) * sizeof *ids);
-    int32_t vs = zmlx_tokenizer_vocab_size(t);
-    for (int special = 0; special < 2; special++) {
-        zmlx_status st = zmlx_tokenizer_encode(t, text, len, special, ids, cap, &n);
-        if (st == ZMLX_ERR_UNSUPPORTED) continue; /* a pathological regex hit PCRE2's limits */
-        check(st == ZMLX_OK && n <= cap);
-        for (size_t i = 0; i < n; i++)
-            check(ids[i] >= 0 && ids[i] < vs);
-        if (n)
-            check(zmlx_tokenizer_encode(t, text, len, special, ids, n - 1, &need) ==
-                      ZMLX_ERR_LIMIT &&
-                  need == n);
-        check(zmlx_tokenizer_decode(t, ids, n, NULL, 0, &dn) == (dn ? ZMLX_ERR_LIMIT : ZMLX_OK));
-        char *out = malloc(dn + 1);
-        check(zmlx_tokenizer_decode(t, ids, n, out, dn + 1, &need) == ZMLX_OK && need == dn &&
-              out[dn] == '\0');
-        if (roundtrip) check(dn == len && memcmp(out, text, len) == 0);
-        /* streamed pieces add up to the whole */
-        zmlx_detok_stream *s;
-        check(zmlx_detok_stream_init(t, &s) == ZMLX_OK);
-        size_t acc = 0;
-        const char *p;
-        size_t pl;
-        for (size_t i = 0; i <= n; i++) {
-            check((i < n ? zmlx_detok_stream_push(s, ids[i], &p, &pl)
-                         : zmlx_detok_stream_flush(s, &p, &pl)) == ZMLX_OK);
-            check(acc + pl <= dn && memcmp(out + acc, p, pl) == 0);
-            acc += pl;
-        }
-        check(acc == dn);
-        zmlx_detok_stream_free(s);
-        free(out);
-    }
-    free(ids);
 }
 
 static void load_and_exercise(const char *json, size_t len) {

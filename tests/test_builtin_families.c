@@ -14,6 +14,12 @@
  *     and fits == 0 here; probing a directory holding the released config.json
  *     (fixtures/configs/NAME.config.json, copied into a mkdtemp folder) gives the same
  *     counts as the builtin of that family;
+ *   - `validate` (zmlx_validate, 8 greedy tokens after a 12-token prompt) PASSes with the
+ *     family preset and with every pattern at once (the preset + the experimental
+ *     deepseek_router) at the released widths: builtin:dsv32:layers=4,experts=32,
+ *     vocab=4096,index_topk=8 (3 dense layers + one MoE layer: 8 groups of 4 experts, keep
+ *     4, K 8; sparse attention from the 9th key) and builtin:kimi-k25:layers=2,experts=24,
+ *     vocab=4096 (one MoE layer, top-8 of 24); skipped with ZMLX_SKIP_SLOW=1;
  *   - loading the full builtin:dsv32 is refused with SKIP(RAM), not attempted; the
  *     index_topk override is refused for kimi-k25 (no indexer), experts=12 for dsv32
  *     (not a multiple of its 8 groups).
@@ -41,6 +47,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* mkdtemp */
 #endif
+#include "patch/patch.h"
 #include "tcheck.h"
 #include "zmlx.h"
 
@@ -230,6 +237,39 @@ static void test_skip_ram(void) {
            zmlx_status_str(st), err);
 }
 
+/* validate: baseline vs the preset, and vs every registered pattern at once. */
+static void validate_family(const char *spec) {
+    zmlx_model_params mp = zmlx_model_default_params();
+    mp.patterns = "none";
+    mp.threads = 2;
+    zmlx_model *m = NULL;
+    char err[ZMLX_ERR_MAX] = "", every[512] = "";
+    CHECKF(zmlx_model_load(spec, &mp, &m, err, sizeof err) == ZMLX_OK, "load %s: %s", spec, err);
+    if (!m) return;
+    for (int i = 0; i < ZPAT_COUNT; i++)
+        snprintf(every + strlen(every), sizeof every - strlen(every), "%s%s", i ? "," : "",
+                 zpattern_table[i].name);
+    const int32_t prompt[] = {0, 5, 17, 99, 400, 3, 250, 811, 42, 7, 1000, 64};
+    const char *sets[2] = {"default", every};
+    for (int k = 0; k < 2; k++) {
+        zmlx_validate_params vp = zmlx_validate_default_params();
+        vp.patterns = sets[k];
+        vp.prompt = prompt;
+        vp.n_prompt = sizeof prompt / sizeof prompt[0];
+        vp.max_tokens = 8;
+        vp.runs = 1;
+        vp.warmup = 0;
+        zmlx_validate_result r;
+        zmlx_status st = zmlx_validate(m, &vp, &r, err, sizeof err);
+        CHECKF(st == ZMLX_OK && r.pass && r.total == 8, "%s validate %s: %s, %lld/%lld tokens",
+               spec, sets[k], st == ZMLX_OK ? "ok" : err, (long long)r.matched, (long long)r.total);
+        if (st == ZMLX_OK)
+            printf("%s validate %s: %s %lld/%lld\n", spec, sets[k], r.pass ? "PASS" : "FAIL",
+                   (long long)r.matched, (long long)r.total);
+    }
+    zmlx_model_free(m);
+}
+
 int main(void) {
     test_probes();
     test_skip_ram();
@@ -238,10 +278,13 @@ int main(void) {
     check_model("builtin:dsv32:layers=1,experts=16,vocab=4096,index_topk=4", false);
     const char *skip = getenv("ZMLX_SKIP_SLOW");
     if (skip && !strcmp(skip, "1")) {
-        printf("builtin:dsv32 / kimi-k25 :layers=2,experts=16 skipped (ZMLX_SKIP_SLOW=1)\n");
+        printf("builtin:dsv32 / kimi-k25 models and validate at the released widths skipped "
+               "(ZMLX_SKIP_SLOW=1)\n");
         return tc_done();
     }
     check_model("builtin:dsv32:layers=2,experts=16", true);
     check_model("builtin:kimi-k25:layers=2,experts=16", true);
+    validate_family("builtin:dsv32:layers=4,experts=32,vocab=4096,index_topk=8");
+    validate_family("builtin:kimi-k25:layers=2,experts=24,vocab=4096");
     return tc_done();
 }

@@ -24,6 +24,7 @@
 #include "model/session.h"
 #include "ops/ops.h"
 #include "tcheck.h"
+#include "trand.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -33,20 +34,8 @@
 
 /* ------------------------------------------------------------------ helpers */
 
-typedef struct rng {
-    uint64_t s;
-} rng;
-
-static double uni(rng *r) { /* [-1, 1) */
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-    return (double)(z >> 11) / (double)(1ULL << 52) - 1.0;
-}
-
-static void fill(rng *r, float *x, int64_t n, double amp) {
-    for (int64_t i = 0; i < n; i++) x[i] = (float)(amp * uni(r));
+static void fill(trng *r, float *x, int64_t n, double amp) {
+    for (int64_t i = 0; i < n; i++) x[i] = (float)(amp * rng_uni(r));
 }
 
 static double max_abs(const double *x, int64_t n) {
@@ -77,7 +66,7 @@ static void rope_half_ref(double *x, int64_t d, const float *c, const float *s) 
 }
 
 static void test_layernorm(void) {
-    rng r = {11};
+    trng r = {11};
     const int64_t dims[] = {1, 2, 32, 128, 300};
     for (size_t k = 0; k < sizeof dims / sizeof dims[0]; k++) {
         const int64_t d = dims[k];
@@ -85,7 +74,7 @@ static void test_layernorm(void) {
         double yr[300];
         fill(&r, x, d, 3.0);
         for (int64_t i = 0; i < d; i++) x[i] += 5.0f; /* a large mean: the two-pass variance */
-        for (int64_t i = 0; i < d; i++) w[i] = (float)(1.0 + 0.2 * uni(&r));
+        for (int64_t i = 0; i < d; i++) w[i] = (float)(1.0 + 0.2 * rng_uni(&r));
         fill(&r, b, d, 0.1);
         zop_layernorm(x, w, b, d, 1e-6f, y);
         ln_ref(x, w, b, d, 1e-6, yr);
@@ -99,7 +88,7 @@ static void test_layernorm(void) {
 }
 
 static void test_rope_half(void) {
-    rng r = {12};
+    trng r = {12};
     const int64_t d = 16, half = d / 2;
     float inv[8], c[8], s[8], x[32];
     for (int64_t i = 0; i < half; i++) inv[i] = (float)pow(10000.0, -2.0 * (double)i / (double)d);
@@ -121,7 +110,7 @@ static void test_rope_half(void) {
 }
 
 static void test_combine(void) {
-    rng r = {13};
+    trng r = {13};
     const int64_t H = 5, T = 37;
     float heads[5 * 37], w[5], out[37];
     fill(&r, heads, H * T, 2.0);
@@ -177,13 +166,13 @@ static void topk_case(const float *score, int64_t T, int64_t k, const char *what
 }
 
 static void test_topk(void) {
-    rng r = {14};
+    trng r = {14};
     const int64_t T = 500;
     float sc[500];
     const int64_t ks[] = {1, 2, 8, 100, 499, 500, 600};
     fill(&r, sc, T, 1.0);
     for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) topk_case(sc, T, ks[i], "random");
-    for (int64_t i = 0; i < T; i++) sc[i] = (float)floor(4.0 * uni(&r)); /* 8 values, many ties */
+    for (int64_t i = 0; i < T; i++) sc[i] = (float)floor(4.0 * rng_uni(&r)); /* 8 values, many ties */
     for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) topk_case(sc, T, ks[i], "ties");
     for (int64_t i = 0; i < T; i++) sc[i] = 0.0f; /* ReLU zeros everywhere */
     for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) topk_case(sc, T, ks[i], "all equal");
@@ -266,7 +255,7 @@ static void check_selection(const zmlx_session *s, int64_t t, int64_t T, const r
 }
 
 /* One chunk of n random rows at the session's n_past through layer l's indexer. */
-static void forward_chunk(zmlx_session *s, int l, int64_t n, ref_layer *R, rng *r,
+static void forward_chunk(zmlx_session *s, int l, int64_t n, ref_layer *R, trng *r,
                           const char *be) {
     const zmlx_model *m = s->m;
     const zlayer *L = &m->layers[l];
@@ -321,7 +310,7 @@ static void test_forward(zmlx_backend_kind be, int threads, const char *name) {
     ref_layer R = {.d = c->hidden_size, .ql = c->q_lora_rank, .nI = c->index_n_heads,
                    .dI = c->index_head_dim, .rope = c->qk_rope_dim, .topk = c->index_topk};
     R.keys = calloc((size_t)(64 * R.dI), sizeof(double));
-    rng r = {15};
+    trng r = {15};
     for (int l = 0; l < 2; l++) {
         s->n_past = 0;
         forward_chunk(s, l, 6, &R, &r, name);  /* positions 0-5: all dense */
@@ -338,7 +327,7 @@ static void test_forward(zmlx_backend_kind be, int threads, const char *name) {
 /* ------------------------------------------------------------------ sparse attention */
 
 static void test_attention_lists(void) {
-    rng r = {16};
+    trng r = {16};
     enum { H = 3, NQ = 4, T = 11, DK = 8, DR = 4, DV = 8 };
     float q[NQ * H * DK], qr[NQ * H * DR], k[T * DK], kr[T * DR], v[T * DV];
     float out_dense[NQ * H * DV], out_list[NQ * H * DV], scratch[T];

@@ -38,6 +38,7 @@
 #include "backend/cpu/kernels.h"
 #include "ops/ops.h"
 #include "tcheck.h"
+#include "trand.h"
 
 #include <float.h>
 #include <math.h>
@@ -48,23 +49,7 @@
 
 /* ------------------------------------------------------------------ helpers */
 
-static uint64_t rng_state = 0x5eed2024u;
-
-static uint64_t rng_u64(void) {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-/* uniform in [-1, 1) */
-static float rng_unif(void) {
-    return (float)((double)(rng_u64() >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0);
-}
-
-static int64_t rng_int(int64_t lo, int64_t hi) { /* [lo, hi] */
-    return lo + (int64_t)(rng_u64() % (uint64_t)(hi - lo + 1));
-}
+static trng rng = {0x5eed2024u};
 
 static uint32_t f2u(float f) {
     uint32_t u;
@@ -135,14 +120,9 @@ static bool any_nan(const float *a, int64_t n) {
 
 static double nmse_seen; /* the largest nmse of a passing product, printed at the end */
 
-static double nmse(const float *y, const float *ref, int64_t n) {
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = (double)y[i] - (double)ref[i];
-        num += d * d;
-        den += (double)ref[i] * ref[i];
-    }
-    double e = den > 0 ? num / den : (num > 0 ? INFINITY : 0.0);
+/* nmse (trand.h), remembering the largest of a passing product */
+static double nmse_track(const float *y, const float *ref, int64_t n) {
+    double e = nmse(y, ref, n);
     if (e < NMSE_MAX && e > nmse_seen) nmse_seen = e;
     return e;
 }
@@ -151,7 +131,7 @@ static double nmse(const float *y, const float *ref, int64_t n) {
 
 /* A random F16 value: normal magnitudes 2^-7..2^1, one in 32 subnormal, never inf/NaN. */
 static uint16_t rand_f16(void) {
-    uint64_t r = rng_u64();
+    uint64_t r = rng_u64(&rng);
     uint16_t sign = (uint16_t)((r & 1) << 15), man = (uint16_t)((r >> 1) & 0x3ff);
     uint16_t ex = (r >> 16) % 32 == 0 ? 0 : (uint16_t)(8 + (r >> 24) % 9);
     return (uint16_t)(sign | (ex << 10) | man);
@@ -166,10 +146,10 @@ static zweight make_weight(zdtype dt, int64_t rows, int64_t cols, float **wf) {
     if (!data || !*wf) abort();
     for (int64_t i = 0; i < n; i++) {
         if (dt == ZDT_F32) {
-            ((float *)data)[i] = rng_unif();
+            ((float *)data)[i] = rng_unif(&rng);
             (*wf)[i] = ((float *)data)[i];
         } else if (dt == ZDT_BF16) {
-            ((uint16_t *)data)[i] = zf32_to_bf16(rng_unif());
+            ((uint16_t *)data)[i] = zf32_to_bf16(rng_unif(&rng));
             (*wf)[i] = zbf16_to_f32(((uint16_t *)data)[i]);
         } else {
             ((uint16_t *)data)[i] = rand_f16();
@@ -182,7 +162,7 @@ static zweight make_weight(zdtype dt, int64_t rows, int64_t cols, float **wf) {
 static float *rand_vec(int64_t n, float amp) {
     float *v = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
     if (!v) abort();
-    for (int64_t i = 0; i < n; i++) v[i] = amp * rng_unif();
+    for (int64_t i = 0; i < n; i++) v[i] = amp * rng_unif(&rng);
     return v;
 }
 
@@ -277,7 +257,7 @@ static void matmul_case(zdtype dt, int64_t rows, int64_t cols, int64_t n, bool t
         gbuf_refill(&y);
         if (transposed) kn->cols(&w, x, n, y.p, 0, out);
         else kn->rows(&w, x, n, y.p, 0, out);
-        double e = nmse(y.p, ref.p, cnt);
+        double e = nmse_track(y.p, ref.p, cnt);
         bad = bound_violation(y.p, ex, ab, cnt, K);
         CHECKF(gbuf_guards_ok(&y), "%s %s %s [%lld x %lld] n=%lld: guard overwritten", tag,
                kn->name, dt_name(dt), (long long)rows, (long long)cols, (long long)n);
@@ -289,8 +269,8 @@ static void matmul_case(zdtype dt, int64_t rows, int64_t cols, int64_t n, bool t
             CHECKF(bits_equal(y.p, ref.p, cnt), "zk_cols_generic must be the reference exactly");
 
         /* a partial range writes only its rows/columns */
-        int64_t lo = rng_int(0, out), hi = rng_int(lo, out);
-        if (out > 2 && rng_u64() % 4 == 0) lo = 1, hi = out - 1;
+        int64_t lo = rng_int(&rng, 0, out), hi = rng_int(&rng, lo, out);
+        if (out > 2 && rng_u64(&rng) % 4 == 0) lo = 1, hi = out - 1;
         gbuf_refill(&part);
         if (transposed) kn->cols(&w, x, n, part.p, lo, hi);
         else kn->rows(&w, x, n, part.p, lo, hi);
@@ -335,7 +315,7 @@ static void matmul_case(zdtype dt, int64_t rows, int64_t cols, int64_t n, bool t
     zk_table sel = zk_select();
     if (transposed) zk_cols_for(&sel, &w)(&w, x, n, y.p, 0, out);
     else zk_rows_for(&sel, &w)(&w, x, n, y.p, 0, out);
-    double e = nmse(y1.p, ref.p, cnt);
+    double e = nmse_track(y1.p, ref.p, cnt);
     CHECKF(gbuf_guards_ok(&y1) && gbuf_guards_ok(&y2), "%s cpu %s [%lld x %lld] n=%lld: guard "
            "overwritten", tag, dt_name(dt), (long long)rows, (long long)cols, (long long)n);
     CHECKF(!any_nan(y1.p, cnt) && e < NMSE_MAX, "%s cpu %s [%lld x %lld] n=%lld: nmse %.3g", tag,
@@ -436,7 +416,7 @@ static void test_many_jobs(void) {
         for (int j = 0; j < n_jobs; j++) {
             int64_t cnt = jobs[j].n * (tr ? jobs[j].w.cols : jobs[j].w.rows);
             worst = fmax(worst, any_nan(yr.p + j * 32, cnt) ? INFINITY
-                                                            : nmse(y1.p + j * 32, yr.p + j * 32, cnt));
+                                                            : nmse_track(y1.p + j * 32, yr.p + j * 32, cnt));
         }
         CHECKF(worst < NMSE_MAX, "many jobs (%s): cpu vs cpu-ref nmse %.3g",
                tr ? "matmul_t" : "matmul", worst);
@@ -459,7 +439,7 @@ static void *make_rows(zdtype dt, int64_t n, float amp) {
     void *p = malloc((size_t)(n > 0 ? n : 1) * zdtype_table[dt].size);
     if (!p) abort();
     for (int64_t i = 0; i < n; i++) {
-        float v = amp * rng_unif();
+        float v = amp * rng_unif(&rng);
         if (dt == ZDT_BF16) ((uint16_t *)p)[i] = zf32_to_bf16(v);
         else ((float *)p)[i] = v;
     }
@@ -591,13 +571,13 @@ static void test_attention(void) {
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) attention_case(&fixed[i]);
     static const int64_t dims[] = {1, 3, 8, 17, 32, 64};
     for (int i = 0; i < 40; i++) {
-        attn_case c = {.expanded = rng_u64() % 2, .H = rng_int(1, 6), .T = rng_int(1, 40)};
-        c.n_q = rng_u64() % 3 == 0 ? 1 : rng_int(1, c.T);
-        c.dk = dims[rng_u64() % 6];
-        c.dr = rng_u64() % 4 ? dims[rng_u64() % 6] : 0;
-        c.dv = c.expanded ? dims[rng_u64() % 6] : c.dk;
-        c.kv = rng_u64() % 2 ? ZDT_BF16 : ZDT_F32;
-        c.kr = rng_u64() % 2 ? ZDT_BF16 : ZDT_F32;
+        attn_case c = {.expanded = rng_u64(&rng) % 2, .H = rng_int(&rng, 1, 6), .T = rng_int(&rng, 1, 40)};
+        c.n_q = rng_u64(&rng) % 3 == 0 ? 1 : rng_int(&rng, 1, c.T);
+        c.dk = dims[rng_u64(&rng) % 6];
+        c.dr = rng_u64(&rng) % 4 ? dims[rng_u64(&rng) % 6] : 0;
+        c.dv = c.expanded ? dims[rng_u64(&rng) % 6] : c.dk;
+        c.kv = rng_u64(&rng) % 2 ? ZDT_BF16 : ZDT_F32;
+        c.kr = rng_u64(&rng) % 2 ? ZDT_BF16 : ZDT_F32;
         attention_case(&c);
     }
 }
@@ -749,9 +729,9 @@ static void test_rope(void) {
     for (int rep = 0; rep < 20; rep++) {
         const int64_t d = 64;
         float x[64], x0[64];
-        for (int64_t i = 0; i < d; i++) x0[i] = x[i] = 4.0f * rng_unif();
+        for (int64_t i = 0; i < d; i++) x0[i] = x[i] = 4.0f * rng_unif(&rng);
         for (int64_t i = 0; i < half; i++) {
-            double a = 7.0 * rng_unif();
+            double a = 7.0 * rng_unif(&rng);
             cs[i] = (float)cos(a);
             sn[i] = (float)sin(a);
         }
@@ -769,7 +749,7 @@ static void test_rope(void) {
     {
         const int64_t d = 64;
         float x[64], x0[64], c1[32], s1[32], c2[32], s2[32];
-        for (int64_t i = 0; i < d; i++) x0[i] = x[i] = rng_unif();
+        for (int64_t i = 0; i < d; i++) x0[i] = x[i] = rng_unif(&rng);
         zop_rope_table(123, inv_freq, half, 1.0f, c1, s1);
         for (int64_t i = 0; i < half; i++) c2[i] = c1[i], s2[i] = -s1[i];
         zop_rope_interleaved(x, d, c1, s1);
@@ -810,7 +790,7 @@ static void test_bf16(void) {
     uint32_t first_bad = 0;
     for (uint32_t hi = 0; hi < 65536; hi++)
         for (size_t k = 0; k < sizeof lows / sizeof lows[0] + 1; k++) {
-            uint32_t low = k < sizeof lows / sizeof lows[0] ? lows[k] : (uint32_t)(rng_u64() & 0xffff);
+            uint32_t low = k < sizeof lows / sizeof lows[0] ? lows[k] : (uint32_t)(rng_u64(&rng) & 0xffff);
             uint32_t u = hi << 16 | low;
             float f = u2f(u);
             uint16_t got = zf32_to_bf16(f);

@@ -18,6 +18,7 @@
  */
 #include "ops/ops.h"
 #include "tcheck.h"
+#include "trand.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -25,18 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t rng_state = 0x0123456789abcdefULL;
-
-static uint64_t rng_u64(void) {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static float rng_unif(void) { /* [-1, 1) */
-    return (float)((double)(rng_u64() >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0);
-}
+static trng rng = {0x0123456789abcdefULL};
 
 /* ------------------------------------------------------------------ the brute force */
 
@@ -287,7 +277,7 @@ static void test_groups(void) {
     all.topk_group = 8;
     zrouter_cfg one = c;
     one.n_group = 1, one.topk_group = 1;
-    for (int e = 0; e < 256; e++) logits[e] = 3.0f * rng_unif(), bias[e] = 0.1f * rng_unif();
+    for (int e = 0; e < 256; e++) logits[e] = 3.0f * rng_unif(&rng), bias[e] = 0.1f * rng_unif(&rng);
     run_route(&all, logits, bias, idx, w);
     run_route(&one, logits, bias, bidx, bw);
     CHECK(!memcmp(idx, bidx, sizeof idx) && !memcmp(w, bw, sizeof w));
@@ -332,11 +322,11 @@ static void random_cases(const char *what, zrouter_cfg c, int n, bool coarse, bo
     for (int i = 0; i < n && bad < 3; i++) {
         for (int32_t e = 0; e < c.n_experts; e++) {
             if (coarse) {
-                logits[e] = (float)((int)(rng_u64() % 5) - 2);
-                bias[e] = 0.05f * (float)(rng_u64() % 3);
+                logits[e] = (float)((int)(rng_u64(&rng) % 5) - 2);
+                bias[e] = 0.05f * (float)(rng_u64(&rng) % 3);
             } else {
-                logits[e] = 4.0f * rng_unif();
-                bias[e] = 0.2f * rng_unif();
+                logits[e] = 4.0f * rng_unif(&rng);
+                bias[e] = 0.2f * rng_unif(&rng);
             }
         }
         if (!check_case(what, &c, logits, with_bias ? bias : NULL)) bad++;

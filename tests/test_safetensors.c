@@ -113,6 +113,15 @@ static void test_round_trip(void) {
     CHECK(h.n_tensors == 2);
     zst_header_free(&h);
     free(m.p);
+    /* "__metadata__": null is no metadata (mlx.save_safetensors without metadata writes
+       it; the reference reads it as None) */
+    m = mk_img("{\"__metadata__\":null,\"a\":{\"dtype\":\"F32\",\"shape\":[2],"
+               "\"data_offsets\":[0,8]}}",
+               8);
+    CHECKF(zst_parse(m.p, m.n, NULL, &h, &e) == ZMLX_OK, "%s", e.msg);
+    CHECK(h.n_tensors == 1 && strcmp(h.tensors[0].name, "a") == 0);
+    zst_header_free(&h);
+    free(m.p);
 }
 
 /* ------------------------------------------------------------ parse: errors */

@@ -13,6 +13,7 @@
  *     library bug in sampler.c, see test_tiny_temperature_overflow.
  */
 #include "tcheck.h"
+#include "trand.h"
 #include "zmlx.h"
 
 #include <math.h>
@@ -21,18 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t rng_state = 0xfeedfacecafef00dULL;
-
-static uint64_t rng_u64(void) {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static float rng_unif(void) { /* [-1, 1) */
-    return (float)((double)(rng_u64() >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0);
-}
+static trng rng = {0xfeedfacecafef00dULL};
 
 static zmlx_sampler *make(float temp, int32_t top_k, float top_p, uint64_t seed, int32_t vocab) {
     zmlx_sampler_params p = {.temperature = temp, .top_k = top_k, .top_p = top_p, .seed = seed};
@@ -83,7 +73,7 @@ static void test_greedy(void) {
     bool ok_g = true, ok_k = true, ok_p = true, ok_kp = true, ok_t = true, untouched = true;
     for (int rep = 0; rep < 500; rep++) {
         for (int32_t i = 0; i < V; i++)
-            x[i] = rep % 2 ? (float)(rng_u64() % 7) : 10.0f * rng_unif();
+            x[i] = rep % 2 ? (float)(rng_u64(&rng) % 7) : 10.0f * rng_unif(&rng);
         memcpy(x0, x, V * sizeof(float));
         int32_t want = argmax(x, V);
         ok_g &= zmlx_sampler_sample(g0, x) == want;
@@ -112,7 +102,7 @@ static void test_greedy(void) {
 static void test_seeds(void) {
     const int32_t V = 50, N = 500;
     float *x = malloc(V * sizeof(float));
-    for (int32_t i = 0; i < V; i++) x[i] = rng_unif();
+    for (int32_t i = 0; i < V; i++) x[i] = rng_unif(&rng);
     zmlx_sampler *a = make(1.0f, 0, 1.0f, 42, V), *b = make(1.0f, 0, 1.0f, 42, V);
     zmlx_sampler *c = make(1.0f, 0, 1.0f, 43, V), *z = make(1.0f, 0, 1.0f, 0, V);
     if (!a || !b || !c || !z) return;

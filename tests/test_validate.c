@@ -1,8 +1,11 @@
 /*
- * test_validate.c — `validate` (library zmlx_validate) passes with every pattern alone and
- * with the family preset, 200 greedy tokens, on the fixtures glm47-tiny and glm47-tiny-v5,
- * builtin:glm47-mini and builtin:glm47-flash:layers=4; bad parameters are refused; the
- * model's own pattern set is restored afterwards.
+ * test_validate.c — `validate` (library zmlx_validate) passes with every pattern alone,
+ * with the family preset and with every pattern at once (the preset + the experimental
+ * deepseek_router), 200 greedy tokens, on the fixtures glm47-tiny and glm47-tiny-v5,
+ * dsv3-tiny (group-limited routing 4/2, YaRN) and dsv32-tiny (DSA indexer, sparse from
+ * the 9th key), builtin:glm47-mini and builtin:glm47-flash:layers=4; bad parameters are
+ * refused; the model's own pattern set is restored afterwards.  (The DeepSeek-V3.2 and
+ * Kimi-K2.5 presets at the released widths: tests/test_builtin_families.c.)
  * The builtin models are slow under the sanitizers (flash reads ~1.2 GB per token): they
  * are skipped when ZMLX_SKIP_SLOW=1 (the sanitizer build sets it; the release build runs them).
  */
@@ -28,8 +31,12 @@ static void validate_all(const char *path, int32_t tokens) {
     zmlx_model *m = load(path);
     if (!m) return;
     const int32_t prompt[] = {0, 5, 17, 99, 400, 3, 250, 811, 42, 7, 1000, 64};
-    for (int i = 0; i <= ZPAT_COUNT; i++) {
-        const char *p = i < ZPAT_COUNT ? zpattern_table[i].name : "default";
+    char every[512] = "";
+    for (int i = 0; i < ZPAT_COUNT; i++)
+        snprintf(every + strlen(every), sizeof every - strlen(every), "%s%s", i ? "," : "",
+                 zpattern_table[i].name);
+    for (int i = 0; i <= ZPAT_COUNT + 1; i++) {
+        const char *p = i < ZPAT_COUNT ? zpattern_table[i].name : i == ZPAT_COUNT ? "default" : every;
         zmlx_validate_params vp = zmlx_validate_default_params();
         vp.patterns = p;
         vp.prompt = prompt;
@@ -78,6 +85,8 @@ int main(void) {
     bad_params();
     validate_all("fixtures/models/glm47-tiny", 200);
     validate_all("fixtures/models/glm47-tiny-v5", 200);
+    validate_all("fixtures/models/dsv3-tiny", 200);
+    validate_all("fixtures/models/dsv32-tiny", 200);
     const char *skip = getenv("ZMLX_SKIP_SLOW");
     if (skip && !strcmp(skip, "1")) {
         printf("builtin:glm47-mini and builtin:glm47-flash:layers=4 skipped (ZMLX_SKIP_SLOW=1)\n");

@@ -31,6 +31,10 @@ int cli_common_arg(cli_common *c, int argc, char **argv, int *i);
 void cli_common_init(cli_common *c);
 /* The value of option argv[*i]; prints an error and returns NULL if missing. */
 const char *cli_value(int argc, char **argv, int *i);
+/* The value of option argv[*i] when it is one of `valued` (NULL-terminated), consuming
+   it; NULL after printing an error when argv[*i] is not one of them ("CMD: unknown
+   option ...", CMD = `cmd`) or has no value. */
+const char *cli_valued(const char *cmd, const char *const *valued, int argc, char **argv, int *i);
 bool cli_int(const char *opt, const char *s, long long lo, long long hi, long long *out);
 bool cli_float(const char *opt, const char *s, double lo, double hi, double *out);
 /* Print "zmlx: error: ..." to stderr. */

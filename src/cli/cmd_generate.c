@@ -57,13 +57,7 @@ static int parse(gen_opts *o, int argc, char **argv) {
         }
         static const char *const valued[] = {"--prompt", "--prompt-ids", "--logits-out", "--max-tokens",
                                              "--temp", "--top-p", "--top-k", "--seed", NULL};
-        bool known = false;
-        for (int k = 0; valued[k]; k++) known |= !strcmp(a, valued[k]);
-        if (!known) {
-            cli_error("generate: unknown option %s (see zmlx generate --help)", a);
-            return EXIT_USAGE;
-        }
-        if (!(v = cli_value(argc, argv, &i))) return EXIT_USAGE;
+        if (!(v = cli_valued("generate", valued, argc, argv, &i))) return EXIT_USAGE;
         if (!strcmp(a, "--prompt")) o->prompt = v;
         else if (!strcmp(a, "--prompt-ids")) o->prompt_ids = v;
         else if (!strcmp(a, "--logits-out")) o->logits_out = v;

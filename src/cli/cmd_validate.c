@@ -48,13 +48,7 @@ static int parse(val_opts *o, int argc, char **argv) {
         if (r > 0) continue;
         static const char *const valued[] = {"--prompt", "--prompt-ids", "--json-out", "--max-tokens",
                                              "--runs", "--warmup", NULL};
-        bool known = false;
-        for (int k = 0; valued[k]; k++) known |= !strcmp(a, valued[k]);
-        if (!known) {
-            cli_error("validate: unknown option %s (see zmlx validate --help)", a);
-            return EXIT_USAGE;
-        }
-        if (!(v = cli_value(argc, argv, &i))) return EXIT_USAGE;
+        if (!(v = cli_valued("validate", valued, argc, argv, &i))) return EXIT_USAGE;
         if (!strcmp(a, "--prompt")) o->prompt = v;
         else if (!strcmp(a, "--prompt-ids")) o->prompt_ids = v;
         else if (!strcmp(a, "--json-out")) o->json_out = v;

@@ -32,6 +32,14 @@ const char *cli_value(int argc, char **argv, int *i) {
     return argv[++*i];
 }
 
+const char *cli_valued(const char *cmd, const char *const *valued, int argc, char **argv, int *i) {
+    for (int k = 0; valued[k]; k++)
+        if (!strcmp(argv[*i], valued[k])) return cli_value(argc, argv, i);
+    cli_error("%s: unknown option %s (see zmlx %.*s --help)", cmd, argv[*i],
+              (int)strcspn(cmd, " "), cmd);
+    return NULL;
+}
+
 bool cli_int(const char *opt, const char *s, long long lo, long long hi, long long *out) {
     char *end;
     errno = 0;

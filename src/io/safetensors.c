@@ -117,8 +117,11 @@ static bool mul_u64(uint64_t a, uint64_t b, uint64_t *out) {
     return true;
 }
 
+/* An object of strings, or null (no metadata: what mlx.save_safetensors writes when
+   given none; the reference reads it as Option::None). */
 static zmlx_status parse_metadata(const zst_ctx *c, const json_t *meta) {
     char q[160], d[160];
+    if (json_is_null(meta)) return ZMLX_OK;
     if (!json_is_object(meta))
         return zerr_set(c->e, ZMLX_ERR_FORMAT, "%s: \"__metadata__\" is %s, expected an object",
                         c->fname, jdesc(d, sizeof d, meta));

@@ -79,13 +79,10 @@ static double yarn_mscale(double factor, double m) {
     return factor <= 1.0 ? 1.0 : 0.1 * m * log(factor) + 1.0;
 }
 
-static zmlx_status rope_setup(zmlx_model *m, zerr *e) {
-    const zmlx_config *c = &m->cfg;
+void zrope_params(const zmlx_config *c, float *inv_freq, float *rope_mscale, float *attn_scale) {
     const int64_t d = c->qk_rope_dim, half = d / 2;
-    m->inv_freq = calloc((size_t)(half > 0 ? half : 1), sizeof(float));
-    if (!m->inv_freq) return zerr_set(e, ZMLX_ERR_NOMEM, "out of memory (rope table)");
     double scale = 1.0 / sqrt((double)(c->qk_nope_dim + c->qk_rope_dim));
-    m->rope_mscale = 1.0f;
+    *rope_mscale = 1.0f;
     double low = 0, high = 0;
     if (c->rope_type == ZROPE_YARN) {
         const double th = c->rope_theta, orig = (double)c->rope_orig_max_pos;
@@ -97,9 +94,9 @@ static zmlx_status rope_setup(zmlx_model *m, zerr *e) {
         if (c->rope_mscale_all_dim > 0) {
             double ms = yarn_mscale(c->rope_factor, c->rope_mscale_all_dim);
             scale *= ms * ms;
-            m->rope_mscale = (float)(yarn_mscale(c->rope_factor, c->rope_mscale) / ms);
+            *rope_mscale = (float)(yarn_mscale(c->rope_factor, c->rope_mscale) / ms);
         } else {
-            m->rope_mscale = (float)yarn_mscale(c->rope_factor, c->rope_mscale);
+            *rope_mscale = (float)yarn_mscale(c->rope_factor, c->rope_mscale);
         }
     }
     for (int64_t i = 0; i < half; i++) {
@@ -109,9 +106,16 @@ static zmlx_status rope_setup(zmlx_model *m, zerr *e) {
             ramp = ramp < 0 ? 0 : ramp > 1 ? 1 : ramp;
             base = base * (1 - ramp) + base / c->rope_factor * ramp;
         }
-        m->inv_freq[i] = (float)base;
+        inv_freq[i] = (float)base;
     }
-    m->attn_scale = (float)scale;
+    *attn_scale = (float)scale;
+}
+
+static zmlx_status rope_setup(zmlx_model *m, zerr *e) {
+    const int64_t half = m->cfg.qk_rope_dim / 2;
+    m->inv_freq = calloc((size_t)(half > 0 ? half : 1), sizeof(float));
+    if (!m->inv_freq) return zerr_set(e, ZMLX_ERR_NOMEM, "out of memory (rope table)");
+    zrope_params(&m->cfg, m->inv_freq, &m->rope_mscale, &m->attn_scale);
     return ZMLX_OK;
 }
 

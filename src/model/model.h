@@ -81,6 +81,11 @@ void *zmodel_alloc(zmlx_model *m, size_t bytes);
 int64_t zmodel_owned_bytes(const zmlx_model *m);
 void zmodel_owned_free(zowned *c);
 
+/* Rope frequencies inv_freq[qk_rope_head_dim / 2] (YaRN-corrected where configured:
+   MODELS.md 3.3), the YaRN attention factor applied to cos/sin, and the softmax scale
+   (1/sqrt(q/k head dim), times mscale(factor, mscale_all_dim)^2 under YaRN). */
+void zrope_params(const zmlx_config *c, float *inv_freq, float *rope_mscale, float *attn_scale);
+
 /* Shared by load.c and builtin.c: rope tables, scales, backend; called last. */
 zmlx_status zmodel_finish(zmlx_model *m, zerr *e);
 

@@ -203,6 +203,35 @@ static double nice_step(double hi) {
     return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
 }
 
+/* The bench run an entry belongs to: "timestamp|capsule". */
+static void run_key_of(const json_t *e, char *key, size_t n) {
+    snprintf(key, n, "%s|%s", zj_str(e, "timestamp", "?"), zj_str(e, "capsule", ""));
+}
+
+/* The time chart's plot area: left, top, width, height, axis maximum, number of runs. */
+typedef struct chart_area {
+    double L, T, pw, ph, top;
+    size_t nr;
+} chart_area;
+
+static double run_x(const chart_area *a, size_t r) {
+    return a->nr > 1 ? a->L + 20 + (a->pw - 40) * (double)r / (double)(a->nr - 1) : a->L + a->pw / 2;
+}
+
+/* Entry e's point in series s of `series` (s == ns: the unpatched baseline of every
+   entry): its x and value; false when e is another model's or another set's, or has no
+   finite value. */
+static bool series_point(const json_t *e, const char *model, const json_t *series, size_t s,
+                         size_t ns, json_t *runs, const chart_area *a, double *x, double *v) {
+    if (strcmp(zj_str(e, "model_id", ""), model)) return false;
+    if (s < ns && strcmp(set_of(e), json_string_value(json_array_get(series, s)))) return false;
+    char run_key[160];
+    run_key_of(e, run_key, sizeof run_key);
+    *x = run_x(a, intern(runs, run_key));
+    *v = zj_num(e, s == ns ? "decode_tps_baseline" : "decode_tps_patched", NAN);
+    return isfinite(*v);
+}
+
 /* Decode tok/s of one model over its bench runs (distinct timestamps, file order). */
 static void time_chart(FILE *out, const json_t *entries, const char *model) {
     json_t *runs = json_array(), *series = json_array(), *names = json_array();
@@ -212,8 +241,7 @@ static void time_chart(FILE *out, const json_t *entries, const char *model) {
     json_array_foreach(entries, i, e) {
         if (strcmp(zj_str(e, "model_id", ""), model)) continue;
         char run_key[160];
-        snprintf(run_key, sizeof run_key, "%s|%s", zj_str(e, "timestamp", "?"),
-                 zj_str(e, "capsule", ""));
+        run_key_of(e, run_key, sizeof run_key);
         intern(runs, run_key);
         if (intern(series, set_of(e)) == json_array_size(names))
             json_array_append_new(names, json_string(zj_str(e, "variant", set_of(e))));
@@ -230,6 +258,7 @@ static void time_chart(FILE *out, const json_t *entries, const char *model) {
     }
     const double L = 60, R = 230, T = 14, B = 70, pw = CHART_W - L - R, ph = CHART_H - T - B;
     const double step = nice_step(hi * 1.1), top = ceil(hi * 1.1 / step) * step;
+    const chart_area area = {L, T, pw, ph, top, nr};
     fprintf(out,
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 "
             "%d %d\" role=\"img\" aria-label=\"decode tok/s over time\">\n",
@@ -251,7 +280,7 @@ static void time_chart(FILE *out, const json_t *entries, const char *model) {
             T + ph / 2, T + ph / 2);
     const size_t every = nr > 12 ? (nr + 11) / 12 : 1;
     for (size_t r = 0; r < nr; r++) {
-        double x = nr > 1 ? L + 20 + (pw - 40) * (double)r / (double)(nr - 1) : L + pw / 2;
+        double x = run_x(&area, r);
         if (r % every && r + 1 != nr) continue;
         const char *key = json_string_value(json_array_get(runs, r));
         fprintf(out,
@@ -265,32 +294,16 @@ static void time_chart(FILE *out, const json_t *entries, const char *model) {
         const char *color = s == ns ? "#333333" : k_palette[s % 10];
         fprintf(out, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%s\"%s points=\"", color,
                 s == ns ? "2" : "1.5", s == ns ? " stroke-dasharray=\"5 3\"" : "");
-        double last_x = -1;
+        double last_x = -1, x, v;
         json_array_foreach(entries, i, e) {
-            if (strcmp(zj_str(e, "model_id", ""), model)) continue;
-            if (s < ns && strcmp(set_of(e), json_string_value(json_array_get(series, s)))) continue;
-            char run_key[160];
-            snprintf(run_key, sizeof run_key, "%s|%s", zj_str(e, "timestamp", "?"),
-                     zj_str(e, "capsule", ""));
-            size_t r = intern(runs, run_key);
-            double v = zj_num(e, s == ns ? "decode_tps_baseline" : "decode_tps_patched", NAN);
-            double x = nr > 1 ? L + 20 + (pw - 40) * (double)r / (double)(nr - 1) : L + pw / 2;
-            if (!isfinite(v) || x == last_x) continue;
+            if (!series_point(e, model, series, s, ns, runs, &area, &x, &v) || x == last_x) continue;
             last_x = x;
             fprintf(out, "%.1f,%.1f ", x, T + ph - v / top * ph);
         }
         fprintf(out, "\"/>\n");
         last_x = -1;
         json_array_foreach(entries, i, e) {
-            if (strcmp(zj_str(e, "model_id", ""), model)) continue;
-            if (s < ns && strcmp(set_of(e), json_string_value(json_array_get(series, s)))) continue;
-            char run_key[160];
-            snprintf(run_key, sizeof run_key, "%s|%s", zj_str(e, "timestamp", "?"),
-                     zj_str(e, "capsule", ""));
-            size_t r = intern(runs, run_key);
-            double v = zj_num(e, s == ns ? "decode_tps_baseline" : "decode_tps_patched", NAN);
-            double x = nr > 1 ? L + 20 + (pw - 40) * (double)r / (double)(nr - 1) : L + pw / 2;
-            if (!isfinite(v) || x == last_x) continue;
+            if (!series_point(e, model, series, s, ns, runs, &area, &x, &v) || x == last_x) continue;
             last_x = x;
             fprintf(out, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%s\" fill=\"%s\"><title>", x,
                     T + ph - v / top * ph, s == ns ? "4" : "3.5", color);
