@@ -7,8 +7,8 @@
  * Today's backends work on host memory: `cpu-ref` (the scalar reference of
  * ops/ops.h, one thread) and `cpu` (threaded, SIMD by CPU feature).  A device
  * backend (`cuda`) fills the whole-step entries at the end of the table instead (weights
- * upload, device sessions); `supports` lets the loader refuse a weight format a backend
- * cannot run.
+ * upload, device sessions); `supports_weight` lets the loader refuse a weight format a
+ * backend cannot run.
  */
 #ifndef ZMLX_BACKEND_BACKEND_H
 #define ZMLX_BACKEND_BACKEND_H
@@ -132,9 +132,9 @@ typedef struct zbackend_ops {
      * always.  Asked before any weight is loaded, so a missing GPU fails fast. */
     zmlx_status (*probe)(zerr *e);
     bool (*supports)(zdtype weight_dtype); /* dense weights of this dtype */
-    /* Can this backend run w (any layout of model/weight.h: dense, affine, mxfp4)?
-     * Implies zweight_check(w).  Supersedes `supports`, kept for the loader until it
-     * builds zweights before asking. */
+    /* Can this backend run w (any layout of model/weight.h: dense, affine, mxfp4, fp8
+     * block)?  Implies zweight_check(w).  The loader asks this of every weight it binds;
+     * `supports` (dense dtypes only) is no longer used by it. */
     bool (*supports_weight)(const zweight *w);
     zmlx_status (*init)(int threads, void **ctx);
     void (*free)(void *ctx);
