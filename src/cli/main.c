@@ -20,6 +20,7 @@ static void usage(FILE *f) {
             "  bench      baseline vs named variants, interleaved: capsule + matrix ledger\n"
             "  report     capsules written by bench as a table\n"
             "  matrix     the ledger: run MODEL, history SUBSTR, report, csv, html\n"
+            "  dist       several GPUs: plan (experts and memory per GPU), id (NCCL id)\n"
             "\n"
             "MODEL is a checkpoint directory (config.json + *.safetensors) or\n"
             "builtin:NAME[:key=value,...] with NAME glm47-tiny, glm47-mini or glm47-flash\n"
@@ -28,6 +29,7 @@ static void usage(FILE *f) {
             "\n"
             "common options: --backend cpu|cpu-ref|cuda  --precision exact|fast\n"
             "                --kv-dtype f32|bf16  --threads N  --patterns default|none|LIST  --json\n"
+            "                --gpus 0,1,...  (cuda: split the routed experts over these GPUs)\n"
             "Run `zmlx COMMAND --help` for the options of one command.\n",
             ZMLX_VERSION, ZMLX_DEFAULT_MODEL);
 }
@@ -55,6 +57,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "report")) return cmd_report(argc - 1, argv + 1);
     if (!strcmp(cmd, "matrix")) return cmd_matrix(argc - 1, argv + 1);
+    if (!strcmp(cmd, "dist")) return cmd_dist(argc - 1, argv + 1);
     cli_error("unknown command \"%s\" (run `zmlx --help` for the list)", cmd);
     return EXIT_USAGE;
 }

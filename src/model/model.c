@@ -6,6 +6,7 @@
  */
 #include "model/model.h"
 #include "backend/pool.h"
+#include "dist/dist.h"
 #include "ops/ops.h"
 
 #include <math.h>
@@ -140,6 +141,7 @@ zmlx_status zmlx_model_load(const char *path, const zmlx_model_params *params,
                       "(no nvcc at build time); use --backend cpu");
         goto fail;
     }
+    if ((st = zdist_check_run(&m->params, &e)) != ZMLX_OK) goto fail; /* --gpus */
     if (m->be->probe && (st = m->be->probe(&e)) != ZMLX_OK) goto fail; /* e.g. no GPU */
     if (m->params.threads < 0) {
         st = zerr_set(&e, ZMLX_ERR_INVALID_ARG, "--threads %d: must be 0 (all cores) or more",
@@ -242,32 +244,38 @@ void zmlx_model_get_info(const zmlx_model *m, zmlx_model_info *info) {
     info->threads = m->be_ctx ? m->be->threads(m->be_ctx) : 0;
 }
 
-zmlx_status zmlx_model_probe(const char *path, const zmlx_model_params *params,
-                             zmlx_model_info *info, char *err, size_t err_size) {
-    zerr e = {{0}};
-    zmlx_config c;
+zmlx_status zmodel_read_config(const char *path, zmlx_config *c, zdtype *wdt, zerr *e) {
     zmlx_status st;
-    zdtype wdt = ZDT_BF16;
-    zmlx_model_params p = params ? *params : zmlx_model_default_params();
+    *wdt = ZDT_BF16;
     if (!path || !*path) {
-        st = zerr_set(&e, ZMLX_ERR_INVALID_ARG, "no model given");
+        st = zerr_set(e, ZMLX_ERR_INVALID_ARG, "no model given");
     } else if (!strncmp(path, "builtin:", 8)) {
         uint64_t seed;
-        st = zbuiltin_config(path + 8, &c, &seed, &e);
+        st = zbuiltin_config(path + 8, c, &seed, e);
     } else {
         char cfg_path[4096];
         snprintf(cfg_path, sizeof cfg_path, "%s/config.json", path);
-        st = zcfg_load(cfg_path, &c, &e);
+        st = zcfg_load(cfg_path, c, e);
         zst_archive *a = NULL;
         zerr ignore;
         if (st == ZMLX_OK && zst_open(path, &a, &ignore) == ZMLX_OK) {
             char name[64];
-            snprintf(name, sizeof name, "%slm_head.weight", c.tensor_prefix);
+            snprintf(name, sizeof name, "%slm_head.weight", c->tensor_prefix);
             const zst_tensor *t = zst_find(a, name);
-            if (t && zdtype_table[t->dtype].compute) wdt = t->dtype;
+            if (t && zdtype_table[t->dtype].compute) *wdt = t->dtype;
             zst_close(a);
         }
     }
+    return st;
+}
+
+zmlx_status zmlx_model_probe(const char *path, const zmlx_model_params *params,
+                             zmlx_model_info *info, char *err, size_t err_size) {
+    zerr e = {{0}};
+    zmlx_config c;
+    zdtype wdt;
+    zmlx_model_params p = params ? *params : zmlx_model_default_params();
+    zmlx_status st = zmodel_read_config(path, &c, &wdt, &e);
     if (st != ZMLX_OK) {
         zerr_copy(&e, err, err_size);
         return st;

@@ -83,6 +83,10 @@ zmlx_status zmodel_check_limits(const zmlx_config *c, const char *where, zerr *e
 /* Parse `NAME[:key=value,...]` into a config for a builtin model (no weights). */
 zmlx_status zbuiltin_config(const char *spec, zmlx_config *cfg, uint64_t *seed, zerr *e);
 
+/* A model's config without its weights (config.json or a builtin spec) and the dtype of
+   its lm_head (bf16 when unknown). */
+zmlx_status zmodel_read_config(const char *path, zmlx_config *c, zdtype *wdt, zerr *e);
+
 /* The figures of zmlx_model_info that follow from the config and the weight dtype. */
 void zinfo_fill(const zmlx_config *c, zdtype weight_dtype, int kv_elem_bytes, zmlx_model_info *info);
 
