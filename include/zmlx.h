@@ -153,7 +153,10 @@ zmlx_status zmlx_dist_parse_gpus(const char *list, zmlx_dist_params *dist, char 
  * a driver, a device or a CUDA build; ZMLX_ERR_INVALID_ARG when the ordinal is past the
  * machine's devices (the message gives their count). */
 zmlx_status zmlx_dist_check_gpu(int32_t gpu, char *err, size_t err_size);
-/* A fresh NCCL unique id for a multi-process run (rank 0 makes it, a launcher shares it).
+/* A fresh NCCL unique id for a multi-process run.  The process that makes it hosts NCCL's
+ * bootstrap root, so it must be rank 0 and live until every rank has loaded the model
+ * (zmlx-mpi: rank 0 makes it, MPI broadcasts it).  When NCCL_COMM_ID=host:port is set,
+ * every process gets the same id from it and rank 0's model load hosts the root instead.
  * Needs a CUDA build and libnccl.so.2 at run time; ZMLX_ERR_BACKEND otherwise. */
 zmlx_status zmlx_dist_unique_id(uint8_t id[ZMLX_DIST_ID_BYTES], char *err, size_t err_size);
 

@@ -80,6 +80,9 @@ int cli_chat_loop(cli_chat *c);
    ZMLX_DIST_WORLD is unset.  False after printing an error (cmd_dist.c). */
 bool cli_dist_env(zmlx_dist_params *d);
 
+/* The whole command line: `zmlx COMMAND ...` (main.c); returns the exit code. */
+int cli_main(int argc, char **argv);
+
 int cmd_generate(int argc, char **argv);
 int cmd_dist(int argc, char **argv);
 int cmd_validate(int argc, char **argv);

@@ -3,7 +3,6 @@
  * multi-process start that a launcher uses.
  *   zmlx dist plan [MODEL] (--gpus LIST | --ranks N) [--gpu-mem GIB] [--ctx N]
  *                  [--bits B [--group G]] [--scheme contiguous|round-robin] [--json]
- *   zmlx dist id        a fresh NCCL unique id, hex
  * cli_dist_env reads what a launcher (zmlx-mpi, or a script) sets for each process.
  * The plan works from the config alone: no weights are loaded, so it answers for a
  * 671B model on a laptop.
@@ -20,15 +19,20 @@
 bool cli_dist_env(zmlx_dist_params *d) {
     const char *w = getenv("ZMLX_DIST_WORLD");
     if (!w) return true;
-    static const char *const names[3] = {"ZMLX_DIST_RANK", "ZMLX_DIST_GPU", "ZMLX_DIST_ID"};
-    const char *v[3];
-    for (int i = 0; i < 3; i++)
+    static const char *const names[2] = {"ZMLX_DIST_RANK", "ZMLX_DIST_GPU"};
+    const char *v[2], *id = getenv("ZMLX_DIST_ID"), *root = getenv("NCCL_COMM_ID");
+    for (int i = 0; i < 2; i++)
         if (!(v[i] = getenv(names[i]))) {
             cli_error("ZMLX_DIST_WORLD=%s is set but %s is not: a launcher of one process per "
-                      "GPU sets ZMLX_DIST_WORLD, ZMLX_DIST_RANK, ZMLX_DIST_GPU and ZMLX_DIST_ID "
-                      "(from `zmlx dist id`)", w, names[i]);
+                      "GPU sets ZMLX_DIST_WORLD, ZMLX_DIST_RANK, ZMLX_DIST_GPU, and ZMLX_DIST_ID "
+                      "or NCCL_COMM_ID (zmlx-mpi does)", w, names[i]);
             return false;
         }
+    if (!id && !root) {
+        cli_error("ZMLX_DIST_WORLD=%s is set but neither ZMLX_DIST_ID (rank 0's NCCL id, what "
+                  "zmlx-mpi passes) nor NCCL_COMM_ID=host:port (rank 0 listens there) is", w);
+        return false;
+    }
     if (d->n_gpus > 0) {
         cli_error("--gpus was given but ZMLX_DIST_WORLD=%s is set: this process is one rank of "
                   "a launcher's run and drives the GPU of ZMLX_DIST_GPU; drop --gpus", w);
@@ -39,9 +43,14 @@ bool cli_dist_env(zmlx_dist_params *d) {
         !cli_int("ZMLX_DIST_RANK", v[0], 0, world - 1, &rank) ||
         !cli_int("ZMLX_DIST_GPU", v[1], 0, 1023, &gpu))
         return false;
-    if (!zdist_id_from_hex(v[2], d->id)) {
-        cli_error("ZMLX_DIST_ID: expected %d hex digits (the output of `zmlx dist id` on "
-                  "rank 0, the same in every process)", 2 * ZMLX_DIST_ID_BYTES);
+    if (id && !zdist_id_from_hex(id, d->id)) {
+        cli_error("ZMLX_DIST_ID: expected %d hex digits (rank 0's NCCL unique id, the same in "
+                  "every process)", 2 * ZMLX_DIST_ID_BYTES);
+        return false;
+    }
+    char err[ZMLX_ERR_MAX];
+    if (!id && zmlx_dist_unique_id(d->id, err, sizeof err) != ZMLX_OK) { /* from NCCL_COMM_ID */
+        cli_error("rank %lld of %lld: %s", rank, world, err);
         return false;
     }
     d->world = (int32_t)world;
@@ -54,16 +63,17 @@ bool cli_dist_env(zmlx_dist_params *d) {
 static void dist_usage(void) {
     printf("usage: zmlx dist plan [MODEL] (--gpus LIST | --ranks N) [--gpu-mem GIB] [--ctx N]\n"
            "                      [--bits B [--group G]] [--scheme contiguous|round-robin] [--json]\n"
-           "       zmlx dist id\n"
-           "plan  which routed experts each GPU holds and the memory it needs: weights every GPU\n"
-           "      keeps (embeddings, attention, routers, shared experts, dense layers), its\n"
-           "      experts, the KV cache at --ctx positions (default min(4096, max)), buffers.\n"
-           "      From the config alone (no weights loaded); weights as stored (the lm_head\n"
-           "      dtype) or MLX affine --bits B, group G (default 64).  With --gpu-mem (GiB free\n"
-           "      per GPU) it says whether each slice fits and exits 2 when one does not.\n"
-           "id    a fresh NCCL unique id (hex) for a launcher of one process per GPU: every\n"
-           "      process gets it as ZMLX_DIST_ID, with ZMLX_DIST_WORLD, ZMLX_DIST_RANK and\n"
-           "      ZMLX_DIST_GPU (zmlx-mpi does this under mpirun).\n");
+           "Which routed experts each GPU holds and the memory it needs: weights every GPU\n"
+           "keeps (embeddings, attention, routers, shared experts, dense layers), its experts,\n"
+           "the KV cache at --ctx positions (default min(4096, max)), buffers.  From the\n"
+           "config alone (no weights loaded); weights as stored (the lm_head dtype) or MLX\n"
+           "affine --bits B, group G (default 64).  With --gpu-mem (GiB free per GPU) it says\n"
+           "whether each slice fits and exits 2 when one does not.\n"
+           "\n"
+           "Running on several GPUs: `--backend cuda --gpus 0,1,...` on any command (one\n"
+           "process), or one process per GPU: `mpirun -n N zmlx-mpi COMMAND ... --gpus LIST`,\n"
+           "or any launcher that sets ZMLX_DIST_WORLD, ZMLX_DIST_RANK, ZMLX_DIST_GPU and\n"
+           "NCCL_COMM_ID=host:port (rank 0 listens there) in each process (docs/dist.md).\n");
 }
 
 typedef struct plan_opts {
@@ -213,29 +223,12 @@ static int cmd_plan(int argc, char **argv) {
     return 0;
 }
 
-static int cmd_id(int argc, char **argv) {
-    if (argc > 1) {
-        cli_error("dist id takes no arguments");
-        return EXIT_USAGE;
-    }
-    uint8_t id[ZMLX_DIST_ID_BYTES];
-    char err[ZMLX_ERR_MAX], hex[2 * ZMLX_DIST_ID_BYTES + 1];
-    if (zmlx_dist_unique_id(id, err, sizeof err) != ZMLX_OK) {
-        cli_error("%s", err);
-        return EXIT_USAGE;
-    }
-    zdist_id_to_hex(id, hex);
-    puts(hex);
-    return 0;
-}
-
 int cmd_dist(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         dist_usage();
         return argc < 2 ? EXIT_USAGE : 0;
     }
     if (!strcmp(argv[1], "plan")) return cmd_plan(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "id")) return cmd_id(argc - 1, argv + 1);
-    cli_error("dist: unknown action \"%s\" (plan or id)", argv[1]);
+    cli_error("dist: unknown action \"%s\" (plan)", argv[1]);
     return EXIT_USAGE;
 }

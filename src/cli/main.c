@@ -1,4 +1,5 @@
-/* main.c — `zmlx`: subcommand dispatch and the top-level usage text. */
+/* main.c — `zmlx`: subcommand dispatch and the top-level usage text (cli_main; the
+   process entry is entry.c, or the MPI launcher's, src/cli/mpi/). */
 #include "cli/cli.h"
 #include "cli/cmd_harness.h"
 
@@ -20,7 +21,7 @@ static void usage(FILE *f) {
             "  bench      baseline vs named variants, interleaved: capsule + matrix ledger\n"
             "  report     capsules written by bench as a table\n"
             "  matrix     the ledger: run MODEL, history SUBSTR, report, csv, html\n"
-            "  dist       several GPUs: plan (experts and memory per GPU), id (NCCL id)\n"
+            "  dist       several GPUs: plan (experts and memory per GPU)\n"
             "\n"
             "MODEL is a checkpoint directory (config.json + *.safetensors) or\n"
             "builtin:NAME[:key=value,...] with NAME glm47-tiny, glm47-mini or glm47-flash\n"
@@ -34,7 +35,7 @@ static void usage(FILE *f) {
             ZMLX_VERSION, ZMLX_DEFAULT_MODEL);
 }
 
-int main(int argc, char **argv) {
+int cli_main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;

@@ -1,29 +1,32 @@
 /*
- * zmlx_mpi.c — `zmlx-mpi`, the launcher of one zmlx process per GPU under mpirun, so one
- * command spans the GPUs of several nodes:
+ * zmlx_mpi.c — `zmlx-mpi`, zmlx as one process per GPU under mpirun, so one command spans
+ * the GPUs of several nodes:
  *
  *   mpirun -n 16 -npernode 8 zmlx-mpi generate MODEL --backend cuda --gpus 0-7 [...]
  *
  * Each rank takes the GPU of --gpus at its local rank (the processes of one node take
- * the node's GPUs in order), checks it, rank 0 makes the NCCL unique id and MPI
- * broadcasts it; then every rank execs `zmlx` (the binary beside this one, or
- * $ZMLX_MPI_BIN) with the same arguments minus --gpus and ZMLX_DIST_WORLD / _RANK / _GPU
- * / _ID set (read by the CLI, cmd_dist.c).  Ranks other than 0 send stdout to /dev/null,
- * so the output appears once; errors stay on stderr.  MPI is finalized before the exec:
- * from there on NCCL carries all traffic, and `zmlx` itself never links MPI (it runs
- * where no MPI is installed).
+ * the node's GPUs in order) and checks it; rank 0 makes the NCCL unique id and MPI
+ * broadcasts it; then every rank runs the zmlx command line (cli_main, the same code as
+ * `zmlx`) with --gpus removed and ZMLX_DIST_WORLD / _RANK / _GPU / _ID set (read by the
+ * CLI, cmd_dist.c).  The command runs in this process: NCCL's bootstrap root lives in
+ * the process that made the id, rank 0, which must stay alive while the ranks connect.
+ * Ranks other than 0 send stdout to /dev/null, so the output appears once; errors stay
+ * on stderr.  MPI is finalized before the command: from there on NCCL carries all the
+ * traffic.  `zmlx` itself never links MPI (it runs where no MPI is installed).
  *
- * Failures before the exec are agreed on by every rank (an MPI all-reduce), so no rank
+ * Failures before the command are agreed on by every rank (an MPI all-reduce), so no rank
  * is left waiting for a peer that gave up: each failing rank prints its reason
- * ("rank 1 of 2 (host h, GPU 1): CUDA unavailable: ..."), and every rank exits 2.
+ * ("rank 1 of 2 (host h): GPU 1: CUDA unavailable: ..."), and every rank exits 2.
  * --dry-run prints each rank's GPU, environment and command instead of running it (no
- * GPU is probed, the id is zeros).
+ * GPU is probed, the id is zeros).  A command without `--backend cuda` needs no GPU: it
+ * is run without the GPU check and id (`dist plan` works; a model command fails as zmlx
+ * does, --gpus being for the cuda backend).
  */
+#include "cli/cli.h"
 #include "dist/dist.h"
 #include "zmlx.h"
 
 #include <fcntl.h>
-#include <limits.h>
 #include <mpi.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -39,8 +42,9 @@ typedef struct launch {
     zmlx_dist_params d; /* --gpus of this node */
     const char *gpus_arg;
     bool dry_run;
-    char **args;        /* argv for zmlx: [zmlx, COMMAND, ...] without --gpus / --dry-run */
-    char bin[PATH_MAX];
+    bool cuda;          /* the command runs --backend cuda (else no GPU is checked) */
+    char **args;        /* argv for cli_main: [zmlx, COMMAND, ...] without --gpus, --dry-run */
+    int n_args;
 } launch;
 
 static void say(const launch *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -68,16 +72,15 @@ static void usage(void) {
             "Runs `zmlx COMMAND ...` as one process per GPU (expert parallelism over NCCL).\n"
             "The processes of each node take that node's GPUs of --gpus in local-rank order,\n"
             "so start as many processes per node as --gpus lists.  --dry-run prints what\n"
-            "each rank would run.  $ZMLX_MPI_BIN names the zmlx binary (default: the one\n"
-            "beside zmlx-mpi).\n");
+            "each rank would run.\n");
 }
 
-/* argv minus --gpus LIST and --dry-run, with the zmlx binary first; false on a usage error. */
+/* argv minus --gpus LIST and --dry-run, "zmlx" first; false on a usage error. */
 static bool parse(launch *l, int argc, char **argv) {
     l->args = calloc((size_t)argc + 1, sizeof *l->args);
     if (!l->args) return false;
     int n = 0;
-    l->args[n++] = l->bin;
+    l->args[n++] = "zmlx";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--gpus")) {
             if (i + 1 >= argc) return false;
@@ -85,28 +88,16 @@ static bool parse(launch *l, int argc, char **argv) {
         } else if (!strcmp(argv[i], "--dry-run")) {
             l->dry_run = true;
         } else {
+            l->cuda |= i > 1 && !strcmp(argv[i - 1], "--backend") && !strcmp(argv[i], "cuda");
             l->args[n++] = argv[i];
         }
     }
     l->args[n] = NULL;
+    l->n_args = n;
     return n > 1 && l->gpus_arg;
 }
 
-static void find_bin(launch *l) {
-    const char *env = getenv("ZMLX_MPI_BIN");
-    if (env) {
-        snprintf(l->bin, sizeof l->bin, "%s", env);
-        return;
-    }
-    char self[PATH_MAX - 8];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    self[n > 0 ? n : 0] = '\0';
-    char *slash = strrchr(self, '/');
-    if (slash) slash[1] = '\0';
-    snprintf(l->bin, sizeof l->bin, "%szmlx", slash ? self : "./");
-}
-
-/* Every check before the exec, agreed by all ranks. */
+/* Every check before the command, agreed by all ranks. */
 static bool checks(launch *l) {
     char err[ZMLX_ERR_MAX];
     bool ok = zmlx_dist_parse_gpus(l->gpus_arg, &l->d, err, sizeof err) == ZMLX_OK;
@@ -118,10 +109,7 @@ static bool checks(launch *l) {
                "per listed GPU on every node (mpirun -npernode %d)",
             l->local_n, l->gpus_arg, l->d.n_gpus, l->d.n_gpus == 1 ? "" : "s", l->d.n_gpus);
     if (!agree(ok)) return false;
-    ok = access(l->bin, X_OK) == 0;
-    if (!ok) say(l, "cannot run %s (set ZMLX_MPI_BIN to the zmlx binary)", l->bin);
-    if (!agree(ok)) return false;
-    if (l->dry_run) return true;
+    if (l->dry_run || !l->cuda) return true; /* a command without --backend cuda needs no GPU */
     const int gpu = l->d.gpus[l->local];
     ok = zmlx_dist_check_gpu(gpu, err, sizeof err) == ZMLX_OK;
     if (!ok) say(l, "GPU %d: %s", gpu, err);
@@ -132,7 +120,7 @@ static bool checks(launch *l) {
 static bool share_id(launch *l, uint8_t id[ZMLX_DIST_ID_BYTES]) {
     int st = 0;
     memset(id, 0, ZMLX_DIST_ID_BYTES);
-    if (l->rank == 0 && !l->dry_run) {
+    if (l->rank == 0 && !l->dry_run && l->cuda) {
         char err[ZMLX_ERR_MAX];
         if (zmlx_dist_unique_id(id, err, sizeof err) != ZMLX_OK) {
             say(l, "%s", err);
@@ -157,7 +145,6 @@ int main(int argc, char **argv) {
     MPI_Comm_free(&node);
     int hl = 0;
     MPI_Get_processor_name(l.host, &hl);
-    find_bin(&l);
     uint8_t id[ZMLX_DIST_ID_BYTES];
     const bool args_ok = parse(&l, argc, argv);
     if (!args_ok && l.rank == 0) usage();
@@ -177,7 +164,7 @@ int main(int argc, char **argv) {
     MPI_Finalize();
     if (l.dry_run) {
         printf("rank %d of %d (host %s, local %d of %d): GPU %s ZMLX_DIST_WORLD=%s "
-               "ZMLX_DIST_RANK=%s exec", l.rank, l.world, l.host, l.local, l.local_n, v[2], v[0],
+               "ZMLX_DIST_RANK=%s run", l.rank, l.world, l.host, l.local, l.local_n, v[2], v[0],
                v[1]);
         for (char **a = l.args; *a; a++) printf(" %s", *a);
         printf("\n");
@@ -187,7 +174,5 @@ int main(int argc, char **argv) {
         int fd = open("/dev/null", O_WRONLY);
         if (fd >= 0) dup2(fd, STDOUT_FILENO), close(fd);
     }
-    execv(l.bin, l.args);
-    say(&l, "cannot run %s", l.bin);
-    return EXIT_FAIL;
+    return cli_main(l.n_args, l.args);
 }
