@@ -83,20 +83,27 @@ fi
 gen mini21 builtin:glm47-mini 1,0 48 --precision exact && same "glm47-mini, --gpus 1,0 vs 0" mini1 mini21
 # two processes, one GPU each (ncclCommInitRank): what zmlx-mpi sets up, with NCCL_COMM_ID
 # in place of the MPI-broadcast id (the device has no MPI)
-# (its first try, 2026-11-25, hung past its timeout: hence -k, NCCL_DEBUG=INFO and the
-# logs in $OUT; ZMLX_DIST_MP=0 skips it)
-if [ "${ZMLX_DIST_MP:-1}" = 1 ]; then
+# (its first try, 2026-11-25, never returned: a bare `wait` also waits for the `tee` of
+# this script's output, bash >= 5.1, so the pids are named now; NCCL_DEBUG=INFO and the
+# logs in $OUT in case.  ZMLX_DIST_MP=0 skips it, ZMLX_DIST_MP=only stops after it.)
+if [ "${ZMLX_DIST_MP:-1}" != 0 ]; then
+pids=()
 for r in 0 1; do
     ZMLX_DIST_WORLD=2 ZMLX_DIST_RANK=$r ZMLX_DIST_GPU=$r NCCL_COMM_ID=127.0.0.1:29517 NCCL_DEBUG=INFO \
         timeout -k 5 60 "$B/zmlx" generate \
         builtin:glm47-mini --backend cuda --prompt-ids "$PROMPT" --max-tokens 48 --ignore-eos \
         --precision exact --json --logits-out "$T/mp$r.logits" >"$T/mp$r.json" 2>"$OUT/mp$r.err" &
+    pids+=($!)
 done
-wait
+wait "${pids[@]}"
 tail -n 5 "$OUT/mp0.err" "$OUT/mp1.err"
 fi
 same "glm47-mini, two processes (ZMLX_DIST_*, NCCL_COMM_ID) rank 0 vs one GPU" mini1 mp0
 same "glm47-mini, two processes, rank 1 vs rank 0" mp0 mp1
+if [ "${ZMLX_DIST_MP:-1}" = only ]; then
+    printf '%s\n' "${summary[@]}" | tee "$OUT/summary.txt"
+    exit 0
+fi
 timeout 120 "$B/zmlx" validate builtin:glm47-mini --backend cuda --gpus 0,1 --max-tokens 32 --runs 2 2>&1 | tail -n 4
 note "validate glm47-mini --gpus 0,1: exit ${PIPESTATUS[0]}"
 export GEN_TIMEOUT=200
