@@ -8,6 +8,7 @@
  *
  * Usage: zmlx-cuda_decode [MODEL] [--backend cuda|cpu|cpu-ref] [--kv-dtype f32|bf16]
  *        [--precision exact|fast] [--runs 5] [--tokens 64] [--ctx 16,4096] [--bw GB/s]
+ *        [--gpus 0,1,...]   (GB/s is then the whole model's bytes over all GPUs)
  */
 #include "zmlx.h"
 
@@ -64,11 +65,18 @@ int main(int argc, char **argv) {
             ctx_list = v, i++;
         } else if (!strcmp(a, "--bw") && v) {
             bw = atof(v), i++;
+        } else if (!strcmp(a, "--gpus") && v) { /* expert parallel over these GPUs */
+            char err[ZMLX_ERR_MAX];
+            if (zmlx_dist_parse_gpus(v, &mp.dist, err, sizeof err) != ZMLX_OK) {
+                fprintf(stderr, "%s\n", err);
+                return 2;
+            }
+            i++;
         } else if (a[0] != '-') {
             model = a;
         } else {
             fprintf(stderr, "usage: %s [MODEL] [--backend B] [--kv-dtype f32|bf16] [--runs N] "
-                            "[--tokens N] [--ctx 16,4096] [--bw GB/s]\n", argv[0]);
+                            "[--tokens N] [--ctx 16,4096] [--bw GB/s] [--gpus LIST]\n", argv[0]);
             return 2;
         }
     }

@@ -62,12 +62,34 @@ typedef enum zmlx_kv_dtype {
     ZMLX_KV_BF16,
 } zmlx_kv_dtype;
 
+#define ZMLX_MAX_GPUS 64        /* GPUs one process drives */
+#define ZMLX_DIST_ID_BYTES 128  /* an NCCL unique id */
+
+/*
+ * Several GPUs (cuda backend): expert parallelism.  Each GPU holds a contiguous slice of
+ * every MoE layer's routed experts and a copy of everything else (embeddings, attention,
+ * routers, shared experts, dense layers, lm_head); one NCCL all-reduce per MoE layer
+ * combines the experts' outputs, bit-identical to one GPU (docs/dist.md).
+ * All zero (the default) = one GPU, the current device.
+ *   One process, several local GPUs:   n_gpus > 1 device ordinals, world 0.
+ *   One process per GPU (mpirun, ...): world = processes, rank = this one's (0-based),
+ *                                      n_gpus 1 (its device), id = the bytes rank 0 got
+ *                                      from zmlx_dist_unique_id, the same in every process.
+ */
+typedef struct zmlx_dist_params {
+    int32_t n_gpus;
+    int32_t gpus[ZMLX_MAX_GPUS];
+    int32_t rank, world;
+    uint8_t id[ZMLX_DIST_ID_BYTES];
+} zmlx_dist_params;
+
 typedef struct zmlx_model_params {
     zmlx_backend_kind backend;
     zmlx_precision precision;
     zmlx_kv_dtype kv_dtype;
     int threads;          /* 0 = all online cores */
     const char *patterns; /* "default", "none" or a comma list; NULL = "default" */
+    zmlx_dist_params dist; /* GPUs (cuda backend); zero = one */
 } zmlx_model_params;
 
 zmlx_model_params zmlx_model_default_params(void);
@@ -119,6 +141,24 @@ int32_t zmlx_model_vocab_size(const zmlx_model *model);
 int64_t zmlx_model_max_positions(const zmlx_model *model);
 /* The model's end-of-sequence ids; returns how many (at most `cap` written). */
 size_t zmlx_model_eos_ids(const zmlx_model *model, int32_t *ids, size_t cap);
+
+/*
+ * A `--gpus` list ("0,1,2,3" or ranges "0-3", at most ZMLX_MAX_GPUS distinct ordinals
+ * < 1024) into dist->gpus / n_gpus (other fields untouched).  ZMLX_ERR_INVALID_ARG with a
+ * message naming the bad item.
+ */
+zmlx_status zmlx_dist_parse_gpus(const char *list, zmlx_dist_params *dist, char *err,
+                                 size_t err_size);
+/* Is CUDA device `gpu` present and usable?  ZMLX_ERR_BACKEND "CUDA unavailable: ..." without
+ * a driver, a device or a CUDA build; ZMLX_ERR_INVALID_ARG when the ordinal is past the
+ * machine's devices (the message gives their count). */
+zmlx_status zmlx_dist_check_gpu(int32_t gpu, char *err, size_t err_size);
+/* A fresh NCCL unique id for a multi-process run.  The process that makes it hosts NCCL's
+ * bootstrap root, so it must be rank 0 and live until every rank has loaded the model
+ * (zmlx-mpi: rank 0 makes it, MPI broadcasts it).  When NCCL_COMM_ID=host:port is set,
+ * every process gets the same id from it and rank 0's model load hosts the root instead.
+ * Needs a CUDA build and libnccl.so.2 at run time; ZMLX_ERR_BACKEND otherwise. */
+zmlx_status zmlx_dist_unique_id(uint8_t id[ZMLX_DIST_ID_BYTES], char *err, size_t err_size);
 
 /* ---------------------------------------------------------------- sessions */
 

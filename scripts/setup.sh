@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake pkg-config libjansson-dev libpcre2-dev clang libclang-rt-14-dev python3)
+# Open MPI: zmlx-mpi, the launcher of one process per GPU across nodes (tests/mpi_launch.sh)
+pkgs+=(libopenmpi-dev openmpi-bin)
 # the test suite renders `zmlx matrix html` in headless Chromium
 [ "${ZMLX_SETUP_TESTS:-1}" = 1 ] && pkgs+=(chromium)
 missing=()

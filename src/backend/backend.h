@@ -160,6 +160,12 @@ typedef struct zbackend_ops {
     /* Run the model over ev->n tokens (the cache grows as needed; *bytes is updated). */
     zmlx_status (*session_eval)(void *ctx, void *dev, const zdev_eval *ev, int64_t *bytes,
                                 zerr *e);
+
+    /* Several GPUs (dist/dist.h); NULL where the backend has none. */
+    /* The machine's devices (after probe succeeded). */
+    zmlx_status (*device_count)(int32_t *n, zerr *e);
+    /* A fresh NCCL unique id of ZMLX_DIST_ID_BYTES. */
+    zmlx_status (*dist_id)(uint8_t *id, zerr *e);
 } zbackend_ops;
 
 extern const zbackend_ops zbackend_cpu_ref;

@@ -79,7 +79,16 @@ int32_t *cli_chat_ids(const cli_chat *c, const char *user_text, size_t *n);
 /* The interactive loop on a terminal: read a line, answer it, keep the KV cache. */
 int cli_chat_loop(cli_chat *c);
 
+/* One process of a multi-process run: ZMLX_DIST_WORLD, ZMLX_DIST_RANK, ZMLX_DIST_GPU and
+   ZMLX_DIST_ID (set by zmlx-mpi or another launcher) into d; nothing when
+   ZMLX_DIST_WORLD is unset.  False after printing an error (cmd_dist.c). */
+bool cli_dist_env(zmlx_dist_params *d);
+
+/* The whole command line: `zmlx COMMAND ...` (main.c); returns the exit code. */
+int cli_main(int argc, char **argv);
+
 int cmd_generate(int argc, char **argv);
+int cmd_dist(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_patterns(int argc, char **argv);
 int cmd_info(int argc, char **argv);

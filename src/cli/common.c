@@ -97,6 +97,13 @@ int cli_common_arg(cli_common *c, int argc, char **argv, int *i) {
     } else if (!strcmp(a, "--threads")) {
         if (!(v = cli_value(argc, argv, i)) || !cli_int(a, v, 0, 1024, &n)) return -1;
         c->mp.threads = (int)n;
+    } else if (!strcmp(a, "--gpus")) {
+        char err[ZMLX_ERR_MAX];
+        if (!(v = cli_value(argc, argv, i))) return -1;
+        if (zmlx_dist_parse_gpus(v, &c->mp.dist, err, sizeof err) != ZMLX_OK) {
+            cli_error("%s", err);
+            return -1;
+        }
     } else if (!strcmp(a, "--patterns")) {
         if (!(v = cli_value(argc, argv, i))) return -1;
         c->mp.patterns = v;
@@ -115,7 +122,9 @@ zmlx_model *cli_load_model(const cli_common *c) {
     char err[ZMLX_ERR_MAX];
     zmlx_model *m = NULL;
     const char *path = c->model ? c->model : ZMLX_DEFAULT_MODEL;
-    zmlx_status st = zmlx_model_load(path, &c->mp, &m, err, sizeof err);
+    zmlx_model_params mp = c->mp;
+    if (!cli_dist_env(&mp.dist)) return NULL; /* one process of several (a launcher's) */
+    zmlx_status st = zmlx_model_load(path, &mp, &m, err, sizeof err);
     if (st != ZMLX_OK) {
         cli_error("%s", err);
         return NULL;

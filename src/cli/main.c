@@ -1,4 +1,5 @@
-/* main.c — `zmlx`: subcommand dispatch and the top-level usage text. */
+/* main.c — `zmlx`: subcommand dispatch and the top-level usage text (cli_main; the
+   process entry is entry.c, or the MPI launcher's, src/cli/mpi/). */
 #include "cli/cli.h"
 #include "cli/cmd_harness.h"
 
@@ -21,6 +22,7 @@ static void usage(FILE *f) {
             "  report     capsules written by bench as a table\n"
             "  matrix     the ledger: run MODEL, history SUBSTR, report, csv, html\n"
             "  convert    SRC DST: a Hugging Face checkpoint (or builtin) in mlx-lm's MLX layout\n"
+            "  dist       several GPUs: plan (experts and memory per GPU)\n"
             "\n"
             "MODEL is a checkpoint directory (config.json + *.safetensors) or\n"
             "builtin:NAME[:key=value,...] with NAME glm47-tiny, glm47-mini or glm47-flash\n"
@@ -29,11 +31,12 @@ static void usage(FILE *f) {
             "\n"
             "common options: --backend cpu|cpu-ref|cuda  --precision exact|fast\n"
             "                --kv-dtype f32|bf16  --threads N  --patterns default|none|LIST  --json\n"
+            "                --gpus 0,1,...  (cuda: split the routed experts over these GPUs)\n"
             "Run `zmlx COMMAND --help` for the options of one command.\n",
             ZMLX_VERSION, ZMLX_DEFAULT_MODEL);
 }
 
-int main(int argc, char **argv) {
+int cli_main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;
@@ -57,6 +60,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "report")) return cmd_report(argc - 1, argv + 1);
     if (!strcmp(cmd, "matrix")) return cmd_matrix(argc - 1, argv + 1);
     if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1);
+    if (!strcmp(cmd, "dist")) return cmd_dist(argc - 1, argv + 1);
     cli_error("unknown command \"%s\" (run `zmlx --help` for the list)", cmd);
     return EXIT_USAGE;
 }

@@ -7,6 +7,7 @@
 #include "io/qconfig.h"
 #include "model/model.h"
 #include "backend/pool.h"
+#include "dist/dist.h"
 #include "ops/ops.h"
 
 #include <math.h>
@@ -145,6 +146,7 @@ zmlx_status zmlx_model_load(const char *path, const zmlx_model_params *params,
                       "(no nvcc at build time); use --backend cpu");
         goto fail;
     }
+    if ((st = zdist_check_run(&m->params, &e)) != ZMLX_OK) goto fail; /* --gpus */
     if (m->be->probe && (st = m->be->probe(&e)) != ZMLX_OK) goto fail; /* e.g. no GPU */
     if (m->params.threads < 0) {
         st = zerr_set(&e, ZMLX_ERR_INVALID_ARG, "--threads %d: must be 0 (all cores) or more",
@@ -263,26 +265,44 @@ static void probe_tensors(const char *dir, const zmlx_config *c, zdtype *dense, 
     zst_close(a);
 }
 
+/* The config of `path` (a directory or a builtin spec), its quantization block (*q, NULL
+   when none or when q is NULL) and what the tensor headers say (dense dtype, MLA split). */
+static zmlx_status read_config(const char *path, zmlx_config *c, zqcfg **q, zdtype *wdt,
+                               bool *mla_split, zerr *e) {
+    zmlx_status st;
+    *wdt = ZDT_BF16;
+    *mla_split = true; /* what current mlx-lm writes; the headers say when present */
+    if (!path || !*path) {
+        st = zerr_set(e, ZMLX_ERR_INVALID_ARG, "no model given");
+    } else if (!strncmp(path, "builtin:", 8)) {
+        uint64_t seed;
+        st = zbuiltin_config(path + 8, c, &seed, e);
+    } else {
+        char cfg_path[4096];
+        snprintf(cfg_path, sizeof cfg_path, "%s/config.json", path);
+        zqcfg *qq = NULL;
+        st = zcfg_load_quant(cfg_path, c, &qq, e);
+        if (st == ZMLX_OK) probe_tensors(path, c, wdt, mla_split);
+        if (q) *q = qq;
+        else zqcfg_free(qq);
+    }
+    return st;
+}
+
+zmlx_status zmodel_read_config(const char *path, zmlx_config *c, zdtype *wdt, zerr *e) {
+    bool mla_split;
+    return read_config(path, c, NULL, wdt, &mla_split, e);
+}
+
 zmlx_status zmlx_model_probe(const char *path, const zmlx_model_params *params,
                              zmlx_model_info *info, char *err, size_t err_size) {
     zerr e = {{0}};
     zmlx_config c;
-    zmlx_status st;
-    zdtype wdt = ZDT_BF16;
-    bool mla_split = true; /* what current mlx-lm writes; the headers say when present */
+    zdtype wdt;
+    bool mla_split;
     zqcfg *q = NULL;
     zmlx_model_params p = params ? *params : zmlx_model_default_params();
-    if (!path || !*path) {
-        st = zerr_set(&e, ZMLX_ERR_INVALID_ARG, "no model given");
-    } else if (!strncmp(path, "builtin:", 8)) {
-        uint64_t seed;
-        st = zbuiltin_config(path + 8, &c, &seed, &e);
-    } else {
-        char cfg_path[4096];
-        snprintf(cfg_path, sizeof cfg_path, "%s/config.json", path);
-        st = zcfg_load_quant(cfg_path, &c, &q, &e);
-        if (st == ZMLX_OK) probe_tensors(path, &c, &wdt, &mla_split);
-    }
+    zmlx_status st = read_config(path, &c, &q, &wdt, &mla_split, &e);
     if (st != ZMLX_OK) {
         zerr_copy(&e, err, err_size);
         return st;

@@ -129,6 +129,10 @@ struct zqcfg;
 void zinfo_config(const zmlx_config *c, const struct zqcfg *q, zdtype dense, bool mla_split,
                   int kv_elem_bytes, zmlx_model_info *info);
 
+/* A model's config without its weights (config.json or a builtin spec) and the dtype of
+   its dense tensors (bf16 when unknown). */
+zmlx_status zmodel_read_config(const char *path, zmlx_config *c, zdtype *wdt, zerr *e);
+
 /* An anonymous, 2 MiB-aligned mapping of `bytes` with transparent huge pages requested
    (a fifth of the page faults of 4 KiB pages when filling gigabytes); NULL on failure. */
 void *zarena_map(size_t bytes, void **map, size_t *map_bytes);

@@ -5,6 +5,7 @@
  * not used with a device backend: the model calls model_init / session_* instead.
  */
 #include "backend/cuda/cuda_internal.h"
+#include "backend/cuda/ep.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,7 @@ static zmlx_status cuda_init(int threads, void **out) {
 static void cuda_free(void *vc) {
     cu_ctx *c = vc;
     if (!c) return;
+    zcu_ep_free(c); /* several GPUs: the other contexts, communicators, threads */
     if (c->device >= 0) {
         zcu_upload_free(c);
         if (c->stream) cudaStreamDestroy(c->stream);
@@ -65,10 +67,10 @@ static int cuda_threads(const void *vc) {
     return 1;
 }
 
-static zmlx_status cuda_model_init(void *vc, const zmlx_model *m, zerr *e) {
-    cu_ctx *c = vc;
+zmlx_status zcu_ctx_open(cu_ctx *c, int device, const zmlx_model *m, zerr *e) {
     zmlx_status st = cuda_probe(e);
     if (st != ZMLX_OK) return st;
+    if (device >= 0) CU_TRY(e, cudaSetDevice(device));
     CU_TRY(e, cudaGetDevice(&c->device));
     struct cudaDeviceProp prop;
     CU_TRY(e, cudaGetDeviceProperties(&prop, c->device));
@@ -77,7 +79,52 @@ static zmlx_status cuda_model_init(void *vc, const zmlx_model *m, zerr *e) {
     CU_TRY(e, cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     CU_TRY(e, cuk_init());
     c->m = m;
-    return zcu_upload(c, m, e);
+    return ZMLX_OK;
+}
+
+/* One GPU or several (--gpus, a launcher's rank): ep.c opens them and uploads. */
+static zmlx_status cuda_model_init(void *vc, const zmlx_model *m, zerr *e) {
+    return zcu_ep_model_init(vc, m, e);
+}
+
+/* Sessions of a context driving several GPUs go to all of them (ep.c). */
+static zmlx_status cuda_session_init(void *vc, int64_t max_pos, void **dev, int64_t *bytes,
+                                     zerr *e) {
+    cu_ctx *c = vc;
+    if (c->group) return zcu_group_session_init(c, max_pos, dev, bytes, e);
+    return zcu_session_init(c, max_pos, dev, bytes, e);
+}
+
+static void cuda_session_free(void *vc, void *dev) {
+    cu_ctx *c = vc;
+    if (c->group) zcu_group_session_free(c, dev);
+    else zcu_session_free(c, dev);
+}
+
+static zmlx_status cuda_session_eval(void *vc, void *dev, const zdev_eval *ev, int64_t *bytes,
+                                     zerr *e) {
+    cu_ctx *c = vc;
+    if (c->group) return zcu_group_session_eval(c, dev, ev, bytes, e);
+    return zcu_session_eval(c, dev, ev, bytes, e);
+}
+
+static zmlx_status cuda_device_count(int32_t *n, zerr *e) {
+    int k = 0;
+    CU_TRY(e, cudaGetDeviceCount(&k));
+    *n = k;
+    return ZMLX_OK;
+}
+
+static zmlx_status cuda_dist_id(uint8_t *id, zerr *e) {
+    zcu_nccl n;
+    zmlx_status st = zcu_nccl_open(&n, e);
+    if (st != ZMLX_OK) return st;
+    zcu_nccl_id u;
+    int rc = n.get_unique_id(&u);
+    if (rc) st = zcu_nccl_fail(&n, NULL, rc, "ncclGetUniqueId", __FILE__, __LINE__, e);
+    else memcpy(id, u.internal, ZMLX_DIST_ID_BYTES);
+    zcu_nccl_close(&n);
+    return st;
 }
 
 /* Host-buffer entries: a device backend never receives these (the model delegates whole
@@ -108,7 +155,9 @@ const zbackend_ops zbackend_cuda = {
     .combine = cuda_combine,
     .route = cuda_route,
     .model_init = cuda_model_init,
-    .session_init = zcu_session_init,
-    .session_free = zcu_session_free,
-    .session_eval = zcu_session_eval,
+    .session_init = cuda_session_init,
+    .session_free = cuda_session_free,
+    .session_eval = cuda_session_eval,
+    .device_count = cuda_device_count,
+    .dist_id = cuda_dist_id,
 };

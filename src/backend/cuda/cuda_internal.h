@@ -48,7 +48,12 @@ typedef struct cu_ctx {
     cu_layer *layers;                   /* [n_layers] */
     cuw embed, lm_head;
     const float *final_norm, *inv_freq;
+    struct cu_ep *ep;                   /* this context's rank of several GPUs, or NULL */
+    struct cu_group *group;             /* the GPUs this process drives, or NULL (ep.c) */
 } cu_ctx;
+
+/* Open `device` (-1: the current one) for c: properties, stream, kernel attributes. */
+zmlx_status zcu_ctx_open(cu_ctx *c, int device, const zmlx_model *m, zerr *e);
 
 zmlx_status zcu_upload(cu_ctx *c, const zmlx_model *m, zerr *e);
 void zcu_upload_free(cu_ctx *c);

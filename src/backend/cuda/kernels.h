@@ -62,7 +62,8 @@ cudaError_t cuk_init(void);
  *     W_g = w.data + (idx ? idx[g] : 0) * w.stride + (row0 + (g % gmod) * grs) * w.ld
  *     y[g * ys + r] = W_g[r] · x[g * xs .. g * xs + w.cols)
  * Plain y = W x: groups = 1, rpg = w.rows.  Per head (absorbed MLA W_UV): gmod = H.
- * Routed experts: idx = the route's expert ids (device).
+ * Routed experts: idx = the route's expert ids (device); a group whose id is < 0 reads no
+ * weights and writes +0.0 (SwiGLU: silu(0) * 0 = +0.0), an expert another GPU holds (ep.h).
  * SwiGLU (swiglu_mlp / moe_mlp) when up.data is set: up has w's layout and shape and the
  * same row mapping, and y = silu(W_g[r] · x) * (U_g[r] · x) (zop_silu_mul's roundings);
  * the two rows are read together.

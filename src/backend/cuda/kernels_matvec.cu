@@ -81,7 +81,7 @@ __device__ __forceinline__ void mv_rows(const cu_mv &p, int64_t blk, int wpr, in
     const float *x = p.x + g * p.xs;
     const int start = lane + 32 * piece, step = 32 * wpr;
     float acc[2] = {0.0f, 0.0f};
-    if (valid) {
+    if (valid && e >= 0) { /* e < 0: an expert held by another GPU, output +0.0 (ep.h) */
         if (p.up.data) {
             const T *W[2] = {static_cast<const T *>(p.w.data) + e * p.w.stride + row * p.w.ld,
                              static_cast<const T *>(p.up.data) + e * p.up.stride + row * p.up.ld};

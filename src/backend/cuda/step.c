@@ -23,6 +23,7 @@
  * doubling (a device-to-device copy) up to the session's max positions.
  */
 #include "backend/cuda/cuda_internal.h"
+#include "backend/cuda/ep.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -53,6 +54,7 @@ typedef struct cu_sess {
     float *logits;             /* [C, V] */
     float *rlog, *rw;          /* [C, E], [C, K] */
     int32_t *ridx, *goff, *glist, *gslot; /* [C, K], [E + 1], [C * K], [C, K] */
+    int32_t *lidx;             /* [C, K] several GPUs: route ids in this rank's slice, -1 */
     float *ge, *ue, *de;       /* [C * K, mI], [C * K, mI], [C * K, d] */
     float *sg, *su, *sd;       /* [C, sI], [C, sI], [C, d] shared expert */
     float *dg, *du;            /* [C, I] dense MLP */
@@ -112,6 +114,7 @@ static zmlx_status plan_buffers(cu_sess *s, zerr *e) {
     size_t o_rw = carve(&off, C * K * f), o_ridx = carve(&off, C * K * 4);
     size_t o_goff = carve(&off, (E + 1) * 4), o_glist = carve(&off, C * K * 4);
     size_t o_gslot = carve(&off, C * K * 4), o_ge = carve(&off, C * K * mI * f);
+    size_t o_lidx = carve(&off, C * K * 4);
     size_t o_ue = carve(&off, C * K * mI * f), o_de = carve(&off, C * K * d * f);
     size_t o_sg = carve(&off, C * sI * f), o_su = carve(&off, C * sI * f);
     size_t o_sd = carve(&off, C * d * f), o_dg = carve(&off, C * I * f), o_du = carve(&off, C * I * f);
@@ -128,6 +131,7 @@ static zmlx_status plan_buffers(cu_sess *s, zerr *e) {
     s->logits = (float *)(b + o_log), s->rlog = (float *)(b + o_rlog), s->rw = (float *)(b + o_rw);
     s->ridx = (int32_t *)(b + o_ridx), s->goff = (int32_t *)(b + o_goff);
     s->glist = (int32_t *)(b + o_glist), s->gslot = (int32_t *)(b + o_gslot);
+    s->lidx = (int32_t *)(b + o_lidx);
     s->ge = (float *)(b + o_ge), s->ue = (float *)(b + o_ue), s->de = (float *)(b + o_de);
     s->sg = (float *)(b + o_sg), s->su = (float *)(b + o_su), s->sd = (float *)(b + o_sd);
     s->dg = (float *)(b + o_dg), s->du = (float *)(b + o_du);
@@ -332,13 +336,20 @@ static zmlx_status ffn(cu_sess *s, int l, int64_t n, const float *next_w, zerr *
                        .gmod = 1, .x = s->xn, .y = s->sg}};
         CU_TRY(e, cuk_matvec(j, shared ? 2 : 1, st));
         CU_TRY(e, cuk_route(rc, s->rlog, L->router_bias, n, s->ridx, s->rw, st));
-        cu_mv gu = {.w = L->exp_gate, .up = L->exp_up, .idx = s->ridx, .groups = K, .rpg = mI,
+        const int32_t *eidx = c->ep ? s->lidx : s->ridx; /* several GPUs: this rank's
+                                                            experts, -1 elsewhere */
+        if (c->ep) CU_TRY(e, cuk_ep_localize(s->ridx, K, c->ep->e0, c->ep->ne, s->lidx, st));
+        cu_mv gu = {.w = L->exp_gate, .up = L->exp_up, .idx = eidx, .groups = K, .rpg = mI,
                     .gmod = 1, .x = s->xn, .y = s->ge, .ys = mI};
         CU_TRY(e, cuk_matvec(&gu, 1, st));
-        cu_mv dn[2] = {{.w = L->exp_down, .idx = s->ridx, .groups = K, .rpg = d, .gmod = 1,
+        cu_mv dn[2] = {{.w = L->exp_down, .idx = eidx, .groups = K, .rpg = d, .gmod = 1,
                         .x = s->ge, .xs = mI, .y = s->de, .ys = d},
                        {.w = L->sh_down, .groups = 1, .rpg = d, .gmod = 1, .x = s->sg, .y = s->sd}};
         CU_TRY(e, cuk_matvec(dn, shared ? 2 : 1, st));
+        if (c->ep) { /* the slot buffer [K, d]: exact sum (dist.h) */
+            zmlx_status r = zcu_nccl_sum(c->ep->nccl, c->ep->comm, s->de, (size_t)(K * d), st, e);
+            if (r != ZMLX_OK) return r;
+        }
         CU_TRY(e, cuk_moe_combine(s->rw, NULL, K, s->de, shared ? s->sd : NULL, s->x, next_w,
                                   eps, s->xn, d, 1, st));
         return ZMLX_OK;
@@ -347,10 +358,19 @@ static zmlx_status ffn(cu_sess *s, int l, int64_t n, const float *next_w, zerr *
     CU_TRY(e, proj(&L->router, s->xn, s->rlog, n, st));
     CU_TRY(e, cuk_route(rc, s->rlog, L->router_bias, n, s->ridx, s->rw, st));
     CU_TRY(e, cuk_moe_group(s->ridx, n, K, E, s->goff, s->glist, s->gslot, st));
-    CU_TRY(e, cuk_gemm(L->exp_gate, s->xn, d, s->glist, s->ge, mI, n, s->goff, E, st));
-    CU_TRY(e, cuk_gemm(L->exp_up, s->xn, d, s->glist, s->ue, mI, n, s->goff, E, st));
+    /* several GPUs: only this rank's groups (rows goff[e0] .. goff[e0 + ne)), the other
+       rows of the slot buffer +0.0, then its exact sum (dist.h) */
+    const int32_t *goff = c->ep ? s->goff + c->ep->e0 : s->goff;
+    const int64_t groups = c->ep ? c->ep->ne : E;
+    if (c->ep) CU_TRY(e, cudaMemsetAsync(s->de, 0, (size_t)(n * K * d) * sizeof(float), st));
+    CU_TRY(e, cuk_gemm(L->exp_gate, s->xn, d, s->glist, s->ge, mI, n, goff, groups, st));
+    CU_TRY(e, cuk_gemm(L->exp_up, s->xn, d, s->glist, s->ue, mI, n, goff, groups, st));
     CU_TRY(e, cuk_silu_mul(s->ge, s->ue, n * K * mI, s->ge, st));
-    CU_TRY(e, cuk_gemm(L->exp_down, s->ge, mI, NULL, s->de, d, n, s->goff, E, st));
+    CU_TRY(e, cuk_gemm(L->exp_down, s->ge, mI, NULL, s->de, d, n, goff, groups, st));
+    if (c->ep) {
+        zmlx_status r = zcu_nccl_sum(c->ep->nccl, c->ep->comm, s->de, (size_t)(n * K * d), st, e);
+        if (r != ZMLX_OK) return r;
+    }
     if (shared) {
         CU_TRY(e, proj(&L->sh_gate, s->xn, s->sg, n, st));
         CU_TRY(e, proj(&L->sh_up, s->xn, s->su, n, st));

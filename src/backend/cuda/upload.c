@@ -11,6 +11,7 @@
  * each uploaded like `data`) and its branch in the kernels' dispatch.
  */
 #include "backend/cuda/cuda_internal.h"
+#include "backend/cuda/ep.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,14 +165,16 @@ static void walk_layer(upl *u, const zmlx_model *m, int l) {
         return;
     }
     const int E = c->n_routed_experts;
+    /* several GPUs: this rank's slice [e0, e0 + ne) of the routed experts (ep.h) */
+    const int e0 = u->c->ep ? u->c->ep->e0 : 0, ne = u->c->ep ? u->c->ep->ne : E;
     D->router = put_named(u, &L->router, l, "router");
     D->router_bias = put_f32(u, L->router_bias, E);
     snprintf(what, sizeof what, "layer %d experts' gate_proj", l);
-    D->exp_gate = put_stack(u, L->exp_gate, E, what);
+    D->exp_gate = put_stack(u, L->exp_gate + e0, ne, what);
     snprintf(what, sizeof what, "layer %d experts' up_proj", l);
-    D->exp_up = put_stack(u, L->exp_up, E, what);
+    D->exp_up = put_stack(u, L->exp_up + e0, ne, what);
     snprintf(what, sizeof what, "layer %d experts' down_proj", l);
-    D->exp_down = put_stack(u, L->exp_down, E, what);
+    D->exp_down = put_stack(u, L->exp_down + e0, ne, what);
     D->sh_gate = put_named(u, &L->sh_gate, l, "sh_gate");
     D->sh_up = put_named(u, &L->sh_up, l, "sh_up");
     D->sh_down = put_named(u, &L->sh_down, l, "sh_down");
