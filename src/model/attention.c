@@ -15,6 +15,17 @@
  * (prefill): k_nope and v of every cached position via kv_b, then ordinary attention.
  * The two are the same function of the inputs; tests check they agree.
  *
+ * W_UK and W_UV come from kv_b [H*(nope+v), kv_lora] or, for mlx-lm checkpoints, from
+ * the split pair held as stored (model.h, mla.c): embed_q_h = W_UK[h]^T [kv_lora, nope]
+ * and unembed_out_h = W_UV[h] [v, kv_lora].  Per head (every head one job of one call):
+ *                    kv_b                              split
+ *   q_lat_h   matmul_t(kv_b W_UK rows, q_nope_h)   matmul(embed_q_h, q_nope_h)
+ *   o_h       matmul(kv_b W_UV rows, o_lat_h)      matmul(unembed_out_h, o_lat_h)
+ *   k_nope    matmul(kv_b, c) [T, H*(nope+v)]      matmul_t(embed_q_h, c) [H, T, nope]
+ *   v                                              matmul(unembed_out, c) [T, H*v]
+ * The same values (the split pair's dequantized elements are kv_b's), summed in another
+ * order by some kernels: float32 rounding apart (tests/test_mla_split.c).
+ *
  * DeepSeek-V3.2 (DSA): the lightning indexer (indexer.c) picks, per query, the
  * index_topk cached positions both paths attend to once more keys than that exist.
  */
@@ -69,6 +80,12 @@ static void set_sparse(const zmlx_session *s, zattn_job *aj) {
     aj->idx_stride = s->s.sel_cap;
 }
 
+/* Head h's W_UV [v, kv_lora]: unembed_out's rows or kv_b's. */
+static zweight w_uv(const zlayer *L, int64_t h, int64_t nope, int64_t vd) {
+    return L->embed_q.data ? zweight_rows(&L->unembed_out, h * vd, vd)
+                           : zweight_rows(&L->kv_b, h * (nope + vd) + nope, vd);
+}
+
 static void attend_absorbed(zmlx_session *s, int l, int64_t n, int64_t T) {
     const zmlx_model *m = s->m;
     const zmlx_config *c = &m->cfg;
@@ -76,13 +93,15 @@ static void attend_absorbed(zmlx_session *s, int l, int64_t n, int64_t T) {
     zscratch *z = &s->s;
     const int64_t H = c->n_heads, nope = c->qk_nope_dim, rope = c->qk_rope_dim;
     const int64_t R = c->kv_lora_rank, vd = c->v_head_dim, hs = nope + vd;
+    const bool split = L->embed_q.data != NULL;
     zmm_job *jobs = z->jobs;
     for (int64_t t = 0; t < n; t++) /* q_lat_h = W_UK[h]^T q_nope_h */
         for (int64_t h = 0; h < H; h++)
-            jobs[t * H + h] = (zmm_job){.w = zweight_rows(&L->kv_b, h * hs, nope),
+            jobs[t * H + h] = (zmm_job){.w = split ? zweight_rows(&L->embed_q, h * R, R)
+                                                   : zweight_rows(&L->kv_b, h * hs, nope),
                                         .x = z->q_nope + (t * H + h) * nope,
                                         .y = z->q_lat + (t * H + h) * R, .n = 1};
-    m->be->matmul_t(m->be_ctx, jobs, (int)(n * H));
+    (split ? m->be->matmul : m->be->matmul_t)(m->be_ctx, jobs, (int)(n * H));
     zdtype kvdt = s->kv_elem == 2 ? ZDT_BF16 : ZDT_F32;
     zattn_job aj = {.n_heads = H, .n_q = n, .T = T, .dk = R, .dr = rope, .dv = R,
                     .q = z->q_lat, .qr = z->q_pe,
@@ -95,19 +114,46 @@ static void attend_absorbed(zmlx_session *s, int l, int64_t n, int64_t T) {
     m->be->attention(m->be_ctx, &aj);
     for (int64_t t = 0; t < n; t++) /* o_h = W_UV[h] o_lat_h */
         for (int64_t h = 0; h < H; h++)
-            jobs[t * H + h] = (zmm_job){.w = zweight_rows(&L->kv_b, h * hs + nope, vd),
+            jobs[t * H + h] = (zmm_job){.w = w_uv(L, h, nope, vd),
                                         .x = z->o_lat + (t * H + h) * R,
                                         .y = z->attn + (t * H + h) * vd, .n = 1};
     m->be->matmul(m->be_ctx, jobs, (int)(n * H));
 }
 
+/* k_nope and v of all T positions from the float latent rows into z->kvb; the layout
+   into the attention job.  kv_b: [T, H, nope | v] rows.  Split: k_nope [H, T, nope]
+   (one transposed product per head), then v [T, H*v] (one product). */
+static void expand_kv(zmlx_session *s, const zlayer *L, int64_t T, zattn_job *aj) {
+    const zmlx_model *m = s->m;
+    const zmlx_config *c = &m->cfg;
+    zscratch *z = &s->s;
+    const int64_t H = c->n_heads, nope = c->qk_nope_dim, R = c->kv_lora_rank;
+    const int64_t vd = c->v_head_dim, hs = nope + vd;
+    if (!L->embed_q.data) {
+        zmm_job kb = {.w = L->kv_b, .x = z->lat_f32, .y = z->kvb, .n = T};
+        m->be->matmul(m->be_ctx, &kb, 1);
+        aj->k = z->kvb, aj->k_stride = H * hs, aj->k_head = hs;
+        aj->v = z->kvb + nope, aj->v_stride = H * hs, aj->v_head = hs;
+        return;
+    }
+    zmm_job *jobs = z->jobs;
+    for (int64_t h = 0; h < H; h++)
+        jobs[h] = (zmm_job){.w = zweight_rows(&L->embed_q, h * R, R), .x = z->lat_f32,
+                            .y = z->kvb + h * T * nope, .n = T};
+    m->be->matmul_t(m->be_ctx, jobs, (int)H);
+    float *v = z->kvb + H * T * nope;
+    zmm_job vb = {.w = L->unembed_out, .x = z->lat_f32, .y = v, .n = T};
+    m->be->matmul(m->be_ctx, &vb, 1);
+    aj->k = z->kvb, aj->k_stride = nope, aj->k_head = T * nope;
+    aj->v = v, aj->v_stride = H * vd, aj->v_head = vd;
+}
+
 static void attend_expanded(zmlx_session *s, int l, int64_t n, int64_t T) {
     const zmlx_model *m = s->m;
     const zmlx_config *c = &m->cfg;
-    const zlayer *L = &m->layers[l];
     zscratch *z = &s->s;
     const int64_t H = c->n_heads, nope = c->qk_nope_dim, rope = c->qk_rope_dim;
-    const int64_t R = c->kv_lora_rank, vd = c->v_head_dim, hs = nope + vd;
+    const int64_t R = c->kv_lora_rank, vd = c->v_head_dim;
     /* latent rows as float (the cache may be bf16), then k_nope | v for every position */
     if (s->kv_elem == 2) {
         const uint16_t *src = s->lat[l];
@@ -116,16 +162,13 @@ static void attend_expanded(zmlx_session *s, int l, int64_t n, int64_t T) {
         const float *src = s->lat[l];
         for (int64_t i = 0; i < T * R; i++) z->lat_f32[i] = src[i];
     }
-    zmm_job kb = {.w = L->kv_b, .x = z->lat_f32, .y = z->kvb, .n = T};
-    m->be->matmul(m->be_ctx, &kb, 1);
     zattn_job aj = {.n_heads = H, .n_q = n, .T = T, .dk = nope, .dr = rope, .dv = vd,
                     .q = z->q_nope, .qr = z->q_pe,
-                    .k = z->kvb, .k_stride = H * hs, .k_head = hs,
                     .kr = s->kpe[l], .kr_stride = rope,
                     .kr_dtype = s->kv_elem == 2 ? ZDT_BF16 : ZDT_F32,
-                    .v = z->kvb + nope, .v_stride = H * hs, .v_head = hs,
                     .kv_dtype = ZDT_F32, .scale = m->attn_scale, .out = z->attn,
                     .scratch = z->attn_scores};
+    expand_kv(s, &m->layers[l], T, &aj);
     set_sparse(s, &aj);
     m->be->attention(m->be_ctx, &aj);
 }

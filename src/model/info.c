@@ -158,7 +158,12 @@ static int64_t model_bytes(void *ctx, const zinfo_mat *mt) {
     case ZI_Q_A: w = &L->q_a; break;
     case ZI_Q_B: w = &L->q_b; break;
     case ZI_KV_A: w = &L->kv_a; break;
-    case ZI_KV_B: w = &L->kv_b; break;
+    case ZI_KV_B: /* or the split pair held in its place (mla.c) */
+        if (L->embed_q.data) return zweight_bytes(&L->embed_q) + zweight_bytes(&L->unembed_out);
+        w = &L->kv_b;
+        break;
+    case ZI_EMBED_Q: w = &L->embed_q; break;
+    case ZI_UNEMBED_OUT: w = &L->unembed_out; break;
     case ZI_O: w = &L->o; break;
     case ZI_IDX_WQ_B: w = &L->idx_wq_b; break;
     case ZI_IDX_WK: w = &L->idx_wk; break;
@@ -194,47 +199,71 @@ typedef struct predict {
     const zmlx_config *c;
     const zqcfg *q;
     zdtype dense;   /* dense weights and MLX / int scales */
-    bool mla_split; /* MLX checkpoint with embed_q / unembed_out: kv_b rebuilt in float32 */
+    zinfo_mla mla;  /* how kv_b is held */
 } predict;
 
-/* Bytes the loader would hold for one matrix, from the declaration of its module
+/* The layout the loader would hold for one matrix, from the declaration of its module
    (load_weight.c's rules: MLX quantizes what divides by the group, fp8 every Linear but
    lm_head, the router and the indexer's weights_proj, ints below a whole group go to
-   float32 with their made biases counted). */
-static int64_t predict_bytes(void *ctx, const zinfo_mat *mt) {
-    const predict *p = ctx;
-    const int64_t dense = mt->rows * mt->cols * (int64_t)zdtype_table[p->dense].size;
-    if (mt->part == ZI_ROUTER) return dense;
-    if (mt->part == ZI_KV_B && p->mla_split) return mt->rows * mt->cols * 4;
+   float32, int biases are made in the scales' dtype).  Only the fields sizes read. */
+static zweight predict_layout(const predict *p, const zinfo_mat *mt) {
+    zweight w = {.dtype = p->dense, .rows = mt->rows, .cols = mt->cols};
+    if (mt->part == ZI_ROUTER) return w;
     char path[160];
     snprintf(path, sizeof path, "%s%s", p->c->tensor_prefix, mt->module);
     zqmod q;
-    zqdecl d = zqcfg_module(p->q, path, p->c->tensor_prefix, mt->linear, &q);
-    if (d == ZQDECL_DENSE) return dense;
-    zweight w = {.rows = mt->rows, .cols = mt->cols, .bits = q.bits, .group = q.group, .sdtype = p->dense};
+    if (zqcfg_module(p->q, path, p->c->tensor_prefix, mt->linear, &q) == ZQDECL_DENSE) return w;
+    zweight qw = {.dtype = ZDT_U32, .rows = mt->rows, .cols = mt->cols, .bits = q.bits,
+                  .group = q.group, .sdtype = p->dense};
     switch (q.mode) {
     case ZQMODE_AFFINE:
     case ZQMODE_MXFP4:
-        if (mt->cols % q.group) return dense; /* mlx-lm leaves it unquantized */
-        w.q = q.mode == ZQMODE_MXFP4 ? ZQ_MXFP4 : ZQ_AFFINE;
-        if (w.q == ZQ_MXFP4) w.sdtype = ZDT_U8;
-        return zweight_bytes(&w);
+        if (mt->cols % q.group) return w; /* mlx-lm leaves it unquantized */
+        qw.q = q.mode == ZQMODE_MXFP4 ? ZQ_MXFP4 : ZQ_AFFINE;
+        if (qw.q == ZQ_MXFP4) qw.sdtype = ZDT_U8;
+        return qw;
     case ZQMODE_FP8_BLOCK:
-        if (mt->part == ZI_LM_HEAD || mt->part == ZI_EMBED || mt->part == ZI_IDX_W) return dense;
-        w.q = ZQ_FP8_BLOCK, w.dtype = ZDT_F8_E4M3, w.sdtype = ZDT_F32;
-        return zweight_bytes(&w);
+        if (mt->part == ZI_LM_HEAD || mt->part == ZI_EMBED || mt->part == ZI_IDX_W) return w;
+        qw.q = ZQ_FP8_BLOCK, qw.dtype = ZDT_F8_E4M3, qw.sdtype = ZDT_F32;
+        return qw;
     case ZQMODE_INT_SYM:
-        if (mt->cols % q.group) return mt->rows * mt->cols * 4;
-        w.q = ZQ_AFFINE;
-        return zweight_bytes(&w);
+        if (mt->cols % q.group) { /* dequantized at load */
+            w.dtype = ZDT_F32;
+            return w;
+        }
+        qw.q = ZQ_AFFINE;
+        return qw;
     case ZQMODE_DENSE: break;
     }
-    return dense;
+    return w;
 }
 
-void zinfo_config(const zmlx_config *c, const zqcfg *q, zdtype dense, bool mla_split, int kv_elem,
+/* kv_b of a split checkpoint: embed_q [H*R, nope] + unembed_out [H*v, R] as declared, or
+   (rebuilt, mla.c) one kv_b, a copy when both are dense, else float32. */
+static int64_t predict_split(const predict *p, const zinfo_mat *mt) {
+    const zmlx_config *c = p->c;
+    zinfo_mat eq = *mt, uo = *mt;
+    const int64_t H = c->n_heads;
+    eq.part = ZI_EMBED_Q, eq.rows = H * c->kv_lora_rank, eq.cols = c->qk_nope_dim;
+    uo.part = ZI_UNEMBED_OUT, uo.rows = H * c->v_head_dim, uo.cols = c->kv_lora_rank;
+    snprintf(eq.module, sizeof eq.module, "model.layers.%d.self_attn.embed_q", mt->layer);
+    snprintf(uo.module, sizeof uo.module, "model.layers.%d.self_attn.unembed_out", mt->layer);
+    const zweight we = predict_layout(p, &eq), wu = predict_layout(p, &uo);
+    if (p->mla == ZINFO_MLA_SPLIT) return zweight_bytes(&we) + zweight_bytes(&wu);
+    const bool copy = we.q == ZQ_NONE && wu.q == ZQ_NONE && we.dtype == wu.dtype;
+    return mt->rows * mt->cols * (int64_t)zdtype_table[copy ? we.dtype : ZDT_F32].size;
+}
+
+static int64_t predict_bytes(void *ctx, const zinfo_mat *mt) {
+    const predict *p = ctx;
+    if (mt->part == ZI_KV_B && p->mla != ZINFO_MLA_KV_B) return predict_split(p, mt);
+    const zweight w = predict_layout(p, mt);
+    return zweight_bytes(&w);
+}
+
+void zinfo_config(const zmlx_config *c, const zqcfg *q, zdtype dense, zinfo_mla mla, int kv_elem,
                   zmlx_model_info *info) {
-    predict p = {c, q, dense, mla_split && zqcfg_method(q) == ZQM_MLX};
+    predict p = {c, q, dense, mla};
     char fmt[32];
     if (q) zqcfg_describe(q, fmt, sizeof fmt);
     else snprintf(fmt, sizeof fmt, "%s", zdtype_table[dense].name);

@@ -5,7 +5,7 @@
  * `mlp.switch_mlp.*`, split MLA `self_attn.embed_q` / `unembed_out`), each weight in any
  * stored layout (dense, MLX affine / mxfp4, fp8 blocks, compressed-tensors int; resolved
  * and checked by load_weight.c against config.json's quantization block).  Weights stay
- * in the mapped files except what must be made at load (load_weight.h); norm weights and
+ * in the mapped files except what must be made at load (load_weight.h, mla.c); norm weights and
  * the router bias are converted to float.  DeepSeek-V3.2 adds the indexer tensors
  * `self_attn.indexer.*` of every layer.  Tensors the model does not use (the MTP layer
  * model.layers.<n_layers>.*, rotary_emb.inv_freq, vision towers, ...) are ignored.
@@ -33,7 +33,8 @@ typedef struct binder {
     (*(out) = (b)->f32_next, (b)->f32_next += (n), zload_vector(&(b)->ld, *(out), (n), __VA_ARGS__))
 
 /* kv_b: `kv_b_proj` in any layout, or mlx-lm's split `embed_q` [H, R, nope] (W_UK^T per
-   head) + `unembed_out` [H, v, R] (W_UV), rebuilt into kv_b (load_weight.h). */
+   head) + `unembed_out` [H, v, R] (W_UV), held as stored; for a backend that does not run
+   the split pair (a device backend uploads kv_b) rebuilt into kv_b (mla.c). */
 static bool bind_kv_b(binder *b, int l, zlayer *L) {
     const zmlx_config *c = &b->m->cfg;
     const int64_t H = c->n_heads, R = c->kv_lora_rank, nope = c->qk_nope_dim, v = c->v_head_dim;
@@ -41,10 +42,24 @@ static bool bind_kv_b(binder *b, int l, zlayer *L) {
     if (zload_has(&b->ld, "%s.%d.self_attn.kv_b_proj", p, l) ||
         !zload_has(&b->ld, "%s.%d.self_attn.embed_q", p, l))
         return weight(b, &L->kv_b, H * (nope + v), R, "%s.%d.self_attn.kv_b_proj", p, l);
-    zweight eq, uo;
-    return zload_weight(&b->ld, &(zwant){R, nope, H, true, false}, &eq, "%s.%d.self_attn.embed_q", p, l) &&
-           zload_weight(&b->ld, &(zwant){v, R, H, true, false}, &uo, "%s.%d.self_attn.unembed_out", p, l) &&
-           zload_kv_b_split(&b->ld, &eq, &uo, H, nope, v, R, &L->kv_b);
+    if (!zload_weight(&b->ld, &(zwant){R, nope, H, true, false}, &L->embed_q,
+                      "%s.%d.self_attn.embed_q", p, l) ||
+        !zload_weight(&b->ld, &(zwant){v, R, H, true, false}, &L->unembed_out,
+                      "%s.%d.self_attn.unembed_out", p, l))
+        return false;
+    const zbackend_ops *be = b->m->be;
+    if (zmla_split_native(be)) return true;
+    if (!zmla_rebuild_kv_b(b->m, L)) {
+        b->ld.st = zerr_set(b->e, ZMLX_ERR_NOMEM, "out of memory rebuilding kv_b of layer %d", l);
+        return false;
+    }
+    if (!be->supports_weight(&L->kv_b)) {
+        b->ld.st = zerr_set(b->e, ZMLX_ERR_UNSUPPORTED, "%s: the kv_b rebuilt from layer %d's "
+                            "embed_q / unembed_out (%s) cannot run on the %s backend", b->dir, l,
+                            zdtype_table[L->kv_b.dtype].name, be->name);
+        return false;
+    }
+    return true;
 }
 
 static bool bind_attention(binder *b, int l, zlayer *L) {

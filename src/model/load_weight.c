@@ -440,39 +440,3 @@ bool zload_vector(zloader *ld, float *out, int64_t n, const char *fmt, ...) {
     zweight_row_f32(&w, 0, out);
     return true;
 }
-
-bool zload_kv_b_split(zloader *ld, const zweight *eq, const zweight *uo, int64_t H, int64_t nope,
-                      int64_t v, int64_t R, zweight *kv_b) {
-    const bool copy = eq->q == ZQ_NONE && uo->q == ZQ_NONE && eq->dtype == uo->dtype;
-    const zdtype dt = copy ? eq->dtype : ZDT_F32;
-    const size_t es = zdtype_table[dt].size;
-    const int64_t hs = nope + v;
-    uint8_t *out = zmodel_alloc(ld->m, (size_t)(H * hs * R) * es);
-    float *row = zmodel_alloc(ld->m, (size_t)(R > nope ? R : nope) * sizeof(float));
-    if (!out || !row) return fail(ld, ZMLX_ERR_NOMEM, "out of memory rebuilding kv_b");
-    for (int64_t h = 0; h < H; h++) {
-        uint8_t *dst = out + (size_t)(h * hs * R) * es;
-        for (int64_t j = 0; j < R; j++) { /* embed_q row h*R + j = column j of W_UK[h] */
-            if (copy) {
-                const uint8_t *src = (const uint8_t *)eq->data + (size_t)((h * R + j) * nope) * es;
-                for (int64_t i = 0; i < nope; i++) memcpy(dst + (size_t)(i * R + j) * es, src + i * es, es);
-            } else {
-                zweight_row_f32(eq, h * R + j, row);
-                for (int64_t i = 0; i < nope; i++) memcpy(dst + (size_t)(i * R + j) * 4, &row[i], 4);
-            }
-        }
-        for (int64_t i = 0; i < v; i++) { /* unembed_out row h*v + i = W_UV[h] row i */
-            uint8_t *d = dst + (size_t)((nope + i) * R) * es;
-            if (copy) memcpy(d, (const uint8_t *)uo->data + (size_t)((h * v + i) * R) * es, (size_t)R * es);
-            else {
-                zweight_row_f32(uo, h * v + i, row);
-                memcpy(d, row, (size_t)R * 4);
-            }
-        }
-    }
-    *kv_b = (zweight){.dtype = dt, .rows = H * hs, .cols = R, .data = out};
-    if (!ld->m->be->supports_weight(kv_b))
-        return fail(ld, ZMLX_ERR_UNSUPPORTED, "%s: the rebuilt kv_b (%s) cannot run on the %s backend",
-                    ld->dir, zdtype_table[dt].name, ld->m->be->name);
-    return true;
-}

@@ -50,13 +50,4 @@ bool zload_vector(zloader *ld, float *out, int64_t n, const char *fmt, ...)
 /* Is any tensor of module `fmt...` (".weight", ".weight_packed") in the checkpoint? */
 bool zload_has(const zloader *ld, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/*
- * The engine's kv_b [H * (nope + v), R] (per head: W_UK rows then W_UV rows) from MLX's
- * split MLA weights: embed_q [H * R, nope] (W_UK^T per head) and unembed_out [H * v, R]
- * (W_UV), in any layout.  Rebuilt in model-owned memory, exactly: a copy in the source
- * dtype when both are dense of one dtype, else dequantized to float32.
- */
-bool zload_kv_b_split(zloader *ld, const zweight *embed_q, const zweight *unembed_out, int64_t H,
-                      int64_t nope, int64_t v, int64_t R, zweight *kv_b);
-
 #endif

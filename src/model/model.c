@@ -309,10 +309,12 @@ zmlx_status zmlx_model_probe(const char *path, const zmlx_model_params *params,
     }
     zmlx_kv_dtype kv = p.kv_dtype;
     if (kv == ZMLX_KV_DEFAULT) kv = p.precision == ZMLX_PRECISION_EXACT ? ZMLX_KV_F32 : ZMLX_KV_BF16;
-    zinfo_config(&c, q, wdt, mla_split, kv == ZMLX_KV_BF16 ? 2 : 4, info);
+    const zbackend_ops *be = zbackend_get(p.backend);
+    zinfo_mla mla = !mla_split ? ZINFO_MLA_KV_B
+                    : be && !zmla_split_native(be) ? ZINFO_MLA_REBUILT : ZINFO_MLA_SPLIT;
+    zinfo_config(&c, q, wdt, mla, kv == ZMLX_KV_BF16 ? 2 : 4, info);
     zqcfg_free(q);
     snprintf(info->name, sizeof info->name, "%s", path);
-    const zbackend_ops *be = zbackend_get(p.backend);
     info->backend = be ? be->name : "unavailable";
     info->threads = p.threads > 0 ? p.threads : zpool_online_cores();
     return ZMLX_OK;

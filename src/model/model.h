@@ -27,6 +27,11 @@ typedef struct zlayer {
     zweight q_b;       /* [H*(nope+rope), q_lora]     per head: [nope | rope] rows */
     zweight kv_a;      /* [kv_lora + rope, d]         rows: [latent | k_pe] */
     zweight kv_b;      /* [H*(nope+v), kv_lora]       per head: W_UK [nope] then W_UV [v] rows */
+    /* mlx-lm's split MLA weights held as stored (mla.c), instead of kv_b: exactly one of
+       kv_b and this pair has data.  Per-head row views: zweight_rows(&embed_q, h*kv_lora,
+       kv_lora), zweight_rows(&unembed_out, h*v, v). */
+    zweight embed_q;     /* [H*kv_lora, nope]        head h: W_UK[h]^T, quantized along nope */
+    zweight unembed_out; /* [H*v, kv_lora]           head h: W_UV[h], quantized along kv_lora */
     zweight o;         /* [d, H*v] */
     /* DSA lightning indexer (deepseek_v32 only), nI heads of width dI */
     zweight idx_wq_b;  /* [nI*dI, q_lora]             per head: [rope | rest] rows */
@@ -103,7 +108,8 @@ zmlx_status zbuiltin_config(const char *spec, zmlx_config *cfg, uint64_t *seed, 
 typedef enum zinfo_part {
     ZI_EMBED, ZI_LM_HEAD, ZI_Q_A, ZI_Q_B, ZI_KV_A, ZI_KV_B, ZI_O, ZI_IDX_WQ_B, ZI_IDX_WK,
     ZI_IDX_W, ZI_GATE, ZI_UP, ZI_DOWN, ZI_ROUTER, ZI_EXP_GATE, ZI_EXP_UP, ZI_EXP_DOWN,
-    ZI_SH_GATE, ZI_SH_UP, ZI_SH_DOWN
+    ZI_SH_GATE, ZI_SH_UP, ZI_SH_DOWN,
+    ZI_EMBED_Q, ZI_UNEMBED_OUT /* the split pair's halves (mla.c); listed as ZI_KV_B */
 } zinfo_part;
 
 typedef struct zinfo_mat {
@@ -123,11 +129,28 @@ void zinfo_fill(const zmlx_config *c, zinfo_bytes_fn bytes, void *ctx, int vec_e
                 const char *format, int kv_elem_bytes, zmlx_model_info *info);
 /* ... of a loaded model (its weights' zweight_bytes). */
 void zinfo_model(const zmlx_model *m, int kv_elem_bytes, zmlx_model_info *info);
-/* ... predicted from a config and its quantization block (NULL: dense `dense` weights);
-   mla_split: an MLX checkpoint storing embed_q / unembed_out (kv_b rebuilt in float32). */
+/* How a checkpoint's MLA kv_b is held (mla.c). */
+typedef enum zinfo_mla {
+    ZINFO_MLA_KV_B,    /* kv_b_proj, as stored */
+    ZINFO_MLA_SPLIT,   /* mlx-lm's embed_q + unembed_out, as stored (host backends) */
+    ZINFO_MLA_REBUILT, /* the split pair rebuilt into one kv_b (device backends): float32,
+                          or a copy when both are dense */
+} zinfo_mla;
+/* ... predicted from a config and its quantization block (NULL: dense `dense` weights),
+   with the MLA weights held as `mla` says. */
 struct zqcfg;
-void zinfo_config(const zmlx_config *c, const struct zqcfg *q, zdtype dense, bool mla_split,
+void zinfo_config(const zmlx_config *c, const struct zqcfg *q, zdtype dense, zinfo_mla mla,
                   int kv_elem_bytes, zmlx_model_info *info);
+
+/* Does this backend run the split MLA weights (embed_q / unembed_out) itself?  Host
+   backends do; a device backend (model_init set) uploads kv_b, so it gets it rebuilt. */
+bool zmla_split_native(const zbackend_ops *be);
+/* Layer L's kv_b rebuilt from its split pair (float32, or a copy in their dtype when both
+   are dense of one dtype; model-owned memory, exact), the pair then dropped.  False when
+   out of memory.  zmodel_mla_rebuild does it for every split layer of a loaded host-backend
+   model (the reference path of the tests). */
+bool zmla_rebuild_kv_b(zmlx_model *m, zlayer *L);
+zmlx_status zmodel_mla_rebuild(zmlx_model *m, zerr *e);
 
 /* A model's config without its weights (config.json or a builtin spec) and the dtype of
    its dense tensors (bf16 when unknown). */
