@@ -120,6 +120,7 @@ zmlx_status zmodel_finish(zmlx_model *m, zerr *e) {
     st = m->be->init(m->params.threads, &m->be_ctx);
     if (st != ZMLX_OK)
         return zerr_set(e, st, "backend %s failed to start (%s)", m->be->name, zmlx_status_str(st));
+    if (m->be->set_precision) m->be->set_precision(m->be_ctx, m->params.precision);
     if (m->be->model_init) return m->be->model_init(m->be_ctx, m, e); /* device: upload */
     return ZMLX_OK;
 }
@@ -236,7 +237,8 @@ zmlx_status zmodel_check_limits(const zmlx_config *c, const char *where, zerr *e
 }
 
 void zmlx_model_get_info(const zmlx_model *m, zmlx_model_info *info) {
-    zinfo_fill(&m->cfg, m->lm_head.dtype, m->kv_dtype == ZMLX_KV_BF16 ? 2 : 4, info);
+    const zbuiltin_quant q = zinfo_quant_of(m);
+    zinfo_fill_q(&m->cfg, &q, m->kv_dtype == ZMLX_KV_BF16 ? 2 : 4, info);
     snprintf(info->name, sizeof info->name, "%s", m->name);
     info->backend = m->be->name;
     info->threads = m->be_ctx ? m->be->threads(m->be_ctx) : 0;
@@ -248,12 +250,13 @@ zmlx_status zmlx_model_probe(const char *path, const zmlx_model_params *params,
     zmlx_config c;
     zmlx_status st;
     zdtype wdt = ZDT_BF16;
+    zbuiltin_quant q = {.bits = 16};
     zmlx_model_params p = params ? *params : zmlx_model_default_params();
     if (!path || !*path) {
         st = zerr_set(&e, ZMLX_ERR_INVALID_ARG, "no model given");
     } else if (!strncmp(path, "builtin:", 8)) {
         uint64_t seed;
-        st = zbuiltin_config(path + 8, &c, &seed, &e);
+        st = zbuiltin_config(path + 8, &c, &seed, &q, &e);
     } else {
         char cfg_path[4096];
         snprintf(cfg_path, sizeof cfg_path, "%s/config.json", path);
@@ -265,6 +268,7 @@ zmlx_status zmlx_model_probe(const char *path, const zmlx_model_params *params,
             snprintf(name, sizeof name, "%slm_head.weight", c.tensor_prefix);
             const zst_tensor *t = zst_find(a, name);
             if (t && zdtype_table[t->dtype].compute) wdt = t->dtype;
+            q.dtype = wdt;
             zst_close(a);
         }
     }
@@ -274,7 +278,7 @@ zmlx_status zmlx_model_probe(const char *path, const zmlx_model_params *params,
     }
     zmlx_kv_dtype kv = p.kv_dtype;
     if (kv == ZMLX_KV_DEFAULT) kv = p.precision == ZMLX_PRECISION_EXACT ? ZMLX_KV_F32 : ZMLX_KV_BF16;
-    zinfo_fill(&c, wdt, kv == ZMLX_KV_BF16 ? 2 : 4, info);
+    zinfo_fill_q(&c, &q, kv == ZMLX_KV_BF16 ? 2 : 4, info);
     snprintf(info->name, sizeof info->name, "%s", path);
     const zbackend_ops *be = zbackend_get(p.backend);
     info->backend = be ? be->name : "unavailable";

@@ -80,11 +80,26 @@ zmlx_status zmodel_load_builtin(zmlx_model *m, const char *spec, zerr *e);
 /* Limits the kernels rely on (group count, experts per token, ...), checked at load. */
 zmlx_status zmodel_check_limits(const zmlx_config *c, const char *where, zerr *e);
 
-/* Parse `NAME[:key=value,...]` into a config for a builtin model (no weights). */
-zmlx_status zbuiltin_config(const char *spec, zmlx_config *cfg, uint64_t *seed, zerr *e);
+/* How a model stores its Linear weights: `bits` 16 = dense of `dtype`; else MLX affine
+ * (bits 2..8, group 32/64/128, bf16 scales and biases) or mxfp4 (`mode`). */
+typedef struct zbuiltin_quant {
+    int bits, group;
+    zqfmt mode;
+    zdtype dtype; /* dense only; 0 = BF16 */
+} zbuiltin_quant;
+
+/* Parse `NAME[:key=value,...]` into a config and weight format for a builtin model (no
+ * weights).  Default format: affine 4-bit, group 64. */
+zmlx_status zbuiltin_config(const char *spec, zmlx_config *cfg, uint64_t *seed, zbuiltin_quant *q,
+                            zerr *e);
 
 /* The figures of zmlx_model_info that follow from the config and the weight dtype. */
 void zinfo_fill(const zmlx_config *c, zdtype weight_dtype, int kv_elem_bytes, zmlx_model_info *info);
+/* The same for Linear weights stored as q says (the router and norms stay 16-bit). */
+void zinfo_fill_q(const zmlx_config *c, const zbuiltin_quant *q, int kv_elem_bytes,
+                  zmlx_model_info *info);
+/* The format of a loaded model's Linear weights (from its first layer's q_a). */
+zbuiltin_quant zinfo_quant_of(const zmlx_model *m);
 
 /* An anonymous, 2 MiB-aligned mapping of `bytes` with transparent huge pages requested
    (a fifth of the page faults of 4 KiB pages when filling gigabytes); NULL on failure. */
