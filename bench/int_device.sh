@@ -10,7 +10,7 @@
 #   cp bench/int_device.sh $S/
 # and run `bash .device/int/int_device.sh` from the repository root with .device/int
 # carried (kind nvidia-h100-x2).  Every step is bounded by `timeout`, cut to what is left
-# of ZMLX_INT_HARD seconds (default 460; phase A: ZMLX_INT_HARD_A, 230) and skipped when
+# of ZMLX_INT_HARD seconds (default 450; phase A: ZMLX_INT_HARD_A, 230) and skipped when
 # under 15 s are left, so the call ends within 8 minutes.  NVLink multicast stays off (NCCL_NVLS_ENABLE=0).  In priority order:
 #   A. in parallel: GPU 0 test_cuda (golden fixtures on CUDA, cpu vs cuda, patterns bit for
 #      bit, validate) then `zmlx validate --backend cuda` on glm47-tiny and
@@ -34,7 +34,7 @@ set -u
 D=${ZMLX_INT_DIR:-.device/int}
 B=$D/bin
 OUT=${OUT:-/tmp/zmlx-int}
-HARD_ALL=${ZMLX_INT_HARD:-460} HARD_A=${ZMLX_INT_HARD_A:-230}
+HARD_ALL=${ZMLX_INT_HARD:-450} HARD_A=${ZMLX_INT_HARD_A:-230}
 HARD=$HARD_ALL
 mkdir -p "$OUT" "$B"
 T=$(mktemp -d)
