@@ -3,7 +3,7 @@
  * decode kernels get: a plain 16-byte read kernel over a buffer far larger than L2 (the
  * read bandwidth every GB/s figure is compared with), a device-to-device copy, and the
  * shipped matvec kernels (backend/cuda/kernels.h, not private copies) on GLM-4.7-Flash
- * shapes, inputs rotated so L2 cannot serve them.  CUDA events, warm-up first, median
+ * shapes (bf16 and MLX affine 4-bit), inputs rotated so L2 cannot serve them.  CUDA events, warm-up first, median
  * and best of the repeats.  Prints a markdown table and one JSON line.
  *
  * Usage: zmlx-cuda_bw [--gib N]   (read buffer, default 4)
@@ -52,6 +52,73 @@ __global__ void k_fill(uint32_t *p, size_t n, uint32_t seed) {
         /* two bf16 in [-1, 1): keep the exponent small, never zero */
         p[i] = (x & 0x807f807fu) | 0x3c003c00u;
     }
+}
+
+/* floats in [-1, 1) */
+__global__ void k_fillf(float *p, size_t n, uint32_t seed) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        uint32_t x = (uint32_t)i * 2654435761u ^ seed;
+        x ^= x >> 15;
+        x *= 0x2c1b3c6du;
+        x ^= x >> 12;
+        p[i] = (float)(x >> 8) * (2.0f / 16777216.0f) - 1.0f;
+    }
+}
+
+/* n stacked random matrices [R, C] of a kind (bf16, or affine 4-bit g64 with bf16 scales
+   and biases), on the device. */
+struct dmat {
+    int kind;
+    int64_t R, C, n;
+    void *data, *scales, *biases;
+    size_t dstep, sstep; /* bytes between stacked matrices */
+    size_t bytes1;       /* bytes one matrix reads: data + scales + biases */
+    cuw at(int64_t i) const {
+        cuw w = stack();
+        w.data = (const char *)data + i * dstep;
+        if (scales) {
+            w.scales = (const char *)scales + i * sstep;
+            w.biases = (const char *)biases + i * sstep;
+        }
+        w.stride = 0, w.sstride = 0;
+        return w;
+    }
+    cuw stack() const {
+        cuw w = {};
+        w.data = data, w.kind = kind, w.rows = R, w.cols = C;
+        w.ld = kind == ZW_AFFINE4 ? C / 2 : C * 2;
+        w.stride = (int64_t)dstep;
+        if (scales) {
+            w.scales = scales, w.biases = biases, w.group = 64, w.sdt = CU_SDT_BF16;
+            w.sstride = (int64_t)(sstep / 2);
+        }
+        return w;
+    }
+    void free_all() {
+        CK(cudaFree(data));
+        if (scales) CK(cudaFree(scales));
+        if (biases) CK(cudaFree(biases));
+    }
+};
+
+static dmat dmat_new(int kind, int64_t R, int64_t C, int64_t n, int grid, cudaStream_t st) {
+    dmat m = {kind, R, C, n, nullptr, nullptr, nullptr, 0, 0, 0};
+    const bool q4 = kind == ZW_AFFINE4;
+    const size_t db = (size_t)(R * C) * (q4 ? 1 : 4) / 2, sb = q4 ? (size_t)(R * C / 64) * 2 : 0;
+    m.dstep = (db + 255) & ~(size_t)255;
+    m.sstep = (sb + 255) & ~(size_t)255;
+    m.bytes1 = db + 2 * sb;
+    CK(cudaMalloc(&m.data, m.dstep * (size_t)n));
+    k_fill<<<grid, 256, 0, st>>>((uint32_t *)m.data, m.dstep * (size_t)n / 4, (uint32_t)(R ^ C));
+    if (q4) { /* bf16 scales and biases in [-1, 1): k_fill's bf16 pairs */
+        CK(cudaMalloc(&m.scales, m.sstep * (size_t)n));
+        CK(cudaMalloc(&m.biases, m.sstep * (size_t)n));
+        k_fill<<<grid, 256, 0, st>>>((uint32_t *)m.scales, m.sstep * (size_t)n / 4, 11u);
+        k_fill<<<grid, 256, 0, st>>>((uint32_t *)m.biases, m.sstep * (size_t)n / 4, 12u);
+    }
+    CK(cudaGetLastError());
+    return m;
 }
 
 struct timing {
@@ -127,94 +194,75 @@ int main(int argc, char **argv) {
     row("copy d2d (read + write)", 2.0 * half, tc, read_gbs, js, false);
     CK(cudaFree(buf));
 
-    /* production matvec: lm_head [154880, 2048] bf16 */
-    {
-        const int64_t R = 154880, C = 2048;
-        void *w;
-        float *x, *y;
-        CK(cudaMalloc(&w, (size_t)(R * C) * 2));
-        CK(cudaMalloc(&x, C * 4));
-        CK(cudaMalloc(&y, R * 4));
-        k_fill<<<grid, 256, 0, st>>>((uint32_t *)w, (size_t)(R * C) / 2, 2u);
-        CK(cudaMemset(x, 0, C * 4));
-        cu_mv p = {};
-        p.w = cuw{w, nullptr, nullptr, ZW_BF16, 0, 0, R, C, C, 0};
-        p.groups = 1, p.rpg = R, p.gmod = 1, p.x = x, p.y = y;
-        timing t = time_it([&](int) { CK(cuk_matvec(&p, 1, st)); }, 20, st);
-        row("matvec lm_head 154880x2048 bf16", (double)(R * C) * 2, t, read_gbs, js, false);
-        CK(cudaFree(w));
-        CK(cudaFree(x));
-        CK(cudaFree(y));
-    }
-    /* o_proj [2048, 5120] and q_a [768, 2048] bf16, 48 copies rotated (beyond L2) */
-    const int64_t shapes[2][2] = {{2048, 5120}, {768, 2048}};
-    for (int s = 0; s < 2; s++) {
-        const int64_t R = shapes[s][0], C = shapes[s][1], copies = 48;
-        void *w;
-        float *x, *y;
-        CK(cudaMalloc(&w, (size_t)(copies * R * C) * 2));
-        CK(cudaMalloc(&x, C * 4));
-        CK(cudaMalloc(&y, R * 4));
-        k_fill<<<grid, 256, 0, st>>>((uint32_t *)w, (size_t)(copies * R * C) / 2, 3u);
-        CK(cudaMemset(x, 0, C * 4));
-        timing t = time_it([&](int i) {
-            cu_mv p = {};
-            p.w = cuw{(char *)w + (size_t)((i % copies) * R * C) * 2, nullptr, nullptr, ZW_BF16, 0, 0, R, C, C, 0};
-            p.groups = 1, p.rpg = R, p.gmod = 1, p.x = x, p.y = y;
-            CK(cuk_matvec(&p, 1, st));
-        }, 48, st);
-        char name[64];
-        snprintf(name, sizeof name, "matvec %lldx%lld bf16", (long long)R, (long long)C);
-        row(name, (double)(R * C) * 2, t, read_gbs, js, false);
-        CK(cudaFree(w));
-        CK(cudaFree(x));
-        CK(cudaFree(y));
-    }
-    /* routed experts: SwiGLU of K = 4 of 64 stacked [1536, 2048] gate/up, then down */
-    {
+    cu_q q = {st, false};
+    /* production kernels on GLM-4.7-Flash shapes, bf16 and MLX affine 4-bit g64 (bf16
+       scales and biases), `copies` matrices rotated so L2 cannot serve them */
+    for (int kind : {(int)ZW_BF16, (int)ZW_AFFINE4}) {
+        const bool q4 = kind == ZW_AFFINE4;
+        const char *kn = q4 ? "affine4" : "bf16";
+        const int64_t shapes[3][3] = {{154880, 2048, 2}, {2048, 5120, 24}, {768, 2048, 48}};
+        for (int si = 0; si < 3; si++) {
+            const int64_t R = shapes[si][0], C = shapes[si][1], copies = shapes[si][2];
+            dmat m = dmat_new(kind, R, C, copies, grid, st);
+            float *x, *y;
+            CK(cudaMalloc(&x, C * 4));
+            CK(cudaMalloc(&y, R * 4));
+            k_fillf<<<grid, 256, 0, st>>>(x, C, 7u);
+            timing t = time_it([&](int i) {
+                cu_mv p = {};
+                p.w = m.at(i % copies);
+                p.groups = 1, p.rpg = R, p.gmod = 1, p.x = x, p.y = y;
+                CK(cuk_matvec(&p, 1, q));
+            }, 20, st);
+            char name[64];
+            snprintf(name, sizeof name, "matvec %lldx%lld %s", (long long)R, (long long)C, kn);
+            row(name, (double)m.bytes1, t, read_gbs, js, false);
+            m.free_all();
+            CK(cudaFree(x));
+            CK(cudaFree(y));
+        }
+        /* routed experts: SwiGLU of K = 4 of 64 stacked [1536, 2048] gate/up, then the
+           down projections streamed into the combine (downproj_combine) */
         const int64_t E = 64, K = 4, mI = 1536, d = 2048, sets = 16;
-        void *g, *u, *dn;
-        float *x, *h, *y;
+        dmat g = dmat_new(kind, mI, d, E, grid, st), u = dmat_new(kind, mI, d, E, grid, st);
+        dmat dn = dmat_new(kind, d, mI, E, grid, st);
+        float *x, *h, *y, *w;
         int32_t *idx;
-        const size_t one = (size_t)(mI * d) * 2;
-        CK(cudaMalloc(&g, E * one));
-        CK(cudaMalloc(&u, E * one));
-        CK(cudaMalloc(&dn, E * one));
         CK(cudaMalloc(&x, d * 4));
         CK(cudaMalloc(&h, K * mI * 4));
-        CK(cudaMalloc(&y, K * d * 4));
-        k_fill<<<grid, 256, 0, st>>>((uint32_t *)g, E * one / 4, 4u);
-        k_fill<<<grid, 256, 0, st>>>((uint32_t *)u, E * one / 4, 5u);
-        k_fill<<<grid, 256, 0, st>>>((uint32_t *)dn, E * one / 4, 6u);
-        CK(cudaMemset(x, 0, d * 4));
+        CK(cudaMalloc(&y, d * 4));
+        CK(cudaMalloc(&w, K * 4));
+        k_fillf<<<grid, 256, 0, st>>>(x, d, 8u);
+        k_fillf<<<grid, 256, 0, st>>>(h, K * mI, 9u);
+        k_fillf<<<grid, 256, 0, st>>>(w, K, 10u);
         std::vector<int32_t> hidx(sets * K);
         for (int64_t i = 0; i < sets * K; i++) hidx[i] = (int32_t)((i * 17 + i / K) % E);
         CK(cudaMalloc(&idx, hidx.size() * 4));
         CK(cudaMemcpy(idx, hidx.data(), hidx.size() * 4, cudaMemcpyHostToDevice));
-        const int64_t stride = (int64_t)(one / 2);
-        cuw gw{g, nullptr, nullptr, ZW_BF16, 0, 0, mI, d, d, stride};
-        cuw uw{u, nullptr, nullptr, ZW_BF16, 0, 0, mI, d, d, stride};
-        cuw dw{dn, nullptr, nullptr, ZW_BF16, 0, 0, d, mI, mI, stride};
         timing t = time_it([&](int i) {
             cu_mv p = {};
-            p.w = gw, p.up = uw, p.idx = idx + (i % sets) * K, p.groups = K, p.rpg = mI, p.gmod = 1;
-            p.x = x, p.y = h, p.ys = mI;
-            CK(cuk_matvec(&p, 1, st));
+            p.w = g.stack(), p.up = u.stack(), p.idx = idx + (i % sets) * K, p.groups = K, p.rpg = mI;
+            p.gmod = 1, p.x = x, p.y = h, p.ys = mI, p.epi = CU_EPI_SWIGLU;
+            CK(cuk_matvec(&p, 1, q));
         }, 48, st);
-        row("glu matvec 4 of 64 experts", (double)(2 * K) * one, t, read_gbs, js, false);
+        char name[64];
+        snprintf(name, sizeof name, "glu 4 of 64 experts %s", kn);
+        row(name, (double)(2 * K) * g.bytes1, t, read_gbs, js, false);
         timing t2 = time_it([&](int i) {
-            cu_mv p = {};
-            p.w = dw, p.idx = idx + (i % sets) * K, p.groups = K, p.rpg = d, p.gmod = 1;
-            p.x = h, p.xs = mI, p.y = y, p.ys = d;
-            CK(cuk_matvec(&p, 1, st));
+            cu_combine p = {};
+            p.down = dn.stack(), p.idx = idx + (i % sets) * K, p.w = w, p.K = K, p.h = h, p.hs = mI;
+            p.x = y, p.residual = true;
+            CK(cuk_combine(&p, q));
         }, 48, st);
-        row("down matvec 4 of 64 experts", (double)K * one, t2, read_gbs, js, false);
-        CK(cudaFree(g));
-        CK(cudaFree(u));
-        CK(cudaFree(dn));
+        snprintf(name, sizeof name, "down+combine 4 of 64 %s", kn);
+        row(name, (double)K * dn.bytes1, t2, read_gbs, js, false);
+        g.free_all();
+        u.free_all();
+        dn.free_all();
         CK(cudaFree(x));
         CK(cudaFree(h));
         CK(cudaFree(y));
+        CK(cudaFree(w));
         CK(cudaFree(idx));
     }
     /* the JSON line */

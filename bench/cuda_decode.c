@@ -1,18 +1,29 @@
 /*
- * cuda_decode.c — batch-1 prefill and decode throughput of one model on one backend
- * through the public API (the model is loaded once): for each context length, a warm-up
- * run, then N runs of (prefill the context, decode T greedy tokens); median and range of
- * tok/s, and achieved GB/s = (weight bytes per token + KV-cache bytes read at the mean
- * decode context) x tok/s, against a read bandwidth given with --bw (measured by
- * zmlx-cuda_bw or zmlx-membw).  Prints a markdown table, then one JSON line.
+ * cuda_decode.c — batch-1 decode and prefill throughput of one model on one backend
+ * through the public API (the model is loaded once), for one pattern set or two compared
+ * run by run (A B A B ...):
+ *   decode: for each context length, a warm-up, then N runs of (context, one untimed
+ *     token, T timed greedy tokens); the context is a real prefill, or with --synthetic
+ *     (cuda only) the latent cache filled with pseudo-random rows (decode reads the same
+ *     bytes; prefill is not run).  Median and range of tok/s, and achieved GB/s =
+ *     (weight bytes per token + KV-cache bytes at the mean decode context) x tok/s
+ *     against a read bandwidth given with --bw (zmlx-cuda_bw or zmlx-membw).
+ *   prefill (--prefill 512,4096): N runs of a prompt of that many tokens, tok/s.
+ * Prints markdown tables, then one JSON line.
  *
  * Usage: zmlx-cuda_decode [MODEL] [--backend cuda|cpu|cpu-ref] [--kv-dtype f32|bf16]
- *        [--precision exact|fast] [--runs 5] [--tokens 64] [--ctx 16,4096] [--bw GB/s]
+ *        [--precision exact|fast] [--patterns SET] [--vs SET] [--runs 5] [--tokens 64]
+ *        [--ctx 16,4096] [--synthetic] [--prefill 512,4096] [--bw GB/s]
  *        [--gpus 0,1,...]   (GB/s is then the whole model's bytes over all GPUs)
  */
 #include "zmlx.h"
+#ifdef ZMLX_HAVE_CUDA
+#include "backend/cuda/cuda_internal.h"
+#include "model/session.h"
+#endif
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,14 +47,55 @@ static int32_t argmax(const float *x, int32_t n) {
     return b;
 }
 
+static void random_ids(int32_t *ids, int64_t n, int32_t V) {
+    uint64_t r = 0x2545f4914f6cdd1dULL;
+    for (int64_t i = 0; i < n; i++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        ids[i] = (int32_t)(r % (uint64_t)V);
+    }
+}
+
+/* A context of ctx positions: a real prefill (its tok/s in *pre), or synthetic. */
+static int make_context(zmlx_session *s, const int32_t *ids, int64_t ctx, bool synthetic,
+                        float *logits, double *pre) {
+    zmlx_session_reset(s);
+    *pre = 0;
+    if (synthetic) {
+#ifdef ZMLX_HAVE_CUDA
+        if (!s->dev) return 0;
+        zerr e = {{0}};
+        if (zcu_synthetic_context(s->dev, ctx, 0x5eed, &e) != ZMLX_OK) {
+            fprintf(stderr, "zmlx-cuda_decode: %s\n", e.msg);
+            return 0;
+        }
+        s->n_past = ctx - 1; /* the last context token is evaluated for real */
+        return zmlx_session_eval(s, ids + ctx - 1, 1, logits, 0) == ZMLX_OK;
+#else
+        return 0;
+#endif
+    }
+    const double a = now();
+    const int ok = zmlx_session_eval(s, ids, (size_t)ctx, logits, 0) == ZMLX_OK;
+    *pre = (double)ctx / (now() - a);
+    return ok;
+}
+
+typedef struct side {
+    const char *patterns;
+    double pre[64], dec[64];
+} side;
+
 int main(int argc, char **argv) {
     const char *model = "builtin:glm47-flash:layers=8,bits=16", *ctx_list = "16,4096";
+    const char *prefill_list = NULL;
     zmlx_model_params mp = zmlx_model_default_params();
     mp.backend = ZMLX_BACKEND_CUDA;
     mp.precision = ZMLX_PRECISION_EXACT;
     mp.kv_dtype = ZMLX_KV_BF16;
     mp.patterns = "none";
+    const char *vs = NULL;
     int runs = 5, tokens = 64;
+    bool synthetic = false;
     double bw = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -57,12 +109,20 @@ int main(int argc, char **argv) {
         } else if (!strcmp(a, "--precision") && v) {
             mp.precision = !strcmp(v, "fast") ? ZMLX_PRECISION_FAST : ZMLX_PRECISION_EXACT;
             i++;
+        } else if (!strcmp(a, "--patterns") && v) {
+            mp.patterns = v, i++;
+        } else if (!strcmp(a, "--vs") && v) {
+            vs = v, i++;
         } else if (!strcmp(a, "--runs") && v) {
             runs = atoi(v), i++;
         } else if (!strcmp(a, "--tokens") && v) {
             tokens = atoi(v), i++;
         } else if (!strcmp(a, "--ctx") && v) {
             ctx_list = v, i++;
+        } else if (!strcmp(a, "--prefill") && v) {
+            prefill_list = v, i++;
+        } else if (!strcmp(a, "--synthetic")) {
+            synthetic = true;
         } else if (!strcmp(a, "--bw") && v) {
             bw = atof(v), i++;
         } else if (!strcmp(a, "--gpus") && v) { /* expert parallel over these GPUs */
@@ -75,13 +135,18 @@ int main(int argc, char **argv) {
         } else if (a[0] != '-') {
             model = a;
         } else {
-            fprintf(stderr, "usage: %s [MODEL] [--backend B] [--kv-dtype f32|bf16] [--runs N] "
-                            "[--tokens N] [--ctx 16,4096] [--bw GB/s] [--gpus LIST]\n", argv[0]);
+            fprintf(stderr, "usage: %s [MODEL] [--backend B] [--kv-dtype f32|bf16] [--precision P] "
+                            "[--patterns SET] [--vs SET] [--runs N] [--tokens N] [--ctx 16,4096] "
+                            "[--synthetic] [--prefill 512,4096] [--bw GB/s] [--gpus LIST]\n", argv[0]);
             return 2;
         }
     }
     if (runs < 1 || runs > 64 || tokens < 1) {
         fprintf(stderr, "--runs must be in [1, 64] and --tokens >= 1\n");
+        return 2;
+    }
+    if (synthetic && mp.dist.n_gpus > 1) { /* the session is then one per GPU (ep.c) */
+        fprintf(stderr, "--synthetic is for one GPU; with --gpus LIST give real contexts\n");
         return 2;
     }
     char err[ZMLX_ERR_MAX];
@@ -100,71 +165,113 @@ int main(int argc, char **argv) {
         fprintf(stderr, "zmlx-cuda_decode: %s\n", err);
         return 2;
     }
+    side sides[2] = {{.patterns = mp.patterns}, {.patterns = vs}};
+    const int ns = vs ? 2 : 1;
+    for (int k = 0; k < ns; k++)
+        if (zmlx_model_set_patterns(m, sides[k].patterns, err, sizeof err) != ZMLX_OK) {
+            fprintf(stderr, "zmlx-cuda_decode: %s\n", err);
+            return 2;
+        }
     float *logits = malloc((size_t)V * sizeof(float));
-    printf("model %s, backend %s, kv %s, weights/token %.3f GB, kv/position %lld B\n\n", model,
-           info.backend, info.kv_dtype, (double)info.bytes_per_token * 1e-9,
-           (long long)info.kv_bytes_per_position);
-    printf("| ctx | prefill tok/s (med) | decode tok/s (med) | min-max | ms/tok | GB/s | %%bw |\n");
-    printf("|----:|----:|----:|----|----:|----:|----:|\n");
-    char json[4096];
+    printf("model %s, backend %s, precision %s, kv %s, weights/token %.3f GB, kv/position %lld B%s\n\n",
+           model, info.backend, mp.precision == ZMLX_PRECISION_EXACT ? "exact" : "fast", info.kv_dtype,
+           (double)info.bytes_per_token * 1e-9, (long long)info.kv_bytes_per_position,
+           synthetic ? ", synthetic contexts (random latents, no prefill)" : "");
+    char json[8192];
     int jo = snprintf(json, sizeof json, "{\"model\":\"%s\",\"backend\":\"%s\",\"kv_dtype\":\"%s\","
-                      "\"bytes_per_token\":%lld,\"kv_bytes_per_position\":%lld,\"runs\":%d,"
-                      "\"tokens\":%d,\"bw_GBps\":%.1f,\"results\":[",
-                      model, info.backend, info.kv_dtype, (long long)info.bytes_per_token,
-                      (long long)info.kv_bytes_per_position, runs, tokens, bw);
+                      "\"precision\":\"%s\",\"bytes_per_token\":%lld,\"kv_bytes_per_position\":%lld,"
+                      "\"runs\":%d,\"tokens\":%d,\"synthetic\":%s,\"bw_GBps\":%.1f,\"decode\":[",
+                      model, info.backend, info.kv_dtype,
+                      mp.precision == ZMLX_PRECISION_EXACT ? "exact" : "fast",
+                      (long long)info.bytes_per_token, (long long)info.kv_bytes_per_position, runs,
+                      tokens, synthetic ? "true" : "false", bw);
+    printf("| patterns | ctx | decode tok/s (med) | min-max | ms/tok | GB/s | %%bw |\n");
+    printf("|---|----:|----:|----|----:|----:|----:|\n");
     char list[256];
     snprintf(list, sizeof list, "%s", ctx_list);
-    int first = 1;
-    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+    int first = 1, ok = 1;
+    for (char *tok = strtok(list, ","); tok && ok; tok = strtok(NULL, ",")) {
         const int64_t ctx = atoll(tok) > 0 ? atoll(tok) : 1;
         int32_t *ids = malloc((size_t)ctx * sizeof(int32_t));
-        uint64_t r = 0x2545f4914f6cdd1dULL;
-        for (int64_t i = 0; i < ctx; i++) {
-            r ^= r << 13, r ^= r >> 7, r ^= r << 17;
-            ids[i] = (int32_t)(r % (uint64_t)V);
-        }
-        double pre[64], dec[64];
-        int ok = 1;
-        for (int run = -1; run < runs && ok; run++) { /* run -1: warm-up */
-            zmlx_session_reset(s);
-            double a = now();
-            ok = zmlx_session_eval(s, ids, (size_t)ctx, logits, 0) == ZMLX_OK;
-            double b = now();
-            for (int t = 0; t < tokens && ok; t++) {
-                int32_t next = argmax(logits, V);
-                ok = zmlx_session_eval(s, &next, 1, logits, 0) == ZMLX_OK;
+        random_ids(ids, ctx, V);
+        for (int run = -1; run < runs && ok; run++) /* run -1: warm-up */
+            for (int k = 0; k < ns && ok; k++) {
+                ok = zmlx_model_set_patterns(m, sides[k].patterns, err, sizeof err) == ZMLX_OK;
+                double pre = 0;
+                ok = ok && make_context(s, ids, ctx, synthetic && ctx > 1, logits, &pre);
+                int32_t next = argmax(logits, V); /* one untimed token (graph capture) */
+                ok = ok && zmlx_session_eval(s, &next, 1, logits, 0) == ZMLX_OK;
+                const double b = now();
+                for (int t = 0; t < tokens && ok; t++) {
+                    next = argmax(logits, V);
+                    ok = zmlx_session_eval(s, &next, 1, logits, 0) == ZMLX_OK;
+                }
+                if (run >= 0) sides[k].dec[run] = (double)tokens / (now() - b);
             }
-            double c = now();
-            if (run >= 0) {
-                pre[run] = (double)ctx / (b - a);
-                dec[run] = (double)tokens / (c - b);
-            }
-        }
+        free(ids);
         if (!ok) {
-            fprintf(stderr, "zmlx-cuda_decode: ctx %lld: %s\n", (long long)ctx, zmlx_session_error(s));
-            free(ids);
+            fprintf(stderr, "zmlx-cuda_decode: ctx %lld: %s %s\n", (long long)ctx, zmlx_session_error(s), err);
             break;
         }
-        qsort(pre, (size_t)runs, sizeof(double), cmp_d);
-        qsort(dec, (size_t)runs, sizeof(double), cmp_d);
-        const double pm = pre[runs / 2], dm = dec[runs / 2];
-        const double mean_ctx = (double)ctx + (double)tokens / 2.0;
-        const double bytes = (double)info.bytes_per_token + mean_ctx * (double)info.kv_bytes_per_position;
-        const double gbs = bytes * dm * 1e-9;
-        printf("| %lld | %.1f | %.1f | %.1f-%.1f | %.3f | %.0f | %.1f%% |\n", (long long)ctx, pm, dm,
-               dec[0], dec[runs - 1], 1e3 / dm, gbs, bw > 0 ? 100.0 * gbs / bw : 0.0);
-        jo += snprintf(json + jo, sizeof json - (size_t)jo,
-                       "%s{\"ctx\":%lld,\"prefill_tok_s\":%.2f,\"decode_tok_s\":%.2f,"
-                       "\"decode_min\":%.2f,\"decode_max\":%.2f,\"bytes_per_token_at_ctx\":%.0f,"
-                       "\"GBps\":%.1f}",
-                       first ? "" : ",", (long long)ctx, pm, dm, dec[0], dec[runs - 1], bytes, gbs);
-        first = 0;
-        free(ids);
-        if (jo >= (int)sizeof json - 256) break;
+        for (int k = 0; k < ns; k++) {
+            double *dec = sides[k].dec;
+            qsort(dec, (size_t)runs, sizeof(double), cmp_d);
+            const double dm = dec[runs / 2], mean_ctx = (double)ctx + 1.0 + (double)tokens / 2.0;
+            const double bytes = (double)info.bytes_per_token + mean_ctx * (double)info.kv_bytes_per_position;
+            const double gbs = bytes * dm * 1e-9;
+            printf("| %s | %lld | %.1f | %.1f-%.1f | %.3f | %.0f | %.1f%% |\n", sides[k].patterns,
+                   (long long)ctx, dm, dec[0], dec[runs - 1], 1e3 / dm, gbs, bw > 0 ? 100.0 * gbs / bw : 0.0);
+            jo += snprintf(json + jo, sizeof json - (size_t)jo,
+                           "%s{\"patterns\":\"%s\",\"ctx\":%lld,\"decode_tok_s\":%.2f,\"decode_min\":%.2f,"
+                           "\"decode_max\":%.2f,\"bytes_per_token_at_ctx\":%.0f,\"GBps\":%.1f}",
+                           first ? "" : ",", sides[k].patterns, (long long)ctx, dm, dec[0],
+                           dec[runs - 1], bytes, gbs);
+            first = 0;
+        }
+        if (ns == 2)
+            printf("| speedup | %lld | %.3fx | | | | |\n", (long long)ctx,
+                   sides[1].dec[runs / 2] / sides[0].dec[runs / 2]);
+        if (jo >= (int)sizeof json - 512) break;
+    }
+    jo += snprintf(json + jo, sizeof json - (size_t)jo, "],\"prefill\":[");
+    if (prefill_list && ok) {
+        printf("\n| patterns | prompt | prefill tok/s (med) | min-max | s |\n|---|----:|----:|----|----:|\n");
+        snprintf(list, sizeof list, "%s", prefill_list);
+        first = 1;
+        for (char *tok = strtok(list, ","); tok && ok; tok = strtok(NULL, ",")) {
+            const int64_t n = atoll(tok) > 0 ? atoll(tok) : 1;
+            int32_t *ids = malloc((size_t)n * sizeof(int32_t));
+            random_ids(ids, n, V);
+            for (int run = -1; run < runs && ok; run++)
+                for (int k = 0; k < ns && ok; k++) {
+                    ok = zmlx_model_set_patterns(m, sides[k].patterns, err, sizeof err) == ZMLX_OK;
+                    double pre = 0;
+                    ok = ok && make_context(s, ids, n, false, logits, &pre);
+                    if (run >= 0) sides[k].pre[run] = pre;
+                }
+            free(ids);
+            if (!ok) {
+                fprintf(stderr, "zmlx-cuda_decode: prefill %lld: %s\n", (long long)n, zmlx_session_error(s));
+                break;
+            }
+            for (int k = 0; k < ns; k++) {
+                double *pre = sides[k].pre;
+                qsort(pre, (size_t)runs, sizeof(double), cmp_d);
+                printf("| %s | %lld | %.1f | %.1f-%.1f | %.2f |\n", sides[k].patterns, (long long)n,
+                       pre[runs / 2], pre[0], pre[runs - 1], (double)n / pre[runs / 2]);
+                jo += snprintf(json + jo, sizeof json - (size_t)jo,
+                               "%s{\"patterns\":\"%s\",\"prompt\":%lld,\"prefill_tok_s\":%.2f,"
+                               "\"prefill_min\":%.2f,\"prefill_max\":%.2f}",
+                               first ? "" : ",", sides[k].patterns, (long long)n, pre[runs / 2],
+                               pre[0], pre[runs - 1]);
+                first = 0;
+            }
+            if (jo >= (int)sizeof json - 512) break;
+        }
     }
     printf("\n%s]}\n", json);
     free(logits);
     zmlx_session_free(s);
     zmlx_model_free(m);
-    return 0;
+    return ok ? 0 : 1;
 }

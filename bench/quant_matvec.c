@@ -1,8 +1,10 @@
 /*
- * quant_matvec.c — `zmlx-quant_matvec [--seconds S] [--hot] [--json]`: times the decode
+ * quant_matvec.c — `zmlx-quant_matvec [--seconds S] [--hot] [--precision exact|fast]
+ * [--json]`: times the decode
  * matrix-vector product (n = 1 token) of the `cpu` backend for GLM-4.7-Flash shapes
  * ([1536, 2048] gate/up, [2048, 1536] down, [154880, 2048] lm_head) with MLX affine
  * 4-bit g64, 8-bit g64 and bf16 weights, on 1 and 2 threads (or the --threads list),
+ * in the given precision mode (default fast, ZMLX_CPU_ISA picks the kernels),
  * and prints achieved GB/s
  * (weight bytes read, packed data + scales + biases, per second) against the
  * measured read bandwidth.  A benchmark, not a test: tests/test_quant.c checks values.
@@ -90,6 +92,7 @@ int main(int argc, char **argv) {
     uint64_t rng = 0x5eedu;
     double seconds = 1.0;
     int hot = 0, json = 0, threads[MAX_T] = {1, 2}, nt = 2;
+    zmlx_precision prec = ZMLX_PRECISION_FAST;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--hot")) hot = 1;
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
@@ -98,6 +101,12 @@ int main(int argc, char **argv) {
             if (nt == 0 || threads[0] <= 0) nt = 0;
         }
         else if (!strcmp(argv[i], "--json")) json = 1;
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc) {
+            const char *v = argv[++i];
+            if (!strcmp(v, "exact")) prec = ZMLX_PRECISION_EXACT;
+            else if (strcmp(v, "fast")) nt = 0;
+            if (!nt) break;
+        }
         else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = atof(argv[++i]);
         else {
             nt = 0;
@@ -105,7 +114,8 @@ int main(int argc, char **argv) {
         }
     }
     if (nt == 0) {
-        fprintf(stderr, "usage: zmlx-quant_matvec [--threads 1,2,..] [--seconds S] [--hot] [--json]\n");
+        fprintf(stderr, "usage: zmlx-quant_matvec [--threads 1,2,..] [--seconds S] [--hot] "
+                        "[--precision exact|fast] [--json]\n");
         return 2;
     }
     static const int64_t shapes[][2] = {{1536, 2048}, {2048, 1536}, {154880, 2048}};
@@ -116,6 +126,8 @@ int main(int argc, char **argv) {
         if (zbackend_cpu.init(threads[t], &ctx[t]) != ZMLX_OK) {
             fprintf(stderr, "zmlx-quant_matvec: cpu backend failed to start\n");
             return 1;
+        } else {
+            zbackend_cpu.set_precision(ctx[t], prec);
         }
     double peak[MAX_T];
     for (int t = 0; t < nt; t++) peak[t] = zmlx_measure_read_bandwidth(threads[t], 512u << 20, 1.0) * 1e-9;

@@ -68,11 +68,12 @@ else
     echo "unsafe: no registered pattern is unsafe; the SKIP decision is unit-tested (test_capsule)"
 fi
 
-# 3. SKIP(RAM): the full bf16 glm47-flash does not fit; decided from the config, never loaded
-"$BIN" info builtin:glm47-flash --json | python3 -c "import json,sys; assert not json.load(sys.stdin)['fits']" &&
-    ok || bad "premise: builtin:glm47-flash should not fit this machine"
+# 3. SKIP(RAM): the full bf16 glm47-flash (56 GiB) does not fit; decided from the config,
+#    never loaded
+"$BIN" info builtin:glm47-flash:bits=16 --json | python3 -c "import json,sys; assert not json.load(sys.stdin)['fits']" &&
+    ok || bad "premise: builtin:glm47-flash:bits=16 should not fit this machine"
 start=$(date +%s)
-"$BIN" bench builtin:glm47-flash --variants preset,glm47_rope --runs 5 --max-tokens 32 \
+"$BIN" bench builtin:glm47-flash:bits=16 --variants preset,glm47_rope --runs 5 --max-tokens 32 \
     --json-out "$T/flash.json" --ledger "$L" >"$T/out" 2>"$T/err"
 rc=$? took=$(($(date +%s) - start))
 [ $rc -eq 0 ] && [ "$took" -lt 30 ] && ok || bad "SKIP(RAM) bench: exit $rc after ${took}s: $(head -c 400 "$T/err")"

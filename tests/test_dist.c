@@ -244,7 +244,8 @@ static void test_fit_hint(void) {
     zmlx_config c;
     zerr e;
     uint64_t seed;
-    CHECK(zbuiltin_config("kimi-k25", &c, &seed, &e) == ZMLX_OK);
+    zbuiltin_quant bq;
+    CHECK(zbuiltin_config("kimi-k25", &c, &seed, &bq, &e) == ZMLX_OK);
     const zweight q4 = {.dtype = ZDT_U32, .q = ZQ_AFFINE, .bits = 4, .group = 64, .sdtype = ZDT_BF16};
     const int64_t avail = 80LL << 30;
     zdist_part p;

@@ -137,6 +137,9 @@ typedef struct zbackend_ops {
      * `supports` (dense dtypes only) is no longer used by it. */
     bool (*supports_weight)(const zweight *w);
     zmlx_status (*init)(int threads, void **ctx);
+    /* The model's precision mode (SYSTEM.md section 1), set after init and before any
+     * product; NULL = the backend has one mode.  A fresh context runs exact. */
+    void (*set_precision)(void *ctx, zmlx_precision p);
     void (*free)(void *ctx);
     int (*threads)(const void *ctx);
     /* Run independent products, Y = X W^T each (may run in parallel). */

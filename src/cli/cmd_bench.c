@@ -18,7 +18,8 @@
 static void bench_usage(void) {
     printf("usage: zmlx bench [MODEL] [--variants LIST] [--runs N] [--max-tokens N] [--warmup N]\n"
            "       [--json-out CAPSULE] [--ledger FILE|none] [--allow-unsafe] [--notes TEXT]\n"
-           "       [--prompt TEXT | --prompt-ids 1,2,3] [--bw-seconds S] [common options]\n"
+           "       [--prompt TEXT | --prompt-ids 1,2,3] [--bw-seconds S] [--read-gbps G]\n"
+           "       [common options]\n"
            "\n"
            "One shared unpatched baseline and each variant, timed interleaved (baseline, v1, v2,\n"
            "... per round, after --warmup rounds); greedy tokens, EOS ignored.  Fidelity of each\n"
@@ -36,6 +37,8 @@ static void bench_usage(void) {
            "  --allow-unsafe    run variants holding a pattern marked unsafe (else SKIP)\n"
            "  --notes TEXT      free text stored in the capsule and the ledger\n"
            "  --bw-seconds S    time spent measuring the read bandwidth (default 2.5; 0 = skip)\n"
+           "  --read-gbps G     the read bandwidth to compare with, measured elsewhere (a GPU's,\n"
+           "                    from zmlx-cuda_bw); no measurement is made\n"
            "  --json            print the capsule as one JSON line instead of the table\n"
            "\n"
            "Verdicts per variant: PASS, FAIL (tokens differ), SKIP (unsafe pattern, or SKIP(RAM)\n"
@@ -110,7 +113,7 @@ static int parse(bench_cli *o, int argc, char **argv) {
         if (r > 0) continue;
         static const char *const valued[] = {
             "--variants", "--runs",   "--max-tokens", "--warmup",     "--json-out", "--ledger",
-            "--notes",    "--prompt", "--prompt-ids", "--bw-seconds", NULL};
+            "--notes",    "--prompt", "--prompt-ids", "--bw-seconds", "--read-gbps", NULL};
         bool known = false;
         for (int k = 0; valued[k]; k++)
             known |= !strcmp(a, valued[k]);
@@ -134,6 +137,9 @@ static int parse(bench_cli *o, int argc, char **argv) {
         else if (!strcmp(a, "--bw-seconds")) {
             if (!cli_float(a, v, 0, 60, &d)) return EXIT_USAGE;
             o->p.bw_seconds = d;
+        } else if (!strcmp(a, "--read-gbps")) {
+            if (!cli_float(a, v, 0.001, 1e6, &d)) return EXIT_USAGE;
+            o->p.read_gbps = d;
         } else {
             long long hi = !strcmp(a, "--runs") ? ZMLX_VALIDATE_MAX_RUNS : 1 << 20;
             if (!cli_int(a, v, !strcmp(a, "--warmup") ? 0 : 1, hi, &n)) return EXIT_USAGE;

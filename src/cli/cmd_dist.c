@@ -66,8 +66,8 @@ static void dist_usage(void) {
            "Which routed experts each GPU holds and the memory it needs: weights every GPU\n"
            "keeps (embeddings, attention, routers, shared experts, dense layers), its experts,\n"
            "the KV cache at --ctx positions (default min(4096, max)), buffers.  From the\n"
-           "config alone (no weights loaded); weights as stored (the lm_head dtype) or MLX\n"
-           "affine --bits B, group G (default 64).  With --gpu-mem (GiB free per GPU) it says\n"
+           "config alone (no weights loaded); weights as stored (the lm_head dtype; a builtin's\n"
+           "own format) or MLX affine --bits B, group G (default 64).  With --gpu-mem (GiB free per GPU) it says\n"
            "whether each slice fits and exits 2 when one does not.\n"
            "\n"
            "Running on several GPUs: `--backend cuda --gpus 0,1,...` on any command (one\n"
@@ -146,7 +146,8 @@ static int cmd_plan(int argc, char **argv) {
     zerr e = {{0}};
     zdist_part part;
     const int32_t n = o.ranks ? (int32_t)o.ranks : o.c.mp.dist.n_gpus;
-    zmlx_status st = zmodel_read_config(path, &cfg, &wdt, &e);
+    zbuiltin_quant bq;
+    zmlx_status st = zmodel_read_config(path, &cfg, &wdt, &bq, &e);
     if (st == ZMLX_OK) st = zdist_part_init(&part, cfg.n_routed_experts, n, o.scheme, &e);
     if (st != ZMLX_OK) {
         cli_error("%s", e.msg);
@@ -161,6 +162,10 @@ static int cmd_plan(int argc, char **argv) {
                       cfg.hidden_size, cfg.moe_intermediate_size);
             return EXIT_USAGE;
         }
+    } else if (bq.bits != 16) { /* a builtin's own format (builtin.c) */
+        const bool mx = bq.mode == ZQ_MXFP4;
+        fmt = (zweight){.dtype = ZDT_U32, .q = bq.mode, .bits = bq.bits, .group = bq.group,
+                        .sdtype = mx ? ZDT_U8 : ZDT_BF16};
     }
     zmlx_kv_dtype kv = o.c.mp.kv_dtype;
     if (kv == ZMLX_KV_DEFAULT) kv = o.c.mp.precision == ZMLX_PRECISION_EXACT ? ZMLX_KV_F32 : ZMLX_KV_BF16;

@@ -63,10 +63,14 @@ int32_t zdist_expert(const zdist_part *p, int32_t rank, int32_t i) {
     return zdist_first(p, rank) + i;
 }
 
-/* Bytes of a [rows, cols] matrix in the layout of t. */
+/* Bytes of a [rows, cols] matrix in the layout of t; MLX affine / mxfp4 as mlx-lm (and the
+   builtins) store them: a matrix whose input width is not a multiple of the group stays
+   dense (bf16). */
 static int64_t mat(const zweight *t, int64_t rows, int64_t cols) {
     if (rows <= 0 || cols <= 0) return 0;
     zweight w = *t;
+    if ((w.q == ZQ_AFFINE || w.q == ZQ_MXFP4) && w.group > 0 && cols % w.group)
+        w = (zweight){.dtype = ZDT_BF16};
     w.rows = rows;
     w.cols = cols;
     return rows * zweight_row_bytes(&w);
@@ -85,7 +89,9 @@ static int64_t layer_replicated(const zmlx_config *c, const zweight *o, int l) {
     }
     if (!c->layer_is_moe[l]) return b + 2 * mat(o, c->intermediate_size, d) + mat(o, d, c->intermediate_size);
     const int64_t sI = (int64_t)c->moe_intermediate_size * c->n_shared_experts;
-    b += mat(o, c->n_routed_experts, d) + (int64_t)c->n_routed_experts * f; /* router + bias */
+    /* router (dense bf16 beside quantized weights, as MLX keeps it) + its bias */
+    const zweight bf16 = {.dtype = ZDT_BF16};
+    b += mat(o->q != ZQ_NONE ? &bf16 : o, c->n_routed_experts, d) + (int64_t)c->n_routed_experts * f;
     return b + 2 * mat(o, sI, d) + mat(o, d, sI);
 }
 

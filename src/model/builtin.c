@@ -8,13 +8,23 @@
  *   dsv32-tiny   the dimensions of the dsv32-tiny fixture (DSA indexer, index_topk 8)
  *   dsv32        the real DeepSeek-V3.2 dimensions (61 layers, 256 experts, d 7168)
  *   kimi-k25     the real Kimi-K2.5 text-model dimensions (61 layers, 384 experts)
- * Overrides: layers, experts, topk, vocab, ctx, bits (16 = bf16), group, seed, and
- * index_topk (deepseek_v32 models only).
+ * Overrides: layers, experts, topk, vocab, ctx, bits, group, mode, seed, and index_topk
+ * (deepseek_v32 models only).
  *
- * Weights: uniform with std 1/sqrt(fan_in) (never exactly zero), norm weights
- * 1 +- 0.1, a non-zero router correction bias, indexer LayerNorm bias +- 0.1; values
- * depend only on (seed, tensor, element), never on the thread count.  This file is not
- * for checkpoint loading.
+ * Weight format, like the checkpoints users download (mlx-community's `-4bit`): by
+ * default every Linear weight, the embedding and lm_head are MLX affine 4-bit with
+ * group 64 (bf16 scales and biases); bits=2|3|5|6|8 and group=32|128 choose other
+ * affine layouts, mode=mxfp4 the OCP mxfp4 layout (4-bit E2M1, E8M0 scale per 32), and
+ * bits=16 bf16.  As in MLX checkpoints, the MoE router gate and every norm stay
+ * unquantized, and so does a weight whose input width is not a multiple of the group.
+ *
+ * Values: bf16 weights uniform with std 1/sqrt(fan_in) (never exactly zero); quantized
+ * weights as random codes with per-group scales and biases drawn so that
+ * w = scale * q + bias spreads over about the same range (mxfp4: random E2M1 codes,
+ * scales 2^e or 2^(e+1) of that size); the packed codes, scales and biases are
+ * generated directly, never through a quantizer.  Norm weights 1 +- 0.1, a non-zero
+ * router correction bias, indexer LayerNorm bias +- 0.1.  Values depend only on (seed,
+ * tensor, element), never on the thread count.  This file is not for checkpoint loading.
  */
 #include "backend/pool.h"
 #include "model/model.h"
@@ -154,8 +164,8 @@ static zmlx_status parse_int(const char *key, const char *val, size_t vlen, long
     return ZMLX_OK;
 }
 
-static zmlx_status apply_override(zmlx_config *c, uint64_t *seed, const char *kv, size_t len,
-                                  zerr *e) {
+static zmlx_status apply_override(zmlx_config *c, uint64_t *seed, zbuiltin_quant *q,
+                                  const char *kv, size_t len, zerr *e) {
     const char *eq = memchr(kv, '=', len);
     if (!eq)
         return zerr_set(e, ZMLX_ERR_INVALID_ARG, "builtin override \"%.*s\": expected key=value",
@@ -185,12 +195,18 @@ static zmlx_status apply_override(zmlx_config *c, uint64_t *seed, const char *kv
         if ((st = parse_int(key, eq + 1, vlen, 0, 0x7fffffffffffffffLL, &v, e))) return st;
         *seed = (uint64_t)v;
     } else if (KEY("bits")) {
-        if ((st = parse_int(key, eq + 1, vlen, 1, 16, &v, e))) return st;
-        if (v != 16)
-            return zerr_set(e, ZMLX_ERR_UNSUPPORTED,
-                            "builtin override bits=%lld: quantized builtin weights are not "
-                            "supported yet; use bits=16 (bf16)",
-                            v);
+        if ((st = parse_int(key, eq + 1, vlen, 2, 16, &v, e))) return st;
+        if (v == 7 || (v > 8 && v != 16))
+            return zerr_set(e, ZMLX_ERR_INVALID_ARG,
+                            "builtin override bits=%lld: must be 2, 3, 4, 5, 6, 8 (MLX affine) or "
+                            "16 (bf16)", v);
+        q->bits = (int)v;
+    } else if (KEY("mode")) {
+        if (vlen == 6 && !memcmp(eq + 1, "affine", 6)) q->mode = ZQ_AFFINE;
+        else if (vlen == 5 && !memcmp(eq + 1, "mxfp4", 5)) q->mode = ZQ_MXFP4;
+        else
+            return zerr_set(e, ZMLX_ERR_INVALID_ARG,
+                            "builtin override mode=%.*s: must be affine or mxfp4", (int)vlen, eq + 1);
     } else if (KEY("index_topk")) {
         if (c->family != ZFAM_DEEPSEEK_V32)
             return zerr_set(e, ZMLX_ERR_INVALID_ARG,
@@ -199,31 +215,52 @@ static zmlx_status apply_override(zmlx_config *c, uint64_t *seed, const char *kv
         if ((st = parse_int(key, eq + 1, vlen, 1, 1 << 24, &v, e))) return st;
         c->index_topk = (int32_t)v;
     } else if (KEY("group")) {
-        if ((st = parse_int(key, eq + 1, vlen, 16, 1024, &v, e))) return st;
-        /* only meaningful with quantized bits; accepted and ignored for bf16 */
+        if ((st = parse_int(key, eq + 1, vlen, 32, 128, &v, e))) return st;
+        if (v != 32 && v != 64 && v != 128)
+            return zerr_set(e, ZMLX_ERR_INVALID_ARG,
+                            "builtin override group=%lld: must be 32, 64 or 128", v);
+        q->group = (int)v; /* ignored for bf16 */
     } else {
         return zerr_set(e, ZMLX_ERR_INVALID_ARG,
                         "builtin override \"%s\": unknown key (known: layers, experts, topk, "
-                        "vocab, ctx, bits, group, seed, index_topk)",
+                        "vocab, ctx, bits, group, mode, seed, index_topk)",
                         key);
     }
 #undef KEY
     return ZMLX_OK;
 }
 
-zmlx_status zbuiltin_config(const char *spec, zmlx_config *c, uint64_t *seed, zerr *e) {
+/* The weight format the overrides ask for: affine 4-bit g64 unless told otherwise;
+ * mxfp4 is 4-bit with group 32. */
+static zmlx_status check_quant(const char *spec, zbuiltin_quant *q, zerr *e) {
+    if (q->mode != ZQ_MXFP4) {
+        if (!q->group) q->group = 64;
+        return ZMLX_OK;
+    }
+    if (q->bits != 4 || (q->group && q->group != 32))
+        return zerr_set(e, ZMLX_ERR_INVALID_ARG,
+                        "builtin:%s: mode=mxfp4 is 4-bit with group 32 (drop bits/group or use "
+                        "mode=affine)", spec);
+    q->group = 32;
+    return ZMLX_OK;
+}
+
+zmlx_status zbuiltin_config(const char *spec, zmlx_config *c, uint64_t *seed, zbuiltin_quant *q,
+                            zerr *e) {
     const char *colon = strchr(spec, ':');
     size_t nlen = colon ? (size_t)(colon - spec) : strlen(spec);
     family_extra x;
     zmlx_status st = base_config(spec, nlen, c, &x, e);
     if (st != ZMLX_OK) return st;
     *seed = 1234;
+    *q = (zbuiltin_quant){.bits = 4, .group = 0, .mode = ZQ_AFFINE};
     for (const char *p = colon ? colon + 1 : NULL; p && *p;) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if ((st = apply_override(c, seed, p, len, e)) != ZMLX_OK) return st;
+        if ((st = apply_override(c, seed, q, p, len, e)) != ZMLX_OK) return st;
         p = comma ? comma + 1 : NULL;
     }
+    if ((st = check_quant(spec, q, e)) != ZMLX_OK) return st;
     c->n_dense_layers = 0;
     for (int l = 0; l < c->n_layers; l++) {
         c->layer_is_moe[l] = l >= x.first_k_dense;
@@ -248,15 +285,21 @@ static uint64_t mix64(uint64_t z) {
     return z ^ (z >> 31);
 }
 
+/* What one generation item writes: bf16 (or E8M0 bytes) through a draw -> value table,
+   or raw random bytes (packed codes: every bit pattern is a valid code). */
+typedef enum gen_kind { GEN_LUT16 = 0, GEN_LUT8, GEN_RAW } gen_kind;
+
 typedef struct gen_item {
-    uint16_t *dst;         /* bf16 output */
-    int64_t n;             /* elements */
-    float amp;             /* half-width of the uniform distribution */
-    const uint16_t *lut;   /* [65536] bf16 value of each 16-bit draw at this amp */
-    uint64_t stream;       /* seed ^ tensor id */
+    void *dst;
+    int64_t n;           /* elements (GEN_RAW: bytes) */
+    gen_kind kind;
+    const uint16_t *lut; /* [65536] value of each 16-bit draw (LUT8: the low byte) */
+    uint64_t stream;     /* seed ^ item index */
 } gen_item;
 
-#define GEN_MAX_LUTS 16 /* distinct fan-ins of one model (d, q_lora, kv_lora, H*v, I, mI, ...) */
+/* distinct value tables of one model: a uniform per fan-in (d, q_lora, kv_lora, H*v, I,
+   mI, ...), and per fan-in a scale and a bias table when quantized */
+#define GEN_MAX_LUTS 48
 
 #define GEN_BLOCK 65536
 
@@ -281,47 +324,115 @@ static void gen_task(void *arg, int64_t task, int thread) {
     int64_t b = task - r->first_block[i], lo = b * GEN_BLOCK;
     int64_t hi = lo + GEN_BLOCK < it->n ? lo + GEN_BLOCK : it->n;
     uint64_t st = mix64(it->stream ^ mix64((uint64_t)b));
+    if (it->kind == GEN_RAW) {
+        for (int64_t k = lo; k < hi; k += 8) {
+            uint64_t bits = wyrand(&st);
+            memcpy((uint8_t *)it->dst + k, &bits, (size_t)(hi - k < 8 ? hi - k : 8));
+        }
+        return;
+    }
     for (int64_t k = lo; k < hi; k += 4) {
         uint64_t bits = wyrand(&st);
-        for (int64_t j = 0; j < 4 && k + j < hi; j++)
-            it->dst[k + j] = it->lut[(uint16_t)(bits >> (16 * j))];
+        for (int64_t j = 0; j < 4 && k + j < hi; j++) {
+            uint16_t v = it->lut[(uint16_t)(bits >> (16 * j))];
+            if (it->kind == GEN_LUT16) ((uint16_t *)it->dst)[k + j] = v;
+            else ((uint8_t *)it->dst)[k + j] = (uint8_t)v;
+        }
     }
 }
 
+/* The value tables: kind 0 uniform(-a, a) (the bf16 weights), 1 uniform [a, b) (bf16
+   scales, biases), 2 E8M0 bytes a or a + 1 (mxfp4 scales). */
+typedef struct lut_key {
+    int kind;
+    float a, b;
+} lut_key;
+
+/* The plan: first a counting pass (sizes only, base NULL), then the real one. */
 typedef struct gen_plan {
     gen_item *items;
     int n, cap;
-    uint16_t *next;
+    uint8_t *base;     /* the arena, NULL while counting */
+    size_t used;       /* bytes handed out (64-byte aligned pieces) */
     uint64_t seed;
-    float lut_amp[GEN_MAX_LUTS];
-    uint16_t *luts; /* [GEN_MAX_LUTS][65536] */
+    zbuiltin_quant q;
+    lut_key lut_keys[GEN_MAX_LUTS];
+    uint16_t *luts;    /* [GEN_MAX_LUTS][65536] */
     int n_luts;
 } gen_plan;
 
-/* The draw -> bf16 table of uniform(-amp, amp): value (q + 0.5) * amp / 32768 for the
-   signed draw q, which is never zero. */
-static const uint16_t *lut_for(gen_plan *p, float amp) {
+static const uint16_t *lut_get(gen_plan *p, int kind, float a, float b) {
     for (int i = 0; i < p->n_luts; i++)
-        if (p->lut_amp[i] == amp) return p->luts + (size_t)i * 65536;
+        if (p->lut_keys[i].kind == kind && p->lut_keys[i].a == a && p->lut_keys[i].b == b)
+            return p->luts + (size_t)i * 65536;
     int i = p->n_luts < GEN_MAX_LUTS ? p->n_luts++ : GEN_MAX_LUTS - 1;
     uint16_t *t = p->luts + (size_t)i * 65536;
-    p->lut_amp[i] = amp;
-    for (int v = 0; v < 65536; v++)
-        t[v] = zf32_to_bf16(amp / 32768.0f * ((float)(int16_t)(uint16_t)v + 0.5f));
+    p->lut_keys[i] = (lut_key){kind, a, b};
+    for (int v = 0; v < 65536; v++) {
+        if (kind == 0) /* (q + 0.5) * a / 32768 for the signed draw q: never zero */
+            t[v] = zf32_to_bf16(a / 32768.0f * ((float)(int16_t)(uint16_t)v + 0.5f));
+        else if (kind == 1)
+            t[v] = zf32_to_bf16(a + (b - a) * (((float)v + 0.5f) / 65536.0f));
+        else
+            t[v] = (uint16_t)(a + (float)(v & 1));
+    }
     return t;
 }
 
-static zweight plan_weight(gen_plan *p, int64_t rows, int64_t cols) {
-    float amp = sqrtf(3.0f / (float)cols); /* std 1/sqrt(fan_in) */
-    p->items[p->n] = (gen_item){p->next, rows * cols, amp, lut_for(p, amp),
-                                mix64(p->seed ^ (uint64_t)p->n)};
+/* bytes from the arena (NULL while counting) */
+static void *plan_bytes(gen_plan *p, size_t n) {
+    void *d = p->base ? p->base + p->used : NULL;
+    p->used += (n + 63) & ~(size_t)63;
+    return d;
+}
+
+static void plan_item(gen_plan *p, void *dst, int64_t n, gen_kind kind, const uint16_t *lut) {
+    if (p->base) p->items[p->n] = (gen_item){dst, n, kind, lut, mix64(p->seed ^ (uint64_t)p->n)};
     p->n++;
-    zweight w = {.dtype = ZDT_BF16, .rows = rows, .cols = cols, .data = p->next};
-    p->next += rows * cols;
+}
+
+/*
+ * A [rows, cols] weight of values of half-width amp: bf16, or in the builtin's
+ * quantized layout when `quant` and cols is a multiple of the group.
+ *   affine: scales in [0.9, 1) * 2 amp / (2^bits - 1), biases in [-amp, -0.9 amp): the
+ *           codes 0 .. 2^bits - 1 span about [-amp, amp]
+ *   mxfp4:  E2M1 codes (std 2.93) with scale 2^e or 2^(e+1), 2^e <= amp / (2.93 sqrt 3)
+ */
+static zweight plan_linear(gen_plan *p, int64_t rows, int64_t cols, float amp, bool quant) {
+    const zbuiltin_quant *q = &p->q;
+    if (!quant || q->bits == 16 || cols % q->group) {
+        zweight w = {.dtype = ZDT_BF16, .rows = rows, .cols = cols,
+                     .data = plan_bytes(p, (size_t)(rows * cols) * 2)};
+        plan_item(p, (void *)w.data, rows * cols, GEN_LUT16, p->base ? lut_get(p, 0, amp, 0) : NULL);
+        return w;
+    }
+    const bool mx = q->mode == ZQ_MXFP4;
+    const int64_t ng = rows * (cols / q->group), nb = rows * cols * q->bits / 8;
+    zweight w = {.dtype = ZDT_U32, .rows = rows, .cols = cols, .q = q->mode, .bits = q->bits,
+                 .group = q->group, .sdtype = mx ? ZDT_U8 : ZDT_BF16};
+    w.data = plan_bytes(p, (size_t)nb);
+    w.scales = plan_bytes(p, (size_t)ng * (mx ? 1 : 2));
+    w.biases = mx ? NULL : plan_bytes(p, (size_t)ng * 2);
+    plan_item(p, (void *)w.data, nb, GEN_RAW, NULL);
+    if (mx) {
+        const float e = floorf(log2f(amp / (2.926f * sqrtf(3.0f))));
+        plan_item(p, (void *)w.scales, ng, GEN_LUT8, p->base ? lut_get(p, 2, 127.0f + e, 0) : NULL);
+        return w;
+    }
+    const float s0 = 2.0f * amp / (float)((1 << q->bits) - 1);
+    plan_item(p, (void *)w.scales, ng, GEN_LUT16, p->base ? lut_get(p, 1, 0.9f * s0, s0) : NULL);
+    plan_item(p, (void *)w.biases, ng, GEN_LUT16, p->base ? lut_get(p, 1, -amp, -0.9f * amp) : NULL);
     return w;
 }
 
-static float *plan_norm(float **cursor, int64_t n, uint64_t seed, float center, float amp) {
+/* A Linear layer's weight: std 1/sqrt(fan_in), quantized like the checkpoints. */
+static zweight plan_weight(gen_plan *p, int64_t rows, int64_t cols) {
+    return plan_linear(p, rows, cols, sqrtf(3.0f / (float)cols), true);
+}
+
+static float *plan_norm(const gen_plan *p, float **cursor, int64_t n, uint64_t seed, float center,
+                        float amp) {
+    if (!p->base) return NULL; /* counting */
     float *v = *cursor;
     uint64_t s = mix64(seed);
     for (int64_t i = 0; i < n; i++) {
@@ -340,115 +451,118 @@ static void plan_indexer(gen_plan *p, float **fc, uint64_t *ns, const zmlx_confi
     const int64_t nI = c->index_n_heads, dI = c->index_head_dim;
     L->idx_wq_b = plan_weight(p, nI * dI, c->q_lora_rank);
     L->idx_wk = plan_weight(p, dI, c->hidden_size);
-    L->idx_k_norm = plan_norm(fc, dI, (*ns)++, 1.0f, 0.1f);
-    L->idx_k_bias = plan_norm(fc, dI, (*ns)++, 0.0f, 0.1f);
+    L->idx_k_norm = plan_norm(p, fc, dI, (*ns)++, 1.0f, 0.1f);
+    L->idx_k_bias = plan_norm(p, fc, dI, (*ns)++, 0.0f, 0.1f);
     L->idx_w = plan_weight(p, nI, c->hidden_size);
 }
 
-static int64_t layer_elems(const zmlx_config *c, int l) {
-    const int64_t d = c->hidden_size, H = c->n_heads, qk = c->qk_nope_dim + c->qk_rope_dim;
-    int64_t n = (c->q_lora_rank ? c->q_lora_rank * d + H * qk * c->q_lora_rank : H * qk * d) +
-                (c->kv_lora_rank + c->qk_rope_dim) * d +
-                H * (c->qk_nope_dim + c->v_head_dim) * c->kv_lora_rank + d * H * c->v_head_dim;
-    if (c->family == ZFAM_DEEPSEEK_V32) /* indexer wq_b, wk, weights_proj */
-        n += (int64_t)c->index_n_heads * c->index_head_dim * c->q_lora_rank +
-             (int64_t)c->index_head_dim * d + (int64_t)c->index_n_heads * d;
-    if (!c->layer_is_moe[l]) return n + 3 * c->intermediate_size * d;
-    return n + c->n_routed_experts * d +
-           (c->n_routed_experts + c->n_shared_experts) * 3 * c->moe_intermediate_size * d;
-}
-
-zmlx_status zmodel_load_builtin(zmlx_model *m, const char *spec, zerr *e) {
-    uint64_t seed;
-    zmlx_status st = zbuiltin_config(spec, &m->cfg, &seed, e);
-    if (st != ZMLX_OK) return st;
+/* Every weight of the model, in a fixed order (the item index seeds each tensor). */
+static void plan_model(gen_plan *p, zmlx_model *m, uint64_t seed) {
     const zmlx_config *c = &m->cfg;
     const int64_t d = c->hidden_size, E = c->n_routed_experts, V = c->vocab_size;
-    int64_t elems = 2 * V * d;
-    for (int l = 0; l < c->n_layers; l++) elems += layer_elems(c, l);
-    size_t bytes = (size_t)elems * 2;
-    int64_t avail = zmem_available();
-    if (avail >= 0 && (int64_t)bytes > avail - avail / 8)
-        return zerr_set(e, ZMLX_ERR_LIMIT,
-                        "SKIP(RAM): builtin:%s needs %.2f GiB for its bf16 weights but this "
-                        "machine has %.2f GiB available; use fewer layers (e.g. :layers=8)",
-                        spec, (double)bytes / 1073741824.0, (double)avail / 1073741824.0);
-    m->arena = zarena_map(bytes, &m->arena_map, &m->arena_map_bytes);
-    m->arena_bytes = bytes;
-    int64_t n_moe = c->n_layers - c->n_dense_layers;
-    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
-    m->expert_arena = calloc((size_t)(n_moe * 3 * E + 1), sizeof(zweight));
-    m->f32_arena = calloc((size_t)(d + c->n_layers * (2 * d + c->q_lora_rank + c->kv_lora_rank + E +
-                                                      2 * (int64_t)c->index_head_dim)),
-                          sizeof(float));
-    int cap = 8 + c->n_layers * (int)(12 + 3 * (E + 1));
-    gen_plan p = {.items = calloc((size_t)cap, sizeof(gen_item)), .cap = cap, .next = m->arena,
-                  .seed = mix64(seed), .luts = malloc((size_t)GEN_MAX_LUTS * 65536 * 2)};
-    if (!m->arena || !m->layers || !m->expert_arena || !m->f32_arena || !p.items || !p.luts) {
-        free(p.items);
-        free(p.luts);
-        return zerr_set(e, ZMLX_ERR_NOMEM, "out of memory generating builtin:%s (%.2f GiB)", spec,
-                        (double)bytes / 1073741824.0);
-    }
     float *fc = m->f32_arena;
     uint64_t ns = seed * 7919u + 17u;
-    m->embed = plan_weight(&p, V, d);
-    p.items[p.n - 1].lut = lut_for(&p, 1.0f); /* embedding rows of O(1) values */
-    m->lm_head = plan_weight(&p, V, d);
-    m->final_norm = plan_norm(&fc, d, ns++, 1.0f, 0.1f);
+    m->embed = plan_linear(p, V, d, 1.0f, true); /* embedding rows of O(1) values */
+    m->lm_head = plan_weight(p, V, d);
+    m->final_norm = plan_norm(p, &fc, d, ns++, 1.0f, 0.1f);
     const int64_t H = c->n_heads, qk = c->qk_nope_dim + c->qk_rope_dim, mI = c->moe_intermediate_size;
     zweight *ex = m->expert_arena;
     for (int l = 0; l < c->n_layers; l++) {
         zlayer *L = &m->layers[l];
         L->moe = c->layer_is_moe[l];
-        L->attn_norm = plan_norm(&fc, d, ns++, 1.0f, 0.1f);
-        L->ffn_norm = plan_norm(&fc, d, ns++, 1.0f, 0.1f);
-        L->q_a = plan_weight(&p, c->q_lora_rank, d);
-        L->q_a_norm = plan_norm(&fc, c->q_lora_rank, ns++, 1.0f, 0.1f);
-        L->q_b = plan_weight(&p, H * qk, c->q_lora_rank);
-        L->kv_a = plan_weight(&p, c->kv_lora_rank + c->qk_rope_dim, d);
-        L->kv_a_norm = plan_norm(&fc, c->kv_lora_rank, ns++, 1.0f, 0.1f);
-        L->kv_b = plan_weight(&p, H * (c->qk_nope_dim + c->v_head_dim), c->kv_lora_rank);
-        L->o = plan_weight(&p, d, H * c->v_head_dim);
-        if (c->family == ZFAM_DEEPSEEK_V32) plan_indexer(&p, &fc, &ns, c, L);
+        L->attn_norm = plan_norm(p, &fc, d, ns++, 1.0f, 0.1f);
+        L->ffn_norm = plan_norm(p, &fc, d, ns++, 1.0f, 0.1f);
+        L->q_a = plan_weight(p, c->q_lora_rank, d);
+        L->q_a_norm = plan_norm(p, &fc, c->q_lora_rank, ns++, 1.0f, 0.1f);
+        L->q_b = plan_weight(p, H * qk, c->q_lora_rank);
+        L->kv_a = plan_weight(p, c->kv_lora_rank + c->qk_rope_dim, d);
+        L->kv_a_norm = plan_norm(p, &fc, c->kv_lora_rank, ns++, 1.0f, 0.1f);
+        L->kv_b = plan_weight(p, H * (c->qk_nope_dim + c->v_head_dim), c->kv_lora_rank);
+        L->o = plan_weight(p, d, H * c->v_head_dim);
+        if (c->family == ZFAM_DEEPSEEK_V32) plan_indexer(p, &fc, &ns, c, L);
         if (!L->moe) {
-            L->gate = plan_weight(&p, c->intermediate_size, d);
-            L->up = plan_weight(&p, c->intermediate_size, d);
-            L->down = plan_weight(&p, d, c->intermediate_size);
+            L->gate = plan_weight(p, c->intermediate_size, d);
+            L->up = plan_weight(p, c->intermediate_size, d);
+            L->down = plan_weight(p, d, c->intermediate_size);
             continue;
         }
-        L->router = plan_weight(&p, E, d);
-        L->router_bias = plan_norm(&fc, E, ns++, 0.0f, 0.1f);
+        L->router = plan_linear(p, E, d, sqrtf(3.0f / (float)d), false); /* bf16, as MLX keeps it */
+        L->router_bias = plan_norm(p, &fc, E, ns++, 0.0f, 0.1f);
         L->exp_gate = ex;
         L->exp_up = ex + E;
         L->exp_down = ex + 2 * E;
         ex += 3 * E;
         for (int64_t x = 0; x < E; x++) {
-            L->exp_gate[x] = plan_weight(&p, mI, d);
-            L->exp_up[x] = plan_weight(&p, mI, d);
-            L->exp_down[x] = plan_weight(&p, d, mI);
+            L->exp_gate[x] = plan_weight(p, mI, d);
+            L->exp_up[x] = plan_weight(p, mI, d);
+            L->exp_down[x] = plan_weight(p, d, mI);
         }
-        L->sh_gate = plan_weight(&p, mI * c->n_shared_experts, d);
-        L->sh_up = plan_weight(&p, mI * c->n_shared_experts, d);
-        L->sh_down = plan_weight(&p, d, mI * c->n_shared_experts);
+        L->sh_gate = plan_weight(p, mI * c->n_shared_experts, d);
+        L->sh_up = plan_weight(p, mI * c->n_shared_experts, d);
+        L->sh_down = plan_weight(p, d, mI * c->n_shared_experts);
     }
-    /* fill in parallel: blocks of GEN_BLOCK elements, each seeded by (tensor, block) */
-    int64_t *first = calloc((size_t)p.n + 1, sizeof(int64_t));
+}
+
+/* Fill every item in parallel: blocks of GEN_BLOCK elements, each seeded by (item, block). */
+static zmlx_status fill(const gen_plan *p, int threads) {
+    int64_t *first = calloc((size_t)p->n + 1, sizeof(int64_t));
     zpool *pool = NULL;
-    if (!first || zpool_init(m->params.threads > 0 ? m->params.threads : zpool_online_cores(),
-                             &pool) != ZMLX_OK) {
+    if (!first || zpool_init(threads > 0 ? threads : zpool_online_cores(), &pool) != ZMLX_OK) {
         free(first);
-        free(p.items);
-        free(p.luts);
-        return zerr_set(e, ZMLX_ERR_NOMEM, "out of memory starting weight generation");
+        return ZMLX_ERR_NOMEM;
     }
-    for (int i = 0; i < p.n; i++)
-        first[i + 1] = first[i] + (p.items[i].n + GEN_BLOCK - 1) / GEN_BLOCK;
-    gen_region r = {.items = p.items, .first_block = first, .n_items = p.n};
-    zpool_run(pool, gen_task, &r, first[p.n]);
+    for (int i = 0; i < p->n; i++)
+        first[i + 1] = first[i] + (p->items[i].n + GEN_BLOCK - 1) / GEN_BLOCK;
+    gen_region r = {.items = p->items, .first_block = first, .n_items = p->n};
+    zpool_run(pool, gen_task, &r, first[p->n]);
     zpool_free(pool);
     free(first);
+    return ZMLX_OK;
+}
+
+zmlx_status zmodel_load_builtin(zmlx_model *m, const char *spec, zerr *e) {
+    uint64_t seed;
+    zbuiltin_quant q;
+    zmlx_status st = zbuiltin_config(spec, &m->cfg, &seed, &q, e);
+    if (st != ZMLX_OK) return st;
+    zbuiltin_quant_describe(&q, m->weight_format, sizeof m->weight_format); /* zmlx info */
+    const zmlx_config *c = &m->cfg;
+    const int64_t d = c->hidden_size, E = c->n_routed_experts;
+    int64_t n_moe = c->n_layers - c->n_dense_layers;
+    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+    m->expert_arena = calloc((size_t)(n_moe * 3 * E + 1), sizeof(zweight));
+    if (!m->layers || !m->expert_arena)
+        return zerr_set(e, ZMLX_ERR_NOMEM, "out of memory describing builtin:%s", spec);
+    gen_plan p = {.seed = mix64(seed), .q = q};
+    plan_model(&p, m, seed); /* counting: sizes and items only */
+    const size_t bytes = p.used;
+    int64_t avail = zmem_available();
+    if (avail >= 0 && (int64_t)bytes > avail - avail / 8)
+        return zerr_set(e, ZMLX_ERR_LIMIT,
+                        "SKIP(RAM): builtin:%s needs %.2f GiB for its weights but this "
+                        "machine has %.2f GiB available; use fewer layers (e.g. :layers=8)",
+                        spec, (double)bytes / 1073741824.0, (double)avail / 1073741824.0);
+    m->arena = zarena_map(bytes, &m->arena_map, &m->arena_map_bytes);
+    m->arena_bytes = bytes;
+    m->f32_arena = calloc((size_t)(d + c->n_layers * (2 * d + c->q_lora_rank + c->kv_lora_rank + E +
+                                                      2 * (int64_t)c->index_head_dim)),
+                          sizeof(float));
+    p.cap = p.n;
+    p.items = calloc((size_t)p.cap + 1, sizeof(gen_item));
+    p.luts = malloc((size_t)GEN_MAX_LUTS * 65536 * 2);
+    if (!m->arena || !m->f32_arena || !p.items || !p.luts) {
+        free(p.items);
+        free(p.luts);
+        return zerr_set(e, ZMLX_ERR_NOMEM, "out of memory generating builtin:%s (%.2f GiB)", spec,
+                        (double)bytes / 1073741824.0);
+    }
+    p.base = m->arena;
+    p.used = 0;
+    p.n = 0;
+    plan_model(&p, m, seed);
+    st = fill(&p, m->params.threads);
     free(p.items);
     free(p.luts);
+    if (st != ZMLX_OK) return zerr_set(e, st, "out of memory starting weight generation");
     return ZMLX_OK;
 }

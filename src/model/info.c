@@ -6,8 +6,9 @@
  * + shared); DeepSeek-V3.2 adds its indexer (read for every token) and the indexer-key
  * cache.  Bytes come from zweight_bytes: of the loaded weights (zinfo_model), or of the
  * layouts the loader would make from the config's quantization block (zinfo_config,
- * which `zmlx info` uses without loading anything).  Norm vectors count at the dense
- * element size.
+ * which `zmlx info` uses without loading anything), or a builtin's format (zinfo_builtin:
+ * MLX affine / mxfp4 / bf16 as builtin.c generates them).  Norm vectors count at the
+ * dense element size.
  */
 #include "io/qconfig.h"
 #include "model/model.h"
@@ -268,4 +269,32 @@ void zinfo_config(const zmlx_config *c, const zqcfg *q, zdtype dense, zinfo_mla 
     if (q) zqcfg_describe(q, fmt, sizeof fmt);
     else snprintf(fmt, sizeof fmt, "%s", zdtype_table[dense].name);
     zinfo_fill(c, predict_bytes, &p, (int)zdtype_table[dense].size, fmt, kv_elem, info);
+}
+
+/* ---------------------------------------------------------------- a builtin's format */
+
+void zbuiltin_quant_describe(const zbuiltin_quant *q, char *buf, size_t n) {
+    if (q->bits == 16) snprintf(buf, n, "bf16");
+    else if (q->mode == ZQ_MXFP4) snprintf(buf, n, "mxfp4");
+    else snprintf(buf, n, "affine%d g%d", q->bits, q->group);
+}
+
+/* Bytes builtin.c makes for one matrix: every Linear weight (the embedding too) in the
+   builtin's format when its input width divides by the group, else bf16; the router bf16
+   (as MLX checkpoints keep it). */
+static int64_t builtin_bytes(void *ctx, const zinfo_mat *mt) {
+    const zbuiltin_quant *q = ctx;
+    if (mt->part == ZI_ROUTER || q->bits == 16 || q->group <= 0 || mt->cols % q->group)
+        return mt->rows * mt->cols * 2;
+    const bool mx = q->mode == ZQ_MXFP4;
+    zweight w = {.dtype = ZDT_U32, .rows = mt->rows, .cols = mt->cols, .q = q->mode,
+                 .bits = q->bits, .group = q->group, .sdtype = mx ? ZDT_U8 : ZDT_BF16};
+    return zweight_bytes(&w);
+}
+
+void zinfo_builtin(const zmlx_config *c, const zbuiltin_quant *q, int kv_elem,
+                   zmlx_model_info *info) {
+    char fmt[32];
+    zbuiltin_quant_describe(q, fmt, sizeof fmt);
+    zinfo_fill(c, builtin_bytes, (void *)q, 2, fmt, kv_elem, info);
 }

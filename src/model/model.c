@@ -126,6 +126,7 @@ zmlx_status zmodel_finish(zmlx_model *m, zerr *e) {
     st = m->be->init(m->params.threads, &m->be_ctx);
     if (st != ZMLX_OK)
         return zerr_set(e, st, "backend %s failed to start (%s)", m->be->name, zmlx_status_str(st));
+    if (m->be->set_precision) m->be->set_precision(m->be_ctx, m->params.precision);
     if (m->be->model_init) return m->be->model_init(m->be_ctx, m, e); /* device: upload */
     return ZMLX_OK;
 }
@@ -266,17 +267,20 @@ static void probe_tensors(const char *dir, const zmlx_config *c, zdtype *dense, 
 }
 
 /* The config of `path` (a directory or a builtin spec), its quantization block (*q, NULL
-   when none or when q is NULL) and what the tensor headers say (dense dtype, MLA split). */
-static zmlx_status read_config(const char *path, zmlx_config *c, zqcfg **q, zdtype *wdt,
-                               bool *mla_split, zerr *e) {
+   when none or when q is NULL), a builtin's weight format (*bq, bits 16 for a directory)
+   and what the tensor headers say (dense dtype, MLA split). */
+static zmlx_status read_config(const char *path, zmlx_config *c, zqcfg **q, zbuiltin_quant *bq,
+                               zdtype *wdt, bool *mla_split, zerr *e) {
     zmlx_status st;
     *wdt = ZDT_BF16;
+    *bq = (zbuiltin_quant){.bits = 16};
+    if (q) *q = NULL;
     *mla_split = true; /* what current mlx-lm writes; the headers say when present */
     if (!path || !*path) {
         st = zerr_set(e, ZMLX_ERR_INVALID_ARG, "no model given");
     } else if (!strncmp(path, "builtin:", 8)) {
         uint64_t seed;
-        st = zbuiltin_config(path + 8, c, &seed, e);
+        st = zbuiltin_config(path + 8, c, &seed, bq, e);
     } else {
         char cfg_path[4096];
         snprintf(cfg_path, sizeof cfg_path, "%s/config.json", path);
@@ -289,9 +293,11 @@ static zmlx_status read_config(const char *path, zmlx_config *c, zqcfg **q, zdty
     return st;
 }
 
-zmlx_status zmodel_read_config(const char *path, zmlx_config *c, zdtype *wdt, zerr *e) {
+zmlx_status zmodel_read_config(const char *path, zmlx_config *c, zdtype *wdt, zbuiltin_quant *bq,
+                               zerr *e) {
     bool mla_split;
-    return read_config(path, c, NULL, wdt, &mla_split, e);
+    zbuiltin_quant b;
+    return read_config(path, c, NULL, bq ? bq : &b, wdt, &mla_split, e);
 }
 
 zmlx_status zmlx_model_probe(const char *path, const zmlx_model_params *params,
@@ -301,8 +307,9 @@ zmlx_status zmlx_model_probe(const char *path, const zmlx_model_params *params,
     zdtype wdt;
     bool mla_split;
     zqcfg *q = NULL;
+    zbuiltin_quant bq;
     zmlx_model_params p = params ? *params : zmlx_model_default_params();
-    zmlx_status st = read_config(path, &c, &q, &wdt, &mla_split, &e);
+    zmlx_status st = read_config(path, &c, &q, &bq, &wdt, &mla_split, &e);
     if (st != ZMLX_OK) {
         zerr_copy(&e, err, err_size);
         return st;
@@ -310,9 +317,11 @@ zmlx_status zmlx_model_probe(const char *path, const zmlx_model_params *params,
     zmlx_kv_dtype kv = p.kv_dtype;
     if (kv == ZMLX_KV_DEFAULT) kv = p.precision == ZMLX_PRECISION_EXACT ? ZMLX_KV_F32 : ZMLX_KV_BF16;
     const zbackend_ops *be = zbackend_get(p.backend);
+    const int kv_elem = kv == ZMLX_KV_BF16 ? 2 : 4;
     zinfo_mla mla = !mla_split ? ZINFO_MLA_KV_B
                     : be && !zmla_split_native(be) ? ZINFO_MLA_REBUILT : ZINFO_MLA_SPLIT;
-    zinfo_config(&c, q, wdt, mla, kv == ZMLX_KV_BF16 ? 2 : 4, info);
+    if (!strncmp(path, "builtin:", 8)) zinfo_builtin(&c, &bq, kv_elem, info);
+    else zinfo_config(&c, q, wdt, mla, kv_elem, info);
     zqcfg_free(q);
     snprintf(info->name, sizeof info->name, "%s", path);
     info->backend = be ? be->name : "unavailable";

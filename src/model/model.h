@@ -100,8 +100,18 @@ zmlx_status zmodel_load_builtin(zmlx_model *m, const char *spec, zerr *e);
 /* Limits the kernels rely on (group count, experts per token, ...), checked at load. */
 zmlx_status zmodel_check_limits(const zmlx_config *c, const char *where, zerr *e);
 
-/* Parse `NAME[:key=value,...]` into a config for a builtin model (no weights). */
-zmlx_status zbuiltin_config(const char *spec, zmlx_config *cfg, uint64_t *seed, zerr *e);
+/* How a model stores its Linear weights: `bits` 16 = dense of `dtype`; else MLX affine
+ * (bits 2..8, group 32/64/128, bf16 scales and biases) or mxfp4 (`mode`). */
+typedef struct zbuiltin_quant {
+    int bits, group;
+    zqfmt mode;
+    zdtype dtype; /* dense only; 0 = BF16 */
+} zbuiltin_quant;
+
+/* Parse `NAME[:key=value,...]` into a config and weight format for a builtin model (no
+ * weights).  Default format: affine 4-bit, group 64. */
+zmlx_status zbuiltin_config(const char *spec, zmlx_config *cfg, uint64_t *seed, zbuiltin_quant *q,
+                            zerr *e);
 
 /* One kind of weight matrix of a model (info.c): its module path (no tensor prefix;
    experts: expert 0), shape, how many the model holds and how many a token reads. */
@@ -152,9 +162,17 @@ bool zmla_split_native(const zbackend_ops *be);
 bool zmla_rebuild_kv_b(zmlx_model *m, zlayer *L);
 zmlx_status zmodel_mla_rebuild(zmlx_model *m, zerr *e);
 
-/* A model's config without its weights (config.json or a builtin spec) and the dtype of
-   its dense tensors (bf16 when unknown). */
-zmlx_status zmodel_read_config(const char *path, zmlx_config *c, zdtype *wdt, zerr *e);
+/* ... of a builtin's format (what builtin.c generates for q). */
+void zinfo_builtin(const zmlx_config *c, const zbuiltin_quant *q, int kv_elem_bytes,
+                   zmlx_model_info *info);
+/* "affine4 g64", "mxfp4", "bf16": a builtin's weight format for `zmlx info`. */
+void zbuiltin_quant_describe(const zbuiltin_quant *q, char *buf, size_t n);
+
+/* A model's config without its weights (config.json or a builtin spec), the dtype of its
+   dense tensors (bf16 when unknown) and, when bq is not NULL, a builtin's weight format
+   (bits 16 for a directory). */
+zmlx_status zmodel_read_config(const char *path, zmlx_config *c, zdtype *wdt, zbuiltin_quant *bq,
+                               zerr *e);
 
 /* An anonymous, 2 MiB-aligned mapping of `bytes` with transparent huge pages requested
    (a fifth of the page faults of 4 KiB pages when filling gigabytes); NULL on failure. */

@@ -10,6 +10,17 @@
 
 float zop_dot_row_ref(const zweight *w, int64_t r, const float *x) {
     float acc = 0.0f;
+    const zwkind k = zweight_kind(w);
+    if (w->q != ZQ_NONE && k != ZW_COUNT) {
+        /* quantized: dequantize 256 at a time, the values zweight_get gives one by one */
+        float buf[256];
+        for (int64_t c0 = 0; c0 < w->cols; c0 += 256) {
+            const int64_t m = w->cols - c0 < 256 ? w->cols - c0 : 256;
+            zwfmt_table[k].dequant(w, r, c0, m, buf);
+            for (int64_t c = 0; c < m; c++) acc += buf[c] * x[c0 + c];
+        }
+        return acc;
+    }
     for (int64_t c = 0; c < w->cols; c++) acc += zweight_get(w, r, c) * x[c];
     return acc;
 }

@@ -55,7 +55,7 @@ zmlx_status zbench_prepare(const zbench_params *p, zbench_result *r, zerr *e) {
     r->runs = p->runs;
     r->max_tokens = p->max_tokens;
     r->warmup = p->warmup;
-    r->bw_seconds = p->bw_seconds;
+    r->bw_seconds = p->read_gbps > 0 ? 0 : p->bw_seconds; /* 0: given, not measured here */
     zmlx_status st = ZMLX_OK;
     if (p->n_sets > 0) {
         for (int i = 0; i < p->n_sets && st == ZMLX_OK; i++)
@@ -204,7 +204,9 @@ zmlx_status zbench_execute(zmlx_model *m, const int32_t *prompt, size_t n_prompt
     }
     if (active == 0) return ZMLX_OK; /* every variant was decided before running */
 
-    if (p->bw_seconds > 0) {
+    if (p->read_gbps > 0) {
+        r->read_GBps = p->read_gbps;
+    } else if (p->bw_seconds > 0) {
         double bw = zmlx_measure_read_bandwidth(info.threads, BW_BUFFER_BYTES, p->bw_seconds);
         r->read_GBps = bw > 0 ? bw * 1e-9 : NAN;
     }

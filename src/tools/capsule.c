@@ -122,7 +122,9 @@ static json_t *meta_json(const zbench_result *r) {
                         json_pack("{s:o, s:i, s:f, s:I, s:s}", "read_GBps", jnum(r->read_GBps),
                                   "threads", r->threads, "seconds", r->bw_seconds, "buffer_bytes",
                                   (json_int_t)512 << 20, "method",
-                                  "zmlx_measure_read_bandwidth, best pass, once per bench"));
+                                  r->bw_seconds > 0 ? "zmlx_measure_read_bandwidth, best pass, once per bench"
+                                  : isfinite(r->read_GBps) ? "given (--read-gbps: the device's, measured by zmlx-cuda_bw)"
+                                                           : "not measured"));
     json_object_set_new(m, "model", json_string(r->model));
     json_object_set_new(m, "model_family", json_string(r->family));
     json_object_set_new(m, "weights", json_string(r->weights));

@@ -120,6 +120,7 @@ typedef struct zbench_params {
     const char *invocation; /* the command line as typed */
     const char *prompt_arg; /* how the prompt was given ("--prompt-ids 1,2" or NULL = default) */
     double bw_seconds;      /* bandwidth measurement time (default 2.5 s; 0 = do not measure) */
+    double read_gbps;       /* > 0: the device's read bandwidth, given (a GPU: zmlx-cuda_bw) */
     /* called before each timed or warm-up run; round -1 = warm-up; may be NULL */
     void (*progress)(void *user, int round, int rounds, const char *variant);
     void *user;

@@ -4,6 +4,8 @@
  * Work is split by output rows (matmul) or output columns (transposed matmul) and by
  * (query, head) for attention — never inside a dot product — so every output value is
  * computed by one thread in a fixed order: results do not depend on the thread count.
+ * The kernels are those of the ISA level zk_isa_choose picks (ZMLX_CPU_ISA or the best
+ * this CPU runs), for the model's precision mode.
  */
 #include "backend/cpu/cpu_internal.h"
 
@@ -34,7 +36,17 @@ static bool cpu_supports(zdtype dt) {
 
 static void cpu_free(void *vc);
 
+/* A forced ISA level this CPU lacks (ZMLX_CPU_ISA) fails here, before any weight. */
+static zmlx_status cpu_probe(zerr *e) {
+    zk_isa isa;
+    char why[320];
+    if (!zk_isa_choose(&isa, why, sizeof why)) return zerr_set(e, ZMLX_ERR_BACKEND, "%s", why);
+    return ZMLX_OK;
+}
+
 static zmlx_status cpu_init(int threads, void **out) {
+    zk_isa isa;
+    if (!zk_isa_choose(&isa, NULL, 0)) return ZMLX_ERR_BACKEND;
     cpu_ctx *c = calloc(1, sizeof *c);
     if (!c) return ZMLX_ERR_NOMEM;
     zmlx_status st = zpool_init(threads > 0 ? threads : zpool_online_cores(), &c->pool);
@@ -42,7 +54,8 @@ static zmlx_status cpu_init(int threads, void **out) {
         free(c);
         return st;
     }
-    c->k = zk_select();
+    c->isa = isa;
+    c->k = zk_table_get(isa, false);
     c->scratch = malloc((size_t)zpool_threads(c->pool) * ZCPU_SCRATCH_FLOATS * sizeof(float));
     if (!c->scratch) {
         cpu_free(c);
@@ -50,6 +63,11 @@ static zmlx_status cpu_init(int threads, void **out) {
     }
     *out = c;
     return ZMLX_OK;
+}
+
+static void cpu_set_precision(void *vc, zmlx_precision p) {
+    cpu_ctx *c = vc;
+    c->k = zk_table_get(c->isa, p == ZMLX_PRECISION_FAST);
 }
 
 static void cpu_free(void *vc) {
@@ -126,9 +144,11 @@ static void cpu_attention(void *vc, const zattn_job *j) {
 
 const zbackend_ops zbackend_cpu = {
     .name = "cpu",
+    .probe = cpu_probe,
     .supports = cpu_supports,
     .supports_weight = cpu_supports_weight,
     .init = cpu_init,
+    .set_precision = cpu_set_precision,
     .free = cpu_free,
     .threads = cpu_threads,
     .matmul = cpu_matmul,

@@ -16,7 +16,8 @@
 
 typedef struct cpu_ctx {
     zpool *pool;
-    zk_table k;
+    zk_isa isa;  /* ZMLX_CPU_ISA or the best level of this CPU */
+    zk_table k;  /* its kernels for the precision mode */
     float *scratch; /* [threads][ZCPU_SCRATCH_FLOATS] */
 } cpu_ctx;
 

@@ -52,6 +52,7 @@ void zk_fp8_install(zk_table *k) {
     k->rows[ZW_FP8_E4M3] = zk_fp8_rows_generic;
     k->cols[ZW_FP8_E4M3] = zk_qcols_generic;
 #if defined(ZMLX_HAVE_X86)
-    if (!strcmp(k->isa, "avx2")) k->rows[ZW_FP8_E4M3] = zk_fp8_rows_avx2;
+    /* every x86 level above scalar includes AVX2 + FMA + F16C (isa.c) */
+    if (strcmp(k->isa, "scalar")) k->rows[ZW_FP8_E4M3] = zk_fp8_rows_avx2;
 #endif
 }

@@ -1,15 +1,12 @@
 /*
- * kernels.c — portable CPU kernels (any architecture) and the run-time selection of
- * the best ISA per weight layout.  The portable kernels convert a weight row (or a
- * quantized group) once and reuse it for every token.
+ * kernels.c — the portable CPU kernels (any architecture): the `scalar` level of
+ * kernels.h, and the portable model of the fast mode's int8 arithmetic.  They convert
+ * a weight row (or a quantized group) once and reuse it for every token.
  */
 #include "backend/cpu/kernels.h"
 
+#include "backend/cpu/xq.h"
 #include "ops/ops.h"
-
-#if defined(ZMLX_HAVE_X86)
-#include <cpuid.h>
-#endif
 
 enum { CHUNK = 256, MAX_GROUP = 128 };
 
@@ -128,35 +125,42 @@ void zk_qcols_generic(const zweight *w, const float *x, int64_t n, float *y, int
     }
 }
 
-#if defined(ZMLX_HAVE_X86)
-/* CPUID leaf 1 ECX bit 29 (clang 14 has no __builtin_cpu_supports("f16c")) */
-static bool cpu_has_f16c(void) {
-    unsigned a, b, c, d;
-    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
-}
-#endif
+/* 2 * E2M1: the mxfp4 codes as the integers the fast mode dots (scale E8M0 / 2) */
+static const int8_t fp4_x2[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
 
-zk_table zk_select(void) {
-    zk_table k = {.isa = "generic"};
-    for (int i = 0; i < ZW_COUNT; i++) {
-        bool dense = zwfmt_table[i].q == ZQ_NONE;
-        k.rows[i] = dense ? zk_rows_generic : zk_qrows_generic;
-        k.cols[i] = dense ? zk_cols_generic : zk_qcols_generic;
-    }
-#if defined(ZMLX_HAVE_X86)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c()) {
-        k.isa = "avx2";
-        for (int i = 0; i < ZW_COUNT; i++) {
-            if (zwfmt_table[i].q == ZQ_NONE) {
-                k.rows[i] = zk_rows_avx2;
-                k.cols[i] = zk_cols_avx2;
-            } else {
-                k.rows[i] = zk_qrows_avx2; /* columns: the portable kernel (not hot) */
+/*
+ * The fast mode's arithmetic (xq.h) in plain C, token by token and group by group:
+ *   affine  y += a * (d * J + m * s) + b * s,   J = sum (q - m) xq exactly in int32
+ *   mxfp4   y += (E8M0 / 2) * (d * I),          I = sum (2 E2M1) xq
+ */
+void zk_qrows_q8_generic(const zweight *w, const float *x, int64_t n, float *y, int64_t r0,
+                         int64_t r1) {
+    const int64_t K = w->cols, G = w->group, ng = G > 0 ? K / G : 0,
+                  rb = zweight_row_data_bytes(w);
+    const bool aff = w->q == ZQ_AFFINE;
+    const int32_t m = aff ? 1 << (w->bits - 1) : 0;
+    int8_t xq[MAX_GROUP];
+    for (int64_t t = 0; t < n; t++) {
+        for (int64_t r = r0; r < r1; r++) y[t * w->rows + r] = 0.0f;
+        for (int64_t g = 0; g < ng; g++) {
+            float s;
+            int32_t qs;
+            const float d = zxq_group(x + t * K + g * G, (int)G, xq, &s, &qs);
+            for (int64_t r = r0; r < r1; r++) {
+                const uint8_t *row = (const uint8_t *)w->data + r * rb;
+                int32_t dot = 0;
+                for (int64_t i = 0; i < G; i++) {
+                    const uint32_t q = zq_code(row, g * G + i, w->bits);
+                    dot += (aff ? (int32_t)q - m : fp4_x2[q]) * xq[i];
+                }
+                const float a = zweight_scale_at(w->sdtype, w->scales, r * ng + g);
+                float *yo = &y[t * w->rows + r];
+                if (aff)
+                    *yo += a * (d * (float)dot + (float)m * s) +
+                           zweight_scale_at(w->sdtype, w->biases, r * ng + g) * s;
+                else
+                    *yo += a * 0.5f * (d * (float)dot);
             }
         }
     }
-#endif
-    zk_fp8_install(&k); /* fp8 block weights: their own kernels (fp8.c) */
-    return k;
 }

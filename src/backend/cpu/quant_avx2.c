@@ -31,55 +31,6 @@
 #include "backend/cpu/simd_avx2.h"
 
 #include <immintrin.h>
-#include <string.h>
-
-/* The 8 codes of block k (elements 8k..8k+7) of a packed row, as floats (affine: q;
- * mxfp4: the E2M1 value).  bits and fp4 are constants at every call site. */
-static inline __attribute__((always_inline)) __m256 block8(const uint8_t *row, int64_t k,
-                                                          int bits, int fp4) {
-    __m256i v;
-    switch (bits) {
-    case 8:
-        return _mm256_cvtepi32_ps(
-            _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(row + 8 * k))));
-    case 4: {
-        v = _mm256_srlv_epi32(_mm256_set1_epi32((int)zq_word(row, k)),
-                              _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28));
-        if (fp4) {
-            const __m256 lut = _mm256_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f);
-            __m256 mag = _mm256_permutevar8x32_ps(lut, v); /* uses index bits 0-2 only */
-            __m256i sign = _mm256_and_si256(_mm256_slli_epi32(v, 28),
-                                            _mm256_set1_epi32((int)0x80000000u));
-            return _mm256_xor_ps(mag, _mm256_castsi256_ps(sign));
-        }
-        return _mm256_cvtepi32_ps(_mm256_and_si256(v, _mm256_set1_epi32(0xf)));
-    }
-    case 2: {
-        uint16_t h;
-        memcpy(&h, row + 2 * k, sizeof h);
-        v = _mm256_srlv_epi32(_mm256_set1_epi32(h), _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14));
-        return _mm256_cvtepi32_ps(_mm256_and_si256(v, _mm256_set1_epi32(3)));
-    }
-    default: { /* 3, 5, 6: 8 codes in `bits` bytes */
-        uint64_t u = 0;
-        memcpy(&u, row + (int64_t)bits * k, (size_t)bits);
-        __m256i lo = _mm256_set1_epi32((int)(uint32_t)u), hi = _mm256_set1_epi32((int)(uint32_t)(u >> 16));
-        __m256i sh;
-        if (bits == 3) {
-            v = _mm256_blend_epi32(lo, hi, 0xc0);
-            sh = _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 2, 5);
-        } else if (bits == 5) {
-            v = _mm256_blend_epi32(lo, hi, 0xf0);
-            sh = _mm256_setr_epi32(0, 5, 10, 15, 4, 9, 14, 19);
-        } else {
-            v = _mm256_blend_epi32(lo, hi, 0xf8);
-            sh = _mm256_setr_epi32(0, 6, 12, 2, 8, 14, 20, 26);
-        }
-        v = _mm256_and_si256(_mm256_srlv_epi32(v, sh), _mm256_set1_epi32((1 << bits) - 1));
-        return _mm256_cvtepi32_ps(v);
-    }
-    }
-}
 
 /* x[16k .. 16k+16) split into its even elements and its odd elements / 16 (the lanes
  * of pair16). */
@@ -125,26 +76,6 @@ static inline __attribute__((always_inline)) __m256 bcast_scale(const zweight *w
     return _mm256_set1_ps(zweight_scale_at(w->sdtype, w->scales, i));
 }
 
-/* sum_g b[g] * xs[g], g < n, b of dtype dt (BF16, F16, F32) */
-static float bias_dot(const void *b, zdtype dt, const float *xs, int64_t n) {
-    __m256 acc = _mm256_setzero_ps();
-    int64_t g = 0;
-    for (; g + 8 <= n; g += 8) {
-        __m256 bv;
-        if (dt == ZDT_F32) {
-            bv = _mm256_loadu_ps((const float *)b + g);
-        } else {
-            __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)b + g));
-            bv = dt == ZDT_F16 ? _mm256_cvtph_ps(h)
-                               : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-        }
-        acc = _mm256_fmadd_ps(bv, _mm256_loadu_ps(xs + g), acc);
-    }
-    float s = zk_hsum8(acc);
-    for (; g < n; g++) s += zweight_scale_at(dt, b, g) * xs[g];
-    return s;
-}
-
 enum { XP_MAX = 8192 }; /* floats of split x (4-bit) on the stack: tokens x chunk columns */
 
 /* xp[t * cw + 16 j ...] = the even, then odd / 16 elements of x[t * ldx + c0 + 16 j ...] */
@@ -183,7 +114,7 @@ static inline __attribute__((always_inline)) void qtile(const qargs *a, int64_t 
     const bool nib = bits == 4 && !fp4;
     const float *x0 = a->x + a->t * K, *x1 = x0 + (N > 1 ? K : 0);
     const float *p0 = nib ? a->xp + a->t * a->xpw : NULL, *p1 = nib ? p0 + (N > 1 ? a->xpw : 0) : NULL;
-    const uint8_t *rows[4];
+    const uint8_t *rows[4], *end = (const uint8_t *)w->data + w->rows * a->rb;
     __m256 tot[4][2];
     for (int i = 0; i < 4; i++) {
         rows[i] = (const uint8_t *)w->data + (r + (i < R ? i : 0)) * a->rb;
@@ -209,8 +140,8 @@ static inline __attribute__((always_inline)) void qtile(const qargs *a, int64_t 
                 if (nib) {
                     pair16(rows[i], k, &q0, &q1);
                 } else {
-                    q0 = block8(rows[i], 2 * k, bits, fp4);
-                    q1 = block8(rows[i], 2 * k + 1, bits, fp4);
+                    q0 = zk_block8(rows[i], 2 * k, bits, fp4, end);
+                    q1 = zk_block8(rows[i], 2 * k + 1, bits, fp4, end);
                 }
                 acc0[i][0] = _mm256_fmadd_ps(q0, xa0, acc0[i][0]);
                 acc1[i][0] = _mm256_fmadd_ps(q1, xa1, acc1[i][0]);
@@ -232,7 +163,7 @@ static inline __attribute__((always_inline)) void qtile(const qargs *a, int64_t 
             if (!fp4) {
                 const int64_t ssz = (int64_t)zdtype_table[w->sdtype].size;
                 const uint8_t *b = (const uint8_t *)w->biases + ((r + i) * ng + a->g0) * ssz;
-                v += bias_dot(b, w->sdtype, a->xs + (a->t + t) * a->gn, a->gn);
+                v += zk_sdot8(b, w->sdtype, a->xs + (a->t + t) * a->gn, a->gn);
             }
             float *yo = &a->y[(a->t_abs + t) * w->rows + r + i];
             *yo = a->g0 == 0 ? v : *yo + v;
@@ -268,16 +199,9 @@ static inline __attribute__((always_inline)) void rows_fmt(const zweight *w, con
             for (int64_t t = 0; t < nt; t += 2) {
                 a.t = t;
                 a.t_abs = t0 + t;
-                const bool two = nt - t >= 2;
-                int64_t r = r0;
-                if (two)
-                    for (; r + 2 <= r1; r += 2) qtile(&a, r, 2, 2, bits, fp4, bf16);
-                else
-                    for (; r + 4 <= r1; r += 4) qtile(&a, r, 4, 1, bits, fp4, bf16);
-                for (; r < r1; r++) {
-                    if (two) qtile(&a, r, 1, 2, bits, fp4, bf16);
-                    else qtile(&a, r, 1, 1, bits, fp4, bf16);
-                }
+#define TILE(r, R, N) qtile(&a, r, R, N, bits, fp4, bf16)
+                ZK_ROW_TILES(r0, r1, nt - t >= 2, TILE);
+#undef TILE
             }
         }
     }
@@ -287,14 +211,9 @@ static inline __attribute__((always_inline)) void rows_fmt(const zweight *w, con
 static inline __attribute__((always_inline)) void rows_bits(const zweight *w, const float *x,
                                                             int64_t n, float *y, int64_t r0,
                                                             int64_t r1, int bf16) {
-    switch (w->bits) {
-    case 2: rows_fmt(w, x, n, y, r0, r1, 2, 0, bf16); break;
-    case 3: rows_fmt(w, x, n, y, r0, r1, 3, 0, bf16); break;
-    case 4: rows_fmt(w, x, n, y, r0, r1, 4, 0, bf16); break;
-    case 5: rows_fmt(w, x, n, y, r0, r1, 5, 0, bf16); break;
-    case 6: rows_fmt(w, x, n, y, r0, r1, 6, 0, bf16); break;
-    default: rows_fmt(w, x, n, y, r0, r1, 8, 0, bf16); break;
-    }
+#define FMT(b) rows_fmt(w, x, n, y, r0, r1, b, 0, bf16)
+    ZK_AFFINE_BITS(w->bits, FMT)
+#undef FMT
 }
 
 void zk_qrows_avx2(const zweight *w, const float *x, int64_t n, float *y, int64_t r0, int64_t r1) {

@@ -1,7 +1,12 @@
 /*
- * common.cuh — device helpers shared by the kernels_*.cu files: element conversion of
- * the dense weight kinds, 16-byte vector loads, warp and block reductions, and the
- * dispatch from a zwkind to a kernel template.  Not for kernels themselves.
+ * common.cuh — device helpers shared by the kernels_*.cu files: warp reductions, the
+ * launch helper (programmatic dependent launch on Hopper), the canonical RMSNorm and
+ * rope arithmetic (every kernel that computes a norm or a rotation calls these, so fused
+ * and unfused kernels agree bit for bit), and the dispatch from a zwkind to a kernel
+ * template.  Not for kernels themselves.
+ *
+ * Every .cu file is built with --fmad=false: nothing is contracted behind our back, and
+ * each FMA in the code is written as fmaf().
  */
 #ifndef ZMLX_BACKEND_CUDA_COMMON_CUH
 #define ZMLX_BACKEND_CUDA_COMMON_CUH
@@ -10,66 +15,63 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_runtime.h>
 #include <stdint.h>
 
 extern "C" {
 #include "model/weight.h"
 }
 
-/* Element type tags of the dense kinds. */
-typedef float wf32;
-typedef __half wf16;
-typedef __nv_bfloat16 wbf16;
+/* ------------------------------------------------------------------ loads */
 
-__device__ __forceinline__ float tof(float v) { return v; }
-__device__ __forceinline__ float tof(__half v) { return __half2float(v); }
-__device__ __forceinline__ float tof(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-/* Elements per 16-byte load of T, and that load converted to floats. */
-template <typename T> struct vec16;
-template <> struct vec16<float> {
-    static constexpr int N = 4;
-    static __device__ __forceinline__ void cvt(const uint4 &v, float *f) {
-        f[0] = __uint_as_float(v.x);
-        f[1] = __uint_as_float(v.y);
-        f[2] = __uint_as_float(v.z);
-        f[3] = __uint_as_float(v.w);
-    }
-};
-template <> struct vec16<__nv_bfloat16> {
-    static constexpr int N = 8;
-    static __device__ __forceinline__ void cvt(const uint4 &v, float *f) {
-        const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            f[2 * i] = __uint_as_float(w[i] << 16);
-            f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
-        }
-    }
-};
-template <> struct vec16<__half> {
-    static constexpr int N = 8;
-    static __device__ __forceinline__ void cvt(const uint4 &v, float *f) {
-        const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            __half2 h;
-            memcpy(&h, &w[i], sizeof h);
-            float2 p = __half22float2(h);
-            f[2 * i] = p.x;
-            f[2 * i + 1] = p.y;
-        }
-    }
-};
-
-/* A 16-byte load that bypasses L1 (weights are read once per step). */
-__device__ __forceinline__ uint4 ld16_stream(const void *p) {
-    return __ldg(reinterpret_cast<const uint4 *>(p));
+/* Loads of weights, read once per step: bypass L1 so activations stay there. */
+__device__ __forceinline__ uint4 ldw4(const void *p) {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+    return v;
+}
+__device__ __forceinline__ uint2 ldw2(const void *p) {
+    uint2 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v2.u32 {%0,%1}, [%2];" : "=r"(v.x), "=r"(v.y) : "l"(p));
+    return v;
+}
+__device__ __forceinline__ uint32_t ldw1(const void *p) {
+    uint32_t v;
+    asm volatile("ld.global.nc.L1::no_allocate.u32 %0, [%1];" : "=r"(v) : "l"(p));
+    return v;
 }
 
+/* Scale / bias i of a quantized weight (CU_SDT_*). */
+__device__ __forceinline__ float ld_scale(int sdt, const void *p, int64_t i) {
+    switch (sdt) {
+    case CU_SDT_BF16:
+        return __uint_as_float((uint32_t)__ldg(static_cast<const unsigned short *>(p) + i) << 16);
+    case CU_SDT_F16: return __half2float(__ldg(static_cast<const __half *>(p) + i));
+    case CU_SDT_F32: return __ldg(static_cast<const float *>(p) + i);
+    default: { /* E8M0, as ze8m0_to_f32 */
+        const uint32_t s = __ldg(static_cast<const unsigned char *>(p) + i);
+        return __uint_as_float(s == 0 ? 0x00400000u : s << 23);
+    }
+    }
+}
+
+__device__ __forceinline__ int sdt_size(int sdt) {
+    return sdt == CU_SDT_F32 ? 4 : sdt == CU_SDT_E8M0 ? 1 : 2;
+}
+
+/* Exact float of an unsigned integer code below 2^23, without I2F. */
+__device__ __forceinline__ float code_f(uint32_t c) {
+    return __fsub_rn(__uint_as_float(0x4B000000u | c), 8388608.0f);
+}
+
+/* ------------------------------------------------------------------ reductions */
+
+/* xor butterfly: every lane ends with the same bits (addition commutes exactly). */
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    for (int o = 16; o > 0; o >>= 1) v = __fadd_rn(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
 }
 
@@ -88,7 +90,7 @@ __device__ __forceinline__ float block_sum(float v, float *red) {
     if (lane == 0) red[warp] = v;
     __syncthreads();
     float s = 0.0f;
-    for (int i = 0; i < nw; i++) s += red[i]; /* same order in every thread */
+    for (int i = 0; i < nw; i++) s = __fadd_rn(s, red[i]); /* same order in every thread */
     return s;
 }
 
@@ -103,18 +105,114 @@ __device__ __forceinline__ float block_max(float v, float *red) {
     return s;
 }
 
-/* Is p aligned to 16 bytes? */
-static inline bool aligned16(const void *p) {
-    return ((uintptr_t)p & 15u) == 0;
+/* ------------------------------------------------------------------ canonical arithmetic */
+
+/* Sum of squares of x[0..d) in the one order every norm uses: lane l sums elements
+   l, l + 32, ... (FMA chain), then the warp's butterfly.  Call with a whole warp. */
+__device__ __forceinline__ float warp_sumsq(const float *x, int64_t d) {
+    const int lane = threadIdx.x & 31;
+    float a = 0.0f;
+    for (int64_t c = lane; c < d; c += 32) {
+        const float v = x[c];
+        a = fmaf(v, v, a);
+    }
+    return warp_sum(a);
 }
 
-/* Call f.template operator()<T>() with the element type of a dense kind. */
+/* 1 / sqrt(mean square + eps), as zop_rmsnorm. */
+__device__ __forceinline__ float rms_inv(float ss, int64_t d, float eps) {
+    return __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(__fdiv_rn(ss, (float)d), eps)));
+}
+
+/* One normalised element: w * (x * inv). */
+__device__ __forceinline__ float norm_el(float w, float x, float inv) {
+    return __fmul_rn(w, __fmul_rn(x, inv));
+}
+
+/* silu(g) * u with zop_silu_mul's roundings. */
+__device__ __forceinline__ float silu_mul(float g, float u) {
+    const float s = __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-g)));
+    return __fmul_rn(__fmul_rn(g, s), u);
+}
+
+/* cos and sin of frequency i at `pos` (zop_rope_table): double-precision cos/sin of the
+   float angle, times mscale. */
+__device__ __forceinline__ void rope_cs(int64_t pos, const float *inv_freq, int64_t i, float mscale,
+                                        float *c, float *s) {
+    const float ang = __fmul_rn((float)pos, inv_freq[i]);
+    *c = __fmul_rn((float)cos((double)ang), mscale);
+    *s = __fmul_rn((float)sin((double)ang), mscale);
+}
+
+/* The interleaved rotation of the pair (a, b) (zop_rope_interleaved). */
+__device__ __forceinline__ void rope_pair(float a, float b, float c, float s, float *ra, float *rb) {
+    *ra = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
+    *rb = __fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s));
+}
+
+/* ------------------------------------------------------------------ PDL and launches */
+
+/* Let the next kernel on the stream launch (its blocks still wait for our completion
+   before they read what we write). */
+__device__ __forceinline__ void pdl_launch(void) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+/* Wait until the previous kernel has completed and its writes are visible.  A no-op
+   when the kernel was not launched as a programmatic dependent. */
+__device__ __forceinline__ void pdl_wait(void) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+/* Ask L2 to fetch [p, p + bytes) (lines spread over the block's threads). */
+__device__ __forceinline__ void prefetch_l2(const void *p, int64_t bytes) {
+    const char *b = static_cast<const char *>(p);
+    for (int64_t o = (int64_t)threadIdx.x * 128; o < bytes; o += (int64_t)blockDim.x * 128)
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(b + o));
+}
+
+/* Ask L2 for the line holding p (this thread alone). */
+__device__ __forceinline__ void prefetch_line(const void *p) {
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+}
+
+/* Every kernel starts with pdl_launch() and calls pdl_wait() before it reads an earlier
+   kernel's output or writes anything; launched through here, q.pdl lets it overlap. */
+template <typename... KA, typename... A>
+static cudaError_t launch(cu_q q, dim3 grid, dim3 block, size_t smem, void (*k)(KA...), A... args) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = q.st;
+    cudaLaunchAttribute at[1];
+    if (q.pdl) {
+        at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        at[0].val.programmaticStreamSerializationAllowed = 1;
+        cfg.attrs = at;
+        cfg.numAttrs = 1;
+    }
+    return cudaLaunchKernelEx(&cfg, k, static_cast<KA>(args)...);
+}
+
+/* Call __VA_ARGS__ with `K` a compile-time zwkind. */
 #define ZCU_DISPATCH(kind, ...)                                                        \
     do {                                                                               \
         switch (kind) {                                                                \
-        case ZW_F32: { typedef float T; __VA_ARGS__; } break;                          \
-        case ZW_F16: { typedef __half T; __VA_ARGS__; } break;                         \
-        case ZW_BF16: { typedef __nv_bfloat16 T; __VA_ARGS__; } break;                 \
+        case ZW_F32: { constexpr int K = ZW_F32; __VA_ARGS__; } break;                 \
+        case ZW_F16: { constexpr int K = ZW_F16; __VA_ARGS__; } break;                 \
+        case ZW_BF16: { constexpr int K = ZW_BF16; __VA_ARGS__; } break;               \
+        case ZW_AFFINE2: { constexpr int K = ZW_AFFINE2; __VA_ARGS__; } break;         \
+        case ZW_AFFINE3: { constexpr int K = ZW_AFFINE3; __VA_ARGS__; } break;         \
+        case ZW_AFFINE4: { constexpr int K = ZW_AFFINE4; __VA_ARGS__; } break;         \
+        case ZW_AFFINE5: { constexpr int K = ZW_AFFINE5; __VA_ARGS__; } break;         \
+        case ZW_AFFINE6: { constexpr int K = ZW_AFFINE6; __VA_ARGS__; } break;         \
+        case ZW_AFFINE8: { constexpr int K = ZW_AFFINE8; __VA_ARGS__; } break;         \
+        case ZW_MXFP4: { constexpr int K = ZW_MXFP4; __VA_ARGS__; } break;             \
         default: return cudaErrorInvalidValue;                                         \
         }                                                                              \
     } while (0)

@@ -33,11 +33,11 @@ static zmlx_status cuda_probe(zerr *e) {
 }
 
 static bool cuda_supports_weight(const zweight *w) {
-    return zweight_check(w, NULL, 0) && cuk_kind_ok((int32_t)zweight_kind(w));
+    return zweight_check(w, NULL, 0) && cuk_kind_ok((int32_t)zweight_kind(w)) && w->cols % 32 == 0;
 }
 
 static bool cuda_supports(zdtype dt) {
-    return cuda_supports_weight(&(zweight){.dtype = dt});
+    return dt == ZDT_F32 || dt == ZDT_F16 || dt == ZDT_BF16;
 }
 
 static void cuda_free(void *vc);
@@ -76,6 +76,10 @@ zmlx_status zcu_ctx_open(cu_ctx *c, int device, const zmlx_model *m, zerr *e) {
     CU_TRY(e, cudaGetDeviceProperties(&prop, c->device));
     snprintf(c->name, sizeof c->name, "%s", prop.name);
     c->sms = prop.multiProcessorCount;
+    c->cc_major = prop.major;
+    /* programmatic dependent launch: Hopper and later; ZMLX_CUDA_PDL=0 turns it off */
+    const char *pdl = getenv("ZMLX_CUDA_PDL");
+    c->pdl = prop.major >= 9 && !(pdl && !strcmp(pdl, "0"));
     CU_TRY(e, cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     CU_TRY(e, cuk_init());
     c->m = m;

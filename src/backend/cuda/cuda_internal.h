@@ -1,9 +1,14 @@
 /*
- * cuda_internal.h — the `cuda` backend's context, shared by its C files:
+ * cuda_internal.h — the `cuda` backend's context and session state, shared by its C files:
  *   cuda.c    the backend table, context, device probe, error reporting
  *   upload.c  the weights on the device (one arena, stored formats)
- *   step.c    device sessions: planned buffers, the latent cache, the forward pass,
- *             and the CUDA graph of the decode step
+ *   step.c    device sessions: planned buffers, the latent cache, the rope table, the
+ *             eval loop and the CUDA graph of the decode step
+ *   decode.c  the one-token step, stage by stage, as the layer's pattern plan says
+ *   chunk.c   the prefill step of a chunk of tokens (GEMMs)
+ *
+ *   ep.c      several GPUs (ep.h): ranks, worker threads, NCCL; decode.c / chunk.c sum
+ *             the expert outputs over the ranks inside their MoE stage
  * Not part of any public interface.
  */
 #ifndef ZMLX_BACKEND_CUDA_INTERNAL_H
@@ -33,7 +38,7 @@ typedef struct cu_layer {
     cuw gate, up, down;                 /* dense MLP */
     cuw router;                         /* [E, d] */
     const float *router_bias;           /* [E] or NULL */
-    cuw exp_gate, exp_up, exp_down;     /* E stacked matrices, `stride` apart */
+    cuw exp_gate, exp_up, exp_down;     /* E stacked matrices */
     cuw sh_gate, sh_up, sh_down;        /* rows 0 when the model has no shared expert */
 } cu_layer;
 
@@ -41,8 +46,10 @@ typedef struct cu_ctx {
     int device;
     char name[256];                     /* the GPU's name */
     int sms;                            /* multiprocessors */
+    int cc_major;
+    bool pdl;                           /* programmatic dependent launch (sm_90+, ZMLX_CUDA_PDL != 0) */
     cudaStream_t stream;
-    const zmlx_model *m;                /* host model: config, rope, scales */
+    const zmlx_model *m;                /* host model: config, rope, scales, pattern plan */
     void *warena;                       /* every weight, one allocation */
     size_t wbytes;
     cu_layer *layers;                   /* [n_layers] */
@@ -55,11 +62,68 @@ typedef struct cu_ctx {
 /* Open `device` (-1: the current one) for c: properties, stream, kernel attributes. */
 zmlx_status zcu_ctx_open(cu_ctx *c, int device, const zmlx_model *m, zerr *e);
 
+/* A device session: the chunk buffers (one allocation), the cache, the decode graph. */
+typedef struct cu_sess {
+    cu_ctx *c;
+    int64_t max_pos, cap;
+    bool kv_bf16;
+    size_t kv_elem;
+    int64_t W;                /* cache row: kv_lora + rope */
+    void *cache;              /* [n_layers][cap][W] */
+    float *rope_tab;          /* [cap, rope] cos | sin per position (glm47_rope) */
+    void *arena;              /* the chunk buffers below, one allocation */
+    float *x, *xn, *f, *xrow;  /* [C, d] residual, normed, block output, final-normed */
+    float *qa;                 /* [C, q_lora] */
+    float *q;                  /* [C, H, nope + rope] */
+    float *kv;                 /* [C, W] */
+    float *qabs;               /* [C, H, W] absorbed queries [q_lat | q_pe] */
+    float *olat;               /* [C, H, R] */
+    float *attn;               /* [C, H * vd] */
+    float *cs;                 /* [C, rope] cos | sin */
+    float *part_o, *part_ml;   /* attention splits */
+    float *logits;             /* [C, V] */
+    float *rlog, *rw;          /* [C, E], [C, K] */
+    int32_t *ridx, *goff, *glist, *gslot; /* [C, K], [E + 1], [C * K], [C, K] */
+    float *ge, *ue, *de;       /* [C * K, mI], [C * K, mI], [C * K, d] */
+    float *sg, *su, *sd;       /* [C, sI], [C, sI], [C, d] shared expert */
+    float *dg, *du;            /* [C, I] dense MLP */
+    cu_step *d_step;
+    cu_step *h_step;           /* pinned */
+    float *h_logits;           /* pinned [V] */
+    float *lat_f32, *kvb;      /* expanded path: [xcap, R], [xcap, H * (nope + vd)] */
+    int64_t xcap;
+    cudaGraphExec_t graph;     /* the decode step, valid for graph_cap and graph_patterns */
+    int64_t graph_cap;
+    zpatch_set graph_patterns;
+    bool graph_pdl;
+    int64_t bytes;
+} cu_sess;
+
 zmlx_status zcu_upload(cu_ctx *c, const zmlx_model *m, zerr *e);
 void zcu_upload_free(cu_ctx *c);
 
 zmlx_status zcu_session_init(void *ctx, int64_t max_pos, void **dev, int64_t *bytes, zerr *e);
 void zcu_session_free(void *ctx, void *dev);
 zmlx_status zcu_session_eval(void *ctx, void *dev, const zdev_eval *ev, int64_t *bytes, zerr *e);
+
+/* Splits of the decode attention for a cache of cap positions (fixed per graph). */
+int64_t zcu_dec_nsplit(const cu_sess *s, int64_t cap);
+
+/* decode.c: enqueue the one-token absorbed step (its cu_step already on the device):
+   embedding, every layer, final norm and lm_head into s->logits; pdl as the launches may
+   overlap (the first kernel never does). */
+zmlx_status zcu_decode(cu_sess *s, bool pdl, zerr *e);
+
+/* chunk.c: enqueue a chunk of n tokens (its cu_step on the device); T = positions after
+   it; logits of every row (all), of the last (last), or none. */
+zmlx_status zcu_chunk(cu_sess *s, int64_t n, int64_t T, bool absorbed, int64_t nsplit,
+                      bool logits, bool all, zerr *e);
+/* Benchmarks (bench/cuda_decode.c): make the cache hold T positions of pseudo-random
+   latents, as if a prompt of T tokens had been evaluated (the caller sets the session's
+   position); decode then reads a context of T without paying for its prefill. */
+zmlx_status zcu_synthetic_context(void *dev, int64_t T, uint32_t seed, zerr *e);
+
+/* The expanded path's per-position buffers for T positions (chunk.c). */
+zmlx_status zcu_reserve_expanded(cu_sess *s, int64_t T, zerr *e);
 
 #endif

@@ -7,10 +7,14 @@
  *           a communicator per GPU, ncclCommInitAll) or one rank of a multi-process run
  *           (ncclCommInitRank with the launcher's id); the fit check of each slice, the
  *           expert slice each rank uploads, and the sessions of every rank run together
- * What a rank does differently in the step (step.c): it holds experts [e0, e0 + ne) of
- * every MoE layer; the route is mapped to local ids (-1 = held elsewhere, its output row
- * written as +0.0), and one all-reduce (sum) of the [n, K, d] expert-output buffer runs
- * before the combine: the exact slot scheme of dist.h.  NCCL's NVLink multicast (NVLS)
+ * What a rank does differently in the step (decode.c, chunk.c): it holds experts
+ * [e0, e0 + ne) of every MoE layer; the expert products map the route's ids to local ones
+ * (cu_mv.e0 / ne: an expert held elsewhere reads nothing and its output row is +0.0; a
+ * prefill chunk runs only the rank's expert groups over a zeroed buffer), and one
+ * all-reduce (sum) of the [n, K, d] expert-output buffer runs before the combine: the
+ * exact slot scheme of dist.h.  The fused down projection + combine (downproj_combine,
+ * moe_combine) has no such buffer: with several GPUs that stage runs unfused (the same
+ * bits: the patterns are exact), every other pattern as the plan says.  NCCL's NVLink multicast (NVLS)
  * and lazy connection are off unless the environment sets them (NCCL_NVLS_ENABLE=0,
  * NCCL_RUNTIME_CONNECT=0), so nothing is set up inside a graph capture.
  */
@@ -86,10 +90,6 @@ void zcu_group_session_free(struct cu_ctx *c, void *dev);
 zmlx_status zcu_group_session_eval(struct cu_ctx *c, void *dev, const zdev_eval *ev,
                                    int64_t *bytes, zerr *e);
 void zcu_ep_free(struct cu_ctx *c);
-
-/* The step's part (step.c): route ids -> local ids for n*K slots (kernels_ep.cu). */
-cudaError_t cuk_ep_localize(const int32_t *idx, int64_t n, int32_t e0, int32_t ne,
-                            int32_t *lidx, cudaStream_t st);
 
 #ifdef __cplusplus
 }

@@ -1,13 +1,23 @@
 /*
  * kernels.h — the CUDA kernels of the `cuda` backend, as plain C launchers (callable from
- * the C orchestration in step.c, from tests/test_cuda.c and bench/).  Every launcher
- * enqueues on `st` and returns cudaGetLastError() of its launch; it never synchronises.
- * Pointers are device pointers unless a comment says otherwise; activations are float32.
+ * the C orchestration in step.c / stage.c, from tests/test_cuda*.c and bench/).  Every
+ * launcher enqueues on q.st and returns cudaGetLastError() of its launch; it never
+ * synchronises.  Pointers are device pointers unless a comment says otherwise;
+ * activations are float32.
  *
  * What each computes is the op of ops/ops.h (or backend/backend.h) it names; the
- * conformance test (tests/test_cuda.c) holds every kernel to that reference.
+ * conformance test (tests/test_cuda_kernels.c) holds every kernel to that reference.
  *
- * Not for: planning buffers or deciding what runs when (step.c), weights upload (upload.c).
+ * Every kernel is built with --fmad=false and writes each fused multiply-add explicitly
+ * (fmaf), so a fused kernel (a pattern) and the unfused chain it replaces share one
+ * arithmetic: the same device functions (common.cuh, dot.cuh) give the same bits.
+ *
+ * Programmatic dependent launch (Hopper): with q.pdl set, a kernel may start while the
+ * previous one on the stream finishes; it prefetches its weights into L2 and waits
+ * (griddepcontrol.wait) before it reads anything an earlier kernel wrote.
+ *
+ * Not for: planning buffers or deciding what runs when (step.c, stage.c), weights upload
+ * (upload.c).
  */
 #ifndef ZMLX_BACKEND_CUDA_KERNELS_H
 #define ZMLX_BACKEND_CUDA_KERNELS_H
@@ -20,27 +30,39 @@
 extern "C" {
 #endif
 
+/* Where a launch goes: the stream, and whether it may overlap its predecessor (PDL). */
+typedef struct cu_q {
+    cudaStream_t st;
+    bool pdl;
+} cu_q;
+
+/* Element type of the scales / biases of a quantized weight. */
+enum { CU_SDT_BF16 = 0, CU_SDT_F16, CU_SDT_F32, CU_SDT_E8M0 };
+
 /*
- * One matrix on the device: [rows, cols] row-major, `ld` elements between rows.  `kind`
- * is the zwkind of model/weight.h (row of zwfmt_table); the dense kinds F32, F16, BF16
- * run today.  Quantized kinds will add their packed words, scales and biases here, with
- * one entry per kind in the kernels' dispatch (the backend's format table, upload.c).
- * Stacked matrices (the routed experts of a layer) are `stride` elements apart.
+ * One matrix on the device in its stored layout (zwkind of model/weight.h): [rows, cols]
+ * row-major, `ld` BYTES between rows of `data`.  Dense kinds (F32, F16, BF16): elements.
+ * Quantized kinds (affine 2-8 bit, mxfp4): packed codes (the little-endian bit stream of
+ * weight.h), scales (and, affine, biases) [rows, cols / group] of `sdt`.  Stacked matrices
+ * (a layer's routed experts) are `stride` bytes (data) and `sstride` elements (scales and
+ * biases) apart.  cols is a multiple of 32 for every kind (checked at upload).
  */
 typedef struct cuw {
-    const void *data;   /* dense: elements of `kind` */
-    const void *scales; /* quantized layouts (not yet): [rows, cols / group] */
-    const void *biases;
+    const void *data;
+    const void *scales, *biases;
     int32_t kind;       /* zwkind */
-    int32_t group, bits;
-    int64_t rows, cols, ld;
-    int64_t stride;     /* elements between stacked matrices, 0 for one */
+    int32_t group;      /* quantized: elements per scale */
+    int32_t sdt;        /* CU_SDT_* */
+    int64_t rows, cols;
+    int64_t ld;         /* bytes between rows of data */
+    int64_t stride;     /* bytes between stacked matrices' data, 0 for one */
+    int64_t sstride;    /* scale / bias elements between stacked matrices */
 } cuw;
 
 /* Is `kind` a layout these kernels run? */
 bool cuk_kind_ok(int32_t kind);
-/* Bytes per element of a dense kind (0 if not dense). */
-int cuk_kind_size(int32_t kind);
+/* Bytes of one row of `cols` elements of `kind` (packed data only). */
+int64_t cuk_row_bytes(int32_t kind, int64_t cols);
 
 /* What the device step reads each token: chunk start position and ids (device memory,
    so a captured graph replays with new values). */
@@ -54,132 +76,8 @@ typedef struct cu_step {
 /* Once per process and device: kernel attributes (large dynamic shared memory). */
 cudaError_t cuk_init(void);
 
-/* ---------------------------------------------------------------- matvec (decode) */
-
-/*
- * Grouped matrix-vector products, one warp per output row (float32 accumulation):
- *   for g < groups, r < rpg:
- *     W_g = w.data + (idx ? idx[g] : 0) * w.stride + (row0 + (g % gmod) * grs) * w.ld
- *     y[g * ys + r] = W_g[r] · x[g * xs .. g * xs + w.cols)
- * Plain y = W x: groups = 1, rpg = w.rows.  Per head (absorbed MLA W_UV): gmod = H.
- * Routed experts: idx = the route's expert ids (device); a group whose id is < 0 reads no
- * weights and writes +0.0 (SwiGLU: silu(0) * 0 = +0.0), an expert another GPU holds (ep.h).
- * SwiGLU (swiglu_mlp / moe_mlp) when up.data is set: up has w's layout and shape and the
- * same row mapping, and y = silu(W_g[r] · x) * (U_g[r] · x) (zop_silu_mul's roundings);
- * the two rows are read together.
- */
-typedef struct cu_mv {
-    cuw w;
-    cuw up;             /* SwiGLU's up matrix, or data NULL */
-    const int32_t *idx;
-    int64_t groups, rpg, row0, grs, gmod;
-    const float *x; int64_t xs;
-    float *y; int64_t ys;
-} cu_mv;
-
-/* Up to ZCU_MV_JOBS independent products in one launch (one per run of jobs sharing a
-   weight kind and alignment). */
-#define ZCU_MV_JOBS 4
-cudaError_t cuk_matvec(const cu_mv *jobs, int n_jobs, cudaStream_t st);
-
-/*
- * Transposed grouped products (absorbed MLA: q_lat_h = W_UK[h]^T q_nope_h):
- *   y[g * ys + c] = sum_{i < nr} W[row0 + (g % gmod) * grs + i][c] * x[g * xs + i],  c < w.cols
- * in float32, rows summed in order per slice (zop_matmul_t_ref up to summation order).
- * With cs set, also the interleaved rope of x[g * xs + nr .. + rope) with the cos | sin
- * row g / gmod of cs into y[g * ys + w.cols ..) (q_pe next to q_lat; zop_rope_interleaved's
- * roundings).
- */
-typedef struct cu_mvt {
-    cuw w;
-    int64_t nr, row0, grs, gmod, groups;
-    const float *x; int64_t xs;
-    float *y; int64_t ys;
-    const float *cs; int64_t rope;
-} cu_mvt;
-cudaError_t cuk_matvec_t(const cu_mvt *p, cudaStream_t st);
-
-/* ---------------------------------------------------------------- GEMM (prefill) */
-
-/*
- * Y[j, r] = W[r] · X[xrow(j)]  for r < w.rows, j < n (tiled, float32 accumulation).
- *   xrow(j) = xrows ? xrows[base + j] : base + j,  output row base + j.
- * Grouped (goff != NULL, the routed experts, grid over E = `groups`): group e covers rows
- * base = goff[e] .. goff[e+1] of X/Y and uses matrix e (w.data + e * w.stride); n bounds
- * each group's size.
- */
-cudaError_t cuk_gemm(cuw w, const float *x, int64_t ldx, const int32_t *xrows, float *y,
-                     int64_t ldy, int64_t n, const int32_t *goff, int64_t groups,
-                     cudaStream_t st);
-
-/* ---------------------------------------------------------------- elementwise */
-
-/* x[t, :] = embedding row ids[t] as float, t < n (ids from the step). */
-cudaError_t cuk_embed(cuw w, const cu_step *step, int64_t n, float *x, cudaStream_t st);
-
-/* y[t] = rmsnorm(x[t]) (zop_rmsnorm) for n rows of d; rows xs / ys apart; y may alias x. */
-cudaError_t cuk_rmsnorm(const float *x, int64_t xs, const float *w, int64_t d, float eps,
-                        float *y, int64_t ys, int64_t n, cudaStream_t st);
-
-/*
- * x[t] += f[t], then (if w) xn[t] = rmsnorm(x[t]) — forward.c's add_norm, n rows of d.
- */
-cudaError_t cuk_add_rmsnorm(float *x, const float *f, const float *w, int64_t d, float eps,
-                            float *xn, int64_t n, cudaStream_t st);
-
-/*
- * MLA projections' epilogue for token t < n at position step->pos + t:
- *   cs[t] = [cos | sin] of the position (zop_rope_table, rope/2 each)
- *   qa[t] = rmsnorm(qa[t]) (q_a_norm; skipped when qa is NULL)
- *   kv[t] = [rmsnorm(latent) | rope_interleaved(k_pe)], stored into cache row pos + t
- *           (row width R + rope, float32 or bf16)
- */
-typedef struct cu_prep {
-    float *kv; int64_t R, rope;   /* [n, R + rope] */
-    float *qa; int64_t ql;        /* [n, ql] or NULL */
-    const float *kv_norm, *q_norm;
-    float eps;                    /* attn_norm_eps */
-    const float *inv_freq; float mscale;
-    void *cache; bool cache_bf16; /* [cap, R + rope] of this layer */
-    float *cs;                    /* [n, rope] */
-    const cu_step *step;
-    int64_t n;
-} cu_prep;
-cudaError_t cuk_attn_prep(const cu_prep *p, cudaStream_t st);
-
-/*
- * Rope of every head's q_pe in place (q: [n, H, nope + rope], cs from cuk_attn_prep);
- * when qabs is not NULL also copies the rotated q_pe to qabs[(t*H + h), R .. R + rope)
- * (rows of R + rope: the absorbed path's query rows).
- */
-cudaError_t cuk_q_rope(float *q, int64_t n, int64_t H, int64_t nope, int64_t rope,
-                       const float *cs, float *qabs, int64_t R, cudaStream_t st);
-
-/* h[i] = silu(g[i]) * u[i] (zop_silu_mul), i < n. */
-cudaError_t cuk_silu_mul(const float *g, const float *u, int64_t n, float *h, cudaStream_t st);
-
-/*
- * The MoE combine in route order, float32 without contraction (moe.c):
- *   acc = sum_k w[t, k] * de[slot(t, k)]  (k ascending),  acc += sd[t] (when sd)
- *   x[t] += acc;  then, when norm_w, xn[t] = rmsnorm(x[t])
- * slot(t, k) = slot ? slot[t * K + k] : t * K + k;  K <= ZCU_COMBINE_MAX_K.
- */
-#define ZCU_COMBINE_MAX_K 16
-cudaError_t cuk_moe_combine(const float *w, const int32_t *slot, int64_t K, const float *de,
-                            const float *sd, float *x, const float *norm_w, float eps,
-                            float *xn, int64_t d, int64_t n, cudaStream_t st);
-
-/* out[t, c] = float(cache[t, c]) for t < T, c < R (rows of width W in the cache). */
-cudaError_t cuk_cache_to_f32(const void *cache, bool bf16, int64_t W, int64_t R, int64_t T,
-                             float *out, cudaStream_t st);
-
 /* ---------------------------------------------------------------- router */
 
-/*
- * zop_route for n tokens, one warp each: logits [n, E] -> idx [n, k], w [n, k], with its
- * ordering contract (selection score descending, ties to the lower expert index) and its
- * group limit.  E <= ZCU_ROUTE_MAX_E, k <= ZCU_ROUTE_MAX_K.
- */
 #define ZCU_ROUTE_MAX_E 1024
 #define ZCU_ROUTE_MAX_K 16
 typedef struct cu_route_cfg {
@@ -187,8 +85,14 @@ typedef struct cu_route_cfg {
     bool norm_topk_prob, softmax_scoring;
     float scale;
 } cu_route_cfg;
+
+/*
+ * zop_route for n tokens, one warp each: logits [n, E] -> idx [n, k], w [n, k], with its
+ * ordering contract (selection score descending, ties to the lower expert index) and its
+ * group limit.  E <= ZCU_ROUTE_MAX_E, k <= ZCU_ROUTE_MAX_K.
+ */
 cudaError_t cuk_route(cu_route_cfg cfg, const float *logits, const float *bias, int64_t n,
-                      int32_t *idx, float *w, cudaStream_t st);
+                      int32_t *idx, float *w, cu_q q);
 
 /*
  * Group the n tokens' K choices by expert, as moe.c's route() does:
@@ -196,18 +100,204 @@ cudaError_t cuk_route(cu_route_cfg cfg, const float *logits, const float *bias, 
  *   list[slot] = token of that row;  slot[t * K + k] = its row.
  */
 cudaError_t cuk_moe_group(const int32_t *idx, int64_t n, int64_t K, int64_t E, int32_t *goff,
-                          int32_t *list, int32_t *slot, cudaStream_t st);
+                          int32_t *list, int32_t *slot, cu_q q);
+
+/* ---------------------------------------------------------------- matvec (decode) */
+
+/* Epilogue of a matvec job. */
+enum {
+    CU_EPI_STORE = 0, /* y = W x */
+    CU_EPI_SWIGLU,    /* y = silu(W x) * (U x), zop_silu_mul's roundings */
+    CU_EPI_ADD,       /* y = y + W x (the residual add folded into the projection) */
+};
+
+/*
+ * Grouped matrix-vector products of one token, one warp per output row (rows summed in
+ * one fixed order whatever the kernel: dot.cuh):
+ *   for g < groups, r < rpg:
+ *     W_g = (the expert idx[g], or the route's g-th choice, of a stack; else the matrix)
+ *           rows row0 + (g % gmod) * grs + r
+ *     y[g * ys + r] = epi(W_g[r] · x_g),   x_g = x + g * xs
+ * Plain y = W x: groups = 1, rpg = w.rows.  Per head (absorbed MLA W_UV): gmod = H.
+ * `norm` (only with xs = 0): x is the residual stream and the product reads
+ * rmsnorm(x) * norm (zop_rmsnorm, the order of cuk_rmsnorm) computed on load.
+ * `route` (moe_mlp): the expert of group g is the g-th choice of zop_route over
+ * route.logits (one token), computed in each block as cuk_route does; block 0 also writes
+ * the choices to route.idx / route.w.
+ * Expert slice (several GPUs, ep.h; ne > 0 with idx or route): the stack holds experts
+ * [e0, e0 + ne) as matrices 0 .. ne - 1; a group whose expert lies outside reads no
+ * weights and writes epi(+0.0) (SwiGLU: silu(0) * 0 = +0.0), another GPU's expert.
+ */
+typedef struct cu_mv_route {
+    const float *logits, *bias;
+    cu_route_cfg cfg;
+    int32_t *idx;
+    float *w;
+} cu_mv_route;
+
+typedef struct cu_mv {
+    cuw w;
+    cuw up;                     /* SwiGLU's up matrix (CU_EPI_SWIGLU), same layout and shape */
+    const int32_t *idx;         /* expert of each group, or NULL */
+    bool routed;                /* experts from `route` (idx unused) */
+    cu_mv_route route;
+    int64_t groups, rpg, row0, grs, gmod;
+    const float *x; int64_t xs;
+    const float *norm; float eps;
+    float *y; int64_t ys;
+    int32_t epi;
+    int32_t e0, ne;             /* expert slice (ne 0: every expert of the stack) */
+} cu_mv;
+
+/* Up to ZCU_MV_JOBS independent products in one launch (one per run of jobs sharing a
+   weight kind). */
+#define ZCU_MV_JOBS 4
+cudaError_t cuk_matvec(const cu_mv *jobs, int n_jobs, cu_q q);
+
+/*
+ * The MoE output of one token with the down projections streamed into the weighted sum
+ * (downproj_combine):
+ *   acc = sum_k w[k] * (down_{idx[k]}[r] · h_k)   in k order (route order), no FMA
+ *   acc = acc + sh_down[r] · sh_h   (sh_h set)   or   acc + sh_out[r]   (sh_out set)
+ *   residual ? x[r] = x[r] + acc : out[r] = acc
+ * h_k = h + k * hs.  The dot products are those of cuk_matvec (bit for bit).
+ */
+typedef struct cu_combine {
+    cuw down;
+    const int32_t *idx;
+    const float *w;
+    int64_t K;
+    const float *h; int64_t hs;
+    cuw sh_down;                /* rows 0 when unused */
+    const float *sh_h;
+    const float *sh_out;
+    float *x;                   /* residual: updated in place */
+    float *out;                 /* !residual */
+    bool residual;
+} cu_combine;
+cudaError_t cuk_combine(const cu_combine *p, cu_q q);
+
+/*
+ * Transposed grouped products (absorbed MLA: q_lat_h = W_UK[h]^T q_nope_h):
+ *   y[g * ys + c] = sum_{i < nr} W[row0 + (g % gmod) * grs + i][c] * x[g * xs + i],  c < w.cols
+ * in float32, the weight dequantized as the reference does (s * q + b), rows summed in
+ * order per slice.  With rope > 0, also the interleaved rope of x[g * xs + nr .. + rope)
+ * into y[g * ys + w.cols ..) (q_pe next to q_lat; zop_rope_interleaved's roundings) at
+ * position step->pos + g / gmod: cos | sin from `table` (glm47_rope) or computed as
+ * zop_rope_table does (the same values).
+ * With `prep` set, the launch also runs cuk_attn_prep's work for that (one-token) step in
+ * extra blocks (the latent's norm, k_pe's rope, the cache write): one launch fewer.
+ */
+typedef struct cu_prep cu_prep;
+typedef struct cu_mvt {
+    cuw w;
+    int64_t nr, row0, grs, gmod, groups;
+    const float *x; int64_t xs;
+    float *y; int64_t ys;
+    int64_t rope;
+    const float *inv_freq; float mscale;
+    const float *table;
+    const cu_step *step;
+    const cu_prep *prep;  /* host pointer, copied into the launch; or NULL */
+} cu_mvt;
+cudaError_t cuk_matvec_t(const cu_mvt *p, cu_q q);
+
+/* ---------------------------------------------------------------- GEMM (prefill) */
+
+/*
+ * Y[j, r] = W[r] · X[xrow(j)]  for r < w.rows, j < n (tiled, float32, the weight
+ * dequantized on the fly as the reference does).
+ *   xrow(j) = xrows ? xrows[base + j] : base + j,  output row base + j.
+ * Grouped (goff != NULL, the routed experts, grid over E = `groups`): group e covers rows
+ * base = goff[e] .. goff[e+1] of X/Y and uses matrix e of the stack; n bounds each
+ * group's size.
+ */
+cudaError_t cuk_gemm(cuw w, const float *x, int64_t ldx, const int32_t *xrows, float *y,
+                     int64_t ldy, int64_t n, const int32_t *goff, int64_t groups, cu_q q);
+
+/* ---------------------------------------------------------------- elementwise */
+
+/* x[t, :] = embedding row ids[t] dequantized (the reference's values), t < n. */
+cudaError_t cuk_embed(cuw w, const cu_step *step, int64_t n, float *x, cu_q q);
+
+/* y[t] = rmsnorm(x[t]) * w (zop_rmsnorm; canonical order of common.cuh) for n rows of d;
+   rows xs / ys apart; y may alias x. */
+cudaError_t cuk_rmsnorm(const float *x, int64_t xs, const float *w, int64_t d, float eps,
+                        float *y, int64_t ys, int64_t n, cu_q q);
+
+/* x[t] = x[t] + f[t], then (if w) xn[t] = rmsnorm(x[t]) * w — n rows of d. */
+cudaError_t cuk_add_rmsnorm(float *x, const float *f, const float *w, int64_t d, float eps,
+                            float *xn, int64_t n, cu_q q);
+
+/*
+ * The rope cos | sin table rows [p0, p1) (zop_rope_table's values: cos / sin of
+ * pos * inv_freq[i] in double, times mscale, rounded to float), rows of `rope` floats.
+ */
+cudaError_t cuk_rope_table(float *table, int64_t p0, int64_t p1, const float *inv_freq,
+                           float mscale, int64_t rope, cu_q q);
+
+/*
+ * MLA projections' epilogue for token t < n at position step->pos + t:
+ *   cs[t] = [cos | sin] of the position (zop_rope_table, rope/2 each), or row pos + t of
+ *           `table` when it is set (glm47_rope: the same values)
+ *   qa[t] = rmsnorm(qa[t]) (q_a_norm; skipped when qa is NULL)
+ *   kv[t] = [rmsnorm(latent) | rope_interleaved(k_pe)], stored into cache row pos + t
+ *           (row width R + rope, float32 or bf16)
+ */
+struct cu_prep {
+    float *kv; int64_t R, rope;   /* [n, R + rope] */
+    float *qa; int64_t ql;        /* [n, ql] or NULL */
+    const float *kv_norm, *q_norm;
+    float eps;                    /* attn_norm_eps */
+    const float *inv_freq; float mscale;
+    const float *table;           /* NULL: cos/sin computed here */
+    void *cache; bool cache_bf16; /* [cap, R + rope] of this layer */
+    float *cs;                    /* [n, rope] */
+    const cu_step *step;
+    int64_t n;
+};
+cudaError_t cuk_attn_prep(const cu_prep *p, cu_q q);
+
+/*
+ * Rope of every head's q_pe in place (q: [n, H, nope + rope], cs from cuk_attn_prep);
+ * when qabs is not NULL also copies the rotated q_pe to qabs[(t*H + h), R .. R + rope).
+ */
+cudaError_t cuk_q_rope(float *q, int64_t n, int64_t H, int64_t nope, int64_t rope,
+                       const float *cs, float *qabs, int64_t R, cu_q q_);
+
+/* h[i] = silu(g[i]) * u[i] (zop_silu_mul), i < n. */
+cudaError_t cuk_silu_mul(const float *g, const float *u, int64_t n, float *h, cu_q q);
+
+/*
+ * The MoE combine in route order, float32 without contraction (moe.c):
+ *   acc = sum_k w[t, k] * de[slot(t, k)]  (k ascending),  acc += sd[t] (when sd)
+ *   x ? (x[t] += acc, then when norm_w xn[t] = rmsnorm(x[t])) : out[t] = acc
+ * slot(t, k) = slot ? slot[t * K + k] : t * K + k;  K <= ZCU_COMBINE_MAX_K.
+ */
+#define ZCU_COMBINE_MAX_K 16
+cudaError_t cuk_moe_combine(const float *w, const int32_t *slot, int64_t K, const float *de,
+                            const float *sd, float *x, float *out, const float *norm_w,
+                            float eps, float *xn, int64_t d, int64_t n, cu_q q);
+
+/* n elements (f32 or bf16) of pseudo-random values in [-1, 1) from `seed` (benchmarks:
+   a synthetic context). */
+cudaError_t cuk_fill_random(void *p, int64_t n, bool bf16, uint32_t seed, cu_q q);
+
+/* out[t, c] = float(cache[t, c]) for t < T, c < R (rows of width W in the cache). */
+cudaError_t cuk_cache_to_f32(const void *cache, bool bf16, int64_t W, int64_t R, int64_t T,
+                             float *out, cu_q q);
 
 /* ---------------------------------------------------------------- attention */
 
 /*
  * Absorbed MLA attention (zattn_job with k = v = the latent rows), split over the context
  * (flash-decoding): queries q [n_q, H, W] (W = R + rope: [q_lat | q_pe]) against cache
- * rows [lat | k_pe] of width W; query i sees positions 0 .. step->pos + i.  The context
- * T = step->pos + n_q is cut into `nsplit` spans; split s writes, per (query, head), its
- * running max and sum (ml) and unnormalised sum of p_t * lat_t (o), and cuk_attn_merge
- * combines them into out [n_q, H, R].  nsplit is fixed when a graph is captured; the
- * spans follow the position read on the device.
+ * rows [lat | k_pe] of width W; query i sees positions 0 .. step->pos + i.  A block takes
+ * up to 32 heads (all of GLM's 20) and one span of positions, so the cache is streamed
+ * once per head block; the context T = step->pos + n_q is cut into `nsplit` spans; split
+ * s writes, per (query, head), its running max and sum (ml) and unnormalised sum of
+ * p_t * lat_t (o), and a merge kernel combines them into out [n_q, H, R].  nsplit is
+ * fixed when a graph is captured; the spans follow the position read on the device.
  */
 #define ZCU_ATTN_MAX_R 512 /* kv_lora_rank the absorbed kernel holds */
 #define ZCU_ATTN_MAX_SPLIT 256
@@ -221,8 +311,10 @@ typedef struct cu_attn {
     float *part_o;  /* [n_q, nsplit, H, R] */
     float *part_ml; /* [n_q, nsplit, H, 2] */
     float *out;     /* [n_q, H, R] */
+    int32_t hb;     /* heads per block: 0 = as many as fit (the cache read once per token);
+                       8 = more, smaller blocks (short contexts) */
 } cu_attn;
-cudaError_t cuk_attn_absorbed(const cu_attn *p, cudaStream_t st);
+cudaError_t cuk_attn_absorbed(const cu_attn *p, cu_q q);
 
 /*
  * Expanded MLA attention: q [n, H, nope + rope] (q_pe rotated), per-position keys/values
@@ -238,7 +330,7 @@ typedef struct cu_attn_x {
     const cu_step *step;
     float *out;
 } cu_attn_x;
-cudaError_t cuk_attn_expanded(const cu_attn_x *p, cudaStream_t st);
+cudaError_t cuk_attn_expanded(const cu_attn_x *p, cu_q q);
 
 #ifdef __cplusplus
 }

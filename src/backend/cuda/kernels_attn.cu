@@ -2,32 +2,25 @@
  * kernels_attn.cu — MLA attention on the device.
  *
  * Absorbed (decode, and prefill when asked): every head attends to the same latent rows
- * [lat | k_pe] (width W = R + rope), so a block takes AT_HB heads and a span of positions
- * and streams each row of the span through shared memory once for all its heads.  The
- * context is split into `nsplit` spans (flash-decoding) so a long context fills the GPU;
- * each split keeps an online softmax (running max m, sum l, unnormalised sum o) and
- * k_attn_merge combines the splits.  Tiles of AT_TP positions: one warp per head scores
- * the tile (lane = position), then every thread updates its latent columns for all heads.
+ * [lat | k_pe] (width W = R + rope), so a block takes up to 32 heads (all 20 of GLM's)
+ * and a span of positions and streams each row of the span through shared memory once
+ * for all its heads: the cache is read once per token and head block.  The context is
+ * split into `nsplit` spans (flash-decoding) so a long context fills the GPU; each split
+ * keeps an online softmax (running max m, sum l, unnormalised sum o) and k_attn_merge
+ * combines the splits.  Tiles of AT_TP positions, the next tile's rows loaded into
+ * registers while the current one is scored: warp w scores heads w, w + 8, ... (lane =
+ * position), then every thread updates its latent columns of every head.
  *
  * Expanded (prefill): per-position keys/values from kv_b (kvb), one block per
  * (head, query), tiles of AX_TP positions with the same online softmax.  Simple and
  * correct; the absorbed kernel is the fast one.
  *
  * Both compute zattn_head_ref's function (softmax(scale * (q·k + q_pe·k_pe)) weighted sum)
- * in float32; the order of the sums differs (tokens-class).
+ * in float32 on the CUDA cores; the order of the sums differs (tokens-class).
  */
 #include "backend/cuda/common.cuh"
 
 #include <math.h>
-
-enum { AT_TP = 32, AT_HB = 4, AT_THREADS = AT_HB * 32, AT_CPT = ZCU_ATTN_MAX_R / AT_THREADS };
-enum { AT_MAX_ROPE = 128 };
-
-/* Dynamic shared memory of k_attn_absorbed for a row width W. */
-static size_t at_smem(int64_t W) {
-    const int64_t WS = W | 1; /* odd stride: lanes reading different rows hit different banks */
-    return (size_t)(AT_TP * WS + AT_HB * W + AT_HB * AT_TP + AT_HB) * sizeof(float);
-}
 
 template <bool BF16>
 __device__ __forceinline__ float cache_at(const void *c, int64_t i) {
@@ -35,88 +28,135 @@ __device__ __forceinline__ float cache_at(const void *c, int64_t i) {
     else return static_cast<const float *>(c)[i];
 }
 
-template <bool BF16>
-__global__ void __launch_bounds__(AT_THREADS) k_attn_absorbed(cu_attn p) {
-    extern __shared__ float sm[];
-    const int64_t W = p.R + p.rope, WS = W | 1;
+/* Tiles of AT_TP positions; up to HB heads per block (a template constant: 8, 16, 24 or
+   32), 8 warps: warp w scores heads w, w + 8, ... (lane = position), then every thread
+   updates its latent columns (tid, tid + 256) of every head. */
+enum { AT_TP = 32, AT_WARPS = 8, AT_THREADS = AT_WARPS * 32, AT_CPT = ZCU_ATTN_MAX_R / AT_THREADS };
+enum { AT_MAX_ROPE = 128, AT_MAX_W = ZCU_ATTN_MAX_R + AT_MAX_ROPE };
+
+/* Dynamic shared memory of k_attn_absorbed for a row width W and HB heads. */
+static size_t at_smem(int64_t W, int HB) {
+    const int64_t WS = W + 4; /* rows 16-byte aligned, (W + 4) / 4 odd for W = 576: no conflicts */
+    return (size_t)(AT_TP * WS + HB * W + AT_TP * HB + HB) * sizeof(float);
+}
+
+template <bool BF16, int HB>
+__global__ void __launch_bounds__(AT_THREADS) k_attn_absorbed(const __grid_constant__ cu_attn p) {
+    extern __shared__ __align__(16) float sm[];
+    constexpr int ES = BF16 ? 2 : 4, NV = (AT_TP * AT_MAX_W * ES / 16 + AT_THREADS - 1) / AT_THREADS;
+    constexpr int HPW = (HB + AT_WARPS - 1) / AT_WARPS;
+    pdl_launch();
+    const int64_t W = p.R + p.rope, WS = W + 4;
     float *cs = sm;                 /* [AT_TP][WS] tile of cache rows */
-    float *qs = cs + AT_TP * WS;    /* [AT_HB][W] this block's query rows */
-    float *ps = qs + AT_HB * W;     /* [AT_HB][AT_TP] probabilities of the tile */
-    float *al = ps + AT_HB * AT_TP; /* [AT_HB] rescale of the running sums */
+    float *qs = cs + AT_TP * WS;    /* [HB][W] this block's query rows */
+    float *ps = qs + HB * W;        /* [AT_TP][HB] probabilities of the tile */
+    float *al = ps + AT_TP * HB;    /* [HB] rescale of the running sums */
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const int64_t split = blockIdx.x, h0 = (int64_t)blockIdx.y * AT_HB, qi = blockIdx.z;
+    const int64_t split = blockIdx.x, h0 = (int64_t)blockIdx.y * HB, qi = blockIdx.z;
+    const int nh = (int)(p.H - h0 < HB ? p.H - h0 : HB);
+    pdl_wait();
     const int64_t pos = p.step->pos, Ti = pos + qi + 1; /* positions query qi sees */
     int64_t span = (pos + p.n_q + p.nsplit - 1) / p.nsplit;
     span = (span + AT_TP - 1) / AT_TP * AT_TP;
     const int64_t t0 = split * span, t1 = t0 + span < Ti ? t0 + span : Ti;
 
 #pragma unroll
-    for (int hh = 0; hh < AT_HB; hh++) { /* the loads of all heads in flight together */
-        const int64_t h = h0 + hh;
-        const float *src = p.q + (qi * p.H + h) * W;
-#pragma unroll 4
-        for (int c = tid; c < (int)W; c += AT_THREADS) qs[hh * W + c] = h < p.H ? src[c] : 0.0f;
+    for (int hh = 0; hh < HB; hh++) {
+        const float *src = p.q + (qi * p.H + h0 + hh) * W;
+        for (int64_t c = tid; c < W; c += AT_THREADS) qs[hh * W + c] = hh < nh ? src[c] : 0.0f;
     }
-    float m = -INFINITY, l = 0.0f; /* of head h0 + warp, the same in every lane */
-    float acc[AT_HB][AT_CPT];
+    float m[HPW], l[HPW];
 #pragma unroll
-    for (int hh = 0; hh < AT_HB; hh++)
+    for (int i = 0; i < HPW; i++) m[i] = -INFINITY, l[i] = 0.0f;
+    float acc[HB][AT_CPT];
+#pragma unroll
+    for (int hh = 0; hh < HB; hh++)
 #pragma unroll
         for (int j = 0; j < AT_CPT; j++) acc[hh][j] = 0.0f;
 
+    /* the tile's cache rows as 16-byte vectors, loaded one tile ahead into registers */
+    const int vpr = (int)(W * ES / 16);
+    uint4 rv[NV];
+    auto load_tile = [&](int64_t tt) {
+        const int nt = (int)(t1 - tt < AT_TP ? t1 - tt : AT_TP);
+        const uint4 *src = reinterpret_cast<const uint4 *>(static_cast<const uint8_t *>(p.cache) +
+                                                           (size_t)(tt * W) * ES);
+#pragma unroll
+        for (int k = 0; k < NV; k++) {
+            const int i = tid + k * AT_THREADS;
+            if (i < nt * vpr) rv[k] = __ldg(src + i);
+        }
+    };
+    if (t0 < t1) load_tile(t0);
     for (int64_t tt = t0; tt < t1; tt += AT_TP) {
         const int nt = (int)(t1 - tt < AT_TP ? t1 - tt : AT_TP);
         __syncthreads(); /* the previous tile is consumed (and qs is loaded) */
-        if ((W * (BF16 ? 2 : 4)) % 16 == 0) { /* 16-byte loads, all in flight at once */
-            constexpr int N = BF16 ? 8 : 4;
-            const int vpr = (int)(W / N), nvec = nt * vpr;
-            const uint4 *src = reinterpret_cast<const uint4 *>(
-                static_cast<const uint8_t *>(p.cache) + (size_t)(tt * W) * (BF16 ? 2 : 4));
-#pragma unroll 4
-            for (int i = tid; i < nvec; i += AT_THREADS) {
+#pragma unroll
+        for (int k = 0; k < NV; k++) {
+            const int i = tid + k * AT_THREADS;
+            if (i < nt * vpr) {
+                constexpr int N = 16 / ES;
                 float f[N];
-                if constexpr (BF16) vec16<__nv_bfloat16>::cvt(__ldg(src + i), f);
-                else vec16<float>::cvt(__ldg(src + i), f);
+                if constexpr (BF16) {
+                    const uint32_t w4[4] = {rv[k].x, rv[k].y, rv[k].z, rv[k].w};
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        f[2 * e] = __uint_as_float(w4[e] << 16);
+                        f[2 * e + 1] = __uint_as_float(w4[e] & 0xffff0000u);
+                    }
+                } else {
+                    f[0] = __uint_as_float(rv[k].x), f[1] = __uint_as_float(rv[k].y);
+                    f[2] = __uint_as_float(rv[k].z), f[3] = __uint_as_float(rv[k].w);
+                }
                 float *dst = cs + (i / vpr) * WS + (i % vpr) * N;
 #pragma unroll
-                for (int k = 0; k < N; k++) dst[k] = f[k];
-            }
-        } else {
-            for (int j = 0; j < nt; j++) {
-                const int64_t row = (tt + j) * W;
-                for (int64_t c = tid; c < W; c += AT_THREADS) cs[j * WS + c] = cache_at<BF16>(p.cache, row + c);
+                for (int e = 0; e < N; e++) dst[e] = f[e];
             }
         }
+        if (tt + AT_TP < t1) load_tile(tt + AT_TP); /* in flight during this tile's math */
         __syncthreads();
-        { /* scores of head h0 + warp at position tt + lane; online softmax update */
-            float s = -INFINITY;
+        { /* scores of the warp's heads at position tt + lane; online softmax update */
+            float a[HPW][4];
+#pragma unroll
+            for (int i = 0; i < HPW; i++) a[i][0] = a[i][1] = a[i][2] = a[i][3] = 0.0f;
             if (lane < nt) {
-                const float *qr = qs + warp * W, *kr = cs + lane * WS;
-                /* four partial sums: the FMA chain is a quarter as long */
-                float a[4] = {0.0f, 0.0f, 0.0f, 0.0f}, b = 0.0f;
-                const int R = (int)p.R, R4 = R & ~3;
-                for (int c = 0; c < R4; c += 4) {
+                const float4 *kr = reinterpret_cast<const float4 *>(cs + lane * WS);
+                for (int64_t c4 = 0; c4 < W / 4; c4++) {
+                    const float4 kv = kr[c4];
 #pragma unroll
-                    for (int u = 0; u < 4; u++) a[u] = fmaf(qr[c + u], kr[c + u], a[u]);
+                    for (int i = 0; i < HPW; i++) {
+                        const int hh = warp + AT_WARPS * i;
+                        if (hh >= HB) break;
+                        const float4 qv = reinterpret_cast<const float4 *>(qs + hh * W)[c4];
+                        a[i][0] = fmaf(qv.x, kv.x, a[i][0]);
+                        a[i][1] = fmaf(qv.y, kv.y, a[i][1]);
+                        a[i][2] = fmaf(qv.z, kv.z, a[i][2]);
+                        a[i][3] = fmaf(qv.w, kv.w, a[i][3]);
+                    }
                 }
-                for (int c = R4; c < R; c++) a[0] = fmaf(qr[c], kr[c], a[0]);
-                for (int c = R; c < (int)W; c++) b = fmaf(qr[c], kr[c], b);
-                s = (((a[0] + a[1]) + (a[2] + a[3])) + b) * p.scale;
             }
-            const float mn = fmaxf(m, warp_max(s));
-            const float pr = lane < nt ? expf(s - mn) : 0.0f;
-            const float alpha = expf(m - mn); /* 0 on the first tile (m = -inf) */
-            l = l * alpha + warp_sum(pr);
-            m = mn;
-            ps[warp * AT_TP + lane] = pr;
-            if (lane == 0) al[warp] = alpha;
+#pragma unroll
+            for (int i = 0; i < HPW; i++) {
+                const int hh = warp + AT_WARPS * i;
+                if (hh >= HB) break;
+                const float s = lane < nt ? __fmul_rn(__fadd_rn(__fadd_rn(a[i][0], a[i][1]),
+                                                                __fadd_rn(a[i][2], a[i][3])), p.scale)
+                                          : -INFINITY;
+                const float mn = fmaxf(m[i], warp_max(s));
+                const float pr = lane < nt ? expf(__fsub_rn(s, mn)) : 0.0f;
+                const float alpha = expf(__fsub_rn(m[i], mn)); /* 0 on the first tile (m = -inf) */
+                l[i] = __fadd_rn(__fmul_rn(l[i], alpha), warp_sum(pr));
+                m[i] = mn;
+                ps[lane * HB + hh] = hh < nh ? pr : 0.0f;
+                if (lane == 0) al[hh] = alpha;
+            }
         }
         __syncthreads();
 #pragma unroll
-        for (int hh = 0; hh < AT_HB; hh++) {
+        for (int hh = 0; hh < HB; hh++) {
             const float a = al[hh];
 #pragma unroll
-            for (int j = 0; j < AT_CPT; j++) acc[hh][j] *= a;
+            for (int j = 0; j < AT_CPT; j++) acc[hh][j] = __fmul_rn(acc[hh][j], a);
         }
         for (int j = 0; j < nt; j++) {
             const float *kr = cs + j * WS;
@@ -126,36 +166,46 @@ __global__ void __launch_bounds__(AT_THREADS) k_attn_absorbed(cu_attn p) {
                 const int64_t c = tid + jj * AT_THREADS;
                 v[jj] = c < p.R ? kr[c] : 0.0f;
             }
+            const float4 *pr4 = reinterpret_cast<const float4 *>(ps + j * HB);
 #pragma unroll
-            for (int hh = 0; hh < AT_HB; hh++) {
-                const float pj = ps[hh * AT_TP + j];
+            for (int h4 = 0; h4 < HB / 4; h4++) {
+                const float4 pj = pr4[h4];
+                const float pv[4] = {pj.x, pj.y, pj.z, pj.w};
 #pragma unroll
-                for (int jj = 0; jj < AT_CPT; jj++) acc[hh][jj] = fmaf(pj, v[jj], acc[hh][jj]);
+                for (int e = 0; e < 4; e++)
+#pragma unroll
+                    for (int jj = 0; jj < AT_CPT; jj++)
+                        acc[4 * h4 + e][jj] = fmaf(pv[e], v[jj], acc[4 * h4 + e][jj]);
             }
         }
     }
-    const int64_t base = (qi * p.nsplit + split) * p.H;
+    const int64_t base = (qi * p.nsplit + split) * p.H + h0;
 #pragma unroll
-    for (int hh = 0; hh < AT_HB; hh++) {
-        const int64_t h = h0 + hh;
-        if (h >= p.H) break;
+    for (int hh = 0; hh < HB; hh++) {
+        if (hh >= nh) break;
 #pragma unroll
         for (int jj = 0; jj < AT_CPT; jj++) {
             const int64_t c = tid + jj * AT_THREADS;
-            if (c < p.R) p.part_o[(base + h) * p.R + c] = acc[hh][jj];
+            if (c < p.R) p.part_o[(base + hh) * p.R + c] = acc[hh][jj];
         }
     }
-    if (lane == 0 && h0 + warp < p.H) {
-        p.part_ml[(base + h0 + warp) * 2] = m;
-        p.part_ml[(base + h0 + warp) * 2 + 1] = l;
+#pragma unroll
+    for (int i = 0; i < HPW; i++) {
+        const int hh = warp + AT_WARPS * i;
+        if (hh < nh && lane == 0) {
+            p.part_ml[(base + hh) * 2] = m[i];
+            p.part_ml[(base + hh) * 2 + 1] = l[i];
+        }
     }
 }
 
 /* out[qi, h] = sum_s exp(m_s - M) o_s / sum_s exp(m_s - M) l_s over the non-empty splits;
    the split statistics are read by all threads at once, then reduced from shared memory. */
-__global__ void k_attn_merge(cu_attn p) {
+__global__ void k_attn_merge(const __grid_constant__ cu_attn p) {
     __shared__ float ms[ZCU_ATTN_MAX_SPLIT], wt[ZCU_ATTN_MAX_SPLIT];
     __shared__ float inv_l;
+    pdl_launch();
+    pdl_wait();
     const int64_t h = blockIdx.x, qi = blockIdx.y;
     const float *ml = p.part_ml + (qi * p.nsplit * p.H + h) * 2; /* split s at + s * H * 2 */
     for (int64_t s = threadIdx.x; s < p.nsplit; s += blockDim.x) {
@@ -168,44 +218,67 @@ __global__ void k_attn_merge(cu_attn p) {
         float M = -INFINITY, L = 0.0f;
         for (int64_t s = 0; s < p.nsplit; s++) M = fmaxf(M, ms[s]);
         for (int64_t s = 0; s < p.nsplit; s++) {
-            const float w = wt[s] > 0.0f ? expf(ms[s] - M) : 0.0f;
-            L += wt[s] * w;
+            const float w = wt[s] > 0.0f ? expf(__fsub_rn(ms[s], M)) : 0.0f;
+            L = __fadd_rn(L, __fmul_rn(wt[s], w));
             wt[s] = w;
         }
-        inv_l = 1.0f / L;
+        inv_l = __fdiv_rn(1.0f, L);
     }
     __syncthreads();
     for (int64_t c = threadIdx.x; c < p.R; c += blockDim.x) {
         float o = 0.0f;
-#pragma unroll 8
         for (int64_t s = 0; s < p.nsplit; s++)
             if (wt[s] != 0.0f) o = fmaf(wt[s], p.part_o[((qi * p.nsplit + s) * p.H + h) * p.R + c], o);
-        p.out[(qi * p.H + h) * p.R + c] = o * inv_l;
+        p.out[(qi * p.H + h) * p.R + c] = __fmul_rn(o, inv_l);
     }
 }
 
-extern "C" cudaError_t cuk_attn_absorbed(const cu_attn *p, cudaStream_t st) {
+/* Heads per block: the fewest template sizes that hold H, within the opt-in shared
+   memory of this device (smaller on sm_89). */
+static int at_heads(int64_t H, int64_t W) {
+    int dev = 0, optin = 48 * 1024;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess)
+        (void)cudaGetLastError();
+    int hb = H <= 8 ? 8 : H <= 16 ? 16 : H <= 24 ? 24 : 32;
+    while (hb > 8 && at_smem(W, hb) > (size_t)optin) hb = hb == 32 ? 24 : hb - 8;
+    return hb;
+}
+
+extern "C" cudaError_t cuk_attn_absorbed(const cu_attn *p, cu_q q) {
     if (p->n_q <= 0) return cudaSuccess;
-    if (p->R < 1 || p->R > ZCU_ATTN_MAX_R || p->rope < 0 || p->rope > AT_MAX_ROPE ||
-        p->nsplit < 1 || p->nsplit > ZCU_ATTN_MAX_SPLIT || p->n_q > 65535 ||
-        (p->H + AT_HB - 1) / AT_HB > 65535)
+    const int64_t W = p->R + p->rope;
+    if (p->R < 1 || p->R > ZCU_ATTN_MAX_R || p->rope < 0 || p->rope > AT_MAX_ROPE || W % 8 ||
+        p->nsplit < 1 || p->nsplit > ZCU_ATTN_MAX_SPLIT || p->n_q > 65535 || p->H < 1 ||
+        (p->H + 31) / 32 > 65535)
         return cudaErrorInvalidValue;
-    const size_t smem = at_smem(p->R + p->rope);
-    dim3 grid((unsigned)p->nsplit, (unsigned)((p->H + AT_HB - 1) / AT_HB), (unsigned)p->n_q);
-    if (p->cache_bf16) k_attn_absorbed<true><<<grid, AT_THREADS, smem, st>>>(*p);
-    else k_attn_absorbed<false><<<grid, AT_THREADS, smem, st>>>(*p);
-    cudaError_t err = cudaGetLastError();
+    int HB = at_heads(p->H, W);
+    if (p->hb == 8) HB = 8;
+    const size_t smem = at_smem(W, HB);
+    const dim3 grid((unsigned)p->nsplit, (unsigned)((p->H + HB - 1) / HB), (unsigned)p->n_q);
+    cudaError_t err = cudaSuccess;
+#define AT_GO(hb)                                                                                  \
+    err = p->cache_bf16 ? launch(q, grid, dim3(AT_THREADS), smem, k_attn_absorbed<true, hb>, *p)   \
+                        : launch(q, grid, dim3(AT_THREADS), smem, k_attn_absorbed<false, hb>, *p)
+    switch (HB) {
+    case 8: AT_GO(8); break;
+    case 16: AT_GO(16); break;
+    case 24: AT_GO(24); break;
+    default: AT_GO(32); break;
+    }
+#undef AT_GO
     if (err != cudaSuccess) return err;
-    k_attn_merge<<<dim3((unsigned)p->H, (unsigned)p->n_q), 128, 0, st>>>(*p);
-    return cudaGetLastError();
+    return launch(q, dim3((unsigned)p->H, (unsigned)p->n_q), dim3(128), 0, k_attn_merge, *p);
 }
 
 enum { AX_THREADS = 128, AX_TP = AX_THREADS, AX_CPT = 4 /* vd <= 512 */ };
 
 template <bool BF16>
-__global__ void __launch_bounds__(AX_THREADS) k_attn_expanded(cu_attn_x p) {
+__global__ void __launch_bounds__(AX_THREADS) k_attn_expanded(const __grid_constant__ cu_attn_x p) {
     extern __shared__ float sm[];
     __shared__ float red[32];
+    pdl_launch();
+    pdl_wait();
     const int64_t qk = p.nope + p.rope, hs = p.nope + p.vd, W = p.R + p.rope;
     float *qs = sm, *ps = sm + qk;
     const int tid = threadIdx.x;
@@ -252,23 +325,34 @@ __global__ void __launch_bounds__(AX_THREADS) k_attn_expanded(cu_attn_x p) {
     }
 }
 
-extern "C" cudaError_t cuk_attn_expanded(const cu_attn_x *p, cudaStream_t st) {
+extern "C" cudaError_t cuk_attn_expanded(const cu_attn_x *p, cu_q q) {
     if (p->n <= 0) return cudaSuccess;
     if (p->vd < 1 || p->vd > AX_CPT * AX_THREADS || p->H > 0x7fffffff || p->n > 65535)
         return cudaErrorInvalidValue;
     const size_t smem = (size_t)(p->nope + p->rope + AX_TP) * sizeof(float);
-    dim3 grid((unsigned)p->H, (unsigned)p->n);
-    if (p->cache_bf16) k_attn_expanded<true><<<grid, AX_THREADS, smem, st>>>(*p);
-    else k_attn_expanded<false><<<grid, AX_THREADS, smem, st>>>(*p);
-    return cudaGetLastError();
+    const dim3 grid((unsigned)p->H, (unsigned)p->n);
+    return p->cache_bf16 ? launch(q, grid, dim3(AX_THREADS), smem, k_attn_expanded<true>, *p)
+                         : launch(q, grid, dim3(AX_THREADS), smem, k_attn_expanded<false>, *p);
 }
 
-extern "C" cudaError_t cuk_init(void) {
-    const int max_smem = (int)at_smem(ZCU_ATTN_MAX_R + AT_MAX_ROPE);
-    cudaError_t err = cudaFuncSetAttribute(k_attn_absorbed<true>,
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem);
-    if (err == cudaSuccess)
-        err = cudaFuncSetAttribute(k_attn_absorbed<false>,
-                                   cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem);
+/* Raise the dynamic shared memory limit of the absorbed kernels (at most the opt-in). */
+template <bool BF16, int HB> static cudaError_t at_init(int optin) {
+    const size_t want = at_smem(AT_MAX_W, HB);
+    const int bytes = want < (size_t)optin ? (int)want : optin;
+    return cudaFuncSetAttribute(k_attn_absorbed<BF16, HB>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+}
+
+extern "C" cudaError_t cuk_attn_init(void) {
+    int dev = 0, optin = 48 * 1024;
+    cudaError_t err = cudaGetDevice(&dev);
+    if (err == cudaSuccess) err = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+    if (err == cudaSuccess) err = at_init<true, 8>(optin);
+    if (err == cudaSuccess) err = at_init<false, 8>(optin);
+    if (err == cudaSuccess) err = at_init<true, 16>(optin);
+    if (err == cudaSuccess) err = at_init<false, 16>(optin);
+    if (err == cudaSuccess) err = at_init<true, 24>(optin);
+    if (err == cudaSuccess) err = at_init<false, 24>(optin);
+    if (err == cudaSuccess) err = at_init<true, 32>(optin);
+    if (err == cudaSuccess) err = at_init<false, 32>(optin);
     return err;
 }

@@ -1,138 +1,137 @@
 /*
  * kernels_elem.cu — the elementwise and per-row steps of the forward pass: embedding,
- * RMSNorm (alone and after the residual add), the MLA projections' epilogue (norms,
- * interleaved RoPE, the latent-cache write), q rope, SwiGLU and the MoE combine.
+ * RMSNorm (alone and after the residual add), the rope table, the MLA projections'
+ * epilogue (prep.cuh), q rope, SwiGLU, the MoE combine and the cache conversion.
  *
- * Built with --fmad=false (CMakeLists.txt): every `a * b + c` here is two roundings, as
- * in the scalar reference (ops/ops_ref.c, built with -ffp-contract=off), so the combine
- * and rope reproduce the reference's arithmetic on equal inputs.  Reductions (the RMSNorm
- * sum of squares) run as a tree, not in index order: `tokens`-class differences only.
+ * The arithmetic that must repeat the reference's roundings (rope, SwiGLU, the combine)
+ * is written with explicit roundings (common.cuh); the RMSNorm's sum of squares runs in
+ * the canonical order of common.cuh (tokens-class against the CPU, bit for bit against
+ * the fused kernels that normalise on load).
  */
-#include "backend/cuda/common.cuh"
+#include "backend/cuda/dot.cuh"
+#include "backend/cuda/prep.cuh"
 
 #include <math.h>
 
-/* Per-row kernels use a whole 1024-thread block per row: a 2048-wide row is two elements
-   a thread, so each pass costs one or two memory round trips. */
-enum { EW_THREADS = 256, ROW_THREADS = 1024 };
+enum { EW_THREADS = 256, ROW_THREADS = 256 };
 
-template <typename T>
+template <int K>
 __global__ void __launch_bounds__(ROW_THREADS) k_embed(cuw w, const cu_step *step, float *x) {
+    pdl_launch();
+    pdl_wait();
     const int64_t t = blockIdx.x;
-    const T *row = static_cast<const T *>(w.data) + (int64_t)step->ids[t] * w.ld;
-#pragma unroll 4
-    for (int64_t c = threadIdx.x; c < w.cols; c += blockDim.x) x[t * w.cols + c] = tof(row[c]);
+    const rowp r = row_of(w, 0, (int64_t)step->ids[t]);
+    for (int64_t c0 = (int64_t)threadIdx.x * 8; c0 < w.cols; c0 += (int64_t)blockDim.x * 8) {
+        float v[8];
+        deq8<K>(w, r, c0, v);
+#pragma unroll
+        for (int e = 0; e < 8; e++) x[t * w.cols + c0 + e] = v[e];
+    }
 }
 
-extern "C" cudaError_t cuk_embed(cuw w, const cu_step *step, int64_t n, float *x,
-                                 cudaStream_t st) {
+extern "C" cudaError_t cuk_embed(cuw w, const cu_step *step, int64_t n, float *x, cu_q q) {
     if (n <= 0) return cudaSuccess;
-    ZCU_DISPATCH(w.kind, k_embed<T><<<(unsigned)n, ROW_THREADS, 0, st>>>(w, step, x));
-    return cudaGetLastError();
+    if (!cuk_kind_ok(w.kind) || w.cols % 32) return cudaErrorInvalidValue;
+    cudaError_t err = cudaSuccess;
+    ZCU_DISPATCH(w.kind, err = launch(q, dim3((unsigned)n), dim3(ROW_THREADS), 0, k_embed<K>, w, step, x));
+    return err;
 }
 
-/* 1 / sqrt(mean(x^2) + eps) of one row, the whole block cooperating. */
-__device__ float row_inv_rms(const float *x, int64_t d, float eps, float *red) {
-    float ss = 0.0f;
-#pragma unroll 4
-    for (int64_t c = threadIdx.x; c < d; c += blockDim.x) ss += x[c] * x[c];
-    ss = block_sum(ss, red);
-    return 1.0f / sqrtf(ss / (float)d + eps);
+/* y = rmsnorm(x) * w of one row by the whole block (warp 0 sums the squares in the
+   canonical order); x is read after a barrier, so the block may have just written it. */
+__device__ __forceinline__ void block_rmsnorm(const float *xr, const float *w, int64_t d, float eps,
+                                              float *yr, float *red) {
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        const float ss = warp_sumsq(xr, d);
+        if (threadIdx.x == 0) *red = ss;
+    }
+    __syncthreads();
+    const float inv = rms_inv(*red, d, eps);
+    for (int64_t c = threadIdx.x; c < d; c += blockDim.x) yr[c] = norm_el(w[c], xr[c], inv);
 }
 
-__global__ void __launch_bounds__(ROW_THREADS) k_rmsnorm(const float *x, int64_t xs, const float *w, int64_t d, float eps,
-                          float *y, int64_t ys) {
-    __shared__ float red[32];
-    const int64_t t = blockIdx.x;
-    const float *xr = x + t * xs;
-    float *yr = y + t * ys;
-    const float inv = row_inv_rms(xr, d, eps, red);
-#pragma unroll 4
-    for (int64_t c = threadIdx.x; c < d; c += blockDim.x) yr[c] = w[c] * (xr[c] * inv);
+__global__ void __launch_bounds__(ROW_THREADS) k_rmsnorm(const float *x, int64_t xs, const float *w,
+                                                         int64_t d, float eps, float *y, int64_t ys) {
+    __shared__ float red;
+    pdl_launch();
+    pdl_wait();
+    block_rmsnorm(x + (int64_t)blockIdx.x * xs, w, d, eps, y + (int64_t)blockIdx.x * ys, &red);
 }
 
 extern "C" cudaError_t cuk_rmsnorm(const float *x, int64_t xs, const float *w, int64_t d,
-                                   float eps, float *y, int64_t ys, int64_t n, cudaStream_t st) {
+                                   float eps, float *y, int64_t ys, int64_t n, cu_q q) {
     if (n <= 0) return cudaSuccess;
-    k_rmsnorm<<<(unsigned)n, ROW_THREADS, 0, st>>>(x, xs, w, d, eps, y, ys);
-    return cudaGetLastError();
+    return launch(q, dim3((unsigned)n), dim3(ROW_THREADS), 0, k_rmsnorm, x, xs, w, d, eps, y, ys);
 }
 
-__global__ void __launch_bounds__(ROW_THREADS) k_add_rmsnorm(float *x, const float *f, const float *w, int64_t d, float eps,
-                              float *xn) {
-    __shared__ float red[32];
+__global__ void __launch_bounds__(ROW_THREADS) k_add_rmsnorm(float *x, const float *f, const float *w,
+                                                             int64_t d, float eps, float *xn) {
+    __shared__ float red;
+    pdl_launch();
+    pdl_wait();
     const int64_t t = blockIdx.x;
     float *xr = x + t * d;
     const float *fr = f + t * d;
-#pragma unroll 4
-    for (int64_t c = threadIdx.x; c < d; c += blockDim.x) xr[c] = xr[c] + fr[c];
-    if (!w) return;
-    const float inv = row_inv_rms(xr, d, eps, red); /* each thread reads back its own writes */
-#pragma unroll 4
-    for (int64_t c = threadIdx.x; c < d; c += blockDim.x) xn[t * d + c] = w[c] * (xr[c] * inv);
+    for (int64_t c = threadIdx.x; c < d; c += blockDim.x) xr[c] = __fadd_rn(xr[c], fr[c]);
+    if (w) block_rmsnorm(xr, w, d, eps, xn + t * d, &red);
 }
 
 extern "C" cudaError_t cuk_add_rmsnorm(float *x, const float *f, const float *w, int64_t d,
-                                       float eps, float *xn, int64_t n, cudaStream_t st) {
+                                       float eps, float *xn, int64_t n, cu_q q) {
     if (n <= 0) return cudaSuccess;
-    k_add_rmsnorm<<<(unsigned)n, ROW_THREADS, 0, st>>>(x, f, w, d, eps, xn);
-    return cudaGetLastError();
+    return launch(q, dim3((unsigned)n), dim3(ROW_THREADS), 0, k_add_rmsnorm, x, f, w, d, eps, xn);
 }
 
-__device__ __forceinline__ void store_elem(void *cache, bool bf16, int64_t i, float v) {
-    if (bf16) static_cast<__nv_bfloat16 *>(cache)[i] = __float2bfloat16_rn(v);
-    else static_cast<float *>(cache)[i] = v;
-}
-
-__device__ __forceinline__ float load_elem(const void *cache, bool bf16, int64_t i) {
-    return bf16 ? __bfloat162float(static_cast<const __nv_bfloat16 *>(cache)[i])
-                : static_cast<const float *>(cache)[i];
-}
-
-__global__ void __launch_bounds__(ROW_THREADS) k_attn_prep(cu_prep p) {
-    __shared__ float red[32];
-    const int64_t t = blockIdx.x, pos = (int64_t)p.step->pos + t, half = p.rope / 2;
-    const int64_t W = p.R + p.rope;
-    float *cs = p.cs + t * p.rope, *kv = p.kv + t * W;
-    for (int64_t i = threadIdx.x; i < half; i += blockDim.x) { /* zop_rope_table */
-        const float ang = (float)pos * p.inv_freq[i];
-        cs[i] = (float)cos((double)ang) * p.mscale;
-        cs[half + i] = (float)sin((double)ang) * p.mscale;
+__global__ void __launch_bounds__(EW_THREADS) k_rope_table(float *table, int64_t p0, int64_t p1,
+                                                           const float *inv_freq, float mscale,
+                                                           int64_t rope) {
+    pdl_launch();
+    pdl_wait();
+    const int64_t half = rope / 2;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (p1 - p0) * half;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t pos = p0 + i / half, f = i % half;
+        float c, s;
+        rope_cs(pos, inv_freq, f, mscale, &c, &s);
+        table[pos * rope + f] = c;
+        table[pos * rope + half + f] = s;
     }
-    float inv = row_inv_rms(kv, p.R, p.eps, red);
-    for (int64_t c = threadIdx.x; c < p.R; c += blockDim.x) kv[c] = p.kv_norm[c] * (kv[c] * inv);
-    if (p.qa) {
-        float *qa = p.qa + t * p.ql;
-        inv = row_inv_rms(qa, p.ql, p.eps, red);
-        for (int64_t c = threadIdx.x; c < p.ql; c += blockDim.x) qa[c] = p.q_norm[c] * (qa[c] * inv);
-    }
-    __syncthreads(); /* cs and the normed latent visible to the block */
-    for (int64_t i = threadIdx.x; i < half; i += blockDim.x) { /* zop_rope_interleaved */
-        float *x = kv + p.R;
-        const float a = x[2 * i], b = x[2 * i + 1], c = cs[i], s = cs[half + i];
-        x[2 * i] = a * c - b * s;
-        x[2 * i + 1] = b * c + a * s;
-    }
-    __syncthreads();
-    for (int64_t c = threadIdx.x; c < W; c += blockDim.x)
-        store_elem(p.cache, p.cache_bf16, pos * W + c, kv[c]);
 }
 
-extern "C" cudaError_t cuk_attn_prep(const cu_prep *p, cudaStream_t st) {
+extern "C" cudaError_t cuk_rope_table(float *table, int64_t p0, int64_t p1, const float *inv_freq,
+                                      float mscale, int64_t rope, cu_q q) {
+    if (p1 <= p0 || rope <= 0) return cudaSuccess;
+    int64_t blocks = ((p1 - p0) * (rope / 2) + EW_THREADS - 1) / EW_THREADS;
+    if (blocks > 4096) blocks = 4096;
+    return launch(q, dim3((unsigned)blocks), dim3(EW_THREADS), 0, k_rope_table, table, p0, p1,
+                  inv_freq, mscale, rope);
+}
+
+__global__ void __launch_bounds__(ROW_THREADS) k_attn_prep(const __grid_constant__ cu_prep p) {
+    __shared__ float red[2], css[128];
+    pdl_launch();
+    pdl_wait();
+    prep_token(p, blockIdx.x, red, css);
+}
+
+extern "C" cudaError_t cuk_attn_prep(const cu_prep *p, cu_q q) {
     if (p->n <= 0) return cudaSuccess;
-    k_attn_prep<<<(unsigned)p->n, ROW_THREADS, 0, st>>>(*p);
-    return cudaGetLastError();
+    if (p->rope > 128 || p->rope % 2) return cudaErrorInvalidValue;
+    return launch(q, dim3((unsigned)p->n), dim3(ROW_THREADS), 0, k_attn_prep, *p);
 }
 
-__global__ void __launch_bounds__(EW_THREADS) k_q_rope(float *q, int64_t H, int64_t nope, int64_t rope, const float *cs,
-                         float *qabs, int64_t R) {
+__global__ void __launch_bounds__(EW_THREADS) k_q_rope(float *q, int64_t H, int64_t nope, int64_t rope,
+                                                       const float *cs, float *qabs, int64_t R) {
+    pdl_launch();
+    pdl_wait();
     const int64_t t = blockIdx.x, half = rope / 2;
     const float *c_t = cs + t * rope;
     for (int64_t k = threadIdx.x; k < H * half; k += blockDim.x) {
         const int64_t h = k / half, i = k % half;
         float *x = q + (t * H + h) * (nope + rope) + nope;
-        const float a = x[2 * i], b = x[2 * i + 1], c = c_t[i], s = c_t[half + i];
-        const float ra = a * c - b * s, rb = b * c + a * s;
+        float ra, rb;
+        rope_pair(x[2 * i], x[2 * i + 1], c_t[i], c_t[half + i], &ra, &rb);
         x[2 * i] = ra;
         x[2 * i + 1] = rb;
         if (qabs) {
@@ -144,67 +143,65 @@ __global__ void __launch_bounds__(EW_THREADS) k_q_rope(float *q, int64_t H, int6
 }
 
 extern "C" cudaError_t cuk_q_rope(float *q, int64_t n, int64_t H, int64_t nope, int64_t rope,
-                                  const float *cs, float *qabs, int64_t R, cudaStream_t st) {
+                                  const float *cs, float *qabs, int64_t R, cu_q q_) {
     if (n <= 0) return cudaSuccess;
-    k_q_rope<<<(unsigned)n, EW_THREADS, 0, st>>>(q, H, nope, rope, cs, qabs, R);
-    return cudaGetLastError();
+    return launch(q_, dim3((unsigned)n), dim3(EW_THREADS), 0, k_q_rope, q, H, nope, rope, cs, qabs, R);
 }
 
 __global__ void __launch_bounds__(EW_THREADS) k_silu_mul(const float *g, const float *u, int64_t n, float *h) {
+    pdl_launch();
+    pdl_wait();
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (int64_t)gridDim.x * blockDim.x) {
-        const float s = 1.0f / (1.0f + expf(-g[i]));
-        h[i] = (g[i] * s) * u[i];
-    }
+         i += (int64_t)gridDim.x * blockDim.x)
+        h[i] = silu_mul(g[i], u[i]);
 }
 
-extern "C" cudaError_t cuk_silu_mul(const float *g, const float *u, int64_t n, float *h,
-                                    cudaStream_t st) {
+extern "C" cudaError_t cuk_silu_mul(const float *g, const float *u, int64_t n, float *h, cu_q q) {
     if (n <= 0) return cudaSuccess;
     int64_t blocks = (n + EW_THREADS - 1) / EW_THREADS;
     if (blocks > 4096) blocks = 4096;
-    k_silu_mul<<<(unsigned)blocks, EW_THREADS, 0, st>>>(g, u, n, h);
-    return cudaGetLastError();
+    return launch(q, dim3((unsigned)blocks), dim3(EW_THREADS), 0, k_silu_mul, g, u, n, h);
 }
 
-__global__ void __launch_bounds__(ROW_THREADS) k_moe_combine(const float *w, const int32_t *slot, int64_t K, const float *de,
-                              const float *sd, float *x, const float *norm_w, float eps,
-                              float *xn, int64_t d) {
-    __shared__ float red[32], wk[ZCU_COMBINE_MAX_K];
+__global__ void __launch_bounds__(ROW_THREADS) k_moe_combine(const float *w, const int32_t *slot, int64_t K,
+                                                             const float *de, const float *sd, float *x,
+                                                             float *out, const float *norm_w, float eps,
+                                                             float *xn, int64_t d) {
+    __shared__ float red, wk[ZCU_COMBINE_MAX_K];
     __shared__ int64_t rows[ZCU_COMBINE_MAX_K];
+    pdl_launch();
+    pdl_wait();
     const int64_t t = blockIdx.x;
     if (threadIdx.x < K) {
         wk[threadIdx.x] = w[t * K + threadIdx.x];
         rows[threadIdx.x] = (slot ? (int64_t)slot[t * K + threadIdx.x] : t * K + threadIdx.x) * d;
     }
     __syncthreads();
-    float *xr = x + t * d;
     for (int64_t c = threadIdx.x; c < d; c += blockDim.x) {
         float acc = 0.0f;
-#pragma unroll
-        for (int k = 0; k < ZCU_COMBINE_MAX_K; k++) /* route order: score descending, ties to lower id */
-            if (k < K) acc += wk[k] * de[rows[k] + c];
-        if (sd) acc += sd[t * d + c];
-        xr[c] = xr[c] + acc;
+        for (int64_t k = 0; k < K; k++) /* route order: score descending, ties to lower id */
+            acc = __fadd_rn(acc, __fmul_rn(wk[k], de[rows[k] + c]));
+        if (sd) acc = __fadd_rn(acc, sd[t * d + c]);
+        if (x) x[t * d + c] = __fadd_rn(x[t * d + c], acc);
+        else out[t * d + c] = acc;
     }
-    if (!norm_w) return;
-    const float inv = row_inv_rms(xr, d, eps, red);
-#pragma unroll 4
-    for (int64_t c = threadIdx.x; c < d; c += blockDim.x) xn[t * d + c] = norm_w[c] * (xr[c] * inv);
+    if (x && norm_w) block_rmsnorm(x + t * d, norm_w, d, eps, xn + t * d, &red);
 }
 
 extern "C" cudaError_t cuk_moe_combine(const float *w, const int32_t *slot, int64_t K,
-                                       const float *de, const float *sd, float *x,
+                                       const float *de, const float *sd, float *x, float *out,
                                        const float *norm_w, float eps, float *xn, int64_t d,
-                                       int64_t n, cudaStream_t st) {
+                                       int64_t n, cu_q q) {
     if (n <= 0) return cudaSuccess;
-    if (K < 1 || K > ZCU_COMBINE_MAX_K) return cudaErrorInvalidValue;
-    k_moe_combine<<<(unsigned)n, ROW_THREADS, 0, st>>>(w, slot, K, de, sd, x, norm_w, eps, xn, d);
-    return cudaGetLastError();
+    if (K < 1 || K > ZCU_COMBINE_MAX_K || (!x && !out)) return cudaErrorInvalidValue;
+    return launch(q, dim3((unsigned)n), dim3(ROW_THREADS), 0, k_moe_combine, w, slot, K, de, sd,
+                  x, out, norm_w, eps, xn, d);
 }
 
-__global__ void __launch_bounds__(EW_THREADS) k_cache_to_f32(const void *cache, bool bf16, int64_t W, int64_t R, int64_t T,
-                               float *out) {
+__global__ void __launch_bounds__(EW_THREADS) k_cache_to_f32(const void *cache, bool bf16, int64_t W,
+                                                             int64_t R, int64_t T, float *out) {
+    pdl_launch();
+    pdl_wait();
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < T * R;
          i += (int64_t)gridDim.x * blockDim.x) {
         const int64_t t = i / R, c = i % R;
@@ -213,10 +210,33 @@ __global__ void __launch_bounds__(EW_THREADS) k_cache_to_f32(const void *cache, 
 }
 
 extern "C" cudaError_t cuk_cache_to_f32(const void *cache, bool bf16, int64_t W, int64_t R,
-                                        int64_t T, float *out, cudaStream_t st) {
+                                        int64_t T, float *out, cu_q q) {
     if (T <= 0) return cudaSuccess;
     int64_t blocks = (T * R + EW_THREADS - 1) / EW_THREADS;
     if (blocks > 4096) blocks = 4096;
-    k_cache_to_f32<<<(unsigned)blocks, EW_THREADS, 0, st>>>(cache, bf16, W, R, T, out);
-    return cudaGetLastError();
+    return launch(q, dim3((unsigned)blocks), dim3(EW_THREADS), 0, k_cache_to_f32, cache, bf16, W,
+                  R, T, out);
+}
+
+__global__ void __launch_bounds__(EW_THREADS) k_fill_random(void *p, int64_t n, bool bf16, uint32_t seed) {
+    pdl_launch();
+    pdl_wait();
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        uint32_t x = (uint32_t)i * 2654435761u ^ seed ^ (uint32_t)(i >> 32) * 0x9e3779b9u;
+        x ^= x >> 15;
+        x *= 0x2c1b3c6du;
+        x ^= x >> 12;
+        x *= 0x297a2d39u;
+        x ^= x >> 15;
+        const float v = (float)(x >> 8) * (2.0f / 16777216.0f) - 1.0f;
+        store_elem(p, bf16, i, v);
+    }
+}
+
+extern "C" cudaError_t cuk_fill_random(void *p, int64_t n, bool bf16, uint32_t seed, cu_q q) {
+    if (n <= 0) return cudaSuccess;
+    int64_t blocks = (n + EW_THREADS - 1) / EW_THREADS;
+    if (blocks > 8192) blocks = 8192;
+    return launch(q, dim3((unsigned)blocks), dim3(EW_THREADS), 0, k_fill_random, p, n, bf16, seed);
 }

@@ -1,32 +1,33 @@
 /*
- * kernels_gemm.cu — the prefill products Y = X W^T over a chunk of tokens: a plain tiled
- * float32 GEMM on the CUDA cores (64 weight rows x 64 tokens per block, 16-deep k steps
- * through shared memory, 4x4 outputs per thread), with an optional row gather of X and a
- * grouped form for the routed experts (one grid slice per expert, its rows found from the
- * device-side offsets, so routing needs no host round trip).
+ * kernels_gemm.cu — the prefill products Y = X W^T over a chunk of tokens: a tiled
+ * float32 GEMM on the CUDA cores (64 weight rows x 64 tokens per block, 32-deep k steps
+ * through shared memory, 4x4 outputs per thread), the weight tile dequantized on the fly
+ * with the reference's roundings (dot.cuh deq8: any layout), an optional row gather of X
+ * and a grouped form for the routed experts (one grid slice per expert, its rows found
+ * from the device-side offsets, so routing needs no host round trip).
  *
- * Correct and simple first: no tensor cores (`--precision exact` keeps float32 inputs);
- * a faster prefill is future work and will be checked against this one.
+ * `--precision exact` keeps float32 inputs (no tensor cores); a tensor-core prefill for
+ * the fast mode is future work and will be checked against this one.
  */
-#include "backend/cuda/common.cuh"
+#include "backend/cuda/dot.cuh"
 
-enum { GB_M = 64, GB_N = 64, GB_K = 16, GB_THREADS = 256 };
+enum { GB_M = 64, GB_N = 64, GB_K = 32, GB_THREADS = 256 };
 
-template <typename T>
+template <int K>
 __global__ void __launch_bounds__(GB_THREADS)
-    k_gemm(cuw w, const float *X, int64_t ldx, const int32_t *xrows, float *Y, int64_t ldy,
-           int64_t n, const int32_t *goff) {
+    k_gemm(const __grid_constant__ cuw w, const float *X, int64_t ldx, const int32_t *xrows, float *Y,
+           int64_t ldy, int64_t n, const int32_t *goff) {
     __shared__ float Ws[GB_K][GB_M + 1];
     __shared__ float Xs[GB_K][GB_N + 1];
+    pdl_launch();
+    pdl_wait();
     const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
     const int64_t r0 = (int64_t)blockIdx.x * GB_M, j0 = (int64_t)blockIdx.y * GB_N;
-    int64_t base = 0, cnt = n;
-    const T *Wb = static_cast<const T *>(w.data);
+    int64_t base = 0, cnt = n, e = 0;
     if (goff) {
-        const int64_t e = blockIdx.z;
+        e = blockIdx.z;
         base = goff[e];
         cnt = goff[e + 1] - base;
-        Wb += e * w.stride;
     }
     if (j0 >= cnt) return; /* uniform over the block */
     float acc[4][4];
@@ -34,23 +35,29 @@ __global__ void __launch_bounds__(GB_THREADS)
     for (int i = 0; i < 4; i++)
 #pragma unroll
         for (int j = 0; j < 4; j++) acc[i][j] = 0.0f;
+    const int wr = tid / 4, wp = tid % 4; /* this thread's weight row and piece of the tile */
+    const bool wrow_ok = r0 + wr < w.rows;
+    const rowp rp = row_of(w, e, wrow_ok ? r0 + wr : 0);
 
     for (int64_t k0 = 0; k0 < w.cols; k0 += GB_K) {
+        float v[8];
+        if (wrow_ok) deq8<K>(w, rp, k0 + 8 * wp, v);
 #pragma unroll
-        for (int q = 0; q < 4; q++) {
-            const int e = tid + GB_THREADS * q; /* 0 .. 1023 */
-            const int rr = e / GB_K, kk = e % GB_K;
-            const int64_t k = k0 + kk, r = r0 + rr, j = j0 + rr;
-            Ws[kk][rr] = (r < w.rows && k < w.cols) ? tof(Wb[r * w.ld + k]) : 0.0f;
+        for (int i = 0; i < 8; i++) Ws[8 * wp + i][wr] = wrow_ok ? v[i] : 0.0f;
+#pragma unroll
+        for (int q = 0; q < 8; q++) {
+            const int el = tid + GB_THREADS * q; /* 0 .. 2047 */
+            const int jj = el / GB_K, kk = el % GB_K;
+            const int64_t j = j0 + jj;
             float xv = 0.0f;
-            if (j < cnt && k < w.cols) {
+            if (j < cnt) {
                 const int64_t row = xrows ? (int64_t)xrows[base + j] : base + j;
-                xv = X[row * ldx + k];
+                xv = X[row * ldx + k0 + kk];
             }
-            Xs[kk][rr] = xv;
+            Xs[kk][jj] = xv;
         }
         __syncthreads();
-#pragma unroll
+#pragma unroll 8
         for (int kk = 0; kk < GB_K; kk++) {
             float a[4], b[4];
 #pragma unroll
@@ -75,12 +82,15 @@ __global__ void __launch_bounds__(GB_THREADS)
 
 extern "C" cudaError_t cuk_gemm(cuw w, const float *x, int64_t ldx, const int32_t *xrows,
                                 float *y, int64_t ldy, int64_t n, const int32_t *goff,
-                                int64_t groups, cudaStream_t st) {
+                                int64_t groups, cu_q q) {
     if (n <= 0 || w.rows <= 0) return cudaSuccess;
+    if (!cuk_kind_ok(w.kind) || w.cols % GB_K) return cudaErrorInvalidValue;
     const int64_t gz = goff ? groups : 1;
     const int64_t gx = (w.rows + GB_M - 1) / GB_M, gy = (n + GB_N - 1) / GB_N;
     if (gz < 1 || gz > 65535 || gy > 65535 || gx > 0x7fffffff) return cudaErrorInvalidValue;
-    dim3 grid((unsigned)gx, (unsigned)gy, (unsigned)gz);
-    ZCU_DISPATCH(w.kind, k_gemm<T><<<grid, GB_THREADS, 0, st>>>(w, x, ldx, xrows, y, ldy, n, goff));
-    return cudaGetLastError();
+    const dim3 grid((unsigned)gx, (unsigned)gy, (unsigned)gz);
+    cudaError_t err = cudaSuccess;
+    ZCU_DISPATCH(w.kind, err = launch(q, grid, dim3(GB_THREADS), 0, k_gemm<K>, w, x, ldx, xrows, y,
+                                      ldy, n, goff));
+    return err;
 }

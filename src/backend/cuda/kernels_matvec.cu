@@ -1,268 +1,463 @@
 /*
  * kernels_matvec.cu — the decode products (one token): bandwidth-bound matrix-vector
- * kernels over the dense weight kinds.  One warp per output row (two rows for SwiGLU:
- * gate and up together; a long row split over up to 8 warps), 16-byte weight loads
- * coalesced across the warp with eight in flight per lane before the first use, float32
- * accumulation with FMA, a warp shuffle reduction.  Several independent products share one launch (blocks are dealt out job by
- * job), so the decode step needs fewer launches.  A scalar path serves rows that are not
- * 16-byte aligned.
- *   cuk_matvec    grouped / per-head / routed-expert y = W x, or SwiGLU of two such
- *   cuk_matvec_t  y = W^T x over a row range (absorbed MLA's W_UK^T q_nope), with q_pe's rope
+ * kernels over every weight layout (dot.cuh), one warp per output row (one to four rows
+ * per warp in flight), the activation staged once per block in shared memory.
+ *
+ *   cuk_matvec    up to four jobs per launch (blocks dealt out job by job): plain,
+ *                 per-head, routed-expert, SwiGLU pairs, residual add; the activation
+ *                 optionally RMS-normalised on load (residual_norm) and the experts
+ *                 optionally chosen in the block's prologue from the router logits
+ *                 (moe_mlp)
+ *   cuk_combine   the K routed down projections (+ the shared one) streamed into the
+ *                 route-ordered weighted sum and the residual (downproj_combine,
+ *                 moe_combine)
+ *   cuk_matvec_t  y = W^T x over a row range (absorbed MLA's W_UK^T) with q_pe's rope,
+ *                 optionally with the MLA epilogue in extra blocks (glm47_rope)
+ *
+ * Before waiting for the previous kernel (PDL), a block asks L2 for the weight rows it
+ * will read whenever they do not depend on the route.
  */
-#include "backend/cuda/common.cuh"
+#include "backend/cuda/dot.cuh"
+#include "backend/cuda/prep.cuh"
+#include "backend/cuda/route.cuh"
 
-enum { MV_WARPS = 8 }; /* rows (warps) per block */
+enum { MV_WARPS = 8, MV_THREADS = MV_WARPS * 32 };
+#define MV_SMEM_MAX (160 * 1024)
+#define MV_PREFETCH_BLOCKS 264 /* two per multiprocessor of an H100 */
 
-/* Lane `lane`'s share of NR dot products W[k][0:cols] · x[0:cols], loads interleaved. */
-template <typename T, bool VEC, int NR>
-__device__ __forceinline__ void dot_lane(const T *const *W, const float *x, int64_t cols,
-                                         int lane, int step, float *acc) {
-#pragma unroll
-    for (int k = 0; k < NR; k++) acc[k] = 0.0f;
-    if constexpr (VEC) {
-        /* U loads per row per lane issued before any is used (predicated at the end of the
-           row), so a short row is one round trip too */
-        constexpr int N = vec16<T>::N, U = 8 / NR;
-        const int64_t nv = cols / N;
-        for (int64_t v = lane; v < nv; v += (int64_t)step * U) {
-            uint4 r[NR][U];
-#pragma unroll
-            for (int u = 0; u < U; u++)
-#pragma unroll
-                for (int k = 0; k < NR; k++)
-                    r[k][u] = v + step * u < nv ? ld16_stream(W[k] + (v + step * u) * N) : make_uint4(0, 0, 0, 0);
-#pragma unroll
-            for (int u = 0; u < U; u++) {
-                if (v + step * u >= nv) break;
-                float xv[N];
-                const float4 *xp = reinterpret_cast<const float4 *>(x + (v + step * u) * N);
-#pragma unroll
-                for (int i = 0; i < N / 4; i++) {
-                    const float4 q = xp[i];
-                    xv[4 * i] = q.x, xv[4 * i + 1] = q.y, xv[4 * i + 2] = q.z, xv[4 * i + 3] = q.w;
-                }
-#pragma unroll
-                for (int k = 0; k < NR; k++) {
-                    float f[N];
-                    vec16<T>::cvt(r[k][u], f);
-#pragma unroll
-                    for (int i = 0; i < N; i++) acc[k] = fmaf(f[i], xv[i], acc[k]);
-                }
-            }
-        }
-    } else {
-        for (int64_t c = lane; c < cols; c += step)
-#pragma unroll
-            for (int k = 0; k < NR; k++) acc[k] = fmaf(tof(W[k][c]), x[c], acc[k]);
-    }
-#pragma unroll
-    for (int k = 0; k < NR; k++) acc[k] = warp_sum(acc[k]);
-}
-
-/* A long row is split over `wpr` warps of the block (split-K; a power of two dividing
-   MV_WARPS): warp w works on row slot w / wpr, piece w % wpr; the pieces' sums are added
-   in piece order (deterministic) by the slot's first warp. */
 typedef struct mv_batch {
     cu_mv job[ZCU_MV_JOBS];
     int64_t first[ZCU_MV_JOBS + 1]; /* first block of each job */
-    int wpr[ZCU_MV_JOBS];           /* warps per row of each job */
+    int32_t opw[ZCU_MV_JOBS];       /* outputs per warp: 1, 2 or 4 (SwiGLU: 1 or 2) */
+    int32_t gspan[ZCU_MV_JOBS];     /* staged activation rows per block */
     int n;
 } mv_batch;
 
-template <typename T, bool VEC>
-__device__ __forceinline__ void mv_rows(const cu_mv &p, int64_t blk, int wpr, int warp, int lane) {
-    __shared__ float part[MV_WARPS][2];
-    const int slot = warp / wpr, piece = warp % wpr;
-    const int64_t o = blk * (MV_WARPS / wpr) + slot;
-    const bool valid = o < p.groups * p.rpg; /* warp-uniform */
-    const int64_t g = valid ? o / p.rpg : 0, r = valid ? o - g * p.rpg : 0;
-    const int64_t e = valid && p.idx ? (int64_t)p.idx[g] : 0;
-    const int64_t row = p.row0 + (g % p.gmod) * p.grs + r;
-    const float *x = p.x + g * p.xs;
-    const int start = lane + 32 * piece, step = 32 * wpr;
-    float acc[2] = {0.0f, 0.0f};
-    if (valid && e >= 0) { /* e < 0: an expert held by another GPU, output +0.0 (ep.h) */
-        if (p.up.data) {
-            const T *W[2] = {static_cast<const T *>(p.w.data) + e * p.w.stride + row * p.w.ld,
-                             static_cast<const T *>(p.up.data) + e * p.up.stride + row * p.up.ld};
-            dot_lane<T, VEC, 2>(W, x, p.w.cols, start, step, acc);
-        } else {
-            const T *W[1] = {static_cast<const T *>(p.w.data) + e * p.w.stride + row * p.w.ld};
-            dot_lane<T, VEC, 1>(W, x, p.w.cols, start, step, acc);
-        }
+/* Staged activation row of output group g (rows g_lo .. of the block). */
+struct stage_set {
+    float *base;
+    int64_t sf;   /* floats per staged row */
+    int64_t nup;  /* sf = 33 * nup */
+    int64_t g_lo;
+    bool shared;  /* xs == 0: one row for every group */
+};
+
+__device__ __forceinline__ xstage stage_of(const stage_set &ss, int64_t g) {
+    const int64_t i = ss.shared ? 0 : g - ss.g_lo;
+    xstage x;
+    x.x4 = reinterpret_cast<const float4 *>(ss.base + i * ss.sf);
+    x.xsum = ss.base + i * ss.sf + ss.nup * 32;
+    return x;
+}
+
+/* Group and row in the group of output o (32-bit: outputs < 2^31, checked at launch). */
+__device__ __forceinline__ void out_pos(const cu_mv &p, int64_t o, int64_t *g, int64_t *rr) {
+    if (p.groups == 1) {
+        *g = 0;
+        *rr = o;
+        return;
     }
-    if (wpr > 1) { /* uniform over the block: every warp reaches the barrier */
-        if (lane == 0) {
-            part[warp][0] = acc[0];
-            part[warp][1] = acc[1];
+    const uint32_t q = (uint32_t)o / (uint32_t)p.rpg;
+    *g = q;
+    *rr = (int64_t)((uint32_t)o - q * (uint32_t)p.rpg);
+}
+
+/* Row of the matrix that output (g, rr) reads. */
+__device__ __forceinline__ int64_t out_row(const cu_mv &p, int64_t g, int64_t rr) {
+    const int64_t gm = p.gmod == 1 ? 0 : (int64_t)((uint32_t)g % (uint32_t)p.gmod);
+    return p.row0 + gm * p.grs + rr;
+}
+
+/* The warp's OPW outputs o .. o + OPW (those below o_hi) of job p. */
+template <int K, int OPW>
+__device__ __forceinline__ void mv_outputs(const cu_mv &p, const stage_set &ss, const int *sidx,
+                                           int64_t o, int64_t o_hi) {
+    const bool glu = p.epi == CU_EPI_SWIGLU;
+    /* rows in flight: plain, the OPW rows (two when OPW = 1, the second unused);
+       SwiGLU (OPW <= 2), gate and up of each output */
+    constexpr int NR = OPW == 4 ? 4 : 2 * OPW;
+    rowp r[NR];
+    bool valid[NR], live[NR]; /* live: the row is read (not another GPU's expert) */
+    xstage xs[NR];
+#pragma unroll
+    for (int k = 0; k < NR; k++) {
+        const int oi = glu ? k / 2 : k;
+        const int64_t oo = o + oi;
+        valid[k] = oi < OPW && oo < o_hi;
+        int64_t g = 0, rr = 0;
+        if (valid[k]) out_pos(p, oo, &g, &rr);
+        int64_t e = !valid[k] ? 0 : p.routed ? sidx[g] : p.idx ? p.idx[g] : 0;
+        live[k] = valid[k];
+        if (p.ne > 0 && (p.routed || p.idx)) { /* expert slice: local id, or none here */
+            e -= p.e0;
+            if (e < 0 || e >= p.ne) live[k] = false, e = 0;
         }
-        __syncthreads();
-        if (piece == 0) {
-            acc[0] = acc[1] = 0.0f;
-            for (int i = 0; i < wpr; i++) {
-                acc[0] += part[warp + i][0];
-                acc[1] += part[warp + i][1];
-            }
-        }
+        const int64_t row = out_row(p, g, rr);
+        r[k] = row_of(glu && (k & 1) ? p.up : p.w, e, row);
+        xs[k] = stage_of(ss, g);
     }
-    if (!valid || piece != 0 || lane != 0) return;
-    if (p.up.data) { /* zop_silu_mul's roundings: no contraction */
-        const float s = __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-acc[0])));
-        p.y[g * p.ys + r] = __fmul_rn(__fmul_rn(acc[0], s), acc[1]);
-    } else {
-        p.y[g * p.ys + r] = acc[0];
+    float out[NR]; /* +0.0 where not live */
+    warp_dots<K, NR>(r, live, xs, p.w.cols, p.w.group, p.w.sdt, out);
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int k = 0; k < NR; k++) {
+        const int oi = glu ? k / 2 : k;
+        if (glu && (k & 1)) continue;
+        if (lane != oi || !valid[k]) continue;
+        int64_t g, rr;
+        out_pos(p, o + oi, &g, &rr);
+        float *y = p.y + g * p.ys + rr;
+        if (glu) *y = silu_mul(out[k], out[k + 1 < NR ? k + 1 : k]);
+        else if (p.epi == CU_EPI_ADD) *y = __fadd_rn(*y, out[k]);
+        else *y = out[k];
     }
 }
 
-template <typename T, bool VEC>
-__global__ void __launch_bounds__(MV_WARPS * 32) k_matvec(mv_batch b) {
+/* Ask L2 for the weight rows of outputs [o_lo, o_hi) of group g_lo (not routed). */
+__device__ __forceinline__ void mv_prefetch(const cu_mv &p, int64_t o_lo, int64_t o_hi) {
+    int64_t g, r0;
+    out_pos(p, o_lo, &g, &r0);
+    int64_t r1 = o_hi - g * p.rpg;
+    if (r1 > p.rpg) r1 = p.rpg;
+    const int64_t row = out_row(p, g, r0), n = r1 - r0;
+    const cuw *ws[2] = {&p.w, &p.up};
+    for (int i = 0; i < (p.epi == CU_EPI_SWIGLU ? 2 : 1); i++) {
+        const cuw &w = *ws[i];
+        const rowp rp = row_of(w, 0, row);
+        prefetch_l2(rp.d, n * w.ld);
+        if (w.scales) {
+            const int64_t sb = n * (w.cols >> lg2(w.group)) * sdt_size(w.sdt);
+            prefetch_l2(rp.s, sb);
+            if (w.biases) prefetch_l2(rp.b, sb);
+        }
+    }
+}
+
+template <int K>
+__global__ void __launch_bounds__(MV_THREADS, 2) k_matvec(const __grid_constant__ mv_batch b) {
+    extern __shared__ __align__(16) float sm[];
+    __shared__ int sidx[ZCU_ROUTE_MAX_K];
+    __shared__ float red[2];
+    pdl_launch();
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int64_t blk = blockIdx.x;
     int j = 0;
     while (j + 1 < b.n && b.first[j + 1] <= blk) j++;
-    switch (j) { /* constant indices: the job stays in the parameter bank */
-    case 0: mv_rows<T, VEC>(b.job[0], blk - b.first[0], b.wpr[0], warp, lane); break;
-    case 1: mv_rows<T, VEC>(b.job[1], blk - b.first[1], b.wpr[1], warp, lane); break;
-    case 2: mv_rows<T, VEC>(b.job[2], blk - b.first[2], b.wpr[2], warp, lane); break;
-    default: mv_rows<T, VEC>(b.job[3], blk - b.first[3], b.wpr[3], warp, lane); break;
+    /* constant indices keep the job in the parameter bank */
+    const cu_mv &p = j == 0 ? b.job[0] : j == 1 ? b.job[1] : j == 2 ? b.job[2] : b.job[3];
+    const int opw = j == 0 ? b.opw[0] : j == 1 ? b.opw[1] : j == 2 ? b.opw[2] : b.opw[3];
+    const int64_t opb = (int64_t)MV_WARPS * opw, total = p.groups * p.rpg;
+    const int64_t o_lo = (blk - b.first[j]) * opb;
+    const int64_t o_hi = o_lo + opb < total ? o_lo + opb : total;
+    /* blocks of the first wave ask L2 for their rows before the wait (later ones would only
+       duplicate their own loads) */
+    if (!p.routed && !p.idx && blk < MV_PREFETCH_BLOCKS) mv_prefetch(p, o_lo, o_hi);
+    pdl_wait();
+
+    /* the prologue's three parts run side by side: warp 0 routes (moe_mlp), warp 1 sums
+       the squares of x (norm on load), every warp stages x */
+    float *stg = sm;
+    if (p.routed) {
+        const int G = p.route.cfg.n_group > 1 ? p.route.cfg.n_group : 1;
+        stg = sm + ((route_smem(p.route.cfg.n_experts, G) + 15) & ~(size_t)15) / 4;
+        if (warp == 0) { /* this token's experts, as cuk_route chooses them */
+            const int *chosen;
+            const float *wsel;
+            warp_route(p.route.cfg, p.route.logits, p.route.bias, sm, &chosen, &wsel);
+            if (lane < p.route.cfg.k) {
+                sidx[lane] = chosen[lane];
+                if (blk == b.first[j]) {
+                    if (p.route.idx) p.route.idx[lane] = chosen[lane];
+                    if (p.route.w) p.route.w[lane] = wsel[lane];
+                }
+            }
+        }
     }
+    if (p.norm && warp == (p.routed ? 1 : 0)) {
+        const float ss = warp_sumsq(p.x, p.w.cols);
+        if (lane == 0) red[0] = ss;
+    }
+    stage_set ss;
+    ss.base = stg;
+    ss.sf = stage_floats(p.w.cols);
+    ss.nup = ss.sf / 33;
+    ss.shared = p.xs == 0;
+    int64_t g_hi, rr_;
+    out_pos(p, o_lo, &ss.g_lo, &rr_);
+    if (ss.shared) g_hi = ss.g_lo;
+    else out_pos(p, o_hi - 1, &g_hi, &rr_);
+    for (int64_t g = ss.g_lo; g <= g_hi; g++) stage_raw(p.x + g * p.xs, p.w.cols, stg + (g - ss.g_lo) * ss.sf);
+    __syncthreads();
+    const float inv = p.norm ? rms_inv(red[0], p.w.cols, p.eps) : 0.0f;
+    for (int64_t g = ss.g_lo; g <= g_hi; g++)
+        stage_finish<fmt<K>::affine>(p.w.cols, p.norm, inv, stg + (g - ss.g_lo) * ss.sf);
+
+    const int64_t o = o_lo + (int64_t)warp * opw;
+    if (o >= o_hi) return;
+    if (opw == 1) mv_outputs<K, 1>(p, ss, sidx, o, o_hi);
+    else if (opw == 2) mv_outputs<K, 2>(p, ss, sidx, o, o_hi);
+    else mv_outputs<K, 4>(p, ss, sidx, o, o_hi);
 }
 
-/* Warps per row: enough that each lane has one round of loads (8 in flight) per row. */
-static int mv_wpr(const cu_mv &p, int esize, bool vec) {
-    if (!vec) return 1;
-    const int64_t nv = p.w.cols / (16 / esize), per_warp = 32 * (p.up.data ? 4 : 8);
-    int w = 1;
-    while (w < MV_WARPS && (int64_t)w * per_warp < nv) w *= 2;
-    return w;
+static bool mv_job_ok(const cu_mv &p) {
+    const cuw &w = p.w;
+    if (!cuk_kind_ok(w.kind) || w.cols % 32 || w.cols <= 0 || p.gmod < 1 || p.rpg < 1 || p.groups < 0)
+        return false;
+    if (p.epi == CU_EPI_SWIGLU && (!p.up.data || p.up.kind != w.kind || p.up.rows != w.rows ||
+                                   p.up.cols != w.cols || p.up.group != w.group || p.up.sdt != w.sdt))
+        return false;
+    if (p.norm && p.xs != 0) return false;
+    if (p.routed && (p.route.cfg.k < 1 || p.route.cfg.k > ZCU_ROUTE_MAX_K || p.groups > p.route.cfg.k))
+        return false;
+    if (((uintptr_t)p.x & 15) || p.xs % 4) return false;
+    return true;
 }
 
-/* Can job p's rows be read 16 bytes at a time? */
-static bool mv_vec_ok(const cu_mv &p, int esize) {
-    const int N = 16 / esize;
-    bool ok = aligned16(p.w.data) && (p.w.ld * esize) % 16 == 0 && (p.w.stride * esize) % 16 == 0 &&
-              p.w.cols % N == 0 && aligned16(p.x) && p.xs % 4 == 0;
-    if (p.up.data)
-        ok = ok && aligned16(p.up.data) && (p.up.ld * esize) % 16 == 0 && (p.up.stride * esize) % 16 == 0;
-    return ok;
+/* Outputs per warp: enough blocks to fill the GPU, else more rows in flight per warp. */
+static int mv_opw(const cu_mv &p) {
+    const int64_t outs = p.groups * p.rpg;
+    const int max = p.epi == CU_EPI_SWIGLU ? 2 : 4;
+    int opw = 1;
+    while (opw < max && outs / ((int64_t)MV_WARPS * opw * 2) >= 512) opw *= 2;
+    return opw;
 }
 
-static cudaError_t mv_launch(mv_batch &b, bool vec, int32_t kind, cudaStream_t st) {
-    if (b.first[b.n] == 0) return cudaSuccess;
-    if (b.first[b.n] > 0x7fffffff) return cudaErrorInvalidValue;
-    const unsigned blocks = (unsigned)b.first[b.n];
-    ZCU_DISPATCH(kind, {
-        if (vec) k_matvec<T, true><<<blocks, MV_WARPS * 32, 0, st>>>(b);
-        else k_matvec<T, false><<<blocks, MV_WARPS * 32, 0, st>>>(b);
-    });
-    return cudaGetLastError();
-}
-
-extern "C" cudaError_t cuk_matvec(const cu_mv *jobs, int n_jobs, cudaStream_t st) {
+extern "C" cudaError_t cuk_matvec(const cu_mv *jobs, int n_jobs, cu_q q) {
     if (n_jobs < 0 || n_jobs > ZCU_MV_JOBS) return cudaErrorInvalidValue;
-    for (int i = 0; i < n_jobs; i++) {
-        const cu_mv &p = jobs[i];
-        if (!cuk_kind_ok(p.w.kind) || p.gmod < 1 ||
-            (p.up.data && (p.up.kind != p.w.kind || p.up.rows != p.w.rows || p.up.cols != p.w.cols)))
-            return cudaErrorInvalidValue;
-    }
-    /* one launch per run of jobs with the same kind and alignment */
+    for (int i = 0; i < n_jobs; i++)
+        if (!mv_job_ok(jobs[i]) || jobs[i].groups * jobs[i].rpg > 0x7fffffff) return cudaErrorInvalidValue;
+    /* one launch per run of jobs with the same kind */
     for (int i = 0; i < n_jobs;) {
-        const int es = cuk_kind_size(jobs[i].w.kind);
-        const bool vec = mv_vec_ok(jobs[i], es);
         mv_batch b = {};
+        size_t smem = 0;
         int j = i;
-        while (j < n_jobs && jobs[j].w.kind == jobs[i].w.kind && mv_vec_ok(jobs[j], es) == vec) {
-            b.job[b.n] = jobs[j];
-            b.wpr[b.n] = mv_wpr(jobs[j], es, vec);
-            const int64_t outs = jobs[j].groups * jobs[j].rpg, rows = MV_WARPS / b.wpr[b.n];
-            b.first[b.n + 1] = b.first[b.n] + (outs > 0 ? (outs + rows - 1) / rows : 0);
+        while (j < n_jobs && jobs[j].w.kind == jobs[i].w.kind) {
+            const cu_mv &p = jobs[j];
+            const int opw = mv_opw(p);
+            const int64_t outs = p.groups * p.rpg, opb = (int64_t)MV_WARPS * opw;
+            int64_t span = p.xs == 0 ? 1 : (opb + p.rpg - 2) / p.rpg + 1;
+            if (span > p.groups) span = p.groups > 0 ? p.groups : 1;
+            size_t need = (size_t)span * (size_t)stage_floats(p.w.cols) * sizeof(float);
+            if (p.routed) {
+                const int G = p.route.cfg.n_group > 1 ? p.route.cfg.n_group : 1;
+                need += (route_smem(p.route.cfg.n_experts, G) + 15) & ~(size_t)15;
+            }
+            if (need > MV_SMEM_MAX) return cudaErrorInvalidValue;
+            if (need > smem) smem = need;
+            b.job[b.n] = p;
+            b.opw[b.n] = opw;
+            b.gspan[b.n] = (int32_t)span;
+            b.first[b.n + 1] = b.first[b.n] + (outs + opb - 1) / opb;
             b.n++;
             j++;
         }
-        cudaError_t err = mv_launch(b, vec, jobs[i].w.kind, st);
-        if (err != cudaSuccess) return err;
+        if (b.first[b.n] > 0x7fffffff) return cudaErrorInvalidValue;
+        if (b.first[b.n] > 0) {
+            cudaError_t err = cudaSuccess;
+            const unsigned blocks = (unsigned)b.first[b.n];
+            ZCU_DISPATCH(jobs[i].w.kind, err = launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_matvec<K>, b));
+            if (err != cudaSuccess) return err;
+        }
         i = j;
     }
     return cudaSuccess;
 }
 
-/* Transposed: a block covers TM_CG column vectors x TM_RS row slices; each slice sums its
-   rows in order, then the slices are summed in order (deterministic). */
-enum { TM_CG = 16, TM_RS = 16 };
+/* ---------------------------------------------------------------- combine */
 
-template <typename T, bool VEC>
-__global__ void __launch_bounds__(TM_CG * TM_RS) k_matvec_t(cu_mvt p) {
-    constexpr int N = VEC ? vec16<T>::N : 1;
-    __shared__ float red[TM_RS][TM_CG * 8];
-    const int cg = threadIdx.x % TM_CG, rs = threadIdx.x / TM_CG;
-    const int64_t g = blockIdx.y;
-    const int64_t cb = (int64_t)blockIdx.x * TM_CG * N, c0 = cb + (int64_t)cg * N;
-    const T *W = static_cast<const T *>(p.w.data) + (p.row0 + (g % p.gmod) * p.grs) * p.w.ld;
-    const float *xg = p.x + g * p.xs;
-    if (p.cs && blockIdx.x == 0) { /* rope of q_pe into the columns after W^T x */
-        const int64_t half = p.rope / 2;
-        const float *c_t = p.cs + (g / p.gmod) * p.rope;
-        for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
-            const float a = xg[p.nr + 2 * i], b = xg[p.nr + 2 * i + 1], c = c_t[i], s = c_t[half + i];
-            p.y[g * p.ys + p.w.cols + 2 * i] = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
-            p.y[g * p.ys + p.w.cols + 2 * i + 1] = __fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s));
+template <int K>
+__global__ void __launch_bounds__(MV_THREADS, 2) k_combine(const __grid_constant__ cu_combine p) {
+    extern __shared__ __align__(16) float sm[];
+    pdl_launch();
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int64_t d = p.down.rows, r = (int64_t)blockIdx.x * MV_WARPS + warp;
+    const bool sh = p.sh_h && p.sh_down.rows > 0;
+    if (sh) { /* the shared expert's rows do not depend on the route */
+        const int64_t r0 = (int64_t)blockIdx.x * MV_WARPS;
+        const int64_t n = d - r0 < MV_WARPS ? d - r0 : MV_WARPS;
+        const rowp rp = row_of(p.sh_down, 0, r0);
+        prefetch_l2(rp.d, n * p.sh_down.ld);
+        if (p.sh_down.scales) {
+            const int64_t sb = n * (p.sh_down.cols >> lg2(p.sh_down.group)) * sdt_size(p.sh_down.sdt);
+            prefetch_l2(rp.s, sb);
+            if (p.sh_down.biases) prefetch_l2(rp.b, sb);
         }
     }
-    float acc[N];
+    pdl_wait();
+    const int64_t sf = stage_floats(p.down.cols), nup = sf / 33;
+    for (int64_t k = 0; k < p.K; k++) stage_raw(p.h + k * p.hs, p.down.cols, sm + k * sf);
+    if (sh) stage_raw(p.sh_h, p.sh_down.cols, sm + p.K * sf);
+    __syncthreads();
+    for (int64_t k = 0; k < p.K; k++) stage_finish<fmt<K>::affine>(p.down.cols, nullptr, 0.0f, sm + k * sf);
+    xstage xsh = {};
+    if (sh) xsh = stage_finish<fmt<K>::affine>(p.sh_down.cols, nullptr, 0.0f, sm + p.K * sf);
+    if (r >= d) return;
+    /* route order: score descending, ties to the lower expert index; no FMA */
+    float acc = 0.0f;
+    for (int64_t k0 = 0; k0 < p.K; k0 += 4) {
+        rowp rp[4];
+        bool valid[4];
+        xstage xs[4];
 #pragma unroll
-    for (int j = 0; j < N; j++) acc[j] = 0.0f;
+        for (int i = 0; i < 4; i++) {
+            valid[i] = k0 + i < p.K;
+            const int64_t k = valid[i] ? k0 + i : 0;
+            rp[i] = row_of(p.down, valid[i] ? (int64_t)p.idx[k] : 0, r);
+            xs[i].x4 = reinterpret_cast<const float4 *>(sm + k * sf);
+            xs[i].xsum = sm + k * sf + nup * 32;
+        }
+        float out[4];
+        warp_dots<K, 4>(rp, valid, xs, p.down.cols, p.down.group, p.down.sdt, out);
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+            if (valid[i]) acc = __fadd_rn(acc, __fmul_rn(p.w[k0 + i], out[i]));
+    }
+    if (sh) {
+        rowp rp[1] = {row_of(p.sh_down, 0, r)};
+        bool valid[1] = {true};
+        xstage xs[1] = {xsh};
+        float out[1];
+        warp_dots<K, 1>(rp, valid, xs, p.sh_down.cols, p.sh_down.group, p.sh_down.sdt, out);
+        acc = __fadd_rn(acc, out[0]);
+    } else if (p.sh_out) {
+        acc = __fadd_rn(acc, p.sh_out[r]);
+    }
+    if (lane != 0) return;
+    if (p.residual) p.x[r] = __fadd_rn(p.x[r], acc);
+    else p.out[r] = acc;
+}
+
+extern "C" cudaError_t cuk_combine(const cu_combine *p, cu_q q) {
+    if (p->down.rows <= 0) return cudaSuccess;
+    const bool sh = p->sh_h && p->sh_down.rows > 0;
+    if (!cuk_kind_ok(p->down.kind) || p->K < 1 || p->K > ZCU_COMBINE_MAX_K || p->down.cols % 32 ||
+        (sh && (p->sh_down.kind != p->down.kind || p->sh_down.rows != p->down.rows ||
+                p->sh_down.cols % 32)) ||
+        ((uintptr_t)p->h & 15) || p->hs % 4 || ((uintptr_t)p->sh_h & 15) ||
+        (p->residual ? !p->x : !p->out))
+        return cudaErrorInvalidValue;
+    const size_t smem = ((size_t)p->K * (size_t)stage_floats(p->down.cols) +
+                         (sh ? (size_t)stage_floats(p->sh_down.cols) : 0)) * sizeof(float);
+    if (smem > MV_SMEM_MAX) return cudaErrorInvalidValue;
+    const unsigned blocks = (unsigned)((p->down.rows + MV_WARPS - 1) / MV_WARPS);
+    cudaError_t err = cudaSuccess;
+    ZCU_DISPATCH(p->down.kind, err = launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_combine<K>, *p));
+    return err;
+}
+
+/* ---------------------------------------------------------------- transposed */
+
+/* A block covers TM_CG pieces of 8 columns x TM_RS row slices; each slice sums its rows
+   in order, then the slices are summed in order (deterministic). */
+enum { TM_CG = 16, TM_RS = 16, TM_THREADS = TM_CG * TM_RS };
+
+typedef struct mvt_args {
+    cu_mvt p;
+    cu_prep prep;
+    bool with_prep;
+} mvt_args;
+
+template <int K>
+__global__ void __launch_bounds__(TM_THREADS) k_matvec_t(const __grid_constant__ mvt_args a) {
+    __shared__ float red[TM_RS][TM_CG * 8 + 1];
+    __shared__ float pr[2], css[128];
+    pdl_launch();
+    const cu_mvt &p = a.p;
+    const int64_t g = blockIdx.y;
+    if (g >= p.groups) { /* the MLA epilogue's extra block */
+        pdl_wait();
+        if (a.with_prep && blockIdx.x == 0) prep_token(a.prep, 0, pr, css);
+        return;
+    }
+    const int cg = threadIdx.x % TM_CG, rs = threadIdx.x / TM_CG;
+    const int64_t cb = (int64_t)blockIdx.x * TM_CG * 8, c0 = cb + (int64_t)cg * 8;
+    const int64_t rbase = p.row0 + (g % p.gmod) * p.grs;
+    if (threadIdx.x < p.nr && c0 < p.w.cols) { /* this block's slice of each row */
+        const rowp rp = row_of(p.w, 0, rbase + threadIdx.x);
+        prefetch_line(rp.d + cb * fmt<K>::bits / 8);
+    }
+    pdl_wait();
+    const float *xg = p.x + g * p.xs;
+    if (p.rope > 0 && blockIdx.x == 0) { /* rope of q_pe into the columns after W^T x */
+        const int64_t half = p.rope / 2, pos = (int64_t)p.step->pos + g / p.gmod;
+        for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
+            float c, s, ra, rb;
+            pos_cs(p.table, pos, p.inv_freq, p.mscale, p.rope, i, &c, &s);
+            rope_pair(xg[p.nr + 2 * i], xg[p.nr + 2 * i + 1], c, s, &ra, &rb);
+            p.y[g * p.ys + p.w.cols + 2 * i] = ra;
+            p.y[g * p.ys + p.w.cols + 2 * i + 1] = rb;
+        }
+    }
+    float acc[8];
+#pragma unroll
+    for (int e = 0; e < 8; e++) acc[e] = 0.0f;
     if (c0 < p.w.cols) {
-#pragma unroll 4
         for (int64_t i = rs; i < p.nr; i += TM_RS) {
             const float xi = xg[i];
-            float f[N];
-            if constexpr (VEC) vec16<T>::cvt(ld16_stream(W + i * p.w.ld + c0), f);
-            else f[0] = tof(W[i * p.w.ld + c0]);
+            float wv[8];
+            deq8<K>(p.w, row_of(p.w, 0, rbase + i), c0, wv);
 #pragma unroll
-            for (int j = 0; j < N; j++) acc[j] = fmaf(f[j], xi, acc[j]);
+            for (int e = 0; e < 8; e++) acc[e] = fmaf(wv[e], xi, acc[e]);
         }
     }
 #pragma unroll
-    for (int j = 0; j < N; j++) red[rs][cg * N + j] = acc[j];
+    for (int e = 0; e < 8; e++) red[rs][cg * 8 + e] = acc[e];
     __syncthreads();
-    for (int t = threadIdx.x; t < TM_CG * N; t += blockDim.x) {
+    for (int t = threadIdx.x; t < TM_CG * 8; t += blockDim.x) {
         const int64_t c = cb + t;
         if (c < p.w.cols) {
             float s = 0.0f;
-            for (int k = 0; k < TM_RS; k++) s += red[k][t];
+            for (int k = 0; k < TM_RS; k++) s = __fadd_rn(s, red[k][t]);
             p.y[g * p.ys + c] = s;
         }
     }
 }
 
-extern "C" cudaError_t cuk_matvec_t(const cu_mvt *p, cudaStream_t st) {
+extern "C" cudaError_t cuk_matvec_t(const cu_mvt *p, cu_q q) {
     if (p->groups <= 0 || p->w.cols <= 0) return cudaSuccess;
-    if (p->groups > 65535 || p->gmod < 1 || (p->cs && p->rope % 2)) return cudaErrorInvalidValue;
-    ZCU_DISPATCH(p->w.kind, {
-        const int N = 16 / (int)sizeof(T);
-        const bool vec = aligned16(p->w.data) && (p->w.ld * (int64_t)sizeof(T)) % 16 == 0 &&
-                         p->w.cols % N == 0;
-        if (vec) {
-            dim3 grid((unsigned)((p->w.cols + TM_CG * N - 1) / (TM_CG * N)), (unsigned)p->groups);
-            k_matvec_t<T, true><<<grid, TM_CG * TM_RS, 0, st>>>(*p);
-        } else {
-            dim3 grid((unsigned)((p->w.cols + TM_CG - 1) / TM_CG), (unsigned)p->groups);
-            k_matvec_t<T, false><<<grid, TM_CG * TM_RS, 0, st>>>(*p);
-        }
-    });
-    return cudaGetLastError();
+    if (!cuk_kind_ok(p->w.kind) || p->w.cols % 32 || p->groups > 65534 || p->gmod < 1 ||
+        p->rope % 2 || p->rope > 256 || (p->rope > 0 && !p->step) ||
+        (p->prep && (p->prep->n != 1 || p->prep->rope > 128)))
+        return cudaErrorInvalidValue;
+    mvt_args a = {};
+    a.p = *p;
+    a.with_prep = p->prep != nullptr;
+    if (p->prep) a.prep = *p->prep;
+    const dim3 grid((unsigned)((p->w.cols + TM_CG * 8 - 1) / (TM_CG * 8)),
+                    (unsigned)(p->groups + (p->prep ? 1 : 0)));
+    cudaError_t err = cudaSuccess;
+    ZCU_DISPATCH(p->w.kind, err = launch(q, grid, dim3(TM_THREADS), 0, k_matvec_t<K>, a));
+    return err;
+}
+
+extern "C" cudaError_t cuk_attn_init(void); /* kernels_attn.cu */
+
+extern "C" cudaError_t cuk_init(void) {
+    int dev = 0, optin = 48 * 1024;
+    cudaError_t err = cudaGetDevice(&dev);
+    if (err == cudaSuccess) err = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+    if (err == cudaSuccess) err = cuk_attn_init();
+    const int lim = optin < MV_SMEM_MAX ? optin : MV_SMEM_MAX;
+    for (int kind = 0; kind < ZW_COUNT && err == cudaSuccess; kind++) {
+        if (!cuk_kind_ok(kind)) continue; /* a layout with no device kernels (fp8) */
+        ZCU_DISPATCH(kind, {
+            err = cudaFuncSetAttribute(k_matvec<K>, cudaFuncAttributeMaxDynamicSharedMemorySize, lim);
+            if (err == cudaSuccess)
+                err = cudaFuncSetAttribute(k_combine<K>, cudaFuncAttributeMaxDynamicSharedMemorySize, lim);
+        });
+    }
+    return err;
 }
 
 extern "C" bool cuk_kind_ok(int32_t kind) {
-    return kind == ZW_F32 || kind == ZW_F16 || kind == ZW_BF16;
+    return kind >= ZW_F32 && kind <= ZW_MXFP4; /* fp8 block weights: not on the device yet */
 }
 
-extern "C" int cuk_kind_size(int32_t kind) {
+extern "C" int64_t cuk_row_bytes(int32_t kind, int64_t cols) {
     switch (kind) {
-    case ZW_F32: return 4;
+    case ZW_F32: return cols * 4;
     case ZW_F16:
-    case ZW_BF16: return 2;
-    default: return 0;
+    case ZW_BF16: return cols * 2;
+    default: return cuk_kind_ok(kind) ? cols * zwfmt_table[kind].bits / 8 : 0;
     }
 }

@@ -1,14 +1,12 @@
 /*
- * upload.c — the model's weights on the device, in their stored formats: one arena
- * planned once (a first pass sizes every tensor, a second copies), each tensor 256-byte
- * aligned, a layer's routed experts stacked E x [rows, cols] so a kernel finds expert e
- * at e * stride from the device-side route.  Copies go through two pinned staging buffers
- * so the DMA of one overlaps the memcpy into the other.
- *
- * The backend's format table is upload_fmt below, indexed by zwkind (model/weight.h):
- * whether the kernels run the layout and how its bytes are laid out.  Dense f32/f16/bf16
- * today; a quantized layout adds its row here (packed words, then scales and biases,
- * each uploaded like `data`) and its branch in the kernels' dispatch.
+ * upload.c — the model's weights on the device, in their stored formats (dense f32 / f16 /
+ * bf16, MLX affine 2-8 bit with bf16/f16/f32 scales and biases, mxfp4 with E8M0 scales:
+ * never expanded): one arena planned once (a first pass sizes every tensor, a second
+ * copies), each part 256-byte aligned, a layer's routed experts stacked E x [rows, cols]
+ * (data, then scales, then biases) so a kernel finds expert e from the device-side route.
+ * Copies go through two pinned staging buffers so the DMA of one overlaps the memcpy
+ * into the other.  What the kernels require of a weight (a layout they have, columns and
+ * groups in multiples of 32) is checked here, with the weight's name in the error.
  */
 #include "backend/cuda/cuda_internal.h"
 #include "backend/cuda/ep.h"
@@ -19,20 +17,6 @@
 
 #define ALIGN 256
 #define STAGE_BYTES ((size_t)32 << 20)
-
-typedef struct upload_fmt {
-    bool runs;       /* the cuda kernels have this layout */
-    int elem_bytes;  /* dense: bytes per element */
-} upload_fmt;
-
-static upload_fmt fmt_of(zwkind k) {
-    upload_fmt f = {false, 0};
-    if (k < ZW_COUNT && cuk_kind_ok((int32_t)k)) {
-        f.runs = true;
-        f.elem_bytes = cuk_kind_size((int32_t)k);
-    }
-    return f;
-}
 
 typedef struct upl {
     cu_ctx *c;
@@ -50,6 +34,10 @@ static size_t reserve(upl *u, size_t bytes) {
     size_t o = (u->off + ALIGN - 1) & ~(size_t)(ALIGN - 1);
     u->off = o + bytes;
     return o;
+}
+
+static size_t round_up(size_t n) {
+    return (n + ALIGN - 1) & ~(size_t)(ALIGN - 1);
 }
 
 #define UPL_TRY(u, call)                                                                   \
@@ -77,57 +65,83 @@ static void put(upl *u, size_t off, const void *src, size_t bytes) {
     }
 }
 
-static void fail_layout(upl *u, const zweight *w, const char *what) {
-    if (u->st != ZMLX_OK) return;
-    zwkind k = zweight_kind(w);
-    u->st = zerr_set(u->e, ZMLX_ERR_UNSUPPORTED,
-                     "weight %s has layout %s, which the cuda backend cannot run yet (dense "
-                     "f32, f16 and bf16 run); use --backend cpu",
-                     what, k < ZW_COUNT ? zwfmt_table[k].name : "(invalid)");
-}
-
-/* One matrix; an empty one (rows 0: no shared expert, no q_b) stays empty. */
-static cuw put_weight(upl *u, const zweight *w, const char *what) {
-    cuw d = {0};
-    if (w->rows <= 0) return d;
-    zwkind k = zweight_kind(w);
-    upload_fmt f = fmt_of(k);
-    if (!f.runs) {
-        fail_layout(u, w, what);
-        return d;
+/* The backend's format table: what the kernels need to know of a weight's scales. */
+static int32_t sdt_of(zdtype dt) {
+    switch (dt) {
+    case ZDT_BF16: return CU_SDT_BF16;
+    case ZDT_F16: return CU_SDT_F16;
+    case ZDT_F32: return CU_SDT_F32;
+    default: return CU_SDT_E8M0;
     }
-    const size_t bytes = (size_t)(w->rows * w->cols) * (size_t)f.elem_bytes;
-    const size_t off = reserve(u, bytes);
-    put(u, off, w->data, bytes);
-    d = (cuw){.data = u->base + off, .kind = (int32_t)k, .rows = w->rows, .cols = w->cols,
-              .ld = w->cols};
-    return d;
 }
 
-/* n matrices of one layout and shape, stacked `stride` elements apart. */
+/* Can the kernels run w?  On failure says why (the layout, or the shape). */
+static bool runs(upl *u, const zweight *w, const char *what) {
+    const zwkind k = zweight_kind(w);
+    const char *why = NULL;
+    if (!cuk_kind_ok((int32_t)k)) why = "a layout the cuda kernels do not have";
+    else if (w->cols % 32) why = "a column count that is not a multiple of 32";
+    else if (w->q != ZQ_NONE && w->group % 32) why = "a group size that is not a multiple of 32";
+    if (!why) return true;
+    if (u->st == ZMLX_OK)
+        u->st = zerr_set(u->e, ZMLX_ERR_UNSUPPORTED,
+                         "weight %s (%s, [%lld, %lld]) has %s; use --backend cpu", what,
+                         k < ZW_COUNT ? zwfmt_table[k].name : "(invalid layout)",
+                         (long long)w->rows, (long long)w->cols, why);
+    return false;
+}
+
+/* Bytes of one matrix's data and of its scale (or bias) array. */
+static size_t data_bytes(const zweight *w) {
+    return (size_t)w->rows * (size_t)cuk_row_bytes((int32_t)zweight_kind(w), w->cols);
+}
+static size_t scale_bytes(const zweight *w) {
+    if (w->q == ZQ_NONE) return 0;
+    return (size_t)w->rows * (size_t)(w->cols / w->group) * zdtype_table[w->sdtype].size;
+}
+
+/* n matrices of one layout and shape, stacked: data, then scales, then biases, each
+   matrix's part 256-byte aligned.  n = 1 for a plain weight; an empty one (rows 0: no
+   shared expert, no q_b) stays empty. */
 static cuw put_stack(upl *u, const zweight *ws, int n, const char *what) {
     cuw d = {0};
-    zwkind k = zweight_kind(&ws[0]);
-    upload_fmt f = fmt_of(k);
-    if (!f.runs) {
-        fail_layout(u, &ws[0], what);
-        return d;
-    }
+    if (ws[0].rows <= 0) return d;
+    if (!runs(u, &ws[0], what)) return d;
+    const zwkind k = zweight_kind(&ws[0]);
     for (int i = 1; i < n; i++)
-        if (zweight_kind(&ws[i]) != k || ws[i].rows != ws[0].rows || ws[i].cols != ws[0].cols) {
+        if (zweight_kind(&ws[i]) != k || ws[i].rows != ws[0].rows || ws[i].cols != ws[0].cols ||
+            ws[i].group != ws[0].group || ws[i].sdtype != ws[0].sdtype) {
             if (u->st == ZMLX_OK)
                 u->st = zerr_set(u->e, ZMLX_ERR_UNSUPPORTED,
                                  "%s: expert %d differs in layout or shape from expert 0; the "
                                  "cuda backend stacks a layer's experts", what, i);
             return d;
         }
-    const size_t bytes = (size_t)(ws[0].rows * ws[0].cols) * (size_t)f.elem_bytes;
-    const size_t step = (bytes + ALIGN - 1) & ~(size_t)(ALIGN - 1);
-    const size_t off = reserve(u, step * (size_t)n);
-    for (int i = 0; i < n; i++) put(u, off + (size_t)i * step, ws[i].data, bytes);
+    const size_t db = data_bytes(&ws[0]), sb = scale_bytes(&ws[0]);
+    const size_t dstep = round_up(db), sstep = round_up(sb);
+    const size_t off = reserve(u, dstep * (size_t)n);
+    for (int i = 0; i < n; i++) put(u, off + (size_t)i * dstep, ws[i].data, db);
     d = (cuw){.data = u->base + off, .kind = (int32_t)k, .rows = ws[0].rows, .cols = ws[0].cols,
-              .ld = ws[0].cols, .stride = (int64_t)(step / (size_t)f.elem_bytes)};
+              .ld = cuk_row_bytes((int32_t)k, ws[0].cols), .stride = n > 1 ? (int64_t)dstep : 0};
+    if (sb) {
+        const size_t es = zdtype_table[ws[0].sdtype].size;
+        const size_t soff = reserve(u, sstep * (size_t)n);
+        for (int i = 0; i < n; i++) put(u, soff + (size_t)i * sstep, ws[i].scales, sb);
+        d.scales = u->base + soff;
+        if (ws[0].biases) {
+            const size_t boff = reserve(u, sstep * (size_t)n);
+            for (int i = 0; i < n; i++) put(u, boff + (size_t)i * sstep, ws[i].biases, sb);
+            d.biases = u->base + boff;
+        }
+        d.group = ws[0].group;
+        d.sdt = sdt_of(ws[0].sdtype);
+        d.sstride = n > 1 ? (int64_t)(sstep / es) : 0;
+    }
     return d;
+}
+
+static cuw put_weight(upl *u, const zweight *w, const char *what) {
+    return put_stack(u, w, 1, what);
 }
 
 static const float *put_f32(upl *u, const float *src, int64_t n) {
@@ -207,6 +221,13 @@ static zmlx_status check_shapes(const zmlx_config *c, zerr *e) {
     if (c->n_routed_experts > ZCU_ROUTE_MAX_E)
         return zerr_set(e, ZMLX_ERR_UNSUPPORTED, "the cuda router holds %d experts (this model: %d)",
                         ZCU_ROUTE_MAX_E, c->n_routed_experts);
+    if ((c->kv_lora_rank + c->qk_rope_dim) % 8 || c->qk_rope_dim % 2)
+        return zerr_set(e, ZMLX_ERR_UNSUPPORTED,
+                        "the cuda attention kernels need kv_lora_rank + qk_rope_head_dim to be a "
+                        "multiple of 8 (this model: %d + %d)", c->kv_lora_rank, c->qk_rope_dim);
+    if (c->experts_per_tok > ZCU_COMBINE_MAX_K)
+        return zerr_set(e, ZMLX_ERR_UNSUPPORTED, "the cuda combine holds %d experts per token "
+                        "(this model: %d)", ZCU_COMBINE_MAX_K, c->experts_per_tok);
     if (c->n_heads > 65535 / ZCU_CHUNK)
         return zerr_set(e, ZMLX_ERR_UNSUPPORTED, "the cuda backend holds %d heads (this model: %d)",
                         65535 / ZCU_CHUNK, c->n_heads);

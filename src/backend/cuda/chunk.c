@@ -1,0 +1,152 @@
+/*
+ * chunk.c — the prefill step of the `cuda` backend: a chunk of n tokens (n <= ZCU_CHUNK)
+ * through every layer with the GEMM kernels (the routed experts grouped by expert on the
+ * device), absorbed or expanded MLA attention.  Also runs a single token when the session
+ * asks for the expanded path.  Patterns do not change this path (the decode-only ones fall
+ * back to the baseline for prefill, the others give the same values here).
+ *
+ *   x = embed(ids); xn = norm(x)
+ *   per layer: attention -> f; x += f; xn = norm(x)
+ *              FFN (dense SwiGLU, or router -> route -> grouped experts -> combine in
+ *              route order + shared) -> x += f; xn = next layer's norm(x)
+ *   logits = lm_head(final_norm(x)) for the last row (or every row)
+ * Several GPUs (ep.h): the grouped GEMMs run only this rank's expert groups over a zeroed
+ * expert-output buffer, which is then summed over the ranks (NCCL) before the combine.
+ */
+#include "backend/cuda/cuda_internal.h"
+#include "backend/cuda/ep.h"
+
+/* y[n, w.rows] = x[n, w.cols] W^T. */
+static cudaError_t proj(const cuw *w, const float *x, float *y, int64_t n, cu_q q) {
+    return cuk_gemm(*w, x, w->cols, NULL, y, w->rows, n, NULL, 0, q);
+}
+
+/* The attention block of layer l: s->xn -> s->f. */
+static zmlx_status attention(cu_sess *s, int l, int64_t n, int64_t T, bool absorbed,
+                             int64_t nsplit, zerr *e) {
+    const cu_ctx *c = s->c;
+    const zmlx_model *m = c->m;
+    const zmlx_config *cf = &m->cfg;
+    const cu_layer *L = &c->layers[l];
+    const cu_q q = {c->stream, false};
+    const int64_t H = cf->n_heads, nope = cf->qk_nope_dim, rope = cf->qk_rope_dim;
+    const int64_t qk = nope + rope, R = cf->kv_lora_rank, vd = cf->v_head_dim, hs = nope + vd;
+    void *cache = (uint8_t *)s->cache + (size_t)l * (size_t)s->cap * (size_t)s->W * s->kv_elem;
+    const bool lora = cf->q_lora_rank > 0;
+
+    CU_TRY(e, proj(&L->kv_a, s->xn, s->kv, n, q));
+    CU_TRY(e, proj(&L->q_a, s->xn, lora ? s->qa : s->q, n, q));
+    cu_prep pp = {.kv = s->kv, .R = R, .rope = rope, .qa = lora ? s->qa : NULL,
+                  .ql = cf->q_lora_rank, .kv_norm = L->kv_a_norm, .q_norm = L->q_a_norm,
+                  .eps = cf->attn_norm_eps, .inv_freq = c->inv_freq, .mscale = m->rope_mscale,
+                  .cache = cache, .cache_bf16 = s->kv_bf16, .cs = s->cs, .step = s->d_step, .n = n};
+    CU_TRY(e, cuk_attn_prep(&pp, q));
+    if (lora) CU_TRY(e, proj(&L->q_b, s->qa, s->q, n, q));
+    if (absorbed) {
+        cu_mvt qt = {.w = L->kv_b, .nr = nope, .row0 = 0, .grs = hs, .gmod = H, .groups = n * H,
+                     .x = s->q, .xs = qk, .y = s->qabs, .ys = s->W, .rope = rope,
+                     .inv_freq = c->inv_freq, .mscale = m->rope_mscale, .step = s->d_step};
+        CU_TRY(e, cuk_matvec_t(&qt, q));
+        cu_attn a = {.q = s->qabs, .cache = cache, .cache_bf16 = s->kv_bf16, .n_q = n, .H = H,
+                     .R = R, .rope = rope, .scale = m->attn_scale, .step = s->d_step,
+                     .nsplit = nsplit, .part_o = s->part_o, .part_ml = s->part_ml, .out = s->olat};
+        CU_TRY(e, cuk_attn_absorbed(&a, q));
+        cu_mv uv = {.w = L->kv_b, .groups = n * H, .rpg = vd, .row0 = nope, .grs = hs, .gmod = H,
+                    .x = s->olat, .xs = R, .y = s->attn, .ys = vd};
+        CU_TRY(e, cuk_matvec(&uv, 1, q));
+    } else {
+        CU_TRY(e, cuk_q_rope(s->q, n, H, nope, rope, s->cs, NULL, R, q));
+        zmlx_status rs = zcu_reserve_expanded(s, T, e);
+        if (rs != ZMLX_OK) return rs;
+        CU_TRY(e, cuk_cache_to_f32(cache, s->kv_bf16, s->W, R, T, s->lat_f32, q));
+        CU_TRY(e, cuk_gemm(L->kv_b, s->lat_f32, R, NULL, s->kvb, H * hs, T, NULL, 0, q));
+        cu_attn_x ax = {.q = s->q, .kvb = s->kvb, .cache = cache, .cache_bf16 = s->kv_bf16,
+                        .n = n, .H = H, .nope = nope, .rope = rope, .vd = vd, .R = R,
+                        .scale = m->attn_scale, .step = s->d_step, .out = s->attn};
+        CU_TRY(e, cuk_attn_expanded(&ax, q));
+    }
+    CU_TRY(e, proj(&L->o, s->attn, s->f, n, q));
+    return ZMLX_OK;
+}
+
+/* The FFN of layer l on s->xn; adds into s->x and leaves the next norm (next_w, or none
+   after the last layer) in s->xn. */
+static zmlx_status ffn(cu_sess *s, int l, int64_t n, const float *next_w, zerr *e) {
+    const cu_ctx *c = s->c;
+    const zmlx_config *cf = &c->m->cfg;
+    const cu_layer *L = &c->layers[l];
+    const cu_q q = {c->stream, false};
+    const int64_t d = cf->hidden_size, K = cf->experts_per_tok, E = cf->n_routed_experts;
+    const int64_t mI = cf->moe_intermediate_size;
+    const float eps = cf->rms_norm_eps;
+    if (!L->moe) {
+        CU_TRY(e, proj(&L->gate, s->xn, s->dg, n, q));
+        CU_TRY(e, proj(&L->up, s->xn, s->du, n, q));
+        CU_TRY(e, cuk_silu_mul(s->dg, s->du, n * L->gate.rows, s->dg, q));
+        CU_TRY(e, proj(&L->down, s->dg, s->f, n, q));
+        CU_TRY(e, cuk_add_rmsnorm(s->x, s->f, next_w, d, eps, s->xn, n, q));
+        return ZMLX_OK;
+    }
+    const bool shared = L->sh_gate.rows > 0;
+    const cu_route_cfg rc = {.n_experts = (int32_t)E, .k = (int32_t)K, .n_group = cf->n_group,
+                             .topk_group = cf->topk_group, .norm_topk_prob = cf->norm_topk_prob,
+                             .softmax_scoring = cf->scoring == ZSCORE_SOFTMAX,
+                             .scale = cf->routed_scaling_factor};
+    /* rows grouped by expert (slot order as moe.c), one grouped GEMM each */
+    CU_TRY(e, proj(&L->router, s->xn, s->rlog, n, q));
+    CU_TRY(e, cuk_route(rc, s->rlog, L->router_bias, n, s->ridx, s->rw, q));
+    CU_TRY(e, cuk_moe_group(s->ridx, n, K, E, s->goff, s->glist, s->gslot, q));
+    /* several GPUs: only this rank's groups (rows goff[e0] .. goff[e0 + ne)), the other
+       rows of the slot buffer +0.0, then its exact sum over the ranks (dist.h) */
+    const cu_ep *ep = c->ep;
+    const int32_t *goff = ep ? s->goff + ep->e0 : s->goff;
+    const int64_t groups = ep ? ep->ne : E;
+    if (ep) CU_TRY(e, cudaMemsetAsync(s->de, 0, (size_t)(n * K * d) * sizeof(float), c->stream));
+    CU_TRY(e, cuk_gemm(L->exp_gate, s->xn, d, s->glist, s->ge, mI, n, goff, groups, q));
+    CU_TRY(e, cuk_gemm(L->exp_up, s->xn, d, s->glist, s->ue, mI, n, goff, groups, q));
+    CU_TRY(e, cuk_silu_mul(s->ge, s->ue, n * K * mI, s->ge, q));
+    CU_TRY(e, cuk_gemm(L->exp_down, s->ge, mI, NULL, s->de, d, n, goff, groups, q));
+    if (ep) {
+        zmlx_status r = zcu_nccl_sum(ep->nccl, ep->comm, s->de, (size_t)(n * K * d), c->stream, e);
+        if (r != ZMLX_OK) return r;
+    }
+    if (shared) {
+        CU_TRY(e, proj(&L->sh_gate, s->xn, s->sg, n, q));
+        CU_TRY(e, proj(&L->sh_up, s->xn, s->su, n, q));
+        CU_TRY(e, cuk_silu_mul(s->sg, s->su, n * L->sh_gate.rows, s->sg, q));
+        CU_TRY(e, proj(&L->sh_down, s->sg, s->sd, n, q));
+    }
+    CU_TRY(e, cuk_moe_combine(s->rw, s->gslot, K, s->de, shared ? s->sd : NULL, s->x, NULL, next_w,
+                              eps, s->xn, d, n, q));
+    return ZMLX_OK;
+}
+
+zmlx_status zcu_chunk(cu_sess *s, int64_t n, int64_t T, bool absorbed, int64_t nsplit,
+                      bool logits, bool all, zerr *e) {
+    const cu_ctx *c = s->c;
+    const zmlx_config *cf = &c->m->cfg;
+    const cu_q q = {c->stream, false};
+    const int64_t d = cf->hidden_size;
+    const float eps = cf->rms_norm_eps;
+    CU_TRY(e, cuk_embed(c->embed, s->d_step, n, s->x, q));
+    CU_TRY(e, cuk_rmsnorm(s->x, d, c->layers[0].attn_norm, d, eps, s->xn, d, n, q));
+    for (int l = 0; l < cf->n_layers; l++) {
+        zmlx_status r = attention(s, l, n, T, absorbed, nsplit, e);
+        if (r != ZMLX_OK) return r;
+        CU_TRY(e, cuk_add_rmsnorm(s->x, s->f, c->layers[l].ffn_norm, d, eps, s->xn, n, q));
+        const float *next_w = l + 1 < cf->n_layers ? c->layers[l + 1].attn_norm : NULL;
+        r = ffn(s, l, n, next_w, e);
+        if (r != ZMLX_OK) return r;
+    }
+    if (!logits) return ZMLX_OK;
+    const int64_t first = all ? 0 : n - 1, rows = n - first;
+    CU_TRY(e, cuk_rmsnorm(s->x + first * d, d, c->final_norm, d, eps, s->xrow, d, rows, q));
+    if (rows == 1) { /* the decode product (one row) */
+        cu_mv lm = {.w = c->lm_head, .groups = 1, .rpg = c->lm_head.rows, .gmod = 1, .x = s->xrow,
+                    .y = s->logits};
+        CU_TRY(e, cuk_matvec(&lm, 1, q));
+    } else {
+        CU_TRY(e, proj(&c->lm_head, s->xrow, s->logits, rows, q));
+    }
+    return ZMLX_OK;
+}

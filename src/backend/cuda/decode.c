@@ -1,0 +1,282 @@
+/*
+ * decode.c — the one-token step of the `cuda` backend (absorbed MLA), stage by stage, as
+ * each layer's pattern plan (patch/patch.h) says.  The same code is captured into the
+ * decode graph (step.c) and launched directly.
+ *
+ * Baseline (no patterns): one kernel per op, as a framework launches them —
+ *   rmsnorm; q_a; kv_a; MLA epilogue (norms, rope, cache write); q_b; W_UK^T (+ q_pe rope);
+ *   attention (split) + merge; W_UV; o; residual add; rmsnorm;
+ *   router; route; experts' gate; experts' up; SiLU*up; shared gate; shared up; SiLU*up;
+ *   experts' down; shared down; combine; residual add; rmsnorm ... final rmsnorm; lm_head.
+ * Patterns (all `exact`: the same device functions give the same bits, dot.cuh):
+ *   residual_norm     the residual add folded into the projection that produces it (o,
+ *                     dense down) and the next RMSNorm computed by the projections that
+ *                     read it, on load (q_a + kv_a in one launch, router, experts, lm_head)
+ *   glm47_rope        cos/sin from the session's table; the MLA epilogue (latent norm,
+ *                     k_pe rope, cache write) in extra blocks of the W_UK^T launch, q_a's
+ *                     norm on load in q_b
+ *   swiglu_mlp        gate + up + SiLU*up of the dense MLP / shared expert in one launch
+ *   moe_mlp           the route computed in the experts' launch, gate + up + SiLU*up of
+ *                     the K experts in that one launch
+ *   shared_overlap    the shared expert's projections in the routed experts' launches
+ *                     (router logits, down/combine): the same grid, concurrently
+ *   downproj_combine  the K down projections streamed into the route-ordered sum
+ *   moe_combine       + shared + residual folded into that sum
+ * With the preset a MoE layer is 10 launches (25 in the baseline).
+ * Several GPUs (ep.h): the expert products read only this rank's experts (cu_mv.e0 / ne),
+ * the [K, d] expert outputs are summed over the ranks (one NCCL all-reduce, captured in
+ * the graph) and combined unfused (downproj_combine / moe_combine need that buffer).
+ */
+#include "backend/cuda/cuda_internal.h"
+#include "backend/cuda/ep.h"
+
+typedef struct dec {
+    cu_sess *s;
+    cu_q q;            /* q.pdl after the first launch */
+    bool first;
+    bool f_pending;    /* s->f holds a block output not yet added to s->x */
+} dec;
+
+/* The queue for the next launch: the step's first kernel follows a copy, never PDL. */
+static cu_q qn(dec *D) {
+    cu_q q = D->q;
+    if (D->first) q.pdl = false;
+    D->first = false;
+    return q;
+}
+
+static cu_mv mv_plain(cuw w, const float *x, const float *norm, float eps, float *y, int32_t epi) {
+    return (cu_mv){.w = w, .groups = 1, .rpg = w.rows, .gmod = 1, .x = x, .norm = norm,
+                   .eps = eps, .y = y, .epi = epi};
+}
+
+/* SwiGLU of one MLP into h: one job (fused) or gate, up, SiLU*up. */
+static zmlx_status glu(dec *D, bool fused, cuw gate, cuw up, const float *x, const float *norm,
+                       float *h, float *u, zerr *e) {
+    const float eps = D->s->c->m->cfg.rms_norm_eps;
+    if (fused) {
+        cu_mv j = mv_plain(gate, x, norm, eps, h, CU_EPI_SWIGLU);
+        j.up = up;
+        CU_TRY(e, cuk_matvec(&j, 1, qn(D)));
+        return ZMLX_OK;
+    }
+    cu_mv g = mv_plain(gate, x, norm, eps, h, CU_EPI_STORE), v = mv_plain(up, x, norm, eps, u, CU_EPI_STORE);
+    CU_TRY(e, cuk_matvec(&g, 1, qn(D)));
+    CU_TRY(e, cuk_matvec(&v, 1, qn(D)));
+    CU_TRY(e, cuk_silu_mul(h, u, gate.rows, h, qn(D)));
+    return ZMLX_OK;
+}
+
+/*
+ * The input of a block: norm(x) * nw.  Adds a pending block output first (with
+ * residual_norm in the same kernel as the norm).  With residual_norm and nothing pending,
+ * the consumer normalises on load (*norm = nw, *xin = x); else *xin = s->xn.
+ */
+static zmlx_status block_input(dec *D, const zstage_plan *pl, const float *nw, const float **xin,
+                               const float **norm, zerr *e) {
+    cu_sess *s = D->s;
+    const zmlx_config *c = &s->c->m->cfg;
+    const int64_t d = c->hidden_size;
+    const float eps = c->rms_norm_eps;
+    *xin = s->xn;
+    *norm = NULL;
+    if (D->f_pending) {
+        D->f_pending = false;
+        if (pl->residual_norm) {
+            CU_TRY(e, cuk_add_rmsnorm(s->x, s->f, nw, d, eps, s->xn, 1, qn(D)));
+            return ZMLX_OK;
+        }
+        CU_TRY(e, cuk_add_rmsnorm(s->x, s->f, NULL, d, eps, NULL, 1, qn(D)));
+    } else if (pl->residual_norm) {
+        *xin = s->x;
+        *norm = nw;
+        return ZMLX_OK;
+    }
+    CU_TRY(e, cuk_rmsnorm(s->x, d, nw, d, eps, s->xn, d, 1, qn(D)));
+    return ZMLX_OK;
+}
+
+/* Absorbed MLA attention of layer l for the token; output added to x (or pending in f). */
+static zmlx_status attention(dec *D, int l, zerr *e) {
+    cu_sess *s = D->s;
+    const cu_ctx *c = s->c;
+    const zmlx_model *m = c->m;
+    const zmlx_config *cf = &m->cfg;
+    const cu_layer *L = &c->layers[l];
+    const zstage_plan *pl = &m->plan[l];
+    const int64_t H = cf->n_heads, nope = cf->qk_nope_dim, rope = cf->qk_rope_dim;
+    const int64_t qk = nope + rope, R = cf->kv_lora_rank, vd = cf->v_head_dim, hs = nope + vd;
+    const bool lora = cf->q_lora_rank > 0, fused_rope = pl->rope_table;
+    const float eps = cf->rms_norm_eps;
+    void *cache = (uint8_t *)s->cache + (size_t)l * (size_t)s->cap * (size_t)s->W * s->kv_elem;
+    const float *xin, *norm;
+    zmlx_status r = block_input(D, pl, L->attn_norm, &xin, &norm, e);
+    if (r != ZMLX_OK) return r;
+
+    cu_mv proj[2] = {mv_plain(L->q_a, xin, norm, eps, lora ? s->qa : s->q, CU_EPI_STORE),
+                     mv_plain(L->kv_a, xin, norm, eps, s->kv, CU_EPI_STORE)};
+    if (pl->residual_norm) {
+        CU_TRY(e, cuk_matvec(proj, 2, qn(D)));
+    } else {
+        CU_TRY(e, cuk_matvec(&proj[0], 1, qn(D)));
+        CU_TRY(e, cuk_matvec(&proj[1], 1, qn(D)));
+    }
+    cu_prep pp = {.kv = s->kv, .R = R, .rope = rope, .qa = lora && !fused_rope ? s->qa : NULL,
+                  .ql = cf->q_lora_rank, .kv_norm = L->kv_a_norm, .q_norm = L->q_a_norm,
+                  .eps = cf->attn_norm_eps, .inv_freq = c->inv_freq, .mscale = m->rope_mscale,
+                  .table = fused_rope ? s->rope_tab : NULL, .cache = cache,
+                  .cache_bf16 = s->kv_bf16, .cs = s->cs, .step = s->d_step, .n = 1};
+    if (!fused_rope) CU_TRY(e, cuk_attn_prep(&pp, qn(D)));
+    if (lora) {
+        cu_mv qb = mv_plain(L->q_b, s->qa, fused_rope ? L->q_a_norm : NULL, cf->attn_norm_eps, s->q,
+                            CU_EPI_STORE);
+        CU_TRY(e, cuk_matvec(&qb, 1, qn(D)));
+    }
+    /* query rows [q_lat | q_pe]: q_lat_h = W_UK[h]^T q_nope_h, q_pe rotated */
+    cu_mvt qt = {.w = L->kv_b, .nr = nope, .row0 = 0, .grs = hs, .gmod = H, .groups = H,
+                 .x = s->q, .xs = qk, .y = s->qabs, .ys = s->W, .rope = rope,
+                 .inv_freq = c->inv_freq, .mscale = m->rope_mscale,
+                 .table = fused_rope ? s->rope_tab : NULL, .step = s->d_step,
+                 .prep = fused_rope ? &pp : NULL};
+    CU_TRY(e, cuk_matvec_t(&qt, qn(D)));
+    cu_attn a = {.q = s->qabs, .cache = cache, .cache_bf16 = s->kv_bf16, .n_q = 1, .H = H, .R = R,
+                 .rope = rope, .scale = m->attn_scale, .step = s->d_step,
+                 .nsplit = zcu_dec_nsplit(s, s->cap), .part_o = s->part_o, .part_ml = s->part_ml,
+                 .out = s->olat, .hb = s->cap <= 2048 ? 8 : 0};
+    CU_TRY(e, cuk_attn_absorbed(&a, qn(D)));
+    /* o_h = W_UV[h] o_lat_h */
+    cu_mv uv = {.w = L->kv_b, .groups = H, .rpg = vd, .row0 = nope, .grs = hs, .gmod = H,
+                .x = s->olat, .xs = R, .y = s->attn, .ys = vd, .epi = CU_EPI_STORE};
+    CU_TRY(e, cuk_matvec(&uv, 1, qn(D)));
+    cu_mv o = mv_plain(L->o, s->attn, NULL, eps, pl->residual_norm ? s->x : s->f,
+                       pl->residual_norm ? CU_EPI_ADD : CU_EPI_STORE);
+    CU_TRY(e, cuk_matvec(&o, 1, qn(D)));
+    D->f_pending = !pl->residual_norm;
+    return ZMLX_OK;
+}
+
+static zmlx_status dense_ffn(dec *D, int l, const float *xin, const float *norm, zerr *e) {
+    cu_sess *s = D->s;
+    const cu_layer *L = &s->c->layers[l];
+    const zstage_plan *pl = &s->c->m->plan[l];
+    zmlx_status r = glu(D, pl->glu_fused, L->gate, L->up, xin, norm, s->dg, s->du, e);
+    if (r != ZMLX_OK) return r;
+    cu_mv dn = mv_plain(L->down, s->dg, NULL, 0.0f, pl->residual_norm ? s->x : s->f,
+                        pl->residual_norm ? CU_EPI_ADD : CU_EPI_STORE);
+    CU_TRY(e, cuk_matvec(&dn, 1, qn(D)));
+    D->f_pending = !pl->residual_norm;
+    return ZMLX_OK;
+}
+
+static zmlx_status moe_ffn(dec *D, int l, const float *xin, const float *norm, zerr *e) {
+    cu_sess *s = D->s;
+    const cu_ctx *c = s->c;
+    const zmlx_config *cf = &c->m->cfg;
+    const cu_layer *L = &c->layers[l];
+    const zstage_plan *pl = &c->m->plan[l];
+    const int64_t d = cf->hidden_size, K = cf->experts_per_tok, mI = cf->moe_intermediate_size;
+    const float eps = cf->rms_norm_eps;
+    const bool shared = L->sh_gate.rows > 0, overlap = shared && pl->shared_overlap;
+    /* several GPUs: this rank's experts only, and the fused down + combine off (ep.h) */
+    const cu_ep *ep = c->ep;
+    const int32_t e0 = ep ? ep->e0 : 0, ne = ep ? ep->ne : 0;
+    const bool down_combine = pl->down_combine && !ep;
+    const cu_route_cfg rc = {.n_experts = cf->n_routed_experts, .k = (int32_t)K,
+                             .n_group = cf->n_group, .topk_group = cf->topk_group,
+                             .norm_topk_prob = cf->norm_topk_prob,
+                             .softmax_scoring = cf->scoring == ZSCORE_SOFTMAX,
+                             .scale = cf->routed_scaling_factor};
+    cu_mv jobs[ZCU_MV_JOBS];
+    int nj = 0;
+    jobs[nj++] = mv_plain(L->router, xin, norm, eps, s->rlog, CU_EPI_STORE);
+    if (pl->experts_fused) {
+        /* router logits (+ the shared expert's SwiGLU), then the experts with the route
+           computed in their own launch */
+        if (overlap && pl->glu_fused) {
+            jobs[nj] = mv_plain(L->sh_gate, xin, norm, eps, s->sg, CU_EPI_SWIGLU);
+            jobs[nj++].up = L->sh_up;
+        } else if (overlap) {
+            jobs[nj++] = mv_plain(L->sh_gate, xin, norm, eps, s->sg, CU_EPI_STORE);
+            jobs[nj++] = mv_plain(L->sh_up, xin, norm, eps, s->su, CU_EPI_STORE);
+        }
+        CU_TRY(e, cuk_matvec(jobs, nj, qn(D)));
+        if (overlap && !pl->glu_fused) CU_TRY(e, cuk_silu_mul(s->sg, s->su, L->sh_gate.rows, s->sg, qn(D)));
+        cu_mv ex = {.w = L->exp_gate, .up = L->exp_up, .routed = true,
+                    .route = {.logits = s->rlog, .bias = L->router_bias, .cfg = rc, .idx = s->ridx, .w = s->rw},
+                    .groups = K, .rpg = mI, .gmod = 1, .x = xin, .norm = norm, .eps = eps,
+                    .y = s->ge, .ys = mI, .epi = CU_EPI_SWIGLU, .e0 = e0, .ne = ne};
+        CU_TRY(e, cuk_matvec(&ex, 1, qn(D)));
+    } else {
+        /* baseline: router, route, one launch for every expert's gate, one for up */
+        CU_TRY(e, cuk_matvec(jobs, 1, qn(D)));
+        CU_TRY(e, cuk_route(rc, s->rlog, L->router_bias, 1, s->ridx, s->rw, qn(D)));
+        nj = 0;
+        jobs[nj++] = (cu_mv){.w = L->exp_gate, .idx = s->ridx, .groups = K, .rpg = mI, .gmod = 1,
+                             .x = xin, .norm = norm, .eps = eps, .y = s->ge, .ys = mI,
+                             .e0 = e0, .ne = ne};
+        jobs[nj++] = (cu_mv){.w = L->exp_up, .idx = s->ridx, .groups = K, .rpg = mI, .gmod = 1,
+                             .x = xin, .norm = norm, .eps = eps, .y = s->ue, .ys = mI,
+                             .e0 = e0, .ne = ne};
+        if (overlap) {
+            jobs[nj++] = mv_plain(L->sh_gate, xin, norm, eps, s->sg, CU_EPI_STORE);
+            jobs[nj++] = mv_plain(L->sh_up, xin, norm, eps, s->su, CU_EPI_STORE);
+            CU_TRY(e, cuk_matvec(jobs, nj, qn(D)));
+        } else {
+            CU_TRY(e, cuk_matvec(&jobs[0], 1, qn(D)));
+            CU_TRY(e, cuk_matvec(&jobs[1], 1, qn(D)));
+        }
+        CU_TRY(e, cuk_silu_mul(s->ge, s->ue, K * mI, s->ge, qn(D)));
+        if (overlap) CU_TRY(e, cuk_silu_mul(s->sg, s->su, L->sh_gate.rows, s->sg, qn(D)));
+    }
+    if (shared && !overlap) { /* the shared expert on its own */
+        zmlx_status r = glu(D, pl->glu_fused, L->sh_gate, L->sh_up, xin, norm, s->sg, s->su, e);
+        if (r != ZMLX_OK) return r;
+    }
+    const cu_mv shd = mv_plain(L->sh_down, s->sg, NULL, 0.0f, s->sd, CU_EPI_STORE);
+    if (down_combine) {
+        if (shared && !overlap) CU_TRY(e, cuk_matvec(&shd, 1, qn(D)));
+        cu_combine cb = {.down = L->exp_down, .idx = s->ridx, .w = s->rw, .K = K, .h = s->ge, .hs = mI,
+                         .sh_down = overlap ? L->sh_down : (cuw){0}, .sh_h = overlap ? s->sg : NULL,
+                         .sh_out = shared && !overlap ? s->sd : NULL, .x = s->x, .out = s->f,
+                         .residual = pl->combine_residual};
+        CU_TRY(e, cuk_combine(&cb, qn(D)));
+    } else {
+        nj = 0;
+        jobs[nj++] = (cu_mv){.w = L->exp_down, .idx = s->ridx, .groups = K, .rpg = d, .gmod = 1,
+                             .x = s->ge, .xs = mI, .y = s->de, .ys = d, .e0 = e0, .ne = ne};
+        if (overlap) jobs[nj++] = shd;
+        CU_TRY(e, cuk_matvec(jobs, nj, qn(D)));
+        if (shared && !overlap) CU_TRY(e, cuk_matvec(&shd, 1, qn(D)));
+        if (ep) { /* the slot buffer [K, d], summed over the ranks: exact (dist.h) */
+            zmlx_status r = zcu_nccl_sum(ep->nccl, ep->comm, s->de, (size_t)(K * d), c->stream, e);
+            if (r != ZMLX_OK) return r;
+            D->first = true; /* the next kernel follows NCCL's: no PDL overlap */
+        }
+        CU_TRY(e, cuk_moe_combine(s->rw, NULL, K, s->de, shared ? s->sd : NULL,
+                                  pl->combine_residual ? s->x : NULL, s->f, NULL, eps, NULL, d, 1, qn(D)));
+    }
+    D->f_pending = !pl->combine_residual;
+    return ZMLX_OK;
+}
+
+zmlx_status zcu_decode(cu_sess *s, bool pdl, zerr *e) {
+    const cu_ctx *c = s->c;
+    const zmlx_model *m = c->m;
+    const zmlx_config *cf = &m->cfg;
+    dec D = {.s = s, .q = {c->stream, pdl}, .first = true, .f_pending = false};
+    CU_TRY(e, cuk_embed(c->embed, s->d_step, 1, s->x, qn(&D)));
+    for (int l = 0; l < cf->n_layers; l++) {
+        zmlx_status r = attention(&D, l, e);
+        if (r != ZMLX_OK) return r;
+        const float *xin, *norm;
+        r = block_input(&D, &m->plan[l], c->layers[l].ffn_norm, &xin, &norm, e);
+        if (r == ZMLX_OK) r = c->layers[l].moe ? moe_ffn(&D, l, xin, norm, e) : dense_ffn(&D, l, xin, norm, e);
+        if (r != ZMLX_OK) return r;
+    }
+    const float *xin, *norm;
+    zmlx_status r = block_input(&D, &m->plan[cf->n_layers - 1], c->final_norm, &xin, &norm, e);
+    if (r != ZMLX_OK) return r;
+    cu_mv lm = mv_plain(c->lm_head, xin, norm, cf->rms_norm_eps, s->logits, CU_EPI_STORE);
+    CU_TRY(e, cuk_matvec(&lm, 1, qn(&D)));
+    return ZMLX_OK;
+}

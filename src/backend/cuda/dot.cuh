@@ -1,0 +1,303 @@
+/*
+ * dot.cuh — the weight formats on the device: how a row of each zwkind is read and
+ * multiplied with an activation vector, in ONE fixed order shared by every kernel that
+ * computes a projection (plain, SwiGLU, per-head, routed, combined), so a fused kernel
+ * repeats the unfused chain's dot products bit for bit.
+ *
+ * Units.  A row of `cols` elements (cols % 32 == 0) is read in units of 32 elements:
+ * 128 bytes of f32, 64 of f16/bf16, `bits` words of an affine code stream, 16 bytes of
+ * mxfp4.  Lane l of a warp takes units l, l + 32, ...; inside a unit the 32 products go
+ * into four FMA chains (elements 8k .. 8k+7) summed as (p0 + p1) + (p2 + p3); a quantized
+ * unit then becomes  s * dot + b * sum(x over the unit)  (affine) or  s * dot  (mxfp4,
+ * the codes read as twice their value and s halved: exact), the lane adds its units in
+ * order, and the warp's butterfly adds the lanes.  The factored affine form is the one
+ * SYSTEM.md section 1 allows; the conformance test bounds it like the CPU's.
+ *
+ * Activations.  The vector is staged in shared memory in a permuted layout (piece i of
+ * unit u at float4 index ((u / 32) * 8 + i) * 32 + u % 32) so the 32 lanes of a warp
+ * read 32 consecutive float4s: no bank conflicts.  Affine rows also need the unit sums
+ * of x, computed once at staging (sequentially over the unit's 32 elements).
+ *
+ * Pieces.  The GEMM, the transposed product and the embedding dequantize 8 elements at a
+ * time with the reference's roundings (s * q + b, two roundings; mxfp4 value * s).
+ */
+#ifndef ZMLX_BACKEND_CUDA_DOT_CUH
+#define ZMLX_BACKEND_CUDA_DOT_CUH
+
+#include "backend/cuda/common.cuh"
+
+/* 32-bit words of one unit of 32 elements. */
+template <int K> struct fmt {
+    static constexpr bool affine = K >= ZW_AFFINE2 && K <= ZW_AFFINE8;
+    static constexpr bool mx = K == ZW_MXFP4;
+    static constexpr bool quant = affine || mx;
+    static constexpr int bits = K == ZW_F32 ? 32 : K == ZW_F16 || K == ZW_BF16 ? 16
+                              : K == ZW_AFFINE2 ? 2 : K == ZW_AFFINE3 ? 3 : K == ZW_AFFINE5 ? 5
+                              : K == ZW_AFFINE6 ? 6 : K == ZW_AFFINE8 ? 8 : 4;
+    static constexpr int NW = bits; /* 32 elements x bits / 32 */
+};
+
+/* The words of unit u of a row starting at `row`. */
+template <int K>
+__device__ __forceinline__ void load_unit(const uint8_t *row, int64_t u, uint32_t (&w)[fmt<K>::NW]) {
+    constexpr int NW = fmt<K>::NW;
+    const uint8_t *p = row + u * (NW * 4);
+    if constexpr (NW % 4 == 0) {
+#pragma unroll
+        for (int i = 0; i < NW / 4; i++) {
+            const uint4 v = ldw4(p + 16 * i);
+            w[4 * i] = v.x, w[4 * i + 1] = v.y, w[4 * i + 2] = v.z, w[4 * i + 3] = v.w;
+        }
+    } else if constexpr (NW % 2 == 0) {
+#pragma unroll
+        for (int i = 0; i < NW / 2; i++) {
+            const uint2 v = ldw2(p + 8 * i);
+            w[2 * i] = v.x, w[2 * i + 1] = v.y;
+        }
+    } else {
+#pragma unroll
+        for (int i = 0; i < NW; i++) w[i] = ldw1(p + 4 * i);
+    }
+}
+
+/* Code e (compile-time after unrolling) of a packed unit of B-bit codes. */
+template <int B>
+__device__ __forceinline__ uint32_t unit_code(const uint32_t *w, int e) {
+    const int o = e * B, wi = o >> 5, sh = o & 31;
+    uint32_t v = w[wi] >> sh;
+    if (sh + B > 32) v |= w[wi + 1] << (32 - sh);
+    return v & ((1u << B) - 1u);
+}
+
+/* Element e of a unit as a float (for the dot: mxfp4 as twice its value). */
+template <int K>
+__device__ __forceinline__ float unit_el(const uint32_t *w, int e) {
+    if constexpr (K == ZW_F32) {
+        return __uint_as_float(w[e]);
+    } else if constexpr (K == ZW_BF16) {
+        return __uint_as_float((e & 1) ? (w[e >> 1] & 0xffff0000u) : (w[e >> 1] << 16));
+    } else if constexpr (K == ZW_F16) {
+        return __half2float(__ushort_as_half((unsigned short)((e & 1) ? (w[e >> 1] >> 16) : (w[e >> 1] & 0xffffu))));
+    } else if constexpr (K == ZW_AFFINE4) {
+        /* nibble e of word e / 8: the low nibbles of the bytes are the even elements */
+        const uint32_t word = w[e >> 3], j = (uint32_t)(e & 7);
+        const uint32_t src = (j & 1) ? ((word >> 4) & 0x0F0F0F0Fu) : (word & 0x0F0F0F0Fu);
+        return __fsub_rn(__uint_as_float(__byte_perm(src, 0x4B000000u, 0x7650u + (j >> 1))), 8388608.0f);
+    } else if constexpr (K == ZW_AFFINE8) {
+        return __fsub_rn(__uint_as_float(__byte_perm(w[e >> 2], 0x4B000000u, 0x7650u + (uint32_t)(e & 3))),
+                         8388608.0f);
+    } else if constexpr (K == ZW_MXFP4) {
+        const uint32_t c = (w[e >> 3] >> (4 * (e & 7))) & 15u;
+        /* 2 * |value| of E2M1 magnitudes 0..7: {0, 1, 2, 3, 4, 6, 8, 12} */
+        const float m = code_f(__byte_perm(0x03020100u, 0x0C080604u, c & 7u));
+        return __uint_as_float(__float_as_uint(m) | ((c & 8u) << 28));
+    } else {
+        return code_f(unit_code<fmt<K>::bits>(w, e));
+    }
+}
+
+/* The dot of one unit with its 32 staged activations (piece i at x4[i * 32]). */
+template <int K>
+__device__ __forceinline__ float unit_dot(const uint32_t *w, const float4 *x4) {
+    float p[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        const float4 x = x4[i * 32];
+        const int e = 4 * i;
+        p[i >> 1] = fmaf(unit_el<K>(w, e), x.x, p[i >> 1]);
+        p[i >> 1] = fmaf(unit_el<K>(w, e + 1), x.y, p[i >> 1]);
+        p[i >> 1] = fmaf(unit_el<K>(w, e + 2), x.z, p[i >> 1]);
+        p[i >> 1] = fmaf(unit_el<K>(w, e + 3), x.w, p[i >> 1]);
+    }
+    return __fadd_rn(__fadd_rn(p[0], p[1]), __fadd_rn(p[2], p[3]));
+}
+
+/* log2 of a power of two (group sizes): no integer division in the hot paths. */
+__device__ __forceinline__ int lg2(int v) {
+    return __ffs(v) - 1;
+}
+
+/* One row of a matrix as the warp reads it. */
+struct rowp {
+    const uint8_t *d;   /* packed data of the row */
+    const void *s, *b;  /* its scales / biases (quantized) */
+};
+
+/* The row `row` of matrix `e` of a (possibly stacked) weight. */
+__device__ __forceinline__ rowp row_of(const cuw &w, int64_t e, int64_t row) {
+    rowp r;
+    r.d = static_cast<const uint8_t *>(w.data) + e * w.stride + row * w.ld;
+    r.s = r.b = nullptr;
+    if (w.scales) {
+        const int ss = sdt_size(w.sdt);
+        const int64_t si = (e * w.sstride + row * (w.cols >> lg2(w.group))) * ss;
+        r.s = static_cast<const uint8_t *>(w.scales) + si;
+        if (w.biases) r.b = static_cast<const uint8_t *>(w.biases) + si;
+    }
+    return r;
+}
+
+/* A staged activation vector: permuted float4s and (affine) unit sums. */
+struct xstage {
+    const float4 *x4;
+    const float *xsum;
+};
+
+/*
+ * NR dot products (rows of one shape and kind, each with its own staged x) by one warp;
+ * every lane returns all NR sums.  Invalid rows (warp-uniform flag) load nothing.
+ */
+template <int K, int NR>
+__device__ __forceinline__ void warp_dots(const rowp (&r)[NR], const bool (&valid)[NR],
+                                          const xstage (&xs)[NR], int64_t cols, int group, int sdt,
+                                          float (&out)[NR]) {
+    constexpr int NW = fmt<K>::NW;
+    constexpr int UB0 = 32 / (NR * NW), UB = UB0 < 1 ? 1 : UB0 > 4 ? 4 : UB0;
+    const int lane = threadIdx.x & 31;
+    const int nu = (int)(cols / 32), nj = lane < nu ? (nu - lane + 31) / 32 : 0;
+    const int gsh = fmt<K>::quant ? lg2(group) - 5 : 0; /* unit u lies in group u >> gsh */
+    float acc[NR];
+#pragma unroll
+    for (int k = 0; k < NR; k++) acc[k] = 0.0f;
+    for (int j0 = 0; j0 < nj; j0 += UB) {
+        uint32_t w[NR][UB][NW];
+        float sc[NR][UB], bi[NR][UB];
+#pragma unroll
+        for (int k = 0; k < NR; k++)
+#pragma unroll
+            for (int b = 0; b < UB; b++) {
+                const int u = (j0 + b) * 32 + lane;
+                if (valid[k] && j0 + b < nj) {
+                    load_unit<K>(r[k].d, u, w[k][b]);
+                    if constexpr (fmt<K>::quant) {
+                        const int g = u >> gsh;
+                        sc[k][b] = ld_scale(sdt, r[k].s, g);
+                        if constexpr (fmt<K>::affine) bi[k][b] = ld_scale(sdt, r[k].b, g);
+                    }
+                }
+            }
+#pragma unroll
+        for (int k = 0; k < NR; k++)
+#pragma unroll
+            for (int b = 0; b < UB; b++) {
+                const int j = j0 + b, u = j * 32 + lane;
+                if (!valid[k] || j >= nj) continue;
+                const float d = unit_dot<K>(w[k][b], xs[k].x4 + (j * 8) * 32 + lane);
+                float v;
+                if constexpr (fmt<K>::affine)
+                    v = __fadd_rn(__fmul_rn(sc[k][b], d), __fmul_rn(bi[k][b], xs[k].xsum[u]));
+                else if constexpr (fmt<K>::mx)
+                    v = __fmul_rn(__fmul_rn(sc[k][b], 0.5f), d);
+                else
+                    v = d;
+                acc[k] = __fadd_rn(acc[k], v);
+            }
+    }
+#pragma unroll
+    for (int k = 0; k < NR; k++) out[k] = warp_sum(acc[k]);
+}
+
+/* Floats of shared memory one staged row of `cols` takes (x padded to whole warps of
+   units, then the unit sums). */
+__host__ __device__ __forceinline__ int64_t stage_floats(int64_t cols) {
+    const int64_t nup = (cols / 32 + 31) / 32 * 32;
+    return nup * 32 + nup;
+}
+
+/* Stage x[0..cols) into `sm` (stage_floats(cols) floats) with the whole block, raw; no
+   barrier (stage_finish follows). */
+__device__ __forceinline__ void stage_raw(const float *x, int64_t cols, float *sm) {
+    float4 *x4 = reinterpret_cast<float4 *>(sm);
+    const float4 *src = reinterpret_cast<const float4 *>(x);
+    for (int64_t f = threadIdx.x; f < cols / 4; f += blockDim.x) {
+        const int64_t u = f >> 3, i = f & 7;
+        x4[((u >> 5) * 8 + i) * 32 + (u & 31)] = src[f];
+    }
+}
+
+/*
+ * After stage_raw and a barrier: when `norm` is set, each staged value becomes
+ * norm_el(norm[c], x[c], inv) (every thread rewrites the float4s it staged); then (SUMS)
+ * the unit sums.  Ends with a barrier.
+ */
+template <bool SUMS>
+__device__ __forceinline__ xstage stage_finish(int64_t cols, const float *norm, float inv, float *sm) {
+    float4 *x4 = reinterpret_cast<float4 *>(sm);
+    const int64_t nu = cols / 32, nup = (nu + 31) / 32 * 32;
+    float *xsum = sm + nup * 32;
+    if (norm) {
+        for (int64_t f = threadIdx.x; f < cols / 4; f += blockDim.x) {
+            const int64_t u = f >> 3, i = f & 7, c = 4 * f;
+            float4 &v = x4[((u >> 5) * 8 + i) * 32 + (u & 31)];
+            float4 w = v;
+            w.x = norm_el(norm[c], w.x, inv);
+            w.y = norm_el(norm[c + 1], w.y, inv);
+            w.z = norm_el(norm[c + 2], w.z, inv);
+            w.w = norm_el(norm[c + 3], w.w, inv);
+            v = w;
+        }
+        if (SUMS) __syncthreads();
+    }
+    if constexpr (SUMS) {
+        for (int64_t u = threadIdx.x; u < nu; u += blockDim.x) {
+            float s = 0.0f;
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                const float4 v = x4[((u >> 5) * 8 + i) * 32 + (u & 31)];
+                s = __fadd_rn(__fadd_rn(__fadd_rn(__fadd_rn(s, v.x), v.y), v.z), v.w);
+            }
+            xsum[u] = s;
+        }
+    }
+    __syncthreads();
+    xstage r;
+    r.x4 = x4;
+    r.xsum = xsum;
+    return r;
+}
+
+/*
+ * Elements c0 .. c0 + 7 (c0 % 8 == 0) of a row as the reference dequantizes them
+ * (weight.c: s * q + b in float32, two roundings; mxfp4 value * s).
+ */
+template <int K>
+__device__ __forceinline__ void deq8(const cuw &w, const rowp &r, int64_t c0, float (&o)[8]) {
+    if constexpr (K == ZW_F32) {
+        const float4 a = __ldg(reinterpret_cast<const float4 *>(r.d) + c0 / 4);
+        const float4 b = __ldg(reinterpret_cast<const float4 *>(r.d) + c0 / 4 + 1);
+        o[0] = a.x, o[1] = a.y, o[2] = a.z, o[3] = a.w, o[4] = b.x, o[5] = b.y, o[6] = b.z, o[7] = b.w;
+    } else if constexpr (K == ZW_F16 || K == ZW_BF16) {
+        const uint4 v = __ldg(reinterpret_cast<const uint4 *>(r.d) + c0 / 8);
+        const uint32_t ws[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int e = 0; e < 8; e++) o[e] = unit_el<K>(ws, e);
+    } else {
+        constexpr int B = fmt<K>::bits;
+        /* 8 codes of B bits: B bytes starting at byte c0 * B / 8 (whole bytes) */
+        const uint8_t *p = r.d + c0 * B / 8;
+        uint32_t ws[3] = {0u, 0u, 0u};
+        if constexpr (B == 4) {
+            ws[0] = __ldg(reinterpret_cast<const uint32_t *>(p));
+        } else if constexpr (B == 8) {
+            const uint2 v = __ldg(reinterpret_cast<const uint2 *>(p));
+            ws[0] = v.x, ws[1] = v.y;
+        } else if constexpr (B == 2) {
+            ws[0] = __ldg(reinterpret_cast<const unsigned short *>(p));
+        } else {
+#pragma unroll
+            for (int i = 0; i < B; i++) ws[i >> 2] |= (uint32_t)__ldg(p + i) << (8 * (i & 3));
+        }
+        const int64_t g = c0 >> lg2(w.group);
+        const float s = ld_scale(w.sdt, r.s, g);
+        if constexpr (K == ZW_MXFP4) {
+#pragma unroll
+            for (int e = 0; e < 8; e++) o[e] = __fmul_rn(__fmul_rn(unit_el<K>(ws, e), 0.5f), s);
+        } else {
+            const float b = ld_scale(w.sdt, r.b, g);
+#pragma unroll
+            for (int e = 0; e < 8; e++) o[e] = __fadd_rn(__fmul_rn(s, code_f(unit_code<B>(ws, e))), b);
+        }
+    }
+}
+
+#endif

@@ -1,0 +1,140 @@
+/*
+ * route.cuh — zop_route for one token by one warp, shared by the router kernel
+ * (kernels_route.cu) and the fused MoE kernel's prologue (kernels_matvec.cu, moe_mlp), so
+ * both choose the same experts with the same weights, bit for bit.
+ *
+ * Ordering contract (SYSTEM.md section 1): the k chosen experts come out sorted by their
+ * selection score (sigmoid + correction bias) descending, ties to the lower expert index;
+ * the combine sums them in that order.  Each pick is a warp argmax under exactly that
+ * order, so ties resolve as in the reference.  The weights are summed, normalised and
+ * scaled by one lane in k order, as the reference does.
+ */
+#ifndef ZMLX_BACKEND_CUDA_ROUTE_CUH
+#define ZMLX_BACKEND_CUDA_ROUTE_CUH
+
+#include "backend/cuda/common.cuh"
+
+#include <math.h>
+
+/* Is (va, a) ranked before (vb, b)?  Higher value first, then lower index. */
+__device__ __forceinline__ bool ranks_before(float va, int a, float vb, int b) {
+    return va > vb || (va == vb && a < b);
+}
+
+/* The best of v[0..n) whose flag is 0 (flag NULL: all), in the ranks_before order; every
+   lane returns it (-1 if none). */
+__device__ __forceinline__ int warp_best(const float *v, const unsigned char *flag, int n) {
+    const int lane = threadIdx.x & 31;
+    float bv = -INFINITY;
+    int bi = -1;
+    for (int i = lane; i < n; i += 32)
+        if ((!flag || !flag[i]) && (bi < 0 || ranks_before(v[i], i, bv, bi))) {
+            bv = v[i];
+            bi = i;
+        }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+        const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (oi >= 0 && (bi < 0 || ranks_before(ov, oi, bv, bi))) {
+            bv = ov;
+            bi = oi;
+        }
+    }
+    return bi;
+}
+
+/* Bytes of shared memory warp_route needs for E experts in G groups (4-byte aligned). */
+__host__ __device__ __forceinline__ size_t route_smem(int E, int G) {
+    return ((size_t)(2 * E + G + 2 * ZCU_ROUTE_MAX_K) * sizeof(float) + (size_t)(E + G) + 3) & ~(size_t)3;
+}
+
+/*
+ * Route one token (logits lg[E]) with one whole warp; sm = route_smem bytes.  On return
+ * (after a __syncwarp) chosen[0..k) / wsel[0..k) hold the experts and weights, in route
+ * order; both point into sm.
+ */
+__device__ __forceinline__ void warp_route(const cu_route_cfg &c, const float *lg, const float *bias,
+                                           float *sm, const int **chosen_out, const float **w_out) {
+    const int E = c.n_experts, G = c.n_group > 1 ? c.n_group : 1, lane = threadIdx.x & 31;
+    float *p = sm, *sel = sm + E, *gs = sm + 2 * E;
+    int *chosen = reinterpret_cast<int *>(gs + G);
+    float *wsel = reinterpret_cast<float *>(chosen + ZCU_ROUTE_MAX_K);
+    unsigned char *taken = reinterpret_cast<unsigned char *>(wsel + ZCU_ROUTE_MAX_K), *keep = taken + E;
+
+    if (c.softmax_scoring) { /* zop_softmax: max, exp, sum in index order, times 1/sum */
+        float mx = -INFINITY;
+        for (int e = lane; e < E; e += 32) mx = fmaxf(mx, lg[e]);
+        mx = warp_max(mx);
+        for (int e = lane; e < E; e += 32) p[e] = expf(__fsub_rn(lg[e], mx));
+        __syncwarp();
+        if (lane == 0) {
+            float sum = 0.0f;
+            for (int e = 0; e < E; e++) sum = __fadd_rn(sum, p[e]);
+            sel[0] = __fdiv_rn(1.0f, sum); /* parked until the scaling below */
+        }
+        __syncwarp();
+        const float inv = sel[0];
+        __syncwarp();
+        for (int e = lane; e < E; e += 32) p[e] = __fmul_rn(p[e], inv);
+    } else {
+        for (int e = lane; e < E; e += 32) p[e] = __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-lg[e])));
+    }
+    for (int e = lane; e < E; e += 32) {
+        sel[e] = bias ? __fadd_rn(p[e], bias[e]) : p[e];
+        taken[e] = 0;
+    }
+    __syncwarp();
+
+    if (c.n_group > 1 && c.topk_group < c.n_group) {
+        /* group score = sum of the two best `sel` of the group; keep the topk_group best */
+        const int per = E / G;
+        for (int g = lane; g < G; g += 32) {
+            float b1 = -INFINITY, b2 = -INFINITY;
+            for (int j = 0; j < per; j++) {
+                const float v = sel[g * per + j];
+                if (v > b1) {
+                    b2 = b1;
+                    b1 = v;
+                } else if (v > b2) {
+                    b2 = v;
+                }
+            }
+            gs[g] = per > 1 ? __fadd_rn(b1, b2) : b1;
+            keep[g] = 0;
+        }
+        __syncwarp();
+        for (int n = 0; n < c.topk_group; n++) {
+            const int best = warp_best(gs, keep, G);
+            if (lane == 0) keep[best] = 1;
+            __syncwarp();
+        }
+        for (int e = lane; e < E; e += 32)
+            if (!keep[e / per]) sel[e] = -INFINITY;
+        __syncwarp();
+    }
+
+    for (int n = 0; n < c.k; n++) {
+        const int best = warp_best(sel, taken, E);
+        if (lane == 0) {
+            chosen[n] = best;
+            taken[best] = 1;
+        }
+        __syncwarp();
+    }
+    if (lane == 0) { /* zop_route's order of operations */
+        float sum = 0.0f;
+        for (int n = 0; n < c.k; n++) {
+            wsel[n] = p[chosen[n]];
+            sum = __fadd_rn(sum, wsel[n]);
+        }
+        if (c.norm_topk_prob)
+            for (int n = 0; n < c.k; n++) wsel[n] = __fdiv_rn(wsel[n], __fadd_rn(sum, 1e-20f));
+        for (int n = 0; n < c.k; n++) wsel[n] = __fmul_rn(wsel[n], c.scale);
+    }
+    __syncwarp();
+    *chosen_out = chosen;
+    *w_out = wsel;
+}
+
+#endif

@@ -1,0 +1,318 @@
+/*
+ * tcuda.h — helpers of the CUDA tests (test_cuda.c, test_cuda_kernels.c): random data,
+ * device copies, guarded outputs (guard floats around, NaN canaries inside), host
+ * matrices of every weight layout (dense, or quantized by MLX's quantizers from random
+ * floats) and their upload in upload.c's layout, and the error bound of a dot product.
+ * Only for builds with CUDA (ZMLX_HAVE_CUDA).
+ */
+#ifndef ZMLX_TCUDA_H
+#define ZMLX_TCUDA_H
+
+#include "backend/cuda/kernels.h"
+#include "model/weight.h"
+#include "ops/quant.h"
+#include "tcheck.h"
+
+#include <cuda_runtime_api.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+static uint64_t rng_state = 0xc0dac0daULL;
+
+static inline uint64_t rng_u64(void) {
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static inline float rng_unif(void) { /* [-1, 1) */
+    return (float)((double)(rng_u64() >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0);
+}
+
+static inline void fill(float *x, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) x[i] = rng_unif() * scale;
+}
+
+static inline uint32_t f2u(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+#define CU(call)                                                                       \
+    do {                                                                               \
+        cudaError_t err_ = (call);                                                     \
+        if (err_ != cudaSuccess) {                                                     \
+            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call,              \
+                    cudaGetErrorString(err_));                                         \
+            exit(1);                                                                   \
+        }                                                                              \
+    } while (0)
+
+static cudaStream_t S;
+#define Q ((cu_q){S, false})
+
+/* A device copy of host data. */
+static inline void *dup_dev(const void *h, size_t bytes) {
+    void *d;
+    CU(cudaMalloc(&d, bytes ? bytes : 1));
+    if (bytes) CU(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice));
+    return d;
+}
+
+/* Device output of n floats between GUARD-float guards; everything starts as a canary
+   NaN.  out_fetch copies the interior back and checks the guards. */
+#define GUARD 64
+#define CANARY 0x7fbadbadu
+
+typedef struct dout {
+    float *base, *p;
+    size_t n;
+} dout;
+
+static inline dout out_new(size_t n) {
+    dout o = {.n = n};
+    size_t all = n + 2 * GUARD;
+    uint32_t *h = malloc(all * 4);
+    for (size_t i = 0; i < all; i++) h[i] = CANARY;
+    o.base = dup_dev(h, all * 4);
+    o.p = o.base + GUARD;
+    free(h);
+    return o;
+}
+
+/* A guarded output starting as a copy of host[n] (outputs that are updated in place). */
+static inline dout out_from(const float *host, size_t n) {
+    dout o = out_new(n);
+    CU(cudaMemcpy(o.p, host, n * 4, cudaMemcpyHostToDevice));
+    return o;
+}
+
+/* Fetch into host[n]; false (and a message) if a guard moved. */
+static inline bool out_fetch(dout *o, float *host, const char *what) {
+    size_t all = o->n + 2 * GUARD;
+    float *h = malloc(all * 4);
+    CU(cudaStreamSynchronize(S));
+    CU(cudaMemcpy(h, o->base, all * 4, cudaMemcpyDeviceToHost));
+    bool ok = true;
+    for (size_t i = 0; i < GUARD; i++)
+        ok = ok && f2u(h[i]) == CANARY && f2u(h[GUARD + o->n + i]) == CANARY;
+    if (!ok) fprintf(stderr, "%s: out-of-bounds write (guard changed)\n", what);
+    memcpy(host, h + GUARD, o->n * 4);
+    free(h);
+    return ok;
+}
+
+static inline void out_free(dout *o) {
+    cudaFree(o->base);
+}
+
+/* ------------------------------------------------------------------ weights */
+
+/* A weight layout to test: a zwkind plus, quantized, group and scale dtype. */
+typedef struct wfmt {
+    zwkind kind;
+    int group;
+    zdtype sdt; /* affine: BF16, F16 or F32 */
+} wfmt;
+
+static inline const char *wfmt_name(wfmt f, char *buf, size_t n) {
+    if (zwfmt_table[f.kind].q == ZQ_AFFINE)
+        snprintf(buf, n, "%s g%d %s", zwfmt_table[f.kind].name, f.group, zdtype_table[f.sdt].name);
+    else
+        snprintf(buf, n, "%s", zwfmt_table[f.kind].name);
+    return buf;
+}
+
+/* A random host matrix of a layout (owned buffers behind w). */
+typedef struct hmat {
+    zweight w;
+    void *data, *scales, *biases;
+} hmat;
+
+static inline uint16_t f32_to_f16(float v) { /* round to nearest even, values in f16 range */
+    uint32_t u = f2u(v), s = (u >> 16) & 0x8000u;
+    int e = (int)((u >> 23) & 0xff) - 127 + 15;
+    uint32_t m = u & 0x7fffffu;
+    if (e <= 0) return (uint16_t)s; /* tiny: zero (never produced by these tests' scales) */
+    uint32_t r = (m >> 13) + (((m >> 12) & 1) && ((m & 0xfffu) || ((m >> 13) & 1)));
+    return (uint16_t)(s | (((uint32_t)e << 10) + r));
+}
+
+static inline hmat hmat_new(wfmt f, int64_t rows, int64_t cols) {
+    hmat m = {0};
+    const zwfmt *t = &zwfmt_table[f.kind];
+    const size_t n = (size_t)(rows * cols);
+    if (t->q == ZQ_NONE) {
+        const size_t es = zdtype_table[t->dtype].size;
+        m.data = malloc(n * es > 0 ? n * es : 1);
+        for (size_t i = 0; i < n; i++) {
+            float v = rng_unif();
+            if (t->dtype == ZDT_F32) {
+                ((float *)m.data)[i] = v;
+            } else if (t->dtype == ZDT_BF16) {
+                ((uint16_t *)m.data)[i] = zf32_to_bf16(v);
+            } else { /* f16: sign, exponent 10..15 (2^-5 .. 1), random mantissa */
+                uint16_t s = (uint16_t)((rng_u64() & 1) << 15), ex = (uint16_t)(10 + rng_u64() % 6);
+                ((uint16_t *)m.data)[i] = (uint16_t)(s | (ex << 10) | (rng_u64() & 0x3ff));
+            }
+        }
+        m.w = (zweight){.dtype = t->dtype, .rows = rows, .cols = cols, .data = m.data};
+        return m;
+    }
+    const int bits = t->bits, group = t->q == ZQ_MXFP4 ? 32 : f.group;
+    const int64_t ng = cols / group, words = cols * bits / 32;
+    float *row = malloc((size_t)cols * 4);
+    m.data = malloc((size_t)(rows * words) * 4 + 4);
+    if (t->q == ZQ_MXFP4) {
+        m.scales = malloc((size_t)(rows * ng));
+        for (int64_t r = 0; r < rows; r++) {
+            for (int64_t c = 0; c < cols; c++) row[c] = rng_unif() * (float)(1 + (c / 32) % 5);
+            zquant_mxfp4_row(row, cols, (uint32_t *)m.data + r * words, (uint8_t *)m.scales + r * ng);
+        }
+        m.w = (zweight){.dtype = ZDT_U32, .rows = rows, .cols = cols, .data = m.data, .q = ZQ_MXFP4,
+                        .bits = 4, .group = 32, .sdtype = ZDT_U8, .scales = m.scales};
+    } else {
+        uint16_t *sb = malloc((size_t)(rows * ng) * 2), *bb = malloc((size_t)(rows * ng) * 2);
+        for (int64_t r = 0; r < rows; r++) {
+            for (int64_t c = 0; c < cols; c++) row[c] = rng_unif() * 0.5f + 0.25f * (float)((c / group) % 3);
+            zquant_affine_row(row, cols, bits, group, (uint32_t *)m.data + r * words, sb + r * ng, bb + r * ng);
+        }
+        const size_t es = zdtype_table[f.sdt].size;
+        m.scales = malloc((size_t)(rows * ng) * es);
+        m.biases = malloc((size_t)(rows * ng) * es);
+        for (int64_t i = 0; i < rows * ng; i++) {
+            const float s = zbf16_to_f32(sb[i]), b = zbf16_to_f32(bb[i]);
+            if (f.sdt == ZDT_BF16) {
+                ((uint16_t *)m.scales)[i] = sb[i];
+                ((uint16_t *)m.biases)[i] = bb[i];
+            } else if (f.sdt == ZDT_F16) {
+                ((uint16_t *)m.scales)[i] = f32_to_f16(s);
+                ((uint16_t *)m.biases)[i] = f32_to_f16(b);
+            } else {
+                ((float *)m.scales)[i] = s;
+                ((float *)m.biases)[i] = b;
+            }
+        }
+        free(sb);
+        free(bb);
+        m.w = (zweight){.dtype = ZDT_U32, .rows = rows, .cols = cols, .data = m.data, .q = ZQ_AFFINE,
+                        .bits = bits, .group = group, .sdtype = f.sdt, .scales = m.scales,
+                        .biases = m.biases};
+    }
+    free(row);
+    return m;
+}
+
+static inline void hmat_free(hmat *m) {
+    free(m->data);
+    free(m->scales);
+    free(m->biases);
+}
+
+/* n matrices of one layout stacked as upload.c does (each part 256-byte aligned). */
+static inline cuw stack_dev(const hmat *ms, int n) {
+    const zweight *w = &ms[0].w;
+    const zwkind k = zweight_kind(w);
+    const size_t db = (size_t)(w->rows * cuk_row_bytes((int32_t)k, w->cols));
+    const size_t dstep = (db + 255) & ~(size_t)255;
+    uint8_t *h = calloc(1, dstep * (size_t)n);
+    for (int i = 0; i < n; i++) memcpy(h + (size_t)i * dstep, ms[i].data, db);
+    cuw d = {.data = dup_dev(h, dstep * (size_t)n), .kind = (int32_t)k, .rows = w->rows,
+             .cols = w->cols, .ld = cuk_row_bytes((int32_t)k, w->cols),
+             .stride = n > 1 ? (int64_t)dstep : 0};
+    free(h);
+    if (w->q != ZQ_NONE) {
+        const size_t es = zdtype_table[w->sdtype].size, sb = (size_t)(w->rows * (w->cols / w->group)) * es;
+        const size_t sstep = (sb + 255) & ~(size_t)255;
+        uint8_t *hs = calloc(1, sstep * (size_t)n), *hb = calloc(1, sstep * (size_t)n);
+        for (int i = 0; i < n; i++) {
+            memcpy(hs + (size_t)i * sstep, ms[i].scales, sb);
+            if (ms[i].biases) memcpy(hb + (size_t)i * sstep, ms[i].biases, sb);
+        }
+        d.scales = dup_dev(hs, sstep * (size_t)n);
+        d.biases = w->biases ? dup_dev(hb, sstep * (size_t)n) : NULL;
+        d.group = w->group;
+        d.sdt = w->sdtype == ZDT_BF16 ? CU_SDT_BF16 : w->sdtype == ZDT_F16 ? CU_SDT_F16
+              : w->sdtype == ZDT_F32 ? CU_SDT_F32 : CU_SDT_E8M0;
+        d.sstride = n > 1 ? (int64_t)(sstep / es) : 0;
+        free(hs);
+        free(hb);
+    }
+    return d;
+}
+
+static inline cuw to_dev(const hmat *m) {
+    return stack_dev(m, 1);
+}
+
+static inline void cuw_free(cuw *w) {
+    cudaFree((void *)w->data);
+    if (w->scales) cudaFree((void *)w->scales);
+    if (w->biases) cudaFree((void *)w->biases);
+}
+
+/* ------------------------------------------------------------------ dot bound */
+
+/* Check y against the exact dot (double): dense and mxfp4 sum w*x; affine the factored
+   T = sum_g (s sum q x + b sum x) with A = sum_g (|s| sum |q x| + |b| sum |x|), and the
+   rigorous bound gamma_{K + 2 nu + 8} A of any summation order (tests/test_quant.c). */
+typedef struct dotchk {
+    double worst; /* max |y - exact| / bound */
+    int64_t bad, nan;
+} dotchk;
+
+static inline void dot_exact(const zweight *w, int64_t r, const float *x, double *exact, double *asum) {
+    double s = 0, a = 0;
+    if (w->q == ZQ_AFFINE) {
+        const uint8_t *row = (const uint8_t *)w->data + (size_t)r * (size_t)zweight_row_data_bytes(w);
+        const int64_t ng = w->cols / w->group;
+        for (int64_t g = 0; g < ng; g++) {
+            const double sc = zweight_scale_at(w->sdtype, w->scales, r * ng + g);
+            const double bi = zweight_scale_at(w->sdtype, w->biases, r * ng + g);
+            double sq = 0, aq = 0, sx = 0, ax = 0;
+            for (int64_t c = g * w->group; c < (g + 1) * w->group; c++) {
+                const double q = (double)zq_code(row, c, w->bits);
+                sq += q * x[c];
+                aq += fabs(q * x[c]);
+                sx += x[c];
+                ax += fabs((double)x[c]);
+            }
+            s += sc * sq + bi * sx;
+            a += fabs(sc) * aq + fabs(bi) * ax;
+        }
+    } else {
+        for (int64_t c = 0; c < w->cols; c++) {
+            double p = (double)zweight_get(w, r, c) * (double)x[c];
+            s += p;
+            a += fabs(p);
+        }
+    }
+    *exact = s;
+    *asum = a;
+}
+
+static inline void dot_check(dotchk *c, float y, double exact, double asum, int64_t K) {
+    const double u = 1.0 / 16777216.0, n = (double)(K + 2 * (K / 32) + 8);
+    const double bound = n * u / (1.0 - n * u) * asum + 1e-30;
+    if (isnan(y)) {
+        c->nan++;
+        return;
+    }
+    double r = fabs((double)y - exact) / bound;
+    if (r > c->worst) c->worst = r;
+    if (r > 1.0) c->bad++;
+}
+
+#define DOTCHK_OK(c, what, ...)                                                        \
+    CHECKF((c).bad == 0 && (c).nan == 0, what ": %lld over the bound, %lld NaN (worst %.3g)", \
+           __VA_ARGS__, (long long)(c).bad, (long long)(c).nan, (c).worst)
+
+/* Two device results the same bits? */
+static inline bool same_bits(const float *a, const float *b, size_t n) {
+    return memcmp(a, b, n * 4) == 0;
+}
+
+#endif
