@@ -119,7 +119,7 @@ static bool predict_rebuilt(const char *dir, zmlx_model_info *info) {
     zdtype wdt;
     zqcfg *q = NULL;
     zerr e = {{0}};
-    bool ok = zmodel_read_config(dir, &c, &wdt, &e) == ZMLX_OK &&
+    bool ok = zmodel_read_config(dir, &c, &wdt, NULL, &e) == ZMLX_OK &&
               zcfg_load_quant(path, &c, &q, &e) == ZMLX_OK;
     CHECKF(ok, "%s: %s", dir, e.msg);
     if (ok) zinfo_config(&c, q, wdt, ZINFO_MLA_REBUILT, 4, info);
