@@ -5,7 +5,7 @@
  * The level is ZMLX_CPU_ISA (ctest runs this program once per level of the
  * architecture: test_kernels_scalar, _avx2, _avx512, _avx512vnni on x86-64, _neon,
  * _neondot on aarch64 under qemu; exit 77 = skipped when the CPU lacks the level),
- * or, unset, the best level of this CPU.
+ * or, unset, the best level of this CPU.  `test_kernels --which` prints the level and exits.
  *
  * Every layout (F32, F16, BF16; affine 2, 3, 4, 5, 6, 8 bits x group 32, 64, 128 with
  * bf16 scales through the quantizer, and F16/F32 scales on random codes; mxfp4), on
@@ -465,7 +465,7 @@ static void test_backend(void) {
 
 /* ------------------------------------------------------------------ main */
 
-int main(void) {
+int main(int argc, char **argv) {
     char why[320];
     if (!zk_isa_choose(&isa, why, sizeof why)) {
         printf("SKIP: %s\n", why);
@@ -474,6 +474,7 @@ int main(void) {
     char desc[320];
     zk_isa_describe(desc, sizeof desc);
     printf("kernels: %s\n", desc);
+    if (argc > 1 && !strcmp(argv[1], "--which")) return 0; /* the dispatch only */
     for (int f = 0; f < 2; f++) {
         if (zbackend_cpu.init(1, &cpu1[f]) != ZMLX_OK || zbackend_cpu.init(2, &cpu2[f]) != ZMLX_OK) {
             fprintf(stderr, "cpu backend failed to start\n");

@@ -115,6 +115,41 @@ enum {
     default: F(8); break;                                                                      \
     }
 
+/* The dense products' walk: pairs of tokens x fours of rows, the decode tile (one token x
+ * four rows) as its own instantiation; TILE(t, N, r, R). */
+#define ZK_DENSE_TILES(n, r0, r1, TILE)                                                        \
+    for (int64_t t_ = 0; t_ < (n); t_ += 2) {                                                  \
+        const int N_ = (n) - t_ >= 2 ? 2 : 1;                                                  \
+        for (int64_t r_ = (r0); r_ < (r1); r_ += 4) {                                          \
+            const int R_ = (r1) - r_ >= 4 ? 4 : (int)((r1) - r_);                              \
+            if (N_ == 1 && R_ == 4) TILE(t_, 1, r_, 4);                                        \
+            else TILE(t_, N_, r_, R_);                                                         \
+        }                                                                                      \
+    }
+
+/* F(dt) with a dense weight dtype as a constant (BF16, F16, else F32). */
+#define ZK_DENSE_DTYPE(dtype, F)                                                               \
+    switch (dtype) {                                                                           \
+    case ZDT_BF16: F(ZDT_BF16); break;                                                         \
+    case ZDT_F16: F(ZDT_F16); break;                                                           \
+    default: F(ZDT_F32); break;                                                                \
+    }
+
+/* Columns [c0, c1) of a transposed quantized product: the whole blocks of 8 columns
+ * through BODY(a0, a1) (a macro of the caller), the unaligned head and tail through the
+ * reference, which gives the same values (needs ops/ops.h). */
+#define ZK_QCOLS_BLOCKS8(w, x, n, y, c0, c1, BODY)                                             \
+    do {                                                                                       \
+        const int64_t a0_ = ((c0) + 7) & ~(int64_t)7, a1_ = (c1) & ~(int64_t)7;               \
+        if (a0_ >= a1_) {                                                                      \
+            zop_matmul_t_ref(w, x, n, y, c0, c1);                                              \
+            break;                                                                             \
+        }                                                                                      \
+        zop_matmul_t_ref(w, x, n, y, c0, a0_);                                                 \
+        BODY(a0_, a1_);                                                                        \
+        zop_matmul_t_ref(w, x, n, y, a1_, c1);                                                 \
+    } while (0)
+
 /* Rows [r0, r1) in the tiles of the SIMD products: pairs of rows when a pair of tokens
  * goes together (two), fours for one token, then single rows; TILE(r, R, N) sees constant
  * R and N.  Every (row, token) takes the same steps in any tile. */

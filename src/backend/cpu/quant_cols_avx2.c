@@ -52,16 +52,17 @@ cols_fmt(const zweight *w, const float *x, int64_t n, float *y, int64_t c0, int6
     }
 }
 
-void zk_qcols_avx2(const zweight *w, const float *x, int64_t n, float *y, int64_t c0, int64_t c1) {
-    const int64_t a0 = (c0 + 7) & ~(int64_t)7, a1 = c1 & ~(int64_t)7;
-    if (a0 >= a1) { /* no whole vector: the reference itself */
-        zop_matmul_t_ref(w, x, n, y, c0, c1);
-        return;
-    }
-    zop_matmul_t_ref(w, x, n, y, c0, a0); /* the unaligned head and tail */
+/* whole blocks of 8 columns [a0, a1) */
+static void cols_blocks(const zweight *w, const float *x, int64_t n, float *y, int64_t a0,
+                        int64_t a1) {
 #define FMT(b) cols_fmt(w, x, n, y, a0, a1, b, 0)
     if (w->q == ZQ_MXFP4) cols_fmt(w, x, n, y, a0, a1, 4, 1);
     else ZK_AFFINE_BITS(w->bits, FMT)
 #undef FMT
-    zop_matmul_t_ref(w, x, n, y, a1, c1);
+}
+
+void zk_qcols_avx2(const zweight *w, const float *x, int64_t n, float *y, int64_t c0, int64_t c1) {
+#define BODY(a0, a1) cols_blocks(w, x, n, y, a0, a1)
+    ZK_QCOLS_BLOCKS8(w, x, n, y, c0, c1, BODY);
+#undef BODY
 }

@@ -32,19 +32,12 @@
 #include "backend/cpu/kernels.h"
 
 #include "backend/cpu/simd_avx2.h"
+#include "backend/cpu/quant_q8.h"
 #include "backend/cpu/xq.h"
 
 #include <immintrin.h>
 
 #define AI static inline __attribute__((always_inline))
-
-enum { XQ_BYTES = 16384 }; /* int8 activations on the stack: tile tokens x chunk columns */
-
-/* The activations of a token tile over one column chunk of gn groups. */
-typedef struct q8x {
-    int8_t q[XQ_BYTES];                                      /* [nt][cw], zxq_perm order */
-    float d[XQ_BYTES / 32], s[XQ_BYTES / 32], c[XQ_BYTES / 32]; /* [nt][gn] */
-} q8x;
 
 /* Which activation order a layout's codes meet. */
 AI zxq_perm perm_of(int bits, int fp4, int G) {
@@ -164,15 +157,6 @@ AI __m256i codes32(const uint8_t *row, int64_t e, int bits, int fp4, const uint8
     return bits == 4 ? nib32(row + e / 2) : bits == 2 ? crumb32(row + e / 4) : nat32(row, e, bits, end);
 }
 
-typedef struct q8args {
-    const zweight *w;
-    const q8x *a;
-    float *y;
-    int64_t t, t_abs; /* first token of the tile in a (relative) and in y */
-    int64_t g0, gn, cw; /* the column chunk in groups; its width */
-    int64_t rb;       /* packed bytes per row */
-} q8args;
-
 /* 4-bit, group >= 64: 64 elements per step (NIB64). */
 AI void group_dots_nib64(const uint8_t *const *rows, int64_t e0, int G, const int8_t *x0,
                          const int8_t *x1, int R, int N, __m256i out[4][2]) {
@@ -278,16 +262,6 @@ AI void group_dots(const q8args *A, const uint8_t *const *rows, int64_t g, int R
 #endif
 }
 
-/* The scale of group i of a row: affine a (bf16 fast path), mxfp4 E8M0 / 2 */
-AI float scale_at(const zweight *w, int64_t i, int fp4, int bf16) {
-    if (fp4) return 0.5f * ze8m0_to_f32(((const uint8_t *)w->scales)[i]);
-    if (bf16) {
-        uint16_t h;
-        memcpy(&h, (const uint8_t *)w->scales + 2 * i, sizeof h);
-        return zbf16_to_f32(h);
-    }
-    return zweight_scale_at(w->sdtype, w->scales, i);
-}
 
 /* Rows [r, r + R) x tokens t, t + 1 (N of them) over the chunk's groups. */
 AI void q8tile(const q8args *A, int64_t r, int R, int N, int bits, int fp4, int bf16) {
@@ -304,7 +278,7 @@ AI void q8tile(const q8args *A, int64_t r, int R, int N, int bits, int fp4, int 
         __m256i dots[4][2];
         group_dots(A, rows, g, R, N, bits, fp4, dots);
         for (int i = 0; i < R; i++) {
-            const float a = scale_at(w, (r + i) * ng + g, fp4, bf16);
+            const float a = zk_q8_scale(w, (r + i) * ng + g, fp4, bf16);
             tot[i][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[i][0]),
                                         _mm256_set1_ps(a * d0[g - A->g0]), tot[i][0]);
             if (N > 1)
@@ -327,51 +301,5 @@ AI void q8tile(const q8args *A, int64_t r, int R, int N, int bits, int fp4, int 
         }
 }
 
-/* One layout: column chunks whose int8 activations fit XQ_BYTES for one token, token
- * tiles that fit it, rows in fours (one token) or pairs of rows x pairs of tokens. */
-AI void rows_fmt(const zweight *w, const float *x, int64_t n, float *y, int64_t r0, int64_t r1,
-                 int bits, int fp4, int bf16) {
-    const int64_t K = w->cols, G = w->group, ng = K / G;
-    if (ng == 0) { /* empty dot products */
-        for (int64_t t = 0; t < n; t++)
-            for (int64_t r = r0; r < r1; r++) y[t * w->rows + r] = 0.0f;
-        return;
-    }
-    const zxq_perm perm = perm_of(bits, fp4, (int)G);
-    const int corr = fp4 ? 0 : bits == 8 && !Q8_VNNI ? 2 : 1;
-    const float m = fp4 ? 0.0f : (float)(1 << (bits - 1));
-    const int64_t gmax = XQ_BYTES / G < ng ? XQ_BYTES / G : ng;
-    q8x a;
-    q8args A = {.w = w, .a = &a, .y = y, .rb = zweight_row_data_bytes(w)};
-    for (A.g0 = 0; A.g0 < ng; A.g0 += gmax) {
-        A.gn = ng - A.g0 < gmax ? ng - A.g0 : gmax;
-        A.cw = A.gn * G;
-        const int64_t tile = XQ_BYTES / A.cw;
-        for (int64_t t0 = 0; t0 < n; t0 += tile) {
-            const int64_t nt = n - t0 < tile ? n - t0 : tile;
-            for (int64_t t = 0; t < nt; t++)
-                prep_token(x + (t0 + t) * K + A.g0 * G, A.gn, (int)G, perm, corr, m,
-                           a.q + t * A.cw, a.d + t * A.gn, a.s + t * A.gn, a.c + t * A.gn);
-            for (int64_t t = 0; t < nt; t += 2) {
-                A.t = t;
-                A.t_abs = t0 + t;
-#define TILE(r, R, N) q8tile(&A, r, R, N, bits, fp4, bf16)
-                ZK_ROW_TILES(r0, r1, nt - t >= 2, TILE);
-#undef TILE
-            }
-        }
-    }
-}
-
-AI void rows_bits(const zweight *w, const float *x, int64_t n, float *y, int64_t r0, int64_t r1,
-                  int bf16) {
-#define FMT(b) rows_fmt(w, x, n, y, r0, r1, b, 0, bf16)
-    ZK_AFFINE_BITS(w->bits, FMT)
-#undef FMT
-}
-
-void Q8_NAME(const zweight *w, const float *x, int64_t n, float *y, int64_t r0, int64_t r1) {
-    if (w->q == ZQ_MXFP4) rows_fmt(w, x, n, y, r0, r1, 4, 1, 0);
-    else if (w->sdtype == ZDT_BF16) rows_bits(w, x, n, y, r0, r1, 1);
-    else rows_bits(w, x, n, y, r0, r1, 0);
-}
+#define Q8_CORR8 (Q8_VNNI ? 1 : 2) /* the corr of 8-bit codes: centred without VNNI */
+#include "backend/cpu/quant_q8_drive.h"
