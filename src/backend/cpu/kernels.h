@@ -150,26 +150,34 @@ enum {
         zop_matmul_t_ref(w, x, n, y, a1_, c1);                                                 \
     } while (0)
 
-/* Rows [r0, r1) in the tiles of the SIMD products: pairs of rows when a pair of tokens
- * goes together (two), fours for one token, then single rows; TILE(r, R, N) sees constant
- * R and N.  Every (row, token) takes the same steps in any tile. */
+/* Rows [r0, r1) in the tiles of the quantized SIMD products: R = 2 rows when a pair of
+ * tokens goes together (two), else 4, spaced S = (r1 - r0) / R rows apart, so that each
+ * tile reads R sequential streams in different pages (packed rows are short: 4 adjacent
+ * 1 KB rows interleaved in one page halve what the prefetchers fetch); then the rest one
+ * by one.  TILE(r, R, N, S) handles rows r, r + S, .. r + (R-1) S with constant R and N;
+ * every (row, token) takes the same steps in any tile. */
 #define ZK_ROW_TILES(r0, r1, two, TILE)                                                        \
     do {                                                                                       \
+        const int64_t s2_ = ((r1) - (r0)) / 2, s4_ = ((r1) - (r0)) / 4;                        \
         int64_t r_ = (r0);                                                                     \
-        if (two)                                                                               \
-            for (; r_ + 2 <= (r1); r_ += 2) TILE(r_, 2, 2);                                   \
-        else                                                                                   \
-            for (; r_ + 4 <= (r1); r_ += 4) TILE(r_, 4, 1);                                   \
+        if (two) {                                                                             \
+            for (int64_t j_ = 0; j_ < s2_; j_++) TILE((r0) + j_, 2, 2, s2_);                   \
+            r_ += 2 * s2_;                                                                     \
+        } else {                                                                               \
+            for (int64_t j_ = 0; j_ < s4_; j_++) TILE((r0) + j_, 4, 1, s4_);                   \
+            r_ += 4 * s4_;                                                                     \
+        }                                                                                      \
         for (; r_ < (r1); r_++) {                                                              \
-            if (two) TILE(r_, 1, 2);                                                           \
-            else TILE(r_, 1, 1);                                                               \
+            if (two) TILE(r_, 1, 2, 1);                                                        \
+            else TILE(r_, 1, 1, 1);                                                            \
         }                                                                                      \
     } while (0)
 
 /* Per ISA (each file compiled with its ISA's flags, called only after zk_isa_supported):
  *   rows / cols       dense F32, F16, BF16 (exact)
  *   qrows             quantized, exact (the avx512 levels use the AVX2 ones)
- *   qcols             quantized, transposed, bit-identical to zop_matmul_t_ref (idem)
+ *   qcols             quantized, transposed, both modes (AVX2: the factored form; NEON:
+ *                     the reference's arithmetic, bit-identical; avx512: the AVX2 one)
  *   qrows_q8          quantized, fast (int8 activations)
  *   rows_bf16dot      BF16 weights, fast (bf16 activations) */
 #if defined(ZMLX_HAVE_X86)

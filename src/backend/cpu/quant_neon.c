@@ -26,14 +26,14 @@ typedef struct qargs {
     int64_t rb;       /* packed bytes per row */
 } qargs;
 
-ZK_AI void qtile(const qargs *a, int64_t r, int R, int N, int bits, int fp4) {
+ZK_AI void qtile(const qargs *a, int64_t r, int R, int N, int64_t S, int bits, int fp4) {
     const zweight *w = a->w;
     const int64_t K = w->cols, G = w->group, ng = K / G;
     const float *x0 = a->x + a->t * K, *x1 = x0 + (N > 1 ? K : 0);
     const uint8_t *rows[4], *end = (const uint8_t *)w->data + w->rows * a->rb;
     float32x4_t tot[4][2];
     for (int i = 0; i < 4; i++) {
-        rows[i] = (const uint8_t *)w->data + (r + (i < R ? i : 0)) * a->rb;
+        rows[i] = (const uint8_t *)w->data + (r + (i < R ? i : 0) * S) * a->rb;
         tot[i][0] = tot[i][1] = vdupq_n_f32(0.0f);
     }
     for (int64_t g = a->g0; g < a->g0 + a->gn; g++) {
@@ -55,7 +55,7 @@ ZK_AI void qtile(const qargs *a, int64_t r, int R, int N, int bits, int fp4) {
             }
         }
         for (int i = 0; i < R; i++) {
-            const int64_t si = (r + i) * ng + g;
+            const int64_t si = (r + i * S) * ng + g;
             const float s = fp4 ? ze8m0_to_f32(((const uint8_t *)w->scales)[si])
                                 : zweight_scale_at(w->sdtype, w->scales, si);
             for (int t = 0; t < N; t++)
@@ -67,9 +67,9 @@ ZK_AI void qtile(const qargs *a, int64_t r, int R, int N, int bits, int fp4) {
         for (int t = 0; t < N; t++) {
             float v = vaddvq_f32(tot[i][t]);
             if (!fp4)
-                v += zk_sdot_neon((const uint8_t *)w->biases + ((r + i) * ng + a->g0) * ssz,
+                v += zk_sdot_neon((const uint8_t *)w->biases + ((r + i * S) * ng + a->g0) * ssz,
                                   w->sdtype, a->xs + (a->t + t) * a->gn, a->gn);
-            float *yo = &a->y[(a->t_abs + t) * w->rows + r + i];
+            float *yo = &a->y[(a->t_abs + t) * w->rows + r + i * S];
             *yo = a->g0 == 0 ? v : *yo + v;
         }
 }
@@ -106,7 +106,7 @@ ZK_AI void rows_fmt(const zweight *w, const float *x, int64_t n, float *y, int64
             for (int64_t t = 0; t < nt; t += 2) {
                 a.t = t;
                 a.t_abs = t0 + t;
-#define TILE(r, R, N) qtile(&a, r, R, N, bits, fp4)
+#define TILE(r, R, N, S) qtile(&a, r, R, N, S, bits, fp4)
                 ZK_ROW_TILES(r0, r1, nt - t >= 2, TILE);
 #undef TILE
             }

@@ -1,7 +1,7 @@
 /*
  * quant_q8_drive.h — the end of the fast-mode kernel templates (quant_q8_x86.h,
  * quant_q8_neon.h), included after their ISA parts: perm_of(bits, fp4, G),
- * prep_token(...), q8tile(A, r, R, N, bits, fp4, bf16) and Q8_CORR8 (the correction
+ * prep_token(...), q8tile(A, r, R, N, S, bits, fp4, bf16) and Q8_CORR8 (the correction
  * kind of 8-bit codes).  Defines Q8_NAME, the kernel of kernels.h.
  *
  * One layout: column chunks whose int8 activations fit XQ_BYTES for one token, token
@@ -35,7 +35,7 @@ ZK_Q8_AI void rows_fmt(const zweight *w, const float *x, int64_t n, float *y, in
             for (int64_t t = 0; t < nt; t += 2) {
                 A.t = t;
                 A.t_abs = t0 + t;
-#define TILE(r, R, N) q8tile(&A, r, R, N, bits, fp4, bf16)
+#define TILE(r, R, N, S) q8tile(&A, r, R, N, S, bits, fp4, bf16)
                 ZK_ROW_TILES(r0, r1, nt - t >= 2, TILE);
 #undef TILE
             }

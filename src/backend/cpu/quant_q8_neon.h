@@ -126,14 +126,15 @@ ZK_AI int32x4_t dot16(int32x4_t acc, int8x16_t c, int8x16_t x) {
 }
 
 
-/* Rows [r, r + R) x tokens t, t + 1 (N of them) over the chunk's groups. */
-ZK_AI void q8tile(const q8args *A, int64_t r, int R, int N, int bits, int fp4, int bf16) {
+/* Rows r, r + S, .. (R of them) x tokens t, t + 1 (N of them) over the chunk's groups. */
+ZK_AI void q8tile(const q8args *A, int64_t r, int R, int N, int64_t S, int bits, int fp4,
+                  int bf16) {
     const zweight *w = A->w;
     const int64_t G = w->group, ng = w->cols / G;
     const uint8_t *rows[4], *end = (const uint8_t *)w->data + w->rows * A->rb;
     float32x4_t tot[4][2];
     for (int i = 0; i < 4; i++) {
-        rows[i] = (const uint8_t *)w->data + (r + (i < R ? i : 0)) * A->rb;
+        rows[i] = (const uint8_t *)w->data + (r + (i < R ? i : 0) * S) * A->rb;
         tot[i][0] = tot[i][1] = vdupq_n_f32(0.0f);
     }
     const float *d0 = A->a->d + A->t * A->gn, *d1 = d0 + (N > 1 ? A->gn : 0);
@@ -152,7 +153,7 @@ ZK_AI void q8tile(const q8args *A, int64_t r, int R, int N, int bits, int fp4, i
             }
         }
         for (int i = 0; i < R; i++) {
-            const float a = zk_q8_scale(w, (r + i) * ng + g, fp4, bf16);
+            const float a = zk_q8_scale(w, (r + i * S) * ng + g, fp4, bf16);
             tot[i][0] = vfmaq_f32(tot[i][0], vcvtq_f32_s32(acc[i][0]), vdupq_n_f32(a * d0[g - A->g0]));
             if (N > 1)
                 tot[i][1] = vfmaq_f32(tot[i][1], vcvtq_f32_s32(acc[i][1]), vdupq_n_f32(a * d1[g - A->g0]));
@@ -163,11 +164,11 @@ ZK_AI void q8tile(const q8args *A, int64_t r, int R, int N, int bits, int fp4, i
         for (int t = 0; t < N; t++) {
             float v = vaddvq_f32(tot[i][t]);
             if (!fp4) {
-                const int64_t o = ((r + i) * ng + A->g0) * ssz, tg = (A->t + t) * A->gn;
+                const int64_t o = ((r + i * S) * ng + A->g0) * ssz, tg = (A->t + t) * A->gn;
                 v += zk_sdot_neon((const uint8_t *)w->biases + o, w->sdtype, A->a->s + tg, A->gn) +
                      zk_sdot_neon((const uint8_t *)w->scales + o, w->sdtype, A->a->c + tg, A->gn);
             }
-            float *yo = &A->y[(A->t_abs + t) * w->rows + r + i];
+            float *yo = &A->y[(A->t_abs + t) * w->rows + r + i * S];
             *yo = A->g0 == 0 ? v : *yo + v;
         }
 }

@@ -263,41 +263,89 @@ AI void group_dots(const q8args *A, const uint8_t *const *rows, int64_t g, int R
 }
 
 
-/* Rows [r, r + R) x tokens t, t + 1 (N of them) over the chunk's groups. */
-AI void q8tile(const q8args *A, int64_t r, int R, int N, int bits, int fp4, int bf16) {
-    const zweight *w = A->w;
-    const int64_t ng = w->cols / w->group;
-    const uint8_t *rows[4];
-    __m256 tot[4][2];
-    for (int i = 0; i < 4; i++) {
-        rows[i] = (const uint8_t *)w->data + (r + (i < R ? i : 0)) * A->rb;
-        tot[i][0] = tot[i][1] = _mm256_setzero_ps();
+/* 8 scales (or biases) of a row from group i as floats: affine BF16 / F16 / F32, or
+ * mxfp4's E8M0 bytes halved (its codes are 2 E2M1); as zk_q8_scale, 8 at a time. */
+AI __m256 scales8(const zweight *w, const void *p, int64_t i, int fp4, int bf16) {
+    if (fp4) {
+        const __m256i e = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)((const uint8_t *)p + i)));
+        const __m256i v = _mm256_blendv_epi8(_mm256_slli_epi32(e, 23), _mm256_set1_epi32(0x00400000),
+                                             _mm256_cmpeq_epi32(e, _mm256_setzero_si256()));
+        return _mm256_mul_ps(_mm256_castsi256_ps(v), _mm256_set1_ps(0.5f));
     }
-    const float *d0 = A->a->d + A->t * A->gn, *d1 = d0 + (N > 1 ? A->gn : 0);
-    for (int64_t g = A->g0; g < A->g0 + A->gn; g++) {
+    if (bf16 || w->sdtype == ZDT_BF16) {
+        const __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + i));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    }
+    if (w->sdtype == ZDT_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
+    return _mm256_loadu_ps((const float *)p + i);
+}
+
+/*
+ * Rows r, r + S, .. (R of them) x tokens t, t + 1 (N of them) over the chunk's groups.
+ * Groups go in blocks of 8: the 8 scales of each row times the 8 activation scales d are
+ * one vector product, each group's lane broadcast by vpermps; the bias and correction
+ * terms of the block are two vector FMAs into a second accumulator (one horizontal sum
+ * per row at the end).  A last partial block goes group by group.
+ */
+AI void q8tile(const q8args *A, int64_t r, int R, int N, int64_t S, int bits, int fp4,
+               int bf16) {
+    const zweight *w = A->w;
+    const int64_t ng = w->cols / w->group, g0 = A->g0, g1 = A->g0 + A->gn;
+    const uint8_t *rows[4];
+    __m256 tot[4][2], bsum[4][2];
+    float tail[4][2] = {{0}};
+    for (int i = 0; i < 4; i++) {
+        rows[i] = (const uint8_t *)w->data + (r + (i < R ? i : 0) * S) * A->rb;
+        tot[i][0] = tot[i][1] = bsum[i][0] = bsum[i][1] = _mm256_setzero_ps();
+    }
+    const int64_t tg0 = A->t * A->gn, tg1 = tg0 + (N > 1 ? A->gn : 0); /* token t, t + 1 */
+    const float *dd[2] = {A->a->d + tg0, A->a->d + tg1}, *ss[2] = {A->a->s + tg0, A->a->s + tg1},
+                *cc[2] = {A->a->c + tg0, A->a->c + tg1};
+    int64_t g = g0;
+    for (; g + 8 <= g1; g += 8) {
+        __m256 sd[4][2];
+        for (int i = 0; i < R; i++) {
+            const int64_t si = (r + i * S) * ng + g;
+            const __m256 av = scales8(w, w->scales, si, fp4, bf16);
+            const __m256 bv = fp4 ? av : scales8(w, w->biases, si, 0, bf16);
+            for (int t = 0; t < N; t++) {
+                sd[i][t] = _mm256_mul_ps(av, _mm256_loadu_ps(dd[t] + g - g0));
+                if (!fp4) {
+                    bsum[i][t] = _mm256_fmadd_ps(bv, _mm256_loadu_ps(ss[t] + g - g0), bsum[i][t]);
+                    bsum[i][t] = _mm256_fmadd_ps(av, _mm256_loadu_ps(cc[t] + g - g0), bsum[i][t]);
+                }
+            }
+        }
+        for (int j = 0; j < 8; j++) {
+            __m256i dots[4][2];
+            group_dots(A, rows, g + j, R, N, bits, fp4, dots);
+            const __m256i lane = _mm256_set1_epi32(j);
+            for (int i = 0; i < R; i++)
+                for (int t = 0; t < N; t++)
+                    tot[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[i][t]),
+                                                _mm256_permutevar8x32_ps(sd[i][t], lane), tot[i][t]);
+        }
+    }
+    for (; g < g1; g++) {
         __m256i dots[4][2];
         group_dots(A, rows, g, R, N, bits, fp4, dots);
         for (int i = 0; i < R; i++) {
-            const float a = zk_q8_scale(w, (r + i) * ng + g, fp4, bf16);
-            tot[i][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[i][0]),
-                                        _mm256_set1_ps(a * d0[g - A->g0]), tot[i][0]);
-            if (N > 1)
-                tot[i][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[i][1]),
-                                            _mm256_set1_ps(a * d1[g - A->g0]), tot[i][1]);
+            const int64_t si = (r + i * S) * ng + g;
+            const float a = zk_q8_scale(w, si, fp4, bf16);
+            for (int t = 0; t < N; t++) {
+                tot[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[i][t]),
+                                            _mm256_set1_ps(a * dd[t][g - g0]), tot[i][t]);
+                if (!fp4)
+                    tail[i][t] += zweight_scale_at(w->sdtype, w->biases, si) * ss[t][g - g0] +
+                                  a * cc[t][g - g0];
+            }
         }
     }
-    const int64_t ssz = (int64_t)zdtype_table[w->sdtype].size;
     for (int i = 0; i < R; i++)
         for (int t = 0; t < N; t++) {
-            float v = zk_hsum8(tot[i][t]);
-            if (!fp4) {
-                const int64_t o = ((r + i) * ng + A->g0) * ssz;
-                const int64_t tg = (A->t + t) * A->gn;
-                v += zk_sdot8((const uint8_t *)w->biases + o, w->sdtype, A->a->s + tg, A->gn) +
-                     zk_sdot8((const uint8_t *)w->scales + o, w->sdtype, A->a->c + tg, A->gn);
-            }
-            float *yo = &A->y[(A->t_abs + t) * w->rows + r + i];
-            *yo = A->g0 == 0 ? v : *yo + v;
+            const float v = zk_hsum8(_mm256_add_ps(tot[i][t], bsum[i][t])) + tail[i][t];
+            float *yo = &A->y[(A->t_abs + t) * w->rows + r + i * S];
+            *yo = g0 == 0 ? v : *yo + v;
         }
 }
 
