@@ -9,8 +9,11 @@ cd "$(dirname "$0")/.."
 pkgs=(build-essential cmake pkg-config libjansson-dev libpcre2-dev clang libclang-rt-14-dev python3)
 # Open MPI: zmlx-mpi, the launcher of one process per GPU across nodes (tests/mpi_launch.sh)
 pkgs+=(libopenmpi-dev openmpi-bin)
-# the test suite renders `zmlx matrix html` in headless Chromium
+# the test suite renders `zmlx matrix html` in headless Chromium, and cross-compiles the
+# CPU kernels for aarch64 to run their tests under qemu (tests/cross_aarch64.sh)
 [ "${ZMLX_SETUP_TESTS:-1}" = 1 ] && pkgs+=(chromium)
+[ "${ZMLX_SETUP_TESTS:-1}" = 1 ] && [ "$(uname -m)" = x86_64 ] &&
+    pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

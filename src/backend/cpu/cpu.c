@@ -13,6 +13,8 @@
 
 #define MAX_JOBS 512
 #define TARGET_TASK_BYTES (96 * 1024) /* weight bytes per task: enough to amortise a grab */
+#define TASKS_PER_THREAD 8            /* a large product: this many tasks per thread (balance),
+                                         as long sequential streams as that allows */
 
 typedef struct mm_region {
     const cpu_ctx *ctx;
@@ -109,7 +111,9 @@ static void run_jobs(cpu_ctx *c, const zmm_job *jobs, int n_jobs, bool transpose
             /* weight bytes per output row (or column): packed data, scales and biases */
             int64_t unit = zweight_row_bytes(&jb->w);
             if (transposed) unit = jb->w.cols > 0 ? (unit * other + total - 1) / total : 0;
-            int64_t span = unit > 0 ? TARGET_TASK_BYTES / unit : total;
+            int64_t bytes = unit * total / (zpool_threads(c->pool) * TASKS_PER_THREAD);
+            if (bytes < TARGET_TASK_BYTES) bytes = TARGET_TASK_BYTES;
+            int64_t span = unit > 0 ? bytes / unit : total;
             span = span < 8 ? 8 : (span + 7) & ~(int64_t)7; /* whole SIMD groups */
             if (span > total) span = total > 0 ? total : 1;
             r.span[j] = span;

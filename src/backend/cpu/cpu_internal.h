@@ -9,8 +9,8 @@
 #include "backend/cpu/kernels.h"
 #include "backend/pool.h"
 
-/* Per-thread scratch of the fused kernels: tiles of at most ZCPU_TILE rows x ZCPU_TILE
-   tokens (gate and up), or (ZCOMBINE_MAX_K + 1) x ZCPU_TILE rows (combine). */
+/* Per-thread scratch of the fused kernels: tiles of ZCPU_TILE^2 values (rows x tokens,
+   gate and up), or (ZCOMBINE_MAX_K + 1) x 256 rows (combine). */
 #define ZCPU_TILE 64
 #define ZCPU_SCRATCH_FLOATS (2 * ZCPU_TILE * ZCPU_TILE)
 

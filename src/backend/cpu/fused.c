@@ -15,24 +15,33 @@
 #include <stdatomic.h>
 
 #define MAX_GLU_JOBS 512
+#define GLU_TALL 256 /* rows of a decode glu task */
 
 typedef struct glu_region {
     const cpu_ctx *ctx;
     const zglu_job *jobs;
     int64_t first_task[MAX_GLU_JOBS + 1];
+    int64_t tile_rows[MAX_GLU_JOBS]; /* rows per task; the tile holds ZCPU_TILE^2 / them tokens */
 } glu_region;
+
+/* Rows per glu task: few tokens (decode) take taller tiles, so that each kernel call
+ * streams longer runs of the weights; the scratch tile is ZCPU_TILE^2 values either way. */
+static int64_t glu_tile_rows(int64_t n) {
+    return n <= ZCPU_TILE * ZCPU_TILE / GLU_TALL ? GLU_TALL : ZCPU_TILE;
+}
 
 static void glu_task(void *arg, int64_t task, int thread) {
     const glu_region *r = arg;
     int j = 0;
     while (r->first_task[j + 1] <= task) j++;
     const zglu_job *jb = &r->jobs[j];
-    const int64_t r0 = (task - r->first_task[j]) * ZCPU_TILE;
-    const int64_t m = jb->gate.rows - r0 < ZCPU_TILE ? jb->gate.rows - r0 : ZCPU_TILE;
+    const int64_t tr = r->tile_rows[j], tt = ZCPU_TILE * ZCPU_TILE / tr;
+    const int64_t r0 = (task - r->first_task[j]) * tr;
+    const int64_t m = jb->gate.rows - r0 < tr ? jb->gate.rows - r0 : tr;
     float *g = r->ctx->scratch + (int64_t)thread * ZCPU_SCRATCH_FLOATS, *u = g + ZCPU_TILE * ZCPU_TILE;
     zweight gw = zweight_rows(&jb->gate, r0, m), uw = zweight_rows(&jb->up, r0, m);
-    for (int64_t t0 = 0; t0 < jb->n; t0 += ZCPU_TILE) {
-        int64_t nt = jb->n - t0 < ZCPU_TILE ? jb->n - t0 : ZCPU_TILE;
+    for (int64_t t0 = 0; t0 < jb->n; t0 += tt) {
+        int64_t nt = jb->n - t0 < tt ? jb->n - t0 : tt;
         const float *x = jb->x + t0 * jb->gate.cols;
         zk_rows_for(&r->ctx->k, &gw)(&gw, x, nt, g, 0, m); /* g[t][i] = gate row r0+i · x_t */
         zk_rows_for(&r->ctx->k, &uw)(&uw, x, nt, u, 0, m);
@@ -46,8 +55,11 @@ void zcpu_glu(void *vc, const zglu_job *jobs, int n_jobs) {
     for (int base = 0; base < n_jobs; base += MAX_GLU_JOBS) {
         int n = n_jobs - base < MAX_GLU_JOBS ? n_jobs - base : MAX_GLU_JOBS;
         glu_region r = {.ctx = c, .jobs = jobs + base};
-        for (int j = 0; j < n; j++)
-            r.first_task[j + 1] = r.first_task[j] + (jobs[base + j].gate.rows + ZCPU_TILE - 1) / ZCPU_TILE;
+        for (int j = 0; j < n; j++) {
+            r.tile_rows[j] = glu_tile_rows(jobs[base + j].n);
+            r.first_task[j + 1] =
+                r.first_task[j] + (jobs[base + j].gate.rows + r.tile_rows[j] - 1) / r.tile_rows[j];
+        }
         zpool_run(c->pool, glu_task, &r, r.first_task[n]);
     }
 }
@@ -57,7 +69,8 @@ typedef struct combine_region {
     const zcombine_job *job;
 } combine_region;
 
-#define COMBINE_ROWS 64 /* (ZCOMBINE_MAX_K + 1) tiles of this fit the scratch */
+#define COMBINE_ROWS 256 /* (ZCOMBINE_MAX_K + 1) tiles of this fit the scratch */
+_Static_assert((ZCOMBINE_MAX_K + 1) * COMBINE_ROWS <= ZCPU_SCRATCH_FLOATS, "combine scratch");
 
 static void combine_task(void *arg, int64_t task, int thread) {
     const combine_region *r = arg;

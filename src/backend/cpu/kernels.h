@@ -122,26 +122,69 @@ enum {
     default: F(8); break;                                                                      \
     }
 
-/* Rows [r0, r1) in the tiles of the SIMD products: pairs of rows when a pair of tokens
- * goes together (two), fours for one token, then single rows; TILE(r, R, N) sees constant
- * R and N.  Every (row, token) takes the same steps in any tile. */
+/* The dense products' walk: pairs of tokens x fours of rows, the decode tile (one token x
+ * four rows) as its own instantiation; TILE(t, N, r, R). */
+#define ZK_DENSE_TILES(n, r0, r1, TILE)                                                        \
+    for (int64_t t_ = 0; t_ < (n); t_ += 2) {                                                  \
+        const int N_ = (n) - t_ >= 2 ? 2 : 1;                                                  \
+        for (int64_t r_ = (r0); r_ < (r1); r_ += 4) {                                          \
+            const int R_ = (r1) - r_ >= 4 ? 4 : (int)((r1) - r_);                              \
+            if (N_ == 1 && R_ == 4) TILE(t_, 1, r_, 4);                                        \
+            else TILE(t_, N_, r_, R_);                                                         \
+        }                                                                                      \
+    }
+
+/* F(dt) with a dense weight dtype as a constant (BF16, F16, else F32). */
+#define ZK_DENSE_DTYPE(dtype, F)                                                               \
+    switch (dtype) {                                                                           \
+    case ZDT_BF16: F(ZDT_BF16); break;                                                         \
+    case ZDT_F16: F(ZDT_F16); break;                                                           \
+    default: F(ZDT_F32); break;                                                                \
+    }
+
+/* Columns [c0, c1) of a transposed quantized product: the whole blocks of 8 columns
+ * through BODY(a0, a1) (a macro of the caller), the unaligned head and tail through the
+ * reference, which gives the same values (needs ops/ops.h). */
+#define ZK_QCOLS_BLOCKS8(w, x, n, y, c0, c1, BODY)                                             \
+    do {                                                                                       \
+        const int64_t a0_ = ((c0) + 7) & ~(int64_t)7, a1_ = (c1) & ~(int64_t)7;               \
+        if (a0_ >= a1_) {                                                                      \
+            zop_matmul_t_ref(w, x, n, y, c0, c1);                                              \
+            break;                                                                             \
+        }                                                                                      \
+        zop_matmul_t_ref(w, x, n, y, c0, a0_);                                                 \
+        BODY(a0_, a1_);                                                                        \
+        zop_matmul_t_ref(w, x, n, y, a1_, c1);                                                 \
+    } while (0)
+
+/* Rows [r0, r1) in the tiles of the quantized SIMD products: R = 2 rows when a pair of
+ * tokens goes together (two), else 4, spaced S = (r1 - r0) / R rows apart, so that each
+ * tile reads R sequential streams in different pages (packed rows are short: 4 adjacent
+ * 1 KB rows interleaved in one page halve what the prefetchers fetch); then the rest one
+ * by one.  TILE(r, R, N, S) handles rows r, r + S, .. r + (R-1) S with constant R and N;
+ * every (row, token) takes the same steps in any tile. */
 #define ZK_ROW_TILES(r0, r1, two, TILE)                                                        \
     do {                                                                                       \
+        const int64_t s2_ = ((r1) - (r0)) / 2, s4_ = ((r1) - (r0)) / 4;                        \
         int64_t r_ = (r0);                                                                     \
-        if (two)                                                                               \
-            for (; r_ + 2 <= (r1); r_ += 2) TILE(r_, 2, 2);                                   \
-        else                                                                                   \
-            for (; r_ + 4 <= (r1); r_ += 4) TILE(r_, 4, 1);                                   \
+        if (two) {                                                                             \
+            for (int64_t j_ = 0; j_ < s2_; j_++) TILE((r0) + j_, 2, 2, s2_);                   \
+            r_ += 2 * s2_;                                                                     \
+        } else {                                                                               \
+            for (int64_t j_ = 0; j_ < s4_; j_++) TILE((r0) + j_, 4, 1, s4_);                   \
+            r_ += 4 * s4_;                                                                     \
+        }                                                                                      \
         for (; r_ < (r1); r_++) {                                                              \
-            if (two) TILE(r_, 1, 2);                                                           \
-            else TILE(r_, 1, 1);                                                               \
+            if (two) TILE(r_, 1, 2, 1);                                                        \
+            else TILE(r_, 1, 1, 1);                                                            \
         }                                                                                      \
     } while (0)
 
 /* Per ISA (each file compiled with its ISA's flags, called only after zk_isa_supported):
  *   rows / cols       dense F32, F16, BF16 (exact)
  *   qrows             quantized, exact (the avx512 levels use the AVX2 ones)
- *   qcols             quantized, transposed, bit-identical to zop_matmul_t_ref (idem)
+ *   qcols             quantized, transposed, both modes (AVX2: the factored form; NEON:
+ *                     the reference's arithmetic, bit-identical; avx512: the AVX2 one)
  *   qrows_q8          quantized, fast (int8 activations)
  *   rows_bf16dot      BF16 weights, fast (bf16 activations) */
 #if defined(ZMLX_HAVE_X86)

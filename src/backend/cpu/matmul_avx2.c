@@ -53,26 +53,17 @@ tile(const zweight *w, zdtype dt, const float *x, int64_t t0, int N, float *y, i
     }
 }
 
+#define TILE(t, N, r, R) tile(w, dt, x, t, N, y, r, R)
 static inline __attribute__((always_inline)) void
 rows_impl(const zweight *w, zdtype dt, const float *x, int64_t n, float *y, int64_t r0, int64_t r1) {
-    for (int64_t t = 0; t < n; t += 2) {
-        int N = n - t >= 2 ? 2 : 1;
-        for (int64_t r = r0; r < r1; r += 4) {
-            int R = r1 - r >= 4 ? 4 : (int)(r1 - r);
-            if (N == 1 && R == 4)
-                tile(w, dt, x, t, 1, y, r, 4); /* the decode case, specialised */
-            else
-                tile(w, dt, x, t, N, y, r, R);
-        }
-    }
+    ZK_DENSE_TILES(n, r0, r1, TILE);
 }
+#undef TILE
 
 void zk_rows_avx2(const zweight *w, const float *x, int64_t n, float *y, int64_t r0, int64_t r1) {
-    switch (w->dtype) {
-    case ZDT_BF16: rows_impl(w, ZDT_BF16, x, n, y, r0, r1); break;
-    case ZDT_F16: rows_impl(w, ZDT_F16, x, n, y, r0, r1); break;
-    default: rows_impl(w, ZDT_F32, x, n, y, r0, r1); break;
-    }
+#define ROWS(dt) rows_impl(w, dt, x, n, y, r0, r1)
+    ZK_DENSE_DTYPE(w->dtype, ROWS)
+#undef ROWS
 }
 
 static inline __attribute__((always_inline)) void
@@ -96,9 +87,7 @@ cols_impl(const zweight *w, zdtype dt, const float *x, int64_t n, float *y, int6
 }
 
 void zk_cols_avx2(const zweight *w, const float *x, int64_t n, float *y, int64_t c0, int64_t c1) {
-    switch (w->dtype) {
-    case ZDT_BF16: cols_impl(w, ZDT_BF16, x, n, y, c0, c1); break;
-    case ZDT_F16: cols_impl(w, ZDT_F16, x, n, y, c0, c1); break;
-    default: cols_impl(w, ZDT_F32, x, n, y, c0, c1); break;
-    }
+#define COLS(dt) cols_impl(w, dt, x, n, y, c0, c1)
+    ZK_DENSE_DTYPE(w->dtype, COLS)
+#undef COLS
 }

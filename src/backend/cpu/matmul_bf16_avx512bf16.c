@@ -25,8 +25,8 @@ typedef struct bfargs {
     int64_t t, t_abs;   /* first token of the tile in xb and in y */
 } bfargs;
 
-/* rows [r, r + R) x tokens t, t + 1 (N of them) over the chunk */
-AI void tile(const bfargs *A, int64_t r, int R, int N) {
+/* rows r, r + S, .. (R of them) x tokens t, t + 1 (N of them) over the chunk */
+AI void tile(const bfargs *A, int64_t r, int R, int N, int64_t S) {
     const zweight *w = A->w;
     __m512 acc[4][2];
     for (int i = 0; i < 4; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
@@ -36,7 +36,7 @@ AI void tile(const bfargs *A, int64_t r, int R, int N) {
         const __mmask32 m = left >= 32 ? (__mmask32)0xffffffffu : (__mmask32)((1u << left) - 1u);
         const __m512i a = _mm512_maskz_loadu_epi16(m, x0 + c), b = _mm512_maskz_loadu_epi16(m, x1 + c);
         for (int i = 0; i < R; i++) {
-            const uint16_t *wr = (const uint16_t *)w->data + (r + i) * w->cols + A->c0 + c;
+            const uint16_t *wr = (const uint16_t *)w->data + (r + i * S) * w->cols + A->c0 + c;
             const __m512i wv = _mm512_maskz_loadu_epi16(m, wr);
             acc[i][0] = _mm512_dpbf16_ps(acc[i][0], (__m512bh)wv, (__m512bh)a);
             if (N > 1) acc[i][1] = _mm512_dpbf16_ps(acc[i][1], (__m512bh)wv, (__m512bh)b);
@@ -45,7 +45,7 @@ AI void tile(const bfargs *A, int64_t r, int R, int N) {
     for (int i = 0; i < R; i++)
         for (int t = 0; t < N; t++) {
             const float v = _mm512_reduce_add_ps(acc[i][t]);
-            float *yo = &A->y[(A->t_abs + t) * w->rows + r + i];
+            float *yo = &A->y[(A->t_abs + t) * w->rows + r + i * S];
             *yo = A->c0 == 0 ? v : *yo + v;
         }
 }
@@ -83,7 +83,7 @@ void zk_rows_bf16dot_avx512bf16(const zweight *w, const float *x, int64_t n, flo
             for (int64_t t = 0; t < nt; t += 2) {
                 A.t = t;
                 A.t_abs = t0 + t;
-#define TILE(r, R, N) tile(&A, r, R, N)
+#define TILE(r, R, N, S) tile(&A, r, R, N, S)
                 ZK_ROW_TILES(r0, r1, nt - t >= 2, TILE);
 #undef TILE
             }

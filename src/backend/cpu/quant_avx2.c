@@ -103,12 +103,12 @@ typedef struct qargs {
 } qargs;
 
 /*
- * Rows [r, r + R) x tokens t, t + 1 (N of them) over groups [g0, g0 + gn).  Two
+ * Rows r, r + S, .. (R of them) x tokens t, t + 1 (N of them) over groups [g0, g0 + gn).  Two
  * accumulators per (row, token) and group: the even and odd elements (affine 4-bit),
  * or the even and odd blocks of 8 (other layouts); tot += (acc0 + acc1) * scale.
  */
 static inline __attribute__((always_inline)) void qtile(const qargs *a, int64_t r, int R, int N,
-                                                        int bits, int fp4, int bf16) {
+                                                        int64_t S, int bits, int fp4, int bf16) {
     const zweight *w = a->w;
     const int64_t K = w->cols, G = w->group, ng = K / G, B = G / 16; /* pairs of blocks */
     const bool nib = bits == 4 && !fp4;
@@ -117,7 +117,7 @@ static inline __attribute__((always_inline)) void qtile(const qargs *a, int64_t 
     const uint8_t *rows[4], *end = (const uint8_t *)w->data + w->rows * a->rb;
     __m256 tot[4][2];
     for (int i = 0; i < 4; i++) {
-        rows[i] = (const uint8_t *)w->data + (r + (i < R ? i : 0)) * a->rb;
+        rows[i] = (const uint8_t *)w->data + (r + (i < R ? i : 0) * S) * a->rb;
         tot[i][0] = tot[i][1] = _mm256_setzero_ps();
     }
     for (int64_t g = a->g0; g < a->g0 + a->gn; g++) {
@@ -152,7 +152,7 @@ static inline __attribute__((always_inline)) void qtile(const qargs *a, int64_t 
             }
         }
         for (int i = 0; i < R; i++) {
-            const __m256 s = bcast_scale(w, (r + i) * ng + g, bf16);
+            const __m256 s = bcast_scale(w, (r + i * S) * ng + g, bf16);
             for (int t = 0; t < N; t++)
                 tot[i][t] = _mm256_fmadd_ps(_mm256_add_ps(acc0[i][t], acc1[i][t]), s, tot[i][t]);
         }
@@ -162,10 +162,10 @@ static inline __attribute__((always_inline)) void qtile(const qargs *a, int64_t 
             float v = zk_hsum8(tot[i][t]);
             if (!fp4) {
                 const int64_t ssz = (int64_t)zdtype_table[w->sdtype].size;
-                const uint8_t *b = (const uint8_t *)w->biases + ((r + i) * ng + a->g0) * ssz;
+                const uint8_t *b = (const uint8_t *)w->biases + ((r + i * S) * ng + a->g0) * ssz;
                 v += zk_sdot8(b, w->sdtype, a->xs + (a->t + t) * a->gn, a->gn);
             }
-            float *yo = &a->y[(a->t_abs + t) * w->rows + r + i];
+            float *yo = &a->y[(a->t_abs + t) * w->rows + r + i * S];
             *yo = a->g0 == 0 ? v : *yo + v;
         }
 }
@@ -199,7 +199,7 @@ static inline __attribute__((always_inline)) void rows_fmt(const zweight *w, con
             for (int64_t t = 0; t < nt; t += 2) {
                 a.t = t;
                 a.t_abs = t0 + t;
-#define TILE(r, R, N) qtile(&a, r, R, N, bits, fp4, bf16)
+#define TILE(r, R, N, S) qtile(&a, r, R, N, S, bits, fp4, bf16)
                 ZK_ROW_TILES(r0, r1, nt - t >= 2, TILE);
 #undef TILE
             }

@@ -32,19 +32,12 @@
 #include "backend/cpu/kernels.h"
 
 #include "backend/cpu/simd_avx2.h"
+#include "backend/cpu/quant_q8.h"
 #include "backend/cpu/xq.h"
 
 #include <immintrin.h>
 
 #define AI static inline __attribute__((always_inline))
-
-enum { XQ_BYTES = 16384 }; /* int8 activations on the stack: tile tokens x chunk columns */
-
-/* The activations of a token tile over one column chunk of gn groups. */
-typedef struct q8x {
-    int8_t q[XQ_BYTES];                                      /* [nt][cw], zxq_perm order */
-    float d[XQ_BYTES / 32], s[XQ_BYTES / 32], c[XQ_BYTES / 32]; /* [nt][gn] */
-} q8x;
 
 /* Which activation order a layout's codes meet. */
 AI zxq_perm perm_of(int bits, int fp4, int G) {
@@ -164,15 +157,6 @@ AI __m256i codes32(const uint8_t *row, int64_t e, int bits, int fp4, const uint8
     return bits == 4 ? nib32(row + e / 2) : bits == 2 ? crumb32(row + e / 4) : nat32(row, e, bits, end);
 }
 
-typedef struct q8args {
-    const zweight *w;
-    const q8x *a;
-    float *y;
-    int64_t t, t_abs; /* first token of the tile in a (relative) and in y */
-    int64_t g0, gn, cw; /* the column chunk in groups; its width */
-    int64_t rb;       /* packed bytes per row */
-} q8args;
-
 /* 4-bit, group >= 64: 64 elements per step (NIB64). */
 AI void group_dots_nib64(const uint8_t *const *rows, int64_t e0, int G, const int8_t *x0,
                          const int8_t *x1, int R, int N, __m256i out[4][2]) {
@@ -278,100 +262,92 @@ AI void group_dots(const q8args *A, const uint8_t *const *rows, int64_t g, int R
 #endif
 }
 
-/* The scale of group i of a row: affine a (bf16 fast path), mxfp4 E8M0 / 2 */
-AI float scale_at(const zweight *w, int64_t i, int fp4, int bf16) {
-    if (fp4) return 0.5f * ze8m0_to_f32(((const uint8_t *)w->scales)[i]);
-    if (bf16) {
-        uint16_t h;
-        memcpy(&h, (const uint8_t *)w->scales + 2 * i, sizeof h);
-        return zbf16_to_f32(h);
+
+/* 8 scales (or biases) of a row from group i as floats: affine BF16 / F16 / F32, or
+ * mxfp4's E8M0 bytes halved (its codes are 2 E2M1); as zk_q8_scale, 8 at a time. */
+AI __m256 scales8(const zweight *w, const void *p, int64_t i, int fp4, int bf16) {
+    if (fp4) {
+        const __m256i e = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)((const uint8_t *)p + i)));
+        const __m256i v = _mm256_blendv_epi8(_mm256_slli_epi32(e, 23), _mm256_set1_epi32(0x00400000),
+                                             _mm256_cmpeq_epi32(e, _mm256_setzero_si256()));
+        return _mm256_mul_ps(_mm256_castsi256_ps(v), _mm256_set1_ps(0.5f));
     }
-    return zweight_scale_at(w->sdtype, w->scales, i);
+    if (bf16 || w->sdtype == ZDT_BF16) {
+        const __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + i));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    }
+    if (w->sdtype == ZDT_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
+    return _mm256_loadu_ps((const float *)p + i);
 }
 
-/* Rows [r, r + R) x tokens t, t + 1 (N of them) over the chunk's groups. */
-AI void q8tile(const q8args *A, int64_t r, int R, int N, int bits, int fp4, int bf16) {
+/*
+ * Rows r, r + S, .. (R of them) x tokens t, t + 1 (N of them) over the chunk's groups.
+ * Groups go in blocks of 8: the 8 scales of each row times the 8 activation scales d are
+ * one vector product, each group's lane broadcast by vpermps; the bias and correction
+ * terms of the block are two vector FMAs into a second accumulator (one horizontal sum
+ * per row at the end).  A last partial block goes group by group.
+ */
+AI void q8tile(const q8args *A, int64_t r, int R, int N, int64_t S, int bits, int fp4,
+               int bf16) {
     const zweight *w = A->w;
-    const int64_t ng = w->cols / w->group;
+    const int64_t ng = w->cols / w->group, g0 = A->g0, g1 = A->g0 + A->gn;
     const uint8_t *rows[4];
-    __m256 tot[4][2];
+    __m256 tot[4][2], bsum[4][2];
+    float tail[4][2] = {{0}};
     for (int i = 0; i < 4; i++) {
-        rows[i] = (const uint8_t *)w->data + (r + (i < R ? i : 0)) * A->rb;
-        tot[i][0] = tot[i][1] = _mm256_setzero_ps();
+        rows[i] = (const uint8_t *)w->data + (r + (i < R ? i : 0) * S) * A->rb;
+        tot[i][0] = tot[i][1] = bsum[i][0] = bsum[i][1] = _mm256_setzero_ps();
     }
-    const float *d0 = A->a->d + A->t * A->gn, *d1 = d0 + (N > 1 ? A->gn : 0);
-    for (int64_t g = A->g0; g < A->g0 + A->gn; g++) {
+    const int64_t tg0 = A->t * A->gn, tg1 = tg0 + (N > 1 ? A->gn : 0); /* token t, t + 1 */
+    const float *dd[2] = {A->a->d + tg0, A->a->d + tg1}, *ss[2] = {A->a->s + tg0, A->a->s + tg1},
+                *cc[2] = {A->a->c + tg0, A->a->c + tg1};
+    int64_t g = g0;
+    for (; g + 8 <= g1; g += 8) {
+        __m256 sd[4][2];
+        for (int i = 0; i < R; i++) {
+            const int64_t si = (r + i * S) * ng + g;
+            const __m256 av = scales8(w, w->scales, si, fp4, bf16);
+            const __m256 bv = fp4 ? av : scales8(w, w->biases, si, 0, bf16);
+            for (int t = 0; t < N; t++) {
+                sd[i][t] = _mm256_mul_ps(av, _mm256_loadu_ps(dd[t] + g - g0));
+                if (!fp4) {
+                    bsum[i][t] = _mm256_fmadd_ps(bv, _mm256_loadu_ps(ss[t] + g - g0), bsum[i][t]);
+                    bsum[i][t] = _mm256_fmadd_ps(av, _mm256_loadu_ps(cc[t] + g - g0), bsum[i][t]);
+                }
+            }
+        }
+        for (int j = 0; j < 8; j++) {
+            __m256i dots[4][2];
+            group_dots(A, rows, g + j, R, N, bits, fp4, dots);
+            const __m256i lane = _mm256_set1_epi32(j);
+            for (int i = 0; i < R; i++)
+                for (int t = 0; t < N; t++)
+                    tot[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[i][t]),
+                                                _mm256_permutevar8x32_ps(sd[i][t], lane), tot[i][t]);
+        }
+    }
+    for (; g < g1; g++) {
         __m256i dots[4][2];
         group_dots(A, rows, g, R, N, bits, fp4, dots);
         for (int i = 0; i < R; i++) {
-            const float a = scale_at(w, (r + i) * ng + g, fp4, bf16);
-            tot[i][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[i][0]),
-                                        _mm256_set1_ps(a * d0[g - A->g0]), tot[i][0]);
-            if (N > 1)
-                tot[i][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[i][1]),
-                                            _mm256_set1_ps(a * d1[g - A->g0]), tot[i][1]);
+            const int64_t si = (r + i * S) * ng + g;
+            const float a = zk_q8_scale(w, si, fp4, bf16);
+            for (int t = 0; t < N; t++) {
+                tot[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[i][t]),
+                                            _mm256_set1_ps(a * dd[t][g - g0]), tot[i][t]);
+                if (!fp4)
+                    tail[i][t] += zweight_scale_at(w->sdtype, w->biases, si) * ss[t][g - g0] +
+                                  a * cc[t][g - g0];
+            }
         }
     }
-    const int64_t ssz = (int64_t)zdtype_table[w->sdtype].size;
     for (int i = 0; i < R; i++)
         for (int t = 0; t < N; t++) {
-            float v = zk_hsum8(tot[i][t]);
-            if (!fp4) {
-                const int64_t o = ((r + i) * ng + A->g0) * ssz;
-                const int64_t tg = (A->t + t) * A->gn;
-                v += zk_sdot8((const uint8_t *)w->biases + o, w->sdtype, A->a->s + tg, A->gn) +
-                     zk_sdot8((const uint8_t *)w->scales + o, w->sdtype, A->a->c + tg, A->gn);
-            }
-            float *yo = &A->y[(A->t_abs + t) * w->rows + r + i];
-            *yo = A->g0 == 0 ? v : *yo + v;
+            const float v = zk_hsum8(_mm256_add_ps(tot[i][t], bsum[i][t])) + tail[i][t];
+            float *yo = &A->y[(A->t_abs + t) * w->rows + r + i * S];
+            *yo = g0 == 0 ? v : *yo + v;
         }
 }
 
-/* One layout: column chunks whose int8 activations fit XQ_BYTES for one token, token
- * tiles that fit it, rows in fours (one token) or pairs of rows x pairs of tokens. */
-AI void rows_fmt(const zweight *w, const float *x, int64_t n, float *y, int64_t r0, int64_t r1,
-                 int bits, int fp4, int bf16) {
-    const int64_t K = w->cols, G = w->group, ng = K / G;
-    if (ng == 0) { /* empty dot products */
-        for (int64_t t = 0; t < n; t++)
-            for (int64_t r = r0; r < r1; r++) y[t * w->rows + r] = 0.0f;
-        return;
-    }
-    const zxq_perm perm = perm_of(bits, fp4, (int)G);
-    const int corr = fp4 ? 0 : bits == 8 && !Q8_VNNI ? 2 : 1;
-    const float m = fp4 ? 0.0f : (float)(1 << (bits - 1));
-    const int64_t gmax = XQ_BYTES / G < ng ? XQ_BYTES / G : ng;
-    q8x a;
-    q8args A = {.w = w, .a = &a, .y = y, .rb = zweight_row_data_bytes(w)};
-    for (A.g0 = 0; A.g0 < ng; A.g0 += gmax) {
-        A.gn = ng - A.g0 < gmax ? ng - A.g0 : gmax;
-        A.cw = A.gn * G;
-        const int64_t tile = XQ_BYTES / A.cw;
-        for (int64_t t0 = 0; t0 < n; t0 += tile) {
-            const int64_t nt = n - t0 < tile ? n - t0 : tile;
-            for (int64_t t = 0; t < nt; t++)
-                prep_token(x + (t0 + t) * K + A.g0 * G, A.gn, (int)G, perm, corr, m,
-                           a.q + t * A.cw, a.d + t * A.gn, a.s + t * A.gn, a.c + t * A.gn);
-            for (int64_t t = 0; t < nt; t += 2) {
-                A.t = t;
-                A.t_abs = t0 + t;
-#define TILE(r, R, N) q8tile(&A, r, R, N, bits, fp4, bf16)
-                ZK_ROW_TILES(r0, r1, nt - t >= 2, TILE);
-#undef TILE
-            }
-        }
-    }
-}
-
-AI void rows_bits(const zweight *w, const float *x, int64_t n, float *y, int64_t r0, int64_t r1,
-                  int bf16) {
-#define FMT(b) rows_fmt(w, x, n, y, r0, r1, b, 0, bf16)
-    ZK_AFFINE_BITS(w->bits, FMT)
-#undef FMT
-}
-
-void Q8_NAME(const zweight *w, const float *x, int64_t n, float *y, int64_t r0, int64_t r1) {
-    if (w->q == ZQ_MXFP4) rows_fmt(w, x, n, y, r0, r1, 4, 1, 0);
-    else if (w->sdtype == ZDT_BF16) rows_bits(w, x, n, y, r0, r1, 1);
-    else rows_bits(w, x, n, y, r0, r1, 0);
-}
+#define Q8_CORR8 (Q8_VNNI ? 1 : 2) /* the corr of 8-bit codes: centred without VNNI */
+#include "backend/cpu/quant_q8_drive.h"
