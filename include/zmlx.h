@@ -125,6 +125,8 @@ typedef struct zmlx_model_info {
     int32_t fits;                  /* 1 if mem_needed_bytes fits what is available */
     const char *backend;           /* name of the backend in use */
     int32_t threads;
+    char cpu_isa[320];             /* cpu backend: its kernel level, "avx2 (auto; cpu: ...)";
+                                      cpu-ref: "scalar (reference)"; else "" */
 } zmlx_model_info;
 
 void zmlx_model_get_info(const zmlx_model *model, zmlx_model_info *info);

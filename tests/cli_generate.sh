@@ -100,7 +100,8 @@ b=$("$BIN" generate builtin:glm47-tiny --prompt-ids 1,2,3 --max-tokens 12 --temp
 "$BIN" generate --max-tokens 4 --prompt "Hi" >"$T/out" 2>"$T/err" && ok || bad "default model: $(cat "$T/err")"
 grep -q "decode:" "$T/err" && ok || bad "no timing line on stderr"
 
-# info: builtin flash reports SKIP(RAM) for all 47 bf16 layers on a 24 GiB machine
+# info: builtin flash reports SKIP(RAM) for all 47 bf16 layers on a 24 GiB machine (the
+# default 4-bit model, 16 GiB, fits)
 "$BIN" info builtin:glm47-flash:bits=16 >"$T/out" 2>"$T/err" && ok || bad "info: $(cat "$T/err")"
 grep -qE "3.5(79|80) B active" "$T/out" && ok || bad "info active params: $(grep params "$T/out")"
 grep -q "SKIP(RAM)" "$T/out" && ok || bad "info did not say SKIP(RAM): $(grep fits "$T/out")"

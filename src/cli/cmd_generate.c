@@ -137,6 +137,8 @@ static void print_json(const gen_opts *o, const zmlx_model *m, const int32_t *pr
     json_object_set_new(j, "precision", json_string(o->c.mp.precision == ZMLX_PRECISION_EXACT ? "exact" : "fast"));
     json_object_set_new(j, "kv_dtype", json_string(info.kv_dtype));
     json_object_set_new(j, "threads", json_integer(info.threads));
+    json_object_set_new(j, "weights", json_string(info.weight_format));
+    json_object_set_new(j, "cpu_isa", json_string(info.cpu_isa));
     json_object_set_new(j, "prompt_ids", pa);
     json_object_set_new(j, "tokens", ta);
     json_object_set_new(j, "text", cli_json_text(text ? text : "", text ? strlen(text) : 0));

@@ -29,6 +29,7 @@ static void print_text(const zmlx_model_info *i) {
            i->n_routed_experts, i->experts_per_tok, i->n_shared_experts,
            i->moe_intermediate_size, i->intermediate_size);
     printf("max positions    %lld\n", (long long)i->max_position_embeddings);
+    if (i->cpu_isa[0]) printf("cpu kernels      %s\n", i->cpu_isa);
     printf("params           %.3f B total, %.3f B active per token\n",
            (double)i->params_total * 1e-9, (double)i->params_active * 1e-9);
     printf("weights          %.2f GiB\n", gib(i->weight_bytes_total));
@@ -63,6 +64,7 @@ static void print_json(const zmlx_model_info *i) {
                           "mem_needed_bytes", (json_int_t)i->mem_needed_bytes,
                           "mem_available_bytes", (json_int_t)i->mem_available_bytes,
                           "fits", i->fits, "verdict", i->fits ? "OK" : "SKIP(RAM)");
+    if (j) json_object_set_new(j, "cpu_isa", json_string(i->cpu_isa));
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     if (s) puts(s);
     free(s);

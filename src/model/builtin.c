@@ -20,9 +20,9 @@
  *
  * Values: bf16 weights uniform with std 1/sqrt(fan_in) (never exactly zero); quantized
  * weights as random codes with per-group scales and biases drawn so that
- * w = scale * q + bias spreads over about the same range (mxfp4: random E2M1 codes,
- * scales 2^e or 2^(e+1) of that size); the packed codes, scales and biases are
- * generated directly, never through a quantizer.  Norm weights 1 +- 0.1, a non-zero
+ * w = scale * q + bias has the same standard deviation, groups centred to within ~5%
+ * (mxfp4: random E2M1 codes, scales 2^e or 2^(e+1) of that size); the packed codes,
+ * scales and biases are generated directly, never through a quantizer.  Norm weights 1 +- 0.1, a non-zero
  * router correction bias, indexer LayerNorm bias +- 0.1.  Values depend only on (seed,
  * tensor, element), never on the thread count.  This file is not for checkpoint loading.
  */
@@ -342,7 +342,7 @@ static void gen_task(void *arg, int64_t task, int thread) {
 }
 
 /* The value tables: kind 0 uniform(-a, a) (the bf16 weights), 1 uniform [a, b) (bf16
-   scales, biases), 2 E8M0 bytes a or a + 1 (mxfp4 scales). */
+   scales, biases), 2 E8M0 bytes: a with probability b, else a + 1 (mxfp4 scales). */
 typedef struct lut_key {
     int kind;
     float a, b;
@@ -374,7 +374,7 @@ static const uint16_t *lut_get(gen_plan *p, int kind, float a, float b) {
         else if (kind == 1)
             t[v] = zf32_to_bf16(a + (b - a) * (((float)v + 0.5f) / 65536.0f));
         else
-            t[v] = (uint16_t)(a + (float)(v & 1));
+            t[v] = (uint16_t)(a + (((float)v + 0.5f) / 65536.0f < b ? 0.0f : 1.0f));
     }
     return t;
 }
@@ -392,11 +392,13 @@ static void plan_item(gen_plan *p, void *dst, int64_t n, gen_kind kind, const ui
 }
 
 /*
- * A [rows, cols] weight of values of half-width amp: bf16, or in the builtin's
- * quantized layout when `quant` and cols is a multiple of the group.
- *   affine: scales in [0.9, 1) * 2 amp / (2^bits - 1), biases in [-amp, -0.9 amp): the
- *           codes 0 .. 2^bits - 1 span about [-amp, amp]
- *   mxfp4:  E2M1 codes (std 2.93) with scale 2^e or 2^(e+1), 2^e <= amp / (2.93 sqrt 3)
+ * A [rows, cols] weight of values of half-width amp (std amp / sqrt 3): bf16, or in the
+ * builtin's quantized layout when `quant` and cols is a multiple of the group.  With
+ * N = 2^bits uniform codes (std sqrt((N^2 - 1) / 12)):
+ *   affine: scales in [0.95, 1.05) * s0, s0 = 2 amp / sqrt(N^2 - 1), biases in
+ *           [1.05, 0.95) * -s0 (N - 1) / 2: the same std, groups centred to within ~5%
+ *   mxfp4:  E2M1 codes (std 2.926) with scale 2^e or 2^(e+1) around t = amp / (2.926 sqrt 3),
+ *           2^e with the probability that makes the mean square scale t^2
  */
 static zweight plan_linear(gen_plan *p, int64_t rows, int64_t cols, float amp, bool quant) {
     const zbuiltin_quant *q = &p->q;
@@ -415,13 +417,16 @@ static zweight plan_linear(gen_plan *p, int64_t rows, int64_t cols, float amp, b
     w.biases = mx ? NULL : plan_bytes(p, (size_t)ng * 2);
     plan_item(p, (void *)w.data, nb, GEN_RAW, NULL);
     if (mx) {
-        const float e = floorf(log2f(amp / (2.926f * sqrtf(3.0f))));
-        plan_item(p, (void *)w.scales, ng, GEN_LUT8, p->base ? lut_get(p, 2, 127.0f + e, 0) : NULL);
+        const float t = amp / (2.926f * sqrtf(3.0f)), e = floorf(log2f(t)), lo = ldexpf(1.0f, (int)e);
+        const float p_lo = (4.0f * lo * lo - t * t) / (3.0f * lo * lo); /* E[s^2] = t^2 */
+        plan_item(p, (void *)w.scales, ng, GEN_LUT8,
+                  p->base ? lut_get(p, 2, 127.0f + e, p_lo) : NULL);
         return w;
     }
-    const float s0 = 2.0f * amp / (float)((1 << q->bits) - 1);
-    plan_item(p, (void *)w.scales, ng, GEN_LUT16, p->base ? lut_get(p, 1, 0.9f * s0, s0) : NULL);
-    plan_item(p, (void *)w.biases, ng, GEN_LUT16, p->base ? lut_get(p, 1, -amp, -0.9f * amp) : NULL);
+    const float N = (float)(1 << q->bits), s0 = 2.0f * amp / sqrtf(N * N - 1.0f);
+    const float c = -s0 * (N - 1.0f) / 2.0f;
+    plan_item(p, (void *)w.scales, ng, GEN_LUT16, p->base ? lut_get(p, 1, 0.95f * s0, 1.05f * s0) : NULL);
+    plan_item(p, (void *)w.biases, ng, GEN_LUT16, p->base ? lut_get(p, 1, 1.05f * c, 0.95f * c) : NULL);
     return w;
 }
 

@@ -6,6 +6,7 @@
  */
 #include "io/qconfig.h"
 #include "model/model.h"
+#include "backend/cpu/kernels.h"
 #include "backend/pool.h"
 #include "dist/dist.h"
 #include "ops/ops.h"
@@ -244,11 +245,19 @@ zmlx_status zmodel_check_limits(const zmlx_config *c, const char *where, zerr *e
     return ZMLX_OK;
 }
 
+/* The CPU kernel level a backend kind runs (zmlx_model_info.cpu_isa). */
+static void info_isa(zmlx_backend_kind kind, zmlx_model_info *info) {
+    if (kind == ZMLX_BACKEND_CPU) zk_isa_describe(info->cpu_isa, sizeof info->cpu_isa);
+    else if (kind == ZMLX_BACKEND_CPU_REF) snprintf(info->cpu_isa, sizeof info->cpu_isa, "scalar (reference)");
+    else info->cpu_isa[0] = '\0';
+}
+
 void zmlx_model_get_info(const zmlx_model *m, zmlx_model_info *info) {
     zinfo_model(m, m->kv_dtype == ZMLX_KV_BF16 ? 2 : 4, info);
     snprintf(info->name, sizeof info->name, "%s", m->name);
     info->backend = m->be->name;
     info->threads = m->be_ctx ? m->be->threads(m->be_ctx) : 0;
+    info_isa(m->params.backend, info);
 }
 
 /* From a checkpoint's headers (when it has any): the dense dtype (of the final norm,
@@ -326,5 +335,6 @@ zmlx_status zmlx_model_probe(const char *path, const zmlx_model_params *params,
     snprintf(info->name, sizeof info->name, "%s", path);
     info->backend = be ? be->name : "unavailable";
     info->threads = p.threads > 0 ? p.threads : zpool_online_cores();
+    info_isa(p.backend, info);
     return ZMLX_OK;
 }

@@ -40,10 +40,12 @@ typedef struct zsysinfo {
     int cpu_cores;           /* online cores */
     int64_t mem_total_bytes; /* MemTotal, -1 unknown */
     char hardware[256];      /* one line for tables: "AMD EPYC 7R13, 2 cores, 23.4 GiB" */
+    char cpu_isa[320];       /* the cpu backend's kernels: "avx2 (auto; cpu: avx2 fma f16c)" */
 } zsysinfo;
 
 void zsysinfo_get(zsysinfo *s);
-/* {cpu_model, cpu_cores, mem_total_bytes, os, gpu {name, memory_bytes, driver}} —
+/* {cpu_model, cpu_cores, mem_total_bytes, os, hardware, cpu_isa, gpu {name, memory_bytes,
+   driver}} —
    the GPU fields are null until a CUDA backend fills them. */
 json_t *zsysinfo_device_json(const zsysinfo *s);
 

@@ -2,10 +2,13 @@
  * sysinfo.c — what a capsule records about the machine and the build: the UTC date, the
  * zmlx version, the git commit and compiler (compile definitions set by CMake at
  * configure time: ZMLX_GIT_COMMIT, ZMLX_COMPILER, ZMLX_BUILD_TYPE, ZMLX_CFLAGS), the CPU
- * model, cores and memory from /proc.  GPU fields are present and null until the CUDA
+ * model, cores and memory from /proc, the cpu backend's kernel level (ZMLX_CPU_ISA or the
+ * best this CPU runs, backend/cpu/kernels.h).  GPU fields are present and null until the CUDA
  * backend can describe its device.  Not for: measuring anything (membw.c does that).
  */
 #include "tools/harness.h"
+
+#include "backend/cpu/kernels.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -84,13 +87,14 @@ void zsysinfo_get(zsysinfo *s) {
                  s->cpu_cores, (double)s->mem_total_bytes / 1073741824.0);
     else
         snprintf(s->hardware, sizeof s->hardware, "%.160s, %d cores", s->cpu_model, s->cpu_cores);
+    zk_isa_describe(s->cpu_isa, sizeof s->cpu_isa);
 }
 
 json_t *zsysinfo_device_json(const zsysinfo *s) {
     json_t *gpu = json_pack("{s:n, s:n, s:n}", "name", "memory_bytes", "driver");
-    json_t *d = json_pack("{s:s, s:i, s:o, s:s, s:s, s:o}", "cpu_model", s->cpu_model, "cpu_cores",
-                          s->cpu_cores, "mem_total_bytes",
+    json_t *d = json_pack("{s:s, s:i, s:o, s:s, s:s, s:s, s:o}", "cpu_model", s->cpu_model,
+                          "cpu_cores", s->cpu_cores, "mem_total_bytes",
                           s->mem_total_bytes >= 0 ? json_integer(s->mem_total_bytes) : json_null(),
-                          "os", s->os, "hardware", s->hardware, "gpu", gpu);
+                          "os", s->os, "hardware", s->hardware, "cpu_isa", s->cpu_isa, "gpu", gpu);
     return d;
 }

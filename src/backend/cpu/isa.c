@@ -148,9 +148,9 @@ bool zk_isa_supported(zk_isa isa, char *why, size_t n) {
         char lacks[160], has[160];
         feature_list(missing, lacks, sizeof lacks);
         feature_list(have, has, sizeof has);
-        if (missing & (F_OS_AVX | F_OS_AVX512))
-            snprintf(lacks + strlen(lacks), sizeof lacks - strlen(lacks), "%s(OS vector state)",
-                     missing & ~(unsigned)(F_OS_AVX | F_OS_AVX512) ? " " : "");
+        if (!(missing & ~(unsigned)(F_OS_AVX | F_OS_AVX512))) /* the CPU has it, the OS not */
+            snprintf(lacks, sizeof lacks, "OS support of the %s vector state",
+                     missing & F_OS_AVX512 ? "AVX-512" : "AVX");
         snprintf(why, n, "this CPU lacks %s for %s (it has: %s)", lacks, isa_names[isa], has);
     }
     return !missing;
@@ -243,5 +243,7 @@ zk_table zk_table_get(zk_isa isa, bool fast) {
 }
 
 zk_table zk_select(void) {
-    return zk_table_get(zk_isa_best(), false);
+    zk_isa isa;
+    if (!zk_isa_choose(&isa, NULL, 0)) isa = zk_isa_best();
+    return zk_table_get(isa, false);
 }

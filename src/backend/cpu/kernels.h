@@ -69,7 +69,8 @@ bool zk_isa_bf16_dot(zk_isa isa);
 
 /* The kernels of one level (which must be supported) and precision mode. */
 zk_table zk_table_get(zk_isa isa, bool fast);
-/* The best level's exact kernels (tests, benchmarks). */
+/* The exact kernels of the level the cpu backend runs (zk_isa_choose; the best level
+ * when ZMLX_CPU_ISA names none this CPU has): tests, benchmarks. */
 zk_table zk_select(void);
 
 /* The entries for w's layout; NULL when w has none (zweight_check fails). */
