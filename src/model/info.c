@@ -274,7 +274,7 @@ void zinfo_config(const zmlx_config *c, const zqcfg *q, zdtype dense, zinfo_mla 
 /* ---------------------------------------------------------------- a builtin's format */
 
 void zbuiltin_quant_describe(const zbuiltin_quant *q, char *buf, size_t n) {
-    if (q->bits == 16) snprintf(buf, n, "bf16");
+    if (q->bits == 16) snprintf(buf, n, "BF16"); /* as a dense checkpoint reports it */
     else if (q->mode == ZQ_MXFP4) snprintf(buf, n, "mxfp4");
     else snprintf(buf, n, "affine%d g%d", q->bits, q->group);
 }
