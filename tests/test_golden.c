@@ -4,7 +4,10 @@
  * all 40 greedy tokens identical, logits of the first and last step within
  * 1e-4 * max|ref|, prefill argmax identical at every prompt position — on the
  * cpu and cpu-ref backends, with --precision exact, and for the absorbed and
- * expanded attention paths.
+ * expanded attention paths.  --precision fast kernels (the cpu backend's level) with an
+ * f32 KV cache, teacher-forced on the reference tokens: logits of the first and last step
+ * within 2e-2 * max|ref| (SYSTEM.md section 1; not token identity).  (The bf16 cache alone
+ * moves dsv32-tiny's last step by ~0.25 * max|ref|: its indexer picks other keys.)
  * Kimi-K2.5's checkpoint layout: dsv3-tiny's weights and config rewritten the way
  * Kimi-K2.5 ships them (every tensor name prefixed `language_model.`, two vision tensors
  * beside them, the text config nested in `text_config` with model_type kimi_k2 under a
@@ -199,8 +202,48 @@ static void kimi_layout(void) {
     rmdir(dir);
 }
 
+/* max|a-b| / max|ref| */
+static double rel_err(const float *a, const float *ref, size_t n) {
+    double rel;
+    close_to(a, ref, n, &rel);
+    return isnan(rel) ? INFINITY : rel;
+}
+
+static void run_fast(const char *name) {
+    char dir[1024];
+    tc_shared(dir, sizeof dir, "fixtures/models/");
+    strncat(dir, name, sizeof dir - strlen(dir) - 1);
+    golden g = {0};
+    CHECKF(load_golden(dir, &g), "%s golden", name);
+    if (!g.vocab) return;
+    zmlx_model_params mp = zmlx_model_default_params(); /* fast */
+    mp.kv_dtype = ZMLX_KV_F32;
+    zmlx_model *m = NULL;
+    zmlx_session *s = NULL;
+    char err[ZMLX_ERR_MAX];
+    CHECKF(zmlx_model_load(dir, &mp, &m, err, sizeof err) == ZMLX_OK, "load %s: %s", name, err);
+    if (m) CHECK(zmlx_session_init(m, NULL, &s, err, sizeof err) == ZMLX_OK);
+    float *logits = malloc(g.vocab * sizeof(float));
+    if (s && zmlx_session_eval(s, g.prompt, g.n_prompt, logits, 0) == ZMLX_OK) {
+        const double r0 = rel_err(logits, g.step0, g.vocab);
+        for (size_t i = 0; i + 1 < g.n_tokens; i++)
+            CHECK(zmlx_session_eval(s, &g.tokens[i], 1, logits, 0) == ZMLX_OK);
+        const double r1 = rel_err(logits, g.last, g.vocab);
+        CHECKF(r0 <= 2e-2 && r1 <= 2e-2, "%s fast: step0 rel err %.3g, last %.3g (limit 2e-2)", name,
+               r0, r1);
+        printf("%s cpu fast (f32 KV): step0 rel err %.3g, last (teacher-forced) %.3g\n", name, r0,
+               r1);
+    }
+    free(logits);
+    free(g.step0);
+    free(g.last);
+    zmlx_session_free(s);
+    zmlx_model_free(m);
+}
+
 int main(void) {
     const char *names[] = {"glm47-tiny", "glm47-tiny-v5", "dsv3-tiny", "dsv32-tiny"};
+    for (int i = 0; i < 4; i++) run_fast(names[i]);
     for (int i = 0; i < 4; i++) {
         run(names[i], ZMLX_BACKEND_CPU, ZMLX_ATTN_AUTO, 2);
         run(names[i], ZMLX_BACKEND_CPU_REF, ZMLX_ATTN_AUTO, 1);
