@@ -40,6 +40,7 @@ if [ $mlx = 1 ] && [ -z "${MLX_DIR:-}" ]; then
         MLX_DIR="build/bench-models/$(echo "$MODEL" | tr ':,=/' '____')-q4g64"
         if [ ! -f "$MLX_DIR/config.json" ]; then
             echo "converting $MODEL -> $MLX_DIR" >&2
+            mkdir -p "$(dirname "$MLX_DIR")"
             "$BIN" convert "$MODEL" "$MLX_DIR" --q-bits 4 --q-group-size 64 >&2
         fi
     else
