@@ -12,27 +12,18 @@
 #include "model/weight.h"
 #include "ops/quant.h"
 #include "tcheck.h"
+#include "trand.h"
 
 #include <cuda_runtime_api.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-static uint64_t rng_state = 0xc0dac0daULL;
-
-static inline uint64_t rng_u64(void) {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static inline float rng_unif(void) { /* [-1, 1) */
-    return (float)((double)(rng_u64() >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0);
-}
+/* The CUDA tests' one generator (trand.h), seeded as before. */
+static trng cu_rng = {0xc0dac0daULL};
 
 static inline void fill(float *x, size_t n, float scale) {
-    for (size_t i = 0; i < n; i++) x[i] = rng_unif() * scale;
+    for (size_t i = 0; i < n; i++) x[i] = rng_unif(&cu_rng) * scale;
 }
 
 static inline uint32_t f2u(float f) {
@@ -149,14 +140,14 @@ static inline hmat hmat_new(wfmt f, int64_t rows, int64_t cols) {
         const size_t es = zdtype_table[t->dtype].size;
         m.data = malloc(n * es > 0 ? n * es : 1);
         for (size_t i = 0; i < n; i++) {
-            float v = rng_unif();
+            float v = rng_unif(&cu_rng);
             if (t->dtype == ZDT_F32) {
                 ((float *)m.data)[i] = v;
             } else if (t->dtype == ZDT_BF16) {
                 ((uint16_t *)m.data)[i] = zf32_to_bf16(v);
             } else { /* f16: sign, exponent 10..15 (2^-5 .. 1), random mantissa */
-                uint16_t s = (uint16_t)((rng_u64() & 1) << 15), ex = (uint16_t)(10 + rng_u64() % 6);
-                ((uint16_t *)m.data)[i] = (uint16_t)(s | (ex << 10) | (rng_u64() & 0x3ff));
+                uint16_t s = (uint16_t)((rng_u64(&cu_rng) & 1) << 15), ex = (uint16_t)(10 + rng_u64(&cu_rng) % 6);
+                ((uint16_t *)m.data)[i] = (uint16_t)(s | (ex << 10) | (rng_u64(&cu_rng) & 0x3ff));
             }
         }
         m.w = (zweight){.dtype = t->dtype, .rows = rows, .cols = cols, .data = m.data};
@@ -169,7 +160,7 @@ static inline hmat hmat_new(wfmt f, int64_t rows, int64_t cols) {
     if (t->q == ZQ_MXFP4) {
         m.scales = malloc((size_t)(rows * ng));
         for (int64_t r = 0; r < rows; r++) {
-            for (int64_t c = 0; c < cols; c++) row[c] = rng_unif() * (float)(1 + (c / 32) % 5);
+            for (int64_t c = 0; c < cols; c++) row[c] = rng_unif(&cu_rng) * (float)(1 + (c / 32) % 5);
             zquant_mxfp4_row(row, cols, (uint32_t *)m.data + r * words, (uint8_t *)m.scales + r * ng);
         }
         m.w = (zweight){.dtype = ZDT_U32, .rows = rows, .cols = cols, .data = m.data, .q = ZQ_MXFP4,
@@ -177,7 +168,7 @@ static inline hmat hmat_new(wfmt f, int64_t rows, int64_t cols) {
     } else {
         uint16_t *sb = malloc((size_t)(rows * ng) * 2), *bb = malloc((size_t)(rows * ng) * 2);
         for (int64_t r = 0; r < rows; r++) {
-            for (int64_t c = 0; c < cols; c++) row[c] = rng_unif() * 0.5f + 0.25f * (float)((c / group) % 3);
+            for (int64_t c = 0; c < cols; c++) row[c] = rng_unif(&cu_rng) * 0.5f + 0.25f * (float)((c / group) % 3);
             zquant_affine_row(row, cols, bits, group, (uint32_t *)m.data + r * words, sb + r * ng, bb + r * ng);
         }
         const size_t es = zdtype_table[f.sdt].size;

@@ -110,7 +110,7 @@ static void cpu_vs_cuda(const char *spec, zmlx_kv_dtype kv, int64_t n_prompt, in
     CHECK(zmlx_session_init(mc, NULL, &sc, err, sizeof err) == ZMLX_OK);
     CHECK(zmlx_session_init(mg, NULL, &sg, err, sizeof err) == ZMLX_OK);
     int32_t *ids = malloc((size_t)n_prompt * 4);
-    for (int64_t i = 0; i < n_prompt; i++) ids[i] = (int32_t)(rng_u64() % V);
+    for (int64_t i = 0; i < n_prompt; i++) ids[i] = (int32_t)(rng_u64(&cu_rng) % V);
     const bool rows = n_prompt <= 200; /* all rows of a short prompt, the last of a long one */
     float *lc = malloc((size_t)(rows ? n_prompt : 1) * V * 4), *lg = malloc((size_t)(rows ? n_prompt : 1) * V * 4);
     CHECKF(zmlx_session_eval(sc, ids, (size_t)n_prompt, lc, rows) == ZMLX_OK, "%s", zmlx_session_error(sc));
@@ -158,7 +158,7 @@ static void determinism(const char *spec) {
     if (!m) return;
     const size_t V = (size_t)zmlx_model_vocab_size(m);
     int32_t ids[20];
-    for (int i = 0; i < 20; i++) ids[i] = (int32_t)(rng_u64() % V);
+    for (int i = 0; i < 20; i++) ids[i] = (int32_t)(rng_u64(&cu_rng) % V);
     uint64_t hash[2] = {0, 0};
     float *l = malloc(V * 4);
     for (int run = 0; run < 2; run++) {
@@ -206,7 +206,7 @@ static void patterns_exact(const char *path, zmlx_kv_dtype kv) {
     const size_t V = (size_t)zmlx_model_vocab_size(m);
     enum { STEPS = 24, NP = 9 };
     int32_t ids[NP];
-    for (int i = 0; i < NP; i++) ids[i] = (int32_t)(rng_u64() % V);
+    for (int i = 0; i < NP; i++) ids[i] = (int32_t)(rng_u64(&cu_rng) % V);
     float *base = malloc((STEPS + 1) * V * 4), *pat = malloc((STEPS + 1) * V * 4);
     char err[ZMLX_ERR_MAX];
     CHECK(zmlx_model_set_patterns(m, "none", err, sizeof err) == ZMLX_OK);

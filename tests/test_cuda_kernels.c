@@ -587,7 +587,7 @@ static void case_gemm(wfmt f, int64_t rows, int64_t cols, int64_t n) {
     float *x = malloc((size_t)(nx * cols) * 4), *y = malloc((size_t)(n * rows) * 4);
     fill(x, (size_t)(nx * cols), 1.0f);
     int32_t *rows_of = malloc((size_t)n * 4);
-    for (int64_t j = 0; j < n; j++) rows_of[j] = (int32_t)(rng_u64() % (uint64_t)nx);
+    for (int64_t j = 0; j < n; j++) rows_of[j] = (int32_t)(rng_u64(&cu_rng) % (uint64_t)nx);
     cuw dw = to_dev(&m);
     float *dx = dup_dev(x, (size_t)(nx * cols) * 4);
     int32_t *drows = dup_dev(rows_of, (size_t)n * 4);
@@ -644,7 +644,7 @@ static void case_grouped(wfmt f, int E, int64_t K, int64_t rows, int64_t cols, i
             int32_t e;
             bool dup;
             do {
-                e = (int32_t)(rng_u64() % (uint64_t)E);
+                e = (int32_t)(rng_u64(&cu_rng) % (uint64_t)E);
                 dup = false;
                 for (int64_t j = 0; j < k; j++) dup |= idx[t * K + j] == e;
             } while (dup);
@@ -1088,7 +1088,7 @@ static hcache hcache_new(bool bf16, int64_t T, int64_t R, int64_t rope) {
     c.kpe = malloc((size_t)(T * rope) * c.es + 1);
     for (int64_t t = 0; t < T; t++)
         for (int64_t j = 0; j < W; j++) {
-            float v = rng_unif();
+            float v = rng_unif(&cu_rng);
             uint8_t *dst = (uint8_t *)c.rows + (size_t)(t * W + j) * c.es;
             uint8_t *sep = j < R ? (uint8_t *)c.lat + (size_t)(t * R + j) * c.es
                                  : (uint8_t *)c.kpe + (size_t)(t * rope + j - R) * c.es;

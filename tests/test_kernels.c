@@ -69,7 +69,7 @@ static qw dense_new(zdtype dt, int64_t rows, int64_t cols) {
     const size_t es = zdtype_table[dt].size, cnt = (size_t)(rows * cols);
     o.data = xmalloc(cnt * es);
     for (size_t i = 0; i < cnt; i++) {
-        float v = rng_unif();
+        float v = rng_unif(&tk_rng);
         if (dt == ZDT_F32) ((float *)o.data)[i] = v;
         else if (dt == ZDT_BF16) ((uint16_t *)o.data)[i] = zf32_to_bf16(v);
         else { /* f16 with 10 mantissa bits: a multiple of 2^-11 is exact */
@@ -137,7 +137,7 @@ static const char *wname(const zweight *w, char *buf, size_t n) {
 
 static float *rand_x(int64_t cnt, bool zero) {
     float *x = xmalloc((size_t)cnt * sizeof(float));
-    for (int64_t i = 0; i < cnt; i++) x[i] = zero ? 0.0f : rng_unif();
+    for (int64_t i = 0; i < cnt; i++) x[i] = zero ? 0.0f : rng_unif(&tk_rng);
     return x;
 }
 
@@ -191,7 +191,7 @@ static void rows_case(const zweight *w, int64_t n, bool fast, bool zero_x) {
         gbuf_free(&mdl);
     }
     /* a partial range writes only its rows, with the full-range values */
-    const int64_t lo = rng_int(0, rows), hi = rng_int(lo, rows);
+    const int64_t lo = rng_int(&tk_rng, 0, rows), hi = rng_int(&tk_rng, lo, rows);
     fn(w, x, n, part.p, lo, hi);
     bool only = true, same = true;
     for (int64_t t = 0; t < n; t++)
@@ -245,7 +245,7 @@ static void cols_case(const zweight *w, int64_t n, bool fast) {
            "%s %s %s cols [%lld x %lld] n=%lld: guards %d, nmse %.3g, bound at %lld, %s the "
            "reference", tb.isa, mode, nm, (long long)w->rows, (long long)w->cols, (long long)n,
            gbuf_guards_ok(&y), e, (long long)bad, bits_equal(y.p, ref.p, cnt) ? "==" : "!=");
-    const int64_t lo = rng_int(0, out), hi = rng_int(lo, out);
+    const int64_t lo = rng_int(&tk_rng, 0, out), hi = rng_int(&tk_rng, lo, out);
     fn(w, x, n, part.p, lo, hi);
     bool only = true, ok = true;
     for (int64_t t = 0; t < n; t++)
@@ -309,8 +309,8 @@ static void test_quantized(void) {
             qw_free(&a);
         }
         /* random odd shape, a wide row (several backend tasks), zero activations */
-        qw r = qw_quantized(q, B, G, rng_int(1, 90), G * rng_int(1, 9));
-        both_modes_rows(&r.w, rng_int(1, 7));
+        qw r = qw_quantized(q, B, G, rng_int(&tk_rng, 1, 90), G * rng_int(&tk_rng, 1, 9));
+        both_modes_rows(&r.w, rng_int(&tk_rng, 1, 7));
         cols_case(&r.w, 2, true);
         qw_free(&r);
         qw wide = qw_quantized(q, B, G, 300, 2048);
@@ -413,7 +413,7 @@ static void test_fused(const zweight *gate, const zweight *up, const zweight *do
         }
         zk_rows_for(&tb, down)(down, cj.sh_h, 1, yk + KX * d, 0, d);
         for (int64_t i = 0; i < d; i++) {
-            out.p[i] = outf.p[i] = rng_unif();
+            out.p[i] = outf.p[i] = rng_unif(&tk_rng);
             float acc = 0.0f;
             for (int k = 0; k < KX; k++) acc += cj.w[k] * yk[k * d + i];
             acc += yk[KX * d + i];

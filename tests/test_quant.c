@@ -286,8 +286,8 @@ static void test_roundtrip(void) {
             const int B = bits[bi], G = groups[gi];
             bool rule = true, store = true, err = true, deq = true;
             for (int rep = 0; rep < 8; rep++) {
-                float amp = ldexpf(1.0f, (int)rng_int(-12, 4)), off = amp * rng_unif();
-                for (int c = 0; c < COLS; c++) w[c] = amp * rng_unif() + off;
+                float amp = ldexpf(1.0f, (int)rng_int(&tk_rng, -12, 4)), off = amp * rng_unif(&tk_rng);
+                for (int c = 0; c < COLS; c++) w[c] = amp * rng_unif(&tk_rng) + off;
                 if (rep == 0) w[0] = w[1] = -amp * 3; /* a dominant minimum */
                 CHECK(zquant_affine_row(w, COLS, B, G, p, s, b));
                 zweight q = {.dtype = ZDT_U32, .rows = 1, .cols = COLS, .data = p, .q = ZQ_AFFINE,
@@ -316,8 +316,8 @@ static void test_roundtrip(void) {
     bool ok = true;
     uint8_t e8[COLS / 32];
     for (int rep = 0; rep < 16; rep++) {
-        float amp = ldexpf(1.0f, (int)rng_int(-20, 10));
-        for (int c = 0; c < COLS; c++) w[c] = amp * rng_unif() * (rng_u64() % 4 ? 1.0f : 0.01f);
+        float amp = ldexpf(1.0f, (int)rng_int(&tk_rng, -20, 10));
+        for (int c = 0; c < COLS; c++) w[c] = amp * rng_unif(&tk_rng) * (rng_u64(&tk_rng) % 4 ? 1.0f : 0.01f);
         CHECK(zquant_mxfp4_row(w, COLS, p, e8));
         zweight q = {.dtype = ZDT_U32, .rows = 1, .cols = COLS, .data = p, .q = ZQ_MXFP4, .bits = 4,
                      .group = 32, .sdtype = ZDT_U8, .scales = e8};

@@ -1,6 +1,6 @@
 /*
  * tkern.h — helpers shared by the kernel tests (test_quant.c, test_kernels.c): a
- * seeded splitmix64 generator, guarded output buffers (canaries around, NaN inside),
+ * seeded generator (trand.h, with nmse), guarded output buffers (canaries around, NaN inside),
  * normalized MSE, quantized test weights (through the quantizers, or random codes
  * with F16/F32 scales), and the exact product with its error scale for rigorous bounds.
  * Static inline, so a test includes only what it uses without warnings.
@@ -11,6 +11,7 @@
 #include "ops/quant.h"
 #include "model/weight.h"
 #include "tcheck.h"
+#include "trand.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -20,22 +21,8 @@
 
 /* ------------------------------------------------------------------ helpers */
 
-static uint64_t rng_state = 0x9a4e7u;
-
-static inline uint64_t rng_u64(void) {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static inline float rng_unif(void) { /* [-1, 1) */
-    return (float)((double)(rng_u64() >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0);
-}
-
-static inline int64_t rng_int(int64_t lo, int64_t hi) { /* [lo, hi] */
-    return lo + (int64_t)(rng_u64() % (uint64_t)(hi - lo + 1));
-}
+/* The kernel tests' one generator (trand.h), seeded as before. */
+static trng tk_rng = {0x9a4e7u};
 
 static inline uint32_t f2u(float f) {
     uint32_t u;
@@ -97,17 +84,6 @@ static inline bool bits_equal(const float *a, const float *b, int64_t n) {
     return memcmp(a, b, (size_t)n * sizeof(float)) == 0;
 }
 
-static inline double nmse(const float *y, const float *ref, int64_t n) {
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (isnan(y[i]) || isnan(ref[i])) return INFINITY; /* NaN always fails */
-        double d = (double)y[i] - (double)ref[i];
-        num += d * d;
-        den += (double)ref[i] * ref[i];
-    }
-    return den > 0 ? num / den : (num > 0 ? INFINITY : 0.0);
-}
-
 /* ------------------------------------------------------------------ weights */
 
 /* A quantized weight owning its buffers (sized exactly: ASan sees over-reads). */
@@ -141,8 +117,8 @@ static inline qw qw_quantized(zqfmt q, int bits, int group, int64_t rows, int64_
     float *row = xmalloc((size_t)cols * sizeof(float));
     const int64_t words = cols * bits / 32, ng = cols / group;
     for (int64_t r = 0; r < rows; r++) {
-        float off = 0.5f * rng_unif(); /* groups not centred on 0: biases matter */
-        for (int64_t c = 0; c < cols; c++) row[c] = rng_unif() + off;
+        float off = 0.5f * rng_unif(&tk_rng); /* groups not centred on 0: biases matter */
+        for (int64_t c = 0; c < cols; c++) row[c] = rng_unif(&tk_rng) + off;
         if (q == ZQ_AFFINE)
             CHECK(zquant_affine_row(row, cols, bits, group, (uint32_t *)o.data + r * words,
                                     (uint16_t *)o.scales + r * ng, (uint16_t *)o.biases + r * ng));
@@ -158,10 +134,10 @@ static inline qw qw_quantized(zqfmt q, int bits, int group, int64_t rows, int64_
 static inline qw qw_random(int bits, int group, zdtype sdt, int64_t rows, int64_t cols) {
     qw o = qw_alloc(ZQ_AFFINE, bits, group, sdt, rows, cols);
     uint8_t *d = o.data;
-    for (int64_t i = 0; i < rows * cols * bits / 8; i++) d[i] = (uint8_t)rng_u64();
+    for (int64_t i = 0; i < rows * cols * bits / 8; i++) d[i] = (uint8_t)rng_u64(&tk_rng);
     for (int64_t i = 0; i < rows * (cols / group); i++)
         for (int k = 0; k < 2; k++) {
-            uint64_t r = rng_u64();
+            uint64_t r = rng_u64(&tk_rng);
             uint16_t h = (uint16_t)(((r & 1) << 15) | ((uint64_t)(k ? 10 : 8) + (r >> 1) % 5) << 10 |
                                     ((r >> 8) & 0x3ffu));
             void *dst = k ? o.biases : o.scales;

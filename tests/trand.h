@@ -8,7 +8,7 @@
  *                      rng_unif(&r) the same rounded to float
  *                      rng_int(&r, lo, hi)  integer in [lo, hi]
  *   nmse(y, ref, n) = sum (y - ref)^2 / sum ref^2 in double (INFINITY when ref is all
- *   zero and y is not, 0 when both are).
+ *   zero and y is not or either holds a NaN, 0 when both are zero).
  */
 #ifndef ZMLX_TRAND_H
 #define ZMLX_TRAND_H
@@ -42,6 +42,7 @@ static inline int64_t rng_int(trng *r, int64_t lo, int64_t hi) {
 static inline double nmse(const float *y, const float *ref, int64_t n) {
     double num = 0, den = 0;
     for (int64_t i = 0; i < n; i++) {
+        if (isnan(y[i]) || isnan(ref[i])) return INFINITY; /* NaN always fails */
         double d = (double)y[i] - (double)ref[i];
         num += d * d;
         den += (double)ref[i] * ref[i];
