@@ -194,12 +194,13 @@ int main(int argc, char **argv) {
     row("copy d2d (read + write)", 2.0 * half, tc, read_gbs, js, false);
     CK(cudaFree(buf));
 
-    cu_q q = {st, false};
     /* production kernels on GLM-4.7-Flash shapes, bf16 and MLX affine 4-bit g64 (bf16
-       scales and biases), `copies` matrices rotated so L2 cannot serve them */
-    for (int kind : {(int)ZW_BF16, (int)ZW_AFFINE4}) {
-        const bool q4 = kind == ZW_AFFINE4;
-        const char *kn = q4 ? "affine4" : "bf16";
+       scales and biases; exact, and fast: int8 activations), `copies` matrices rotated so
+       L2 cannot serve them */
+    for (int v = 0; v < 3; v++) {
+        const int kind = v == 0 ? (int)ZW_BF16 : (int)ZW_AFFINE4;
+        const char *kn = v == 0 ? "bf16" : v == 1 ? "affine4" : "affine4 fast";
+        const cu_q q = {st, false, v == 2};
         const int64_t shapes[3][3] = {{154880, 2048, 2}, {2048, 5120, 24}, {768, 2048, 48}};
         for (int si = 0; si < 3; si++) {
             const int64_t R = shapes[si][0], C = shapes[si][1], copies = shapes[si][2];

@@ -43,7 +43,11 @@ static inline uint32_t f2u(float f) {
     } while (0)
 
 static cudaStream_t S;
-#define Q ((cu_q){S, false})
+/* The precision mode the product cases run in (cu_q.fast): main() runs them exact, then
+   the int8-activation layouts again fast. */
+static bool tq_fast;
+#define Q ((cu_q){S, false, tq_fast})
+#define QPDL ((cu_q){S, true, tq_fast})
 
 /* A device copy of host data. */
 static inline void *dup_dev(const void *h, size_t bytes) {
@@ -285,9 +289,34 @@ static inline void dot_exact(const zweight *w, int64_t r, const float *x, double
     *asum = a;
 }
 
-static inline void dot_check(dotchk *c, float y, double exact, double asum, int64_t K) {
-    const double u = 1.0 / 16777216.0, n = (double)(K + 2 * (K / 32) + 8);
-    const double bound = n * u / (1.0 - n * u) * asum + 1e-30;
+/*
+ * Fast mode (tq_fast, a layout cuk_q8_kind names): the int8 activations (q8.cuh, the CPU's
+ * xq.h) move each x_i by at most d_g / 2 with d_g = amax_g / 127, so the dot moves by at
+ * most  Q = sum_g |s_g| d_g / 2 sum_i |q_i - m|  (the centred codes meet the error; the
+ * bias term is exact).  0 in exact mode.  As tests/test_kernels.c's fast_err.
+ */
+static inline double dot_fast_err(const zweight *w, int64_t r, const float *x) {
+    if (!tq_fast || !cuk_q8_kind((int32_t)zweight_kind(w))) return 0.0;
+    const uint8_t *row = (const uint8_t *)w->data + (size_t)r * (size_t)zweight_row_data_bytes(w);
+    const int64_t ng = w->cols / w->group;
+    const double m = (double)(1 << (w->bits - 1));
+    double e = 0;
+    for (int64_t g = 0; g < ng; g++) {
+        double amax = 0, sq = 0;
+        for (int64_t c = g * w->group; c < (g + 1) * w->group; c++) {
+            amax = fmax(amax, fabs((double)x[c]));
+            sq += fabs((double)zq_code(row, c, w->bits) - m);
+        }
+        e += fabs(zweight_scale_at(w->sdtype, w->scales, r * ng + g)) * sq * amax / 127.0 * 0.5 * (1 + 1e-5);
+    }
+    return e;
+}
+
+/* |y - exact| <= qe + gamma_{K + 2 K/32 + 16} (asum + qe): any summation order, plus the
+   fast mode's activation error qe (dot_fast_err; 0 exact). */
+static inline void dot_check_q(dotchk *c, float y, double exact, double asum, double qe, int64_t K) {
+    const double u = 1.0 / 16777216.0, n = (double)(K + 2 * (K / 32) + (qe > 0 ? 16 : 8));
+    const double bound = qe + n * u / (1.0 - n * u) * (asum + qe) + 1e-30;
     if (isnan(y)) {
         c->nan++;
         return;
@@ -295,6 +324,10 @@ static inline void dot_check(dotchk *c, float y, double exact, double asum, int6
     double r = fabs((double)y - exact) / bound;
     if (r > c->worst) c->worst = r;
     if (r > 1.0) c->bad++;
+}
+
+static inline void dot_check(dotchk *c, float y, double exact, double asum, int64_t K) {
+    dot_check_q(c, y, exact, asum, 0.0, K);
 }
 
 #define DOTCHK_OK(c, what, ...)                                                        \

@@ -37,6 +37,7 @@ int main(void) {
 #else
 
 #include "backend/backend.h"
+#include "backend/cpu/kernels.h"
 #include "core/err.h"
 #include "ops/ops.h"
 #include "tcuda.h"
@@ -68,9 +69,20 @@ static void case_matvec(wfmt f, int64_t rows, int64_t cols) {
     for (int64_t r = 0; r < rows; r++) {
         double ex, as;
         dot_exact(&m.w, r, x, &ex, &as);
-        dot_check(&c, y[r], ex, as, cols);
+        dot_check_q(&c, y[r], ex, as, dot_fast_err(&m.w, r, x), cols);
     }
-    DOTCHK_OK(c, "matvec %s [%lld, %lld]", fn, (long long)rows, (long long)cols);
+    DOTCHK_OK(c, "matvec%s %s [%lld, %lld]", tq_fast ? " fast" : "", fn, (long long)rows, (long long)cols);
+    if (tq_fast && cuk_q8_kind(f.kind)) {
+        /* the same int8 values and integer dots as the CPU's portable model of fast mode:
+           only the order of the float sums differs (any wrong code, order, group or scale
+           fails by orders of magnitude) */
+        float *ym = malloc((size_t)rows * 4);
+        zk_qrows_q8_generic(&m.w, x, 1, ym, 0, rows);
+        const double e = nmse(y, ym, (size_t)rows);
+        CHECKF(e < 1e-9, "matvec fast %s [%lld, %lld]: nmse %.3g against zk_qrows_q8_generic", fn,
+               (long long)rows, (long long)cols, e);
+        free(ym);
+    }
 
     /* the last 40 rows (or fewer) as a matrix of their own */
     const int64_t r0 = rows > 40 ? rows - 40 : 0, nr = rows - r0;
@@ -96,7 +108,7 @@ static void case_matvec(wfmt f, int64_t rows, int64_t cols) {
     cu_mv pa = {.w = dw, .groups = 1, .rpg = rows, .gmod = 1, .x = xn.p, .y = a.p};
     cu_mv pb = {.w = dw, .groups = 1, .rpg = rows, .gmod = 1, .x = dx, .norm = dnw, .eps = eps, .y = b.p};
     CHECK(cuk_matvec(&pa, 1, Q) == cudaSuccess);
-    CHECK(cuk_matvec(&pb, 1, (cu_q){S, true}) == cudaSuccess); /* PDL on Hopper, plain elsewhere */
+    CHECK(cuk_matvec(&pb, 1, QPDL) == cudaSuccess); /* PDL on Hopper, plain elsewhere */
     CHECKF(out_fetch(&a, y, "norm a") && out_fetch(&b, y2, "norm b") && same_bits(y, y2, (size_t)rows),
            "matvec %s: rmsnorm on load differs from rmsnorm + matvec", fn);
 
@@ -149,7 +161,7 @@ static void case_per_head(wfmt f, int64_t H, int64_t nope, int64_t vd, int64_t R
         for (int64_t r = 0; r < vd; r++) {
             double ex, as;
             dot_exact(&m.w, h * hs + nope + r, x + h * R, &ex, &as);
-            dot_check(&c, y[h * vd + r], ex, as, R);
+            dot_check_q(&c, y[h * vd + r], ex, as, dot_fast_err(&m.w, h * hs + nope + r, x + h * R), R);
         }
     DOTCHK_OK(c, "per-head W_UV %s H=%lld", fn, (long long)H);
     out_free(&o);
@@ -332,7 +344,7 @@ static void case_moe(wfmt f, int E, int K, int64_t mI, int64_t d, bool shared) {
     cu_mv jf = {.w = dg, .up = du, .routed = true,
                 .route = {.logits = dl, .bias = db, .cfg = rc, .idx = fidx, .w = fw.p},
                 .groups = K, .rpg = mI, .gmod = 1, .x = dx, .y = fh.p, .ys = mI, .epi = CU_EPI_SWIGLU};
-    CHECK(cuk_matvec(&jf, 1, (cu_q){S, true}) == cudaSuccess);
+    CHECK(cuk_matvec(&jf, 1, QPDL) == cudaSuccess);
     float *h1 = malloc((size_t)(K * mI) * 4), *h2 = malloc((size_t)(K * mI) * 4);
     float *w1 = malloc((size_t)K * 4), *w2 = malloc((size_t)K * 4);
     int32_t i1[ZCU_ROUTE_MAX_K], i2[ZCU_ROUTE_MAX_K];
@@ -352,8 +364,12 @@ static void case_moe(wfmt f, int E, int K, int64_t mI, int64_t d, bool shared) {
             dot_exact(&g[i1[k]].w, r, x, &eg, &ag);
             dot_exact(&u[i1[k]].w, r, x, &eu, &au);
             const double sg = 1.0 / (1.0 + exp(-eg)), ref = eg * sg * eu;
-            const double gam = (double)(d + 2 * (d / 32) + 8) / 16777216.0;
-            const double bound = gam * (ag * fabs(eu) * 1.2 + au * fabs(eg * sg)) + 4e-7 * fabs(ref) + 1e-30;
+            /* fast mode: gate and up each off by up to their Q as well (silu' <= 1.1) */
+            const double qg = dot_fast_err(&g[i1[k]].w, r, x), qu = dot_fast_err(&u[i1[k]].w, r, x);
+            const double gam = (double)(d + 2 * (d / 32) + (tq_fast ? 16 : 8)) / 16777216.0;
+            const double eg1 = gam * (ag + qg) + qg, eu1 = gam * (au + qu) + qu;
+            const double bound = 1.2 * eg1 * (fabs(eu) + (qu > 0 ? eu1 : 0.0)) + eu1 * fabs(eg * sg) +
+                                 4e-7 * fabs(ref) + 1e-30;
             double r_ = fabs(h1[k * mI + r] - ref) / bound;
             if (isnan(h1[k * mI + r]) || r_ > 1.0) bad++;
             if (r_ > worst) worst = r_;
@@ -375,7 +391,7 @@ static void case_moe(wfmt f, int E, int K, int64_t mI, int64_t d, bool shared) {
     cu_combine cb = {.down = dd, .idx = ridx, .w = rw.p, .K = K, .h = ge.p, .hs = mI,
                      .sh_down = shared ? dsh : (cuw){0}, .sh_h = shared ? dsh_h : NULL, .x = xb.p,
                      .residual = true};
-    CHECK(cuk_combine(&cb, (cu_q){S, true}) == cudaSuccess);
+    CHECK(cuk_combine(&cb, QPDL) == cudaSuccess);
     CHECKF(out_fetch(&xb, yb, "combine fused") && same_bits(ya, yb, (size_t)d),
            "moe %s: down + combine + residual (fused) differ from the unfused chain", fn);
     /* fused with the shared output precomputed, no residual */
@@ -477,7 +493,7 @@ static void case_moe_slices(wfmt f, int E, int K, int64_t mI, int64_t d, int R) 
         CHECK(cuk_silu_mul(ge.p, ue.p, K * mI, ge.p, Q) == cudaSuccess);
         cu_mv js = jf;
         js.w = sg, js.up = su, js.y = fh.p, js.e0 = e0, js.ne = ne;
-        CHECK(cuk_matvec(&js, 1, (cu_q){S, true}) == cudaSuccess);
+        CHECK(cuk_matvec(&js, 1, QPDL) == cudaSuccess);
         cu_mv jr = {.w = sdn, .idx = ridx, .groups = K, .rpg = d, .gmod = 1, .x = fh.p, .xs = mI,
                     .y = de.p, .ys = d, .e0 = e0, .ne = ne};
         CHECK(cuk_matvec(&jr, 1, Q) == cudaSuccess);
@@ -1279,6 +1295,35 @@ static void product_cases(bool quick) {
     case_grouped(F_BF16, 8, 4, 33, 64, 3);
 }
 
+/* Fast mode (tq_fast): the int8-activation layouts (affine 4- and 8-bit) in every group
+   and scale type against the bound with the activations' error and the CPU's model of the
+   same arithmetic, the patterns' fused kernels against their unfused chains bit for bit
+   (norm on load, residual epilogue, SwiGLU, route in the prologue, down + combine, several
+   jobs per launch, expert slices); the other layouts run their exact kernels. */
+static void fast_cases(bool quick) {
+    const zwkind ak[2] = {ZW_AFFINE4, ZW_AFFINE8};
+    const int groups[3] = {32, 64, 128};
+    const zdtype sdts[3] = {ZDT_BF16, ZDT_F16, ZDT_F32};
+    for (int b = 0; b < 2; b++)
+        for (int g = 0; g < 3; g++) {
+            wfmt f = {ak[b], groups[g], sdts[(b + g) % 3]};
+            case_matvec(f, 768, 2048);
+            case_matvec(f, 37, 256);
+        }
+    case_matvec(F_BF16, 33, 64); /* no int8 path: the exact kernel */
+    case_matvec(F_Q4, 2048, 5120);
+    case_matvec(F_Q4, 5120, 768);
+    case_matvec(F_Q4, 2048, 1536); /* the experts' down: 48 units per row */
+    if (!quick) case_matvec(F_Q4, 20000, 2048);
+    case_per_head(F_Q4, 20, 192, 256, 512, 64);
+    case_per_head((wfmt){ZW_AFFINE8, 32, ZDT_F16}, 3, 8, 16, 96, 8);
+    case_multi();
+    case_moe(F_Q4, quick ? 8 : 64, 4, 1536, 2048, true);
+    case_moe((wfmt){ZW_AFFINE8, 128, ZDT_F32}, 6, 4, 256, 512, true);
+    case_moe(F_Q4, 16, 8, 64, 128, false); /* K = 8: two chunks of four experts */
+    case_moe_slices(F_Q4, 64, 4, 256, 512, 2);
+}
+
 static void other_cases(bool quick) {
     case_norms(2048, 3);
     case_norms(130, 2);
@@ -1344,6 +1389,10 @@ int main(void) {
     const bool quick = getenv("ZMLX_TEST_CUDA_QUICK") && !strcmp(getenv("ZMLX_TEST_CUDA_QUICK"), "1");
     product_cases(quick);
     printf("product cases: %d passed, %d failed\n", tc_pass, tc_fail);
+    tq_fast = true;
+    fast_cases(quick);
+    tq_fast = false;
+    printf("fast product cases: %d passed, %d failed\n", tc_pass, tc_fail);
     other_cases(quick);
     CU(cudaStreamSynchronize(S));
     CU(cudaGetLastError());

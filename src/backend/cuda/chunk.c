@@ -28,7 +28,7 @@ static zmlx_status attention(cu_sess *s, int l, int64_t n, int64_t T, bool absor
     const zmlx_model *m = c->m;
     const zmlx_config *cf = &m->cfg;
     const cu_layer *L = &c->layers[l];
-    const cu_q q = {c->stream, false};
+    const cu_q q = {c->stream, false, zcu_fast(c)};
     const int64_t H = cf->n_heads, nope = cf->qk_nope_dim, rope = cf->qk_rope_dim;
     const int64_t qk = nope + rope, R = cf->kv_lora_rank, vd = cf->v_head_dim, hs = nope + vd;
     void *cache = (uint8_t *)s->cache + (size_t)l * (size_t)s->cap * (size_t)s->W * s->kv_elem;
@@ -75,7 +75,7 @@ static zmlx_status ffn(cu_sess *s, int l, int64_t n, const float *next_w, zerr *
     const cu_ctx *c = s->c;
     const zmlx_config *cf = &c->m->cfg;
     const cu_layer *L = &c->layers[l];
-    const cu_q q = {c->stream, false};
+    const cu_q q = {c->stream, false, zcu_fast(c)};
     const int64_t d = cf->hidden_size, K = cf->experts_per_tok, E = cf->n_routed_experts;
     const int64_t mI = cf->moe_intermediate_size;
     const float eps = cf->rms_norm_eps;
@@ -125,7 +125,7 @@ zmlx_status zcu_chunk(cu_sess *s, int64_t n, int64_t T, bool absorbed, int64_t n
                       bool logits, bool all, zerr *e) {
     const cu_ctx *c = s->c;
     const zmlx_config *cf = &c->m->cfg;
-    const cu_q q = {c->stream, false};
+    const cu_q q = {c->stream, false, zcu_fast(c)};
     const int64_t d = cf->hidden_size;
     const float eps = cf->rms_norm_eps;
     CU_TRY(e, cuk_embed(c->embed, s->d_step, n, s->x, q));

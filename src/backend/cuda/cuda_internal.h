@@ -59,6 +59,12 @@ typedef struct cu_ctx {
     struct cu_group *group;             /* the GPUs this process drives, or NULL (ep.c) */
 } cu_ctx;
 
+/* The model's precision mode is fast: decode products of affine 4/8-bit weights take
+   int8 activations (cu_q.fast). */
+static inline bool zcu_fast(const cu_ctx *c) {
+    return c->m && c->m->params.precision == ZMLX_PRECISION_FAST;
+}
+
 /* Open `device` (-1: the current one) for c: properties, stream, kernel attributes. */
 zmlx_status zcu_ctx_open(cu_ctx *c, int device, const zmlx_model *m, zerr *e);
 

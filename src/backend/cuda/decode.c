@@ -263,7 +263,7 @@ zmlx_status zcu_decode(cu_sess *s, bool pdl, zerr *e) {
     const cu_ctx *c = s->c;
     const zmlx_model *m = c->m;
     const zmlx_config *cf = &m->cfg;
-    dec D = {.s = s, .q = {c->stream, pdl}, .first = true, .f_pending = false};
+    dec D = {.s = s, .q = {c->stream, pdl, zcu_fast(c)}, .first = true, .f_pending = false};
     CU_TRY(e, cuk_embed(c->embed, s->d_step, 1, s->x, qn(&D)));
     for (int l = 0; l < cf->n_layers; l++) {
         zmlx_status r = attention(&D, l, e);

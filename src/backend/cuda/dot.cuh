@@ -25,6 +25,7 @@
 #define ZMLX_BACKEND_CUDA_DOT_CUH
 
 #include "backend/cuda/common.cuh"
+#include "backend/cuda/q8.cuh"
 
 /* 32-bit words of one unit of 32 elements. */
 template <int K> struct fmt {
@@ -137,17 +138,35 @@ __device__ __forceinline__ rowp row_of(const cuw &w, int64_t e, int64_t row) {
     return r;
 }
 
-/* A staged activation vector: permuted float4s and (affine) unit sums. */
+/* A staged activation vector: permuted float4s and (affine) unit sums; in fast mode
+   also its int8 form (q8.cuh). */
 struct xstage {
     const float4 *x4;
     const float *xsum;
+    const int4 *xq;
+    const float *d;
+    const int *qs;
 };
+
+/* The staged row at `sm` of a row of `cols` (stage_floats(cols, fast) floats). */
+__device__ __forceinline__ xstage xstage_at(const float *sm, int64_t cols) {
+    const int64_t nup = (cols / 32 + 31) / 32 * 32;
+    xstage r;
+    r.x4 = reinterpret_cast<const float4 *>(sm);
+    r.xsum = sm + nup * 32;
+    r.xq = reinterpret_cast<const int4 *>(sm + nup * 33);
+    r.d = sm + nup * 41;
+    r.qs = reinterpret_cast<const int *>(sm + nup * 42);
+    return r;
+}
 
 /*
  * NR dot products (rows of one shape and kind, each with its own staged x) by one warp;
  * every lane returns all NR sums.  Invalid rows (warp-uniform flag) load nothing.
+ * FAST (affine 4/8-bit only, q8.cuh): the units meet the int8 activations; the lanes'
+ * order of units and the butterfly stay those of the exact dot.
  */
-template <int K, int NR>
+template <int K, int NR, bool FAST = false>
 __device__ __forceinline__ void warp_dots(const rowp (&r)[NR], const bool (&valid)[NR],
                                           const xstage (&xs)[NR], int64_t cols, int group, int sdt,
                                           float (&out)[NR]) {
@@ -182,8 +201,18 @@ __device__ __forceinline__ void warp_dots(const rowp (&r)[NR], const bool (&vali
             for (int b = 0; b < UB; b++) {
                 const int j = j0 + b, u = j * 32 + lane;
                 if (!valid[k] || j >= nj) continue;
-                const float d = unit_dot<K>(w[k][b], xs[k].x4 + (j * 8) * 32 + lane);
                 float v;
+                if constexpr (FAST && q8k<K>::ok) {
+                    const int4 *xq = xs[k].xq + (j * 2) * 32 + lane;
+                    const int I = unit_dot_q8<K>(w[k][b], xq[0], xq[32]);
+                    const float a = sc[k][b];
+                    const float t = fmaf(a, (float)q8k<K>::m, bi[k][b]);
+                    v = fmaf(__fmul_rn(a, xs[k].d[u]), (float)(I - q8k<K>::m * xs[k].qs[u]),
+                             __fmul_rn(t, xs[k].xsum[u]));
+                    acc[k] = __fadd_rn(acc[k], v);
+                    continue;
+                }
+                const float d = unit_dot<K>(w[k][b], xs[k].x4 + (j * 8) * 32 + lane);
                 if constexpr (fmt<K>::affine)
                     v = __fadd_rn(__fmul_rn(sc[k][b], d), __fmul_rn(bi[k][b], xs[k].xsum[u]));
                 else if constexpr (fmt<K>::mx)
@@ -198,10 +227,10 @@ __device__ __forceinline__ void warp_dots(const rowp (&r)[NR], const bool (&vali
 }
 
 /* Floats of shared memory one staged row of `cols` takes (x padded to whole warps of
-   units, then the unit sums). */
-__host__ __device__ __forceinline__ int64_t stage_floats(int64_t cols) {
+   units, then the unit sums; fast: then xq, d, qs as q8.cuh lays them out). */
+__host__ __device__ __forceinline__ int64_t stage_floats(int64_t cols, bool fast = false) {
     const int64_t nup = (cols / 32 + 31) / 32 * 32;
-    return nup * 32 + nup;
+    return nup * (fast ? 43 : 33);
 }
 
 /* Stage x[0..cols) into `sm` (stage_floats(cols) floats) with the whole block, raw; no
@@ -209,9 +238,37 @@ __host__ __device__ __forceinline__ int64_t stage_floats(int64_t cols) {
 __device__ __forceinline__ void stage_raw(const float *x, int64_t cols, float *sm) {
     float4 *x4 = reinterpret_cast<float4 *>(sm);
     const float4 *src = reinterpret_cast<const float4 *>(x);
-    for (int64_t f = threadIdx.x; f < cols / 4; f += blockDim.x) {
-        const int64_t u = f >> 3, i = f & 7;
-        x4[((u >> 5) * 8 + i) * 32 + (u & 31)] = src[f];
+    const int64_t n4 = cols / 4, bd = blockDim.x;
+    for (int64_t f0 = threadIdx.x; f0 < n4; f0 += 4 * bd) { /* four loads in flight */
+        float4 v[4];
+#pragma unroll
+        for (int k = 0; k < 4; k++)
+            if (f0 + k * bd < n4) v[k] = src[f0 + k * bd];
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const int64_t f = f0 + k * bd, u = f >> 3, i = f & 7;
+            if (f < n4) x4[((u >> 5) * 8 + i) * 32 + (u & 31)] = v[k];
+        }
+    }
+}
+
+/* stage_raw of n rows at once (row k from x + k * xs into sm + k * sf), every load of a
+   thread in flight before its stores. */
+__device__ __forceinline__ void stage_raw_n(const float *x, int64_t xs, int n, int64_t cols, float *sm,
+                                            int64_t sf) {
+    const int64_t n4 = cols / 4, bd = blockDim.x, tot = (int64_t)n * n4;
+    for (int64_t f0 = threadIdx.x; f0 < tot; f0 += 4 * bd) {
+        float4 v[4];
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const int64_t f = f0 + k * bd, r = f / n4;
+            if (f < tot) v[k] = reinterpret_cast<const float4 *>(x + r * xs)[f - r * n4];
+        }
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const int64_t f = f0 + k * bd, r = f / n4, g = f - r * n4, u = g >> 3, i = g & 7;
+            if (f < tot) reinterpret_cast<float4 *>(sm + r * sf)[((u >> 5) * 8 + i) * 32 + (u & 31)] = v[k];
+        }
     }
 }
 
@@ -250,10 +307,7 @@ __device__ __forceinline__ xstage stage_finish(int64_t cols, const float *norm, 
         }
     }
     __syncthreads();
-    xstage r;
-    r.x4 = x4;
-    r.xsum = xsum;
-    return r;
+    return xstage_at(sm, cols);
 }
 
 /*

@@ -30,10 +30,15 @@
 extern "C" {
 #endif
 
-/* Where a launch goes: the stream, and whether it may overlap its predecessor (PDL). */
+/* How a launch runs: its stream, whether it may overlap its predecessor (PDL), and the
+   precision mode (SYSTEM.md section 1): with `fast`, the decode products of MLX affine 4-
+   and 8-bit weights (cuk_matvec, cuk_combine) take int8 activations (q8.cuh, the CPU's
+   xq.h quantization); every other kernel and layout computes as in exact mode.  Fused
+   and unfused launches of one mode share one arithmetic (the patterns stay bit-exact). */
 typedef struct cu_q {
     cudaStream_t st;
     bool pdl;
+    bool fast;
 } cu_q;
 
 /* Element type of the scales / biases of a quantized weight. */
@@ -61,6 +66,8 @@ typedef struct cuw {
 
 /* Is `kind` a layout these kernels run? */
 bool cuk_kind_ok(int32_t kind);
+/* Does fast mode give `kind` int8 activations (cu_q.fast)? */
+bool cuk_q8_kind(int32_t kind);
 /* Bytes of one row of `cols` elements of `kind` (packed data only). */
 int64_t cuk_row_bytes(int32_t kind, int64_t cols);
 

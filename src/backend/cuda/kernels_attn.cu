@@ -60,10 +60,20 @@ __global__ void __launch_bounds__(AT_THREADS) k_attn_absorbed(const __grid_const
     span = (span + AT_TP - 1) / AT_TP * AT_TP;
     const int64_t t0 = split * span, t1 = t0 + span < Ti ? t0 + span : Ti;
 
+    { /* the block's query rows, eight loads in flight per thread */
+        const float *src = p.q + (qi * p.H + h0) * W;
+        const int64_t tot = (int64_t)HB * W, have = (int64_t)nh * W;
+        for (int64_t c0 = tid; c0 < tot; c0 += 8 * AT_THREADS) {
+            float v[8];
 #pragma unroll
-    for (int hh = 0; hh < HB; hh++) {
-        const float *src = p.q + (qi * p.H + h0 + hh) * W;
-        for (int64_t c = tid; c < W; c += AT_THREADS) qs[hh * W + c] = hh < nh ? src[c] : 0.0f;
+            for (int k = 0; k < 8; k++) {
+                const int64_t c = c0 + k * AT_THREADS;
+                v[k] = c < have ? src[c] : 0.0f;
+            }
+#pragma unroll
+            for (int k = 0; k < 8; k++)
+                if (c0 + k * AT_THREADS < tot) qs[c0 + k * AT_THREADS] = v[k];
+        }
     }
     float m[HPW], l[HPW];
 #pragma unroll
@@ -199,37 +209,66 @@ __global__ void __launch_bounds__(AT_THREADS) k_attn_absorbed(const __grid_const
     }
 }
 
-/* out[qi, h] = sum_s exp(m_s - M) o_s / sum_s exp(m_s - M) l_s over the non-empty splits;
-   the split statistics are read by all threads at once, then reduced from shared memory. */
-__global__ void k_attn_merge(const __grid_constant__ cu_attn p) {
-    __shared__ float ms[ZCU_ATTN_MAX_SPLIT], wt[ZCU_ATTN_MAX_SPLIT];
+/* out[qi, h] = sum_s exp(m_s - M) o_s / sum_s exp(m_s - M) l_s over the non-empty splits.
+   Block (h, qi, column chunk): warp 0 reduces the split statistics (lane l takes splits
+   l, l + 32, ..., then the butterfly: one fixed order); then MG_SLICES slices of the
+   threads sum their splits for MG_COLS columns (eight loads in flight per thread) and the
+   slices are added in order. */
+enum { MG_COLS = 64, MG_SLICES = 4, MG_THREADS = MG_COLS * MG_SLICES };
+
+__global__ void __launch_bounds__(MG_THREADS) k_attn_merge(const __grid_constant__ cu_attn p) {
+    __shared__ float wt[ZCU_ATTN_MAX_SPLIT];
+    __shared__ float part[MG_SLICES][MG_COLS];
     __shared__ float inv_l;
     pdl_launch();
     pdl_wait();
     const int64_t h = blockIdx.x, qi = blockIdx.y;
     const float *ml = p.part_ml + (qi * p.nsplit * p.H + h) * 2; /* split s at + s * H * 2 */
-    for (int64_t s = threadIdx.x; s < p.nsplit; s += blockDim.x) {
-        const float ls = ml[s * p.H * 2 + 1];
-        ms[s] = ls > 0.0f ? ml[s * p.H * 2] : -INFINITY;
-        wt[s] = ls;
-    }
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        float M = -INFINITY, L = 0.0f;
-        for (int64_t s = 0; s < p.nsplit; s++) M = fmaxf(M, ms[s]);
-        for (int64_t s = 0; s < p.nsplit; s++) {
-            const float w = wt[s] > 0.0f ? expf(__fsub_rn(ms[s], M)) : 0.0f;
-            L = __fadd_rn(L, __fmul_rn(wt[s], w));
+    if (threadIdx.x < 32) {
+        const int lane = threadIdx.x;
+        float M = -INFINITY;
+        for (int64_t s = lane; s < p.nsplit; s += 32) {
+            const float ls = ml[s * p.H * 2 + 1];
+            if (ls > 0.0f) M = fmaxf(M, ml[s * p.H * 2]);
+        }
+        M = warp_max(M);
+        float L = 0.0f;
+        for (int64_t s = lane; s < p.nsplit; s += 32) {
+            const float ls = ml[s * p.H * 2 + 1];
+            const float w = ls > 0.0f ? expf(__fsub_rn(ml[s * p.H * 2], M)) : 0.0f;
+            L = __fadd_rn(L, __fmul_rn(ls > 0.0f ? ls : 0.0f, w));
             wt[s] = w;
         }
-        inv_l = __fdiv_rn(1.0f, L);
+        L = warp_sum(L);
+        if (lane == 0) inv_l = __fdiv_rn(1.0f, L);
     }
     __syncthreads();
-    for (int64_t c = threadIdx.x; c < p.R; c += blockDim.x) {
-        float o = 0.0f;
-        for (int64_t s = 0; s < p.nsplit; s++)
-            if (wt[s] != 0.0f) o = fmaf(wt[s], p.part_o[((qi * p.nsplit + s) * p.H + h) * p.R + c], o);
-        p.out[(qi * p.H + h) * p.R + c] = __fmul_rn(o, inv_l);
+    const int cl = threadIdx.x % MG_COLS, sl = threadIdx.x / MG_COLS;
+    const int64_t c = (int64_t)blockIdx.z * MG_COLS + cl;
+    float o = 0.0f;
+    if (c < p.R) {
+        const float *po = p.part_o + (qi * p.nsplit * p.H + h) * p.R + c; /* split s at + s * H * R */
+        for (int64_t s0 = sl; s0 < p.nsplit; s0 += 8 * MG_SLICES) {
+            float v[8];
+#pragma unroll
+            for (int k = 0; k < 8; k++) {
+                const int64_t s = s0 + k * MG_SLICES;
+                v[k] = s < p.nsplit && wt[s] != 0.0f ? po[s * p.H * p.R] : 0.0f;
+            }
+#pragma unroll
+            for (int k = 0; k < 8; k++) {
+                const int64_t s = s0 + k * MG_SLICES;
+                if (s < p.nsplit && wt[s] != 0.0f) o = fmaf(wt[s], v[k], o);
+            }
+        }
+    }
+    part[sl][cl] = o;
+    __syncthreads();
+    if (sl == 0 && c < p.R) {
+        float t = part[0][cl];
+#pragma unroll
+        for (int k = 1; k < MG_SLICES; k++) t = __fadd_rn(t, part[k][cl]);
+        p.out[(qi * p.H + h) * p.R + c] = __fmul_rn(t, inv_l);
     }
 }
 
@@ -268,7 +307,8 @@ extern "C" cudaError_t cuk_attn_absorbed(const cu_attn *p, cu_q q) {
     }
 #undef AT_GO
     if (err != cudaSuccess) return err;
-    return launch(q, dim3((unsigned)p->H, (unsigned)p->n_q), dim3(128), 0, k_attn_merge, *p);
+    return launch(q, dim3((unsigned)p->H, (unsigned)p->n_q, (unsigned)((p->R + MG_COLS - 1) / MG_COLS)),
+                  dim3(MG_THREADS), 0, k_attn_merge, *p);
 }
 
 enum { AX_THREADS = 128, AX_TP = AX_THREADS, AX_CPT = 4 /* vd <= 512 */ };

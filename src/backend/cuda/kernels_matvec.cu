@@ -22,8 +22,13 @@
 #include "backend/cuda/route.cuh"
 
 enum { MV_WARPS = 8, MV_THREADS = MV_WARPS * 32 };
-#define MV_SMEM_MAX (160 * 1024)
 #define MV_PREFETCH_BLOCKS 264 /* two per multiprocessor of an H100 */
+
+/* Does fast mode take the int8 path for this layout (q8.cuh)? */
+static bool q8_kind(int32_t kind) {
+    return kind == ZW_AFFINE4 || kind == ZW_AFFINE8;
+}
+#define MV_SMEM_MAX (160 * 1024)
 
 typedef struct mv_batch {
     cu_mv job[ZCU_MV_JOBS];
@@ -36,18 +41,15 @@ typedef struct mv_batch {
 /* Staged activation row of output group g (rows g_lo .. of the block). */
 struct stage_set {
     float *base;
-    int64_t sf;   /* floats per staged row */
-    int64_t nup;  /* sf = 33 * nup */
+    int64_t sf;   /* floats per staged row (stage_floats) */
+    int64_t cols;
     int64_t g_lo;
     bool shared;  /* xs == 0: one row for every group */
 };
 
 __device__ __forceinline__ xstage stage_of(const stage_set &ss, int64_t g) {
     const int64_t i = ss.shared ? 0 : g - ss.g_lo;
-    xstage x;
-    x.x4 = reinterpret_cast<const float4 *>(ss.base + i * ss.sf);
-    x.xsum = ss.base + i * ss.sf + ss.nup * 32;
-    return x;
+    return xstage_at(ss.base + i * ss.sf, ss.cols);
 }
 
 /* Group and row in the group of output o (32-bit: outputs < 2^31, checked at launch). */
@@ -69,7 +71,7 @@ __device__ __forceinline__ int64_t out_row(const cu_mv &p, int64_t g, int64_t rr
 }
 
 /* The warp's OPW outputs o .. o + OPW (those below o_hi) of job p. */
-template <int K, int OPW>
+template <int K, bool FAST, int OPW>
 __device__ __forceinline__ void mv_outputs(const cu_mv &p, const stage_set &ss, const int *sidx,
                                            int64_t o, int64_t o_hi) {
     const bool glu = p.epi == CU_EPI_SWIGLU;
@@ -97,7 +99,7 @@ __device__ __forceinline__ void mv_outputs(const cu_mv &p, const stage_set &ss, 
         xs[k] = stage_of(ss, g);
     }
     float out[NR]; /* +0.0 where not live */
-    warp_dots<K, NR>(r, live, xs, p.w.cols, p.w.group, p.w.sdt, out);
+    warp_dots<K, NR, FAST>(r, live, xs, p.w.cols, p.w.group, p.w.sdt, out);
     const int lane = threadIdx.x & 31;
 #pragma unroll
     for (int k = 0; k < NR; k++) {
@@ -133,7 +135,7 @@ __device__ __forceinline__ void mv_prefetch(const cu_mv &p, int64_t o_lo, int64_
     }
 }
 
-template <int K>
+template <int K, bool FAST>
 __global__ void __launch_bounds__(MV_THREADS, 2) k_matvec(const __grid_constant__ mv_batch b) {
     extern __shared__ __align__(16) float sm[];
     __shared__ int sidx[ZCU_ROUTE_MAX_K];
@@ -174,29 +176,31 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_matvec(const __grid_constant_
         }
     }
     if (p.norm && warp == (p.routed ? 1 : 0)) {
-        const float ss = warp_sumsq(p.x, p.w.cols);
-        if (lane == 0) red[0] = ss;
+        const float sq = warp_sumsq(p.x, p.w.cols);
+        if (lane == 0) red[0] = sq;
     }
     stage_set ss;
     ss.base = stg;
-    ss.sf = stage_floats(p.w.cols);
-    ss.nup = ss.sf / 33;
+    ss.sf = stage_floats(p.w.cols, FAST);
+    ss.cols = p.w.cols;
     ss.shared = p.xs == 0;
     int64_t g_hi, rr_;
     out_pos(p, o_lo, &ss.g_lo, &rr_);
     if (ss.shared) g_hi = ss.g_lo;
     else out_pos(p, o_hi - 1, &g_hi, &rr_);
-    for (int64_t g = ss.g_lo; g <= g_hi; g++) stage_raw(p.x + g * p.xs, p.w.cols, stg + (g - ss.g_lo) * ss.sf);
+    stage_raw_n(p.x + ss.g_lo * p.xs, p.xs, (int)(g_hi - ss.g_lo + 1), p.w.cols, stg, ss.sf);
     __syncthreads();
     const float inv = p.norm ? rms_inv(red[0], p.w.cols, p.eps) : 0.0f;
-    for (int64_t g = ss.g_lo; g <= g_hi; g++)
+    for (int64_t g = ss.g_lo; g <= g_hi; g++) {
         stage_finish<fmt<K>::affine>(p.w.cols, p.norm, inv, stg + (g - ss.g_lo) * ss.sf);
+        if constexpr (FAST) stage_q8<K>(p.w.cols, p.w.group, stg + (g - ss.g_lo) * ss.sf);
+    }
 
     const int64_t o = o_lo + (int64_t)warp * opw;
     if (o >= o_hi) return;
-    if (opw == 1) mv_outputs<K, 1>(p, ss, sidx, o, o_hi);
-    else if (opw == 2) mv_outputs<K, 2>(p, ss, sidx, o, o_hi);
-    else mv_outputs<K, 4>(p, ss, sidx, o, o_hi);
+    if (opw == 1) mv_outputs<K, FAST, 1>(p, ss, sidx, o, o_hi);
+    else if (opw == 2) mv_outputs<K, FAST, 2>(p, ss, sidx, o, o_hi);
+    else mv_outputs<K, FAST, 4>(p, ss, sidx, o, o_hi);
 }
 
 static bool mv_job_ok(const cu_mv &p) {
@@ -222,12 +226,21 @@ static int mv_opw(const cu_mv &p) {
     return opw;
 }
 
+/* The launch of k_matvec<K, fast> (the fast kernel only exists for q8k layouts). */
+template <int K>
+static cudaError_t mv_go(cu_q q, unsigned blocks, size_t smem, const mv_batch &b, bool fast) {
+    if constexpr (q8k<K>::ok)
+        if (fast) return launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_matvec<K, true>, b);
+    return launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_matvec<K, false>, b);
+}
+
 extern "C" cudaError_t cuk_matvec(const cu_mv *jobs, int n_jobs, cu_q q) {
     if (n_jobs < 0 || n_jobs > ZCU_MV_JOBS) return cudaErrorInvalidValue;
     for (int i = 0; i < n_jobs; i++)
         if (!mv_job_ok(jobs[i]) || jobs[i].groups * jobs[i].rpg > 0x7fffffff) return cudaErrorInvalidValue;
     /* one launch per run of jobs with the same kind */
     for (int i = 0; i < n_jobs;) {
+        const bool fast = q.fast && q8_kind(jobs[i].w.kind);
         mv_batch b = {};
         size_t smem = 0;
         int j = i;
@@ -237,7 +250,7 @@ extern "C" cudaError_t cuk_matvec(const cu_mv *jobs, int n_jobs, cu_q q) {
             const int64_t outs = p.groups * p.rpg, opb = (int64_t)MV_WARPS * opw;
             int64_t span = p.xs == 0 ? 1 : (opb + p.rpg - 2) / p.rpg + 1;
             if (span > p.groups) span = p.groups > 0 ? p.groups : 1;
-            size_t need = (size_t)span * (size_t)stage_floats(p.w.cols) * sizeof(float);
+            size_t need = (size_t)span * (size_t)stage_floats(p.w.cols, fast) * sizeof(float);
             if (p.routed) {
                 const int G = p.route.cfg.n_group > 1 ? p.route.cfg.n_group : 1;
                 need += (route_smem(p.route.cfg.n_experts, G) + 15) & ~(size_t)15;
@@ -255,7 +268,7 @@ extern "C" cudaError_t cuk_matvec(const cu_mv *jobs, int n_jobs, cu_q q) {
         if (b.first[b.n] > 0) {
             cudaError_t err = cudaSuccess;
             const unsigned blocks = (unsigned)b.first[b.n];
-            ZCU_DISPATCH(jobs[i].w.kind, err = launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_matvec<K>, b));
+            ZCU_DISPATCH(jobs[i].w.kind, err = mv_go<K>(q, blocks, smem, b, fast));
             if (err != cudaSuccess) return err;
         }
         i = j;
@@ -265,7 +278,7 @@ extern "C" cudaError_t cuk_matvec(const cu_mv *jobs, int n_jobs, cu_q q) {
 
 /* ---------------------------------------------------------------- combine */
 
-template <int K>
+template <int K, bool FAST>
 __global__ void __launch_bounds__(MV_THREADS, 2) k_combine(const __grid_constant__ cu_combine p) {
     extern __shared__ __align__(16) float sm[];
     pdl_launch();
@@ -284,13 +297,19 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_combine(const __grid_constant
         }
     }
     pdl_wait();
-    const int64_t sf = stage_floats(p.down.cols), nup = sf / 33;
-    for (int64_t k = 0; k < p.K; k++) stage_raw(p.h + k * p.hs, p.down.cols, sm + k * sf);
+    const int64_t sf = stage_floats(p.down.cols, FAST);
+    stage_raw_n(p.h, p.hs, (int)p.K, p.down.cols, sm, sf);
     if (sh) stage_raw(p.sh_h, p.sh_down.cols, sm + p.K * sf);
     __syncthreads();
-    for (int64_t k = 0; k < p.K; k++) stage_finish<fmt<K>::affine>(p.down.cols, nullptr, 0.0f, sm + k * sf);
+    for (int64_t k = 0; k < p.K; k++) {
+        stage_finish<fmt<K>::affine>(p.down.cols, nullptr, 0.0f, sm + k * sf);
+        if constexpr (FAST) stage_q8<K>(p.down.cols, p.down.group, sm + k * sf);
+    }
     xstage xsh = {};
-    if (sh) xsh = stage_finish<fmt<K>::affine>(p.sh_down.cols, nullptr, 0.0f, sm + p.K * sf);
+    if (sh) {
+        xsh = stage_finish<fmt<K>::affine>(p.sh_down.cols, nullptr, 0.0f, sm + p.K * sf);
+        if constexpr (FAST) stage_q8<K>(p.sh_down.cols, p.sh_down.group, sm + p.K * sf);
+    }
     if (r >= d) return;
     /* route order: score descending, ties to the lower expert index; no FMA */
     float acc = 0.0f;
@@ -303,11 +322,10 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_combine(const __grid_constant
             valid[i] = k0 + i < p.K;
             const int64_t k = valid[i] ? k0 + i : 0;
             rp[i] = row_of(p.down, valid[i] ? (int64_t)p.idx[k] : 0, r);
-            xs[i].x4 = reinterpret_cast<const float4 *>(sm + k * sf);
-            xs[i].xsum = sm + k * sf + nup * 32;
+            xs[i] = xstage_at(sm + k * sf, p.down.cols);
         }
         float out[4];
-        warp_dots<K, 4>(rp, valid, xs, p.down.cols, p.down.group, p.down.sdt, out);
+        warp_dots<K, 4, FAST>(rp, valid, xs, p.down.cols, p.down.group, p.down.sdt, out);
 #pragma unroll
         for (int i = 0; i < 4; i++)
             if (valid[i]) acc = __fadd_rn(acc, __fmul_rn(p.w[k0 + i], out[i]));
@@ -317,7 +335,7 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_combine(const __grid_constant
         bool valid[1] = {true};
         xstage xs[1] = {xsh};
         float out[1];
-        warp_dots<K, 1>(rp, valid, xs, p.sh_down.cols, p.sh_down.group, p.sh_down.sdt, out);
+        warp_dots<K, 1, FAST>(rp, valid, xs, p.sh_down.cols, p.sh_down.group, p.sh_down.sdt, out);
         acc = __fadd_rn(acc, out[0]);
     } else if (p.sh_out) {
         acc = __fadd_rn(acc, p.sh_out[r]);
@@ -325,6 +343,13 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_combine(const __grid_constant
     if (lane != 0) return;
     if (p.residual) p.x[r] = __fadd_rn(p.x[r], acc);
     else p.out[r] = acc;
+}
+
+template <int K>
+static cudaError_t combine_go(cu_q q, unsigned blocks, size_t smem, const cu_combine &p, bool fast) {
+    if constexpr (q8k<K>::ok)
+        if (fast) return launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_combine<K, true>, p);
+    return launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_combine<K, false>, p);
 }
 
 extern "C" cudaError_t cuk_combine(const cu_combine *p, cu_q q) {
@@ -336,12 +361,13 @@ extern "C" cudaError_t cuk_combine(const cu_combine *p, cu_q q) {
         ((uintptr_t)p->h & 15) || p->hs % 4 || ((uintptr_t)p->sh_h & 15) ||
         (p->residual ? !p->x : !p->out))
         return cudaErrorInvalidValue;
-    const size_t smem = ((size_t)p->K * (size_t)stage_floats(p->down.cols) +
-                         (sh ? (size_t)stage_floats(p->sh_down.cols) : 0)) * sizeof(float);
+    const bool fast = q.fast && q8_kind(p->down.kind);
+    const size_t smem = ((size_t)p->K * (size_t)stage_floats(p->down.cols, fast) +
+                         (sh ? (size_t)stage_floats(p->sh_down.cols, fast) : 0)) * sizeof(float);
     if (smem > MV_SMEM_MAX) return cudaErrorInvalidValue;
     const unsigned blocks = (unsigned)((p->down.rows + MV_WARPS - 1) / MV_WARPS);
     cudaError_t err = cudaSuccess;
-    ZCU_DISPATCH(p->down.kind, err = launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_combine<K>, *p));
+    ZCU_DISPATCH(p->down.kind, err = combine_go<K>(q, blocks, smem, *p, fast));
     return err;
 }
 
@@ -392,6 +418,7 @@ __global__ void __launch_bounds__(TM_THREADS) k_matvec_t(const __grid_constant__
 #pragma unroll
     for (int e = 0; e < 8; e++) acc[e] = 0.0f;
     if (c0 < p.w.cols) {
+#pragma unroll 4
         for (int64_t i = rs; i < p.nr; i += TM_RS) {
             const float xi = xg[i];
             float wv[8];
@@ -432,6 +459,19 @@ extern "C" cudaError_t cuk_matvec_t(const cu_mvt *p, cu_q q) {
 
 extern "C" cudaError_t cuk_attn_init(void); /* kernels_attn.cu */
 
+/* Large dynamic shared memory for the matvec and combine kernels of layout K. */
+template <int K>
+static cudaError_t mv_attrs(int lim) {
+    const cudaFuncAttribute a = cudaFuncAttributeMaxDynamicSharedMemorySize;
+    cudaError_t err = cudaFuncSetAttribute(k_matvec<K, false>, a, lim);
+    if (err == cudaSuccess) err = cudaFuncSetAttribute(k_combine<K, false>, a, lim);
+    if constexpr (q8k<K>::ok) {
+        if (err == cudaSuccess) err = cudaFuncSetAttribute(k_matvec<K, true>, a, lim);
+        if (err == cudaSuccess) err = cudaFuncSetAttribute(k_combine<K, true>, a, lim);
+    }
+    return err;
+}
+
 extern "C" cudaError_t cuk_init(void) {
     int dev = 0, optin = 48 * 1024;
     cudaError_t err = cudaGetDevice(&dev);
@@ -440,13 +480,13 @@ extern "C" cudaError_t cuk_init(void) {
     const int lim = optin < MV_SMEM_MAX ? optin : MV_SMEM_MAX;
     for (int kind = 0; kind < ZW_COUNT && err == cudaSuccess; kind++) {
         if (!cuk_kind_ok(kind)) continue; /* a layout with no device kernels (fp8) */
-        ZCU_DISPATCH(kind, {
-            err = cudaFuncSetAttribute(k_matvec<K>, cudaFuncAttributeMaxDynamicSharedMemorySize, lim);
-            if (err == cudaSuccess)
-                err = cudaFuncSetAttribute(k_combine<K>, cudaFuncAttributeMaxDynamicSharedMemorySize, lim);
-        });
+        ZCU_DISPATCH(kind, err = mv_attrs<K>(lim));
     }
     return err;
+}
+
+extern "C" bool cuk_q8_kind(int32_t kind) {
+    return q8_kind(kind);
 }
 
 extern "C" bool cuk_kind_ok(int32_t kind) {

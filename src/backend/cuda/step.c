@@ -130,7 +130,7 @@ static zmlx_status reserve_cache(cu_sess *s, int64_t want, zerr *e) {
         if (nc) cudaFree(nc);
         return st;
     }
-    const cu_q q = {cx->stream, false};
+    const cu_q q = {cx->stream, false, false};
     if (s->cap > 0) {
         CU_TRY(e, cudaMemcpy2DAsync(nc, (size_t)cap * row, s->cache, (size_t)s->cap * row,
                                     (size_t)s->cap * row, L, cudaMemcpyDeviceToDevice, cx->stream));
@@ -178,7 +178,7 @@ zmlx_status zcu_synthetic_context(void *dev, int64_t T, uint32_t seed, zerr *e) 
                                         "past the session limit %lld", (long long)T, (long long)s->max_pos);
     zmlx_status st = reserve_cache(s, T, e);
     if (st != ZMLX_OK) return st;
-    const cu_q q = {s->c->stream, false};
+    const cu_q q = {s->c->stream, false, false};
     const int64_t L = s->c->m->cfg.n_layers;
     for (int64_t l = 0; l < L; l++) /* rows 0 .. T of every layer */
         CU_TRY(e, cuk_fill_random((uint8_t *)s->cache + (size_t)l * (size_t)s->cap * (size_t)s->W * s->kv_elem,
