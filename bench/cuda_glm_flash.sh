@@ -12,6 +12,8 @@
 #      bandwidth given) and `zmlx validate` on the model (the GLM preset, 200 tokens)
 #   5. ncu per-kernel durations and DRAM bytes of a few decode steps (layers=2)
 #   6. compute-sanitizer memcheck + racecheck of the quick test runs
+#   7. (only when asked: ZMLX_BENCH_STEPS="7") ncu's warp-state, throughput and occupancy
+#      sections of the decode kernels (layers=2, context 4096) -> ncu_stall.txt
 # Stage the binaries as bench/cuda_device.sh says (.device/cuda/bin, lib, fixtures), or as
 # .device/cuda/bins.tar.xz (unpacked here).  Results go to $OUT: decode.json, capsule.json,
 # matrix.jsonl (one line to append to benchmarks/matrix.jsonl), logs; a summary is printed
@@ -86,6 +88,17 @@ if has 5; then
     r=$?
     grep -E "^  [a-zA-Z_v]|gpu__time_duration|dram__bytes_read" "$OUT/ncu.txt" | sed -E 's/ +/ /g' | cut -c1-150 | head -120
     summary+=("ncu rc=$r")
+fi
+if has 7; then # why the decode kernels take the time they do (not in the default steps)
+    stamp "ncu stall sections"
+    timeout 300 ncu --section WarpStateStats --section SpeedOfLight --section Occupancy --section LaunchStats \
+        -k regex:"k_matvec|k_combine|k_attn_absorbed|k_attn_merge|k_rmsnorm" --launch-skip 16 --launch-count 14 \
+        --clock-control none "$D/bin/zmlx-cuda_decode" "${MODEL}:layers=2" --precision fast --patterns default \
+        --runs 1 --ctx 4096 --synthetic --tokens 3 >"$OUT/ncu_stall.txt" 2>&1
+    r=$?
+    grep -E "^  [a-zA-Z_v].*\(|Duration|DRAM Throughput|Compute \(SM\)|Achieved Occupancy|Warp Cycles Per Issued" \
+        "$OUT/ncu_stall.txt" | sed -E 's/ +/ /g' | cut -c1-120 | head -80
+    summary+=("ncu stall sections rc=$r")
 fi
 if has 6; then # the same sanitizer runs as cuda_device.sh
     ZMLX_DEV_DIR="$D" ZMLX_DEV_STEPS=5 OUT="$OUT" bash "$(dirname "$0")/cuda_device.sh" | tail -n 3

@@ -162,11 +162,11 @@ static void cpu_vs_cuda(const char *spec, zmlx_kv_dtype kv, int64_t n_prompt, in
 
 /*
  * Fast mode on a quantized model (the int8 activations of the affine 4/8-bit decode
- * products, q8.cuh): the prefill (exact GEMMs in either mode) within 1e-4 of the cpu's
- * exact reference; then decode steps fed the reference's greedy tokens: the same greedy
- * tokens, and logits no farther from the reference than twice as far as the cpu's own
- * fast mode on the same tokens (the int8 error itself: each product is held to its bound
- * by test_cuda_kernels; a wrong scale or code order is off by 100%).
+ * products, q8.cuh; the prefill's GEMMs stay exact, its W_UV and lm_head products are
+ * matvecs): a prefill, then decode steps fed the cpu exact reference's greedy tokens: the
+ * same greedy tokens, and logits no farther from the reference than twice as far as the
+ * cpu's own fast mode on the same tokens (the int8 error itself: each product is held to
+ * its bound by test_cuda_kernels; a wrong scale or code order is off by 100%).
  */
 static void cuda_fast_vs_ref(const char *spec, int64_t n_prompt, int steps) {
     zmlx_model *mr = load(spec, ZMLX_BACKEND_CPU, ZMLX_KV_F32);
@@ -188,8 +188,7 @@ static void cuda_fast_vs_ref(const char *spec, int64_t n_prompt, int steps) {
         CHECK(zmlx_session_eval(sf, ids, (size_t)n_prompt, lf, 0) == ZMLX_OK);
         CHECKF(zmlx_session_eval(sg, ids, (size_t)n_prompt, lg, 0) == ZMLX_OK, "%s", zmlx_session_error(sg));
         const double rp = rel_err(lg, lr, V);
-        CHECKF(rp <= 1e-4, "%s fast: cuda prefill (exact GEMMs) rel err %.3g", spec, rp);
-        double wg = 0, wf = 0;
+        double wg = rp, wf = rel_err(lf, lr, V);
         int agree = 0;
         for (int i = 0; i < steps; i++) {
             int32_t tok = argmax(lr, V);
@@ -202,8 +201,8 @@ static void cuda_fast_vs_ref(const char *spec, int64_t n_prompt, int steps) {
         }
         CHECKF(wg <= 2.0 * wf && wg > 0, "%s fast: cuda decode rel err %.3g, the cpu's fast mode %.3g", spec, wg, wf);
         CHECKF(agree == steps, "%s fast: greedy tokens %d/%d of the exact reference", spec, agree, steps);
-        printf("%s fast (f32 KV): cuda prefill rel err %.3g; %d decode steps: cuda fast %.3g, cpu fast %.3g "
-               "from the exact reference, greedy %d/%d\n", spec, rp, steps, wg, wf, agree, steps);
+        printf("%s fast (f32 KV): prefill + %d decode steps: cuda fast %.3g (prefill %.3g), cpu fast %.3g "
+               "from the exact reference, greedy %d/%d\n", spec, steps, wg, rp, wf, agree, steps);
         free(ids);
         free(lr);
         free(lf);
