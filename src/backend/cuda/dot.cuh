@@ -233,27 +233,9 @@ __host__ __device__ __forceinline__ int64_t stage_floats(int64_t cols, bool fast
     return nup * (fast ? 43 : 33);
 }
 
-/* Stage x[0..cols) into `sm` (stage_floats(cols) floats) with the whole block, raw; no
-   barrier (stage_finish follows). */
-__device__ __forceinline__ void stage_raw(const float *x, int64_t cols, float *sm) {
-    float4 *x4 = reinterpret_cast<float4 *>(sm);
-    const float4 *src = reinterpret_cast<const float4 *>(x);
-    const int64_t n4 = cols / 4, bd = blockDim.x;
-    for (int64_t f0 = threadIdx.x; f0 < n4; f0 += 4 * bd) { /* four loads in flight */
-        float4 v[4];
-#pragma unroll
-        for (int k = 0; k < 4; k++)
-            if (f0 + k * bd < n4) v[k] = src[f0 + k * bd];
-#pragma unroll
-        for (int k = 0; k < 4; k++) {
-            const int64_t f = f0 + k * bd, u = f >> 3, i = f & 7;
-            if (f < n4) x4[((u >> 5) * 8 + i) * 32 + (u & 31)] = v[k];
-        }
-    }
-}
-
-/* stage_raw of n rows at once (row k from x + k * xs into sm + k * sf), every load of a
-   thread in flight before its stores. */
+/* Stage n rows of `cols` (row k from x + k * xs into sm + k * sf) with the whole block,
+   raw, four loads of a thread in flight before its stores; no barrier (stage_finish
+   follows). */
 __device__ __forceinline__ void stage_raw_n(const float *x, int64_t xs, int n, int64_t cols, float *sm,
                                             int64_t sf) {
     const int64_t n4 = cols / 4, bd = blockDim.x, tot = (int64_t)n * n4;
@@ -270,6 +252,12 @@ __device__ __forceinline__ void stage_raw_n(const float *x, int64_t xs, int n, i
             if (f < tot) reinterpret_cast<float4 *>(sm + r * sf)[((u >> 5) * 8 + i) * 32 + (u & 31)] = v[k];
         }
     }
+}
+
+/* Stage x[0..cols) into `sm` (stage_floats(cols) floats) with the whole block, raw; no
+   barrier (stage_finish follows). */
+__device__ __forceinline__ void stage_raw(const float *x, int64_t cols, float *sm) {
+    stage_raw_n(x, 0, 1, cols, sm, 0);
 }
 
 /*

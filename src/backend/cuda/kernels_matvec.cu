@@ -24,10 +24,6 @@
 enum { MV_WARPS = 8, MV_THREADS = MV_WARPS * 32 };
 #define MV_PREFETCH_BLOCKS 264 /* two per multiprocessor of an H100 */
 
-/* Does fast mode take the int8 path for this layout (q8.cuh)? */
-static bool q8_kind(int32_t kind) {
-    return kind == ZW_AFFINE4 || kind == ZW_AFFINE8;
-}
 #define MV_SMEM_MAX (160 * 1024)
 
 typedef struct mv_batch {
@@ -240,7 +236,7 @@ extern "C" cudaError_t cuk_matvec(const cu_mv *jobs, int n_jobs, cu_q q) {
         if (!mv_job_ok(jobs[i]) || jobs[i].groups * jobs[i].rpg > 0x7fffffff) return cudaErrorInvalidValue;
     /* one launch per run of jobs with the same kind */
     for (int i = 0; i < n_jobs;) {
-        const bool fast = q.fast && q8_kind(jobs[i].w.kind);
+        const bool fast = q.fast && cuk_q8_kind(jobs[i].w.kind);
         mv_batch b = {};
         size_t smem = 0;
         int j = i;
@@ -361,7 +357,7 @@ extern "C" cudaError_t cuk_combine(const cu_combine *p, cu_q q) {
         ((uintptr_t)p->h & 15) || p->hs % 4 || ((uintptr_t)p->sh_h & 15) ||
         (p->residual ? !p->x : !p->out))
         return cudaErrorInvalidValue;
-    const bool fast = q.fast && q8_kind(p->down.kind);
+    const bool fast = q.fast && cuk_q8_kind(p->down.kind);
     const size_t smem = ((size_t)p->K * (size_t)stage_floats(p->down.cols, fast) +
                          (sh ? (size_t)stage_floats(p->sh_down.cols, fast) : 0)) * sizeof(float);
     if (smem > MV_SMEM_MAX) return cudaErrorInvalidValue;
@@ -485,8 +481,8 @@ extern "C" cudaError_t cuk_init(void) {
     return err;
 }
 
-extern "C" bool cuk_q8_kind(int32_t kind) {
-    return q8_kind(kind);
+extern "C" bool cuk_q8_kind(int32_t kind) { /* q8k<K>::ok at run time */
+    return kind == ZW_AFFINE4 || kind == ZW_AFFINE8;
 }
 
 extern "C" bool cuk_kind_ok(int32_t kind) {
