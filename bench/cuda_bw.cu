@@ -3,11 +3,18 @@
  * decode kernels get: a plain 16-byte read kernel over a buffer far larger than L2 (the
  * read bandwidth every GB/s figure is compared with), a device-to-device copy, and the
  * shipped matvec kernels (backend/cuda/kernels.h, not private copies) on GLM-4.7-Flash
- * shapes (bf16 and MLX affine 4-bit), inputs rotated so L2 cannot serve them.  CUDA events, warm-up first, median
- * and best of the repeats.  Prints a markdown table and one JSON line.
+ * shapes (bf16 and MLX affine 4-bit), inputs rotated so L2 cannot serve them.  The kernels
+ * are timed as decode runs them: a CUDA graph of back-to-back launches (programmatic
+ * dependent launch from sm_90 on), the time per launch = the graph's time / launches.
+ * CUDA events, warm-up first, median and best of the repeats.  Prints a markdown table
+ * and one JSON line.
  *
- * Usage: zmlx-cuda_bw [--gib N]   (read buffer, default 4)
+ * Usage: zmlx-cuda_bw [--gib N] [--only TEXT]
+ *   --gib   the read buffer (default 4)
+ *   --only  time only the kernels whose name contains TEXT (the read and copy always run;
+ *           for a profiler: each graph is then the only one of its kind)
  */
+#include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
 
 #include <cuda_bf16.h>
@@ -41,6 +48,14 @@ __global__ void k_read(const uint4 *p, size_t n, unsigned *sink) {
         acc ^= v.x ^ v.y ^ v.z ^ v.w;
     }
     if (acc == 0x12345678u) *sink = acc; /* keeps the loads; practically never true */
+}
+
+/* The floor of one launch in a decode graph: a kernel of the matvec's block shape that
+   only waits for its predecessor (PDL) and writes one float. */
+__global__ void k_floor(float *y) {
+    pdl_launch();
+    pdl_wait();
+    if (threadIdx.x == 0 && blockIdx.x == 0) y[0] = y[0] + 1.0f;
 }
 
 __global__ void k_fill(uint32_t *p, size_t n, uint32_t seed) {
@@ -147,6 +162,22 @@ template <typename F> static timing time_it(F f, int reps, cudaStream_t st) {
     return {ms[ms.size() / 2], ms[0]};
 }
 
+/* f(i, q) for i < n captured into one graph (launch i > 0 with PDL where the GPU has
+   it), replayed; the time per launch. */
+template <typename F> static timing time_graph(F f, int n, int reps, bool pdl, bool fast, cudaStream_t st) {
+    cudaGraph_t g;
+    cudaGraphExec_t ge;
+    CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+    for (int i = 0; i < n; i++) f(i, cu_q{st, pdl && i > 0, fast});
+    CK(cudaStreamEndCapture(st, &g));
+    CK(cudaGraphInstantiate(&ge, g, 0));
+    timing t = time_it([&](int) { CK(cudaGraphLaunch(ge, st)); }, reps, st);
+    CK(cudaGraphExecDestroy(ge));
+    CK(cudaGraphDestroy(g));
+    t.med_ms /= n, t.best_ms /= n;
+    return t;
+}
+
 static void row(const char *name, double bytes, timing t, double ref_gbs, FILE *js, bool first) {
     const double gbs = bytes / (t.med_ms * 1e-3) / 1e9, best = bytes / (t.best_ms * 1e-3) / 1e9;
     printf("| %-34s | %10.1f | %9.1f | %8.0f | %8.0f | %5.1f%% |\n", name, bytes / 1048576.0,
@@ -157,8 +188,16 @@ static void row(const char *name, double bytes, timing t, double ref_gbs, FILE *
 
 int main(int argc, char **argv) {
     double gib = 4;
-    for (int i = 1; i < argc; i++)
+    const char *only = nullptr;
+    for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--gib") && i + 1 < argc) gib = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+        else {
+            fprintf(stderr, "usage: zmlx-cuda_bw [--gib N] [--only TEXT]\n");
+            return 2;
+        }
+    }
+    auto want = [&](const char *name) { return !only || strstr(name, only) != nullptr; };
     int n_dev = 0;
     if (cudaGetDeviceCount(&n_dev) != cudaSuccess || n_dev < 1) {
         printf("SKIP: no CUDA device\n");
@@ -196,27 +235,39 @@ int main(int argc, char **argv) {
 
     /* production kernels on GLM-4.7-Flash shapes, bf16 and MLX affine 4-bit g64 (bf16
        scales and biases; exact, and fast: int8 activations), `copies` matrices rotated so
-       L2 cannot serve them */
+       L2 cannot serve them (more than twice its size), `launches` per graph */
+    const bool pdl = prop.major >= 9;
+    if (want("empty launch (graph floor)")) {
+        float *y;
+        CK(cudaMalloc(&y, 4));
+        const int blocks = prop.multiProcessorCount * 2;
+        timing t = time_graph([&](int, cu_q q) { CK(launch(q, dim3(blocks), dim3(256), 0, k_floor, y)); },
+                              160, 20, pdl, false, st);
+        row("empty launch (graph floor)", 0.0, t, read_gbs, js, false);
+        CK(cudaFree(y));
+    }
     for (int v = 0; v < 3; v++) {
         const int kind = v == 0 ? (int)ZW_BF16 : (int)ZW_AFFINE4;
         const char *kn = v == 0 ? "bf16" : v == 1 ? "affine4" : "affine4 fast";
-        const cu_q q = {st, false, v == 2};
-        const int64_t shapes[3][3] = {{154880, 2048, 2}, {2048, 5120, 24}, {768, 2048, 48}};
+        const bool fast = v == 2;
+        const int64_t shapes[3][4] = {{154880, 2048, 2, 8}, {2048, 5120, 48, 48}, {768, 2048, 160, 160}};
         for (int si = 0; si < 3; si++) {
             const int64_t R = shapes[si][0], C = shapes[si][1], copies = shapes[si][2];
+            const int launches = (int)shapes[si][3];
+            char name[64];
+            snprintf(name, sizeof name, "matvec %lldx%lld %s", (long long)R, (long long)C, kn);
+            if (!want(name)) continue;
             dmat m = dmat_new(kind, R, C, copies, grid, st);
             float *x, *y;
             CK(cudaMalloc(&x, C * 4));
             CK(cudaMalloc(&y, R * 4));
             k_fillf<<<grid, 256, 0, st>>>(x, C, 7u);
-            timing t = time_it([&](int i) {
+            timing t = time_graph([&](int i, cu_q q) {
                 cu_mv p = {};
                 p.w = m.at(i % copies);
                 p.groups = 1, p.rpg = R, p.gmod = 1, p.x = x, p.y = y;
                 CK(cuk_matvec(&p, 1, q));
-            }, 20, st);
-            char name[64];
-            snprintf(name, sizeof name, "matvec %lldx%lld %s", (long long)R, (long long)C, kn);
+            }, launches, 20, pdl, fast, st);
             row(name, (double)m.bytes1, t, read_gbs, js, false);
             m.free_all();
             CK(cudaFree(x));
@@ -225,6 +276,10 @@ int main(int argc, char **argv) {
         /* routed experts: SwiGLU of K = 4 of 64 stacked [1536, 2048] gate/up, then the
            down projections streamed into the combine (downproj_combine) */
         const int64_t E = 64, K = 4, mI = 1536, d = 2048, sets = 16;
+        char name[64], name2[64];
+        snprintf(name, sizeof name, "glu 4 of 64 experts %s", kn);
+        snprintf(name2, sizeof name2, "down+combine 4 of 64 %s", kn);
+        if (!want(name) && !want(name2)) continue;
         dmat g = dmat_new(kind, mI, d, E, grid, st), u = dmat_new(kind, mI, d, E, grid, st);
         dmat dn = dmat_new(kind, d, mI, E, grid, st);
         float *x, *h, *y, *w;
@@ -240,23 +295,24 @@ int main(int argc, char **argv) {
         for (int64_t i = 0; i < sets * K; i++) hidx[i] = (int32_t)((i * 17 + i / K) % E);
         CK(cudaMalloc(&idx, hidx.size() * 4));
         CK(cudaMemcpy(idx, hidx.data(), hidx.size() * 4, cudaMemcpyHostToDevice));
-        timing t = time_it([&](int i) {
-            cu_mv p = {};
-            p.w = g.stack(), p.up = u.stack(), p.idx = idx + (i % sets) * K, p.groups = K, p.rpg = mI;
-            p.gmod = 1, p.x = x, p.y = h, p.ys = mI, p.epi = CU_EPI_SWIGLU;
-            CK(cuk_matvec(&p, 1, q));
-        }, 48, st);
-        char name[64];
-        snprintf(name, sizeof name, "glu 4 of 64 experts %s", kn);
-        row(name, (double)(2 * K) * g.bytes1, t, read_gbs, js, false);
-        timing t2 = time_it([&](int i) {
-            cu_combine p = {};
-            p.down = dn.stack(), p.idx = idx + (i % sets) * K, p.w = w, p.K = K, p.h = h, p.hs = mI;
-            p.x = y, p.residual = true;
-            CK(cuk_combine(&p, q));
-        }, 48, st);
-        snprintf(name, sizeof name, "down+combine 4 of 64 %s", kn);
-        row(name, (double)K * dn.bytes1, t2, read_gbs, js, false);
+        if (want(name)) {
+            timing t = time_graph([&](int i, cu_q q) {
+                cu_mv p = {};
+                p.w = g.stack(), p.up = u.stack(), p.idx = idx + (i % sets) * K, p.groups = K, p.rpg = mI;
+                p.gmod = 1, p.x = x, p.y = h, p.ys = mI, p.epi = CU_EPI_SWIGLU;
+                CK(cuk_matvec(&p, 1, q));
+            }, sets, 20, pdl, fast, st);
+            row(name, (double)(2 * K) * g.bytes1, t, read_gbs, js, false);
+        }
+        if (want(name2)) {
+            timing t2 = time_graph([&](int i, cu_q q) {
+                cu_combine p = {};
+                p.down = dn.stack(), p.idx = idx + (i % sets) * K, p.w = w, p.K = K, p.h = h, p.hs = mI;
+                p.x = y, p.residual = true;
+                CK(cuk_combine(&p, q));
+            }, sets, 20, pdl, fast, st);
+            row(name2, (double)K * dn.bytes1, t2, read_gbs, js, false);
+        }
         g.free_all();
         u.free_all();
         dn.free_all();

@@ -13,7 +13,8 @@
  *     epilogue vs store + add, the route in the experts' prologue vs route + indexed
  *     experts, down + combine vs down + shared + combine, the MLA epilogue in the W_UK^T
  *     launch vs the standalone one, the rope table vs computed cos/sin, several jobs per
- *     launch vs one each, different rows-per-warp schedules, PDL launches vs plain ones;
+ *     launch vs one each, different rows-per-warp schedules (and ZMLX_CUDA_MV_LOOP=0's
+ *     one batch per warp), PDL launches vs plain ones;
  *   - elementwise steps that repeat the reference's arithmetic (rope, combine residual,
  *     embedding of every layout, cache conversion) bit for bit; the RMSNorms and SwiGLU
  *     within a few ulps;
@@ -100,6 +101,18 @@ static void case_matvec(wfmt f, int64_t rows, int64_t cols) {
     CHECKF(out_fetch(&os, y2, "matvec slice") && same_bits(y2, y + r0, (size_t)nr),
            "matvec %s: rows %lld.. alone differ from the whole launch", fn, (long long)r0);
     out_free(&os);
+
+    /* one batch per warp and as many blocks as that takes (ZMLX_CUDA_MV_LOOP=0) instead of
+       the resident blocks looping over their batches: the same bits */
+    dout o1 = out_new((size_t)rows);
+    cu_mv p1 = p;
+    p1.y = o1.p;
+    setenv("ZMLX_CUDA_MV_LOOP", "0", 1);
+    CHECK(cuk_matvec(&p1, 1, Q) == cudaSuccess);
+    unsetenv("ZMLX_CUDA_MV_LOOP");
+    CHECKF(out_fetch(&o1, y2, "matvec one batch") && same_bits(y2, y, (size_t)rows),
+           "matvec %s [%lld, %lld]: the one-batch schedule differs", fn, (long long)rows, (long long)cols);
+    out_free(&o1);
 
     /* norm on load == rmsnorm kernel then matvec */
     const float eps = 1e-5f;

@@ -119,6 +119,22 @@ __device__ __forceinline__ float warp_sumsq(const float *x, int64_t d) {
     return warp_sum(a);
 }
 
+/* warp_sumsq with eight loads of a lane in flight before their FMAs (the same order, the
+   same bits): for a prologue that waits on it. */
+__device__ __forceinline__ float warp_sumsq8(const float *x, int64_t d) {
+    const int lane = threadIdx.x & 31;
+    float a = 0.0f;
+    for (int64_t c0 = lane; c0 < d; c0 += 8 * 32) {
+        float v[8];
+#pragma unroll
+        for (int k = 0; k < 8; k++) v[k] = c0 + 32 * k < d ? x[c0 + 32 * k] : 0.0f;
+#pragma unroll
+        for (int k = 0; k < 8; k++)
+            if (c0 + 32 * k < d) a = fmaf(v[k], v[k], a);
+    }
+    return warp_sum(a);
+}
+
 /* 1 / sqrt(mean square + eps), as zop_rmsnorm. */
 __device__ __forceinline__ float rms_inv(float ss, int64_t d, float eps) {
     return __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(__fdiv_rn(ss, (float)d), eps)));

@@ -160,13 +160,25 @@ __device__ __forceinline__ xstage xstage_at(const float *sm, int64_t cols) {
     return r;
 }
 
+/* ld_scale with the scale type a template constant (SDT >= 0: a plain load the compiler
+   can issue with the row's other loads) or read at run time (SDT = -1: a switch). */
+template <int SDT>
+__device__ __forceinline__ float ld_scale_t(int sdt, const void *p, int64_t i) {
+    if constexpr (SDT == CU_SDT_BF16)
+        return __uint_as_float((uint32_t)__ldg(static_cast<const unsigned short *>(p) + i) << 16);
+    else if constexpr (SDT == CU_SDT_F16)
+        return __half2float(__ldg(static_cast<const __half *>(p) + i));
+    else
+        return ld_scale(sdt, p, i);
+}
+
 /*
  * NR dot products (rows of one shape and kind, each with its own staged x) by one warp;
  * every lane returns all NR sums.  Invalid rows (warp-uniform flag) load nothing.
  * FAST (affine 4/8-bit only, q8.cuh): the units meet the int8 activations; the lanes'
- * order of units and the butterfly stay those of the exact dot.
+ * order of units and the butterfly stay those of the exact dot.  SDT: ld_scale_t's.
  */
-template <int K, int NR, bool FAST = false>
+template <int K, int NR, bool FAST = false, int SDT = -1>
 __device__ __forceinline__ void warp_dots(const rowp (&r)[NR], const bool (&valid)[NR],
                                           const xstage (&xs)[NR], int64_t cols, int group, int sdt,
                                           float (&out)[NR]) {
@@ -190,8 +202,8 @@ __device__ __forceinline__ void warp_dots(const rowp (&r)[NR], const bool (&vali
                     load_unit<K>(r[k].d, u, w[k][b]);
                     if constexpr (fmt<K>::quant) {
                         const int g = u >> gsh;
-                        sc[k][b] = ld_scale(sdt, r[k].s, g);
-                        if constexpr (fmt<K>::affine) bi[k][b] = ld_scale(sdt, r[k].b, g);
+                        sc[k][b] = ld_scale_t<SDT>(sdt, r[k].s, g);
+                        if constexpr (fmt<K>::affine) bi[k][b] = ld_scale_t<SDT>(sdt, r[k].b, g);
                     }
                 }
             }
@@ -224,6 +236,20 @@ __device__ __forceinline__ void warp_dots(const rowp (&r)[NR], const bool (&vali
     }
 #pragma unroll
     for (int k = 0; k < NR; k++) out[k] = warp_sum(acc[k]);
+}
+
+/* warp_dots, in fast mode on the int8 layouts with bf16 or f16 scales made a template
+   constant (the scale loads then issue with the codes' loads instead of one switch each;
+   same arithmetic, same bits). */
+template <int K, int NR, bool FAST>
+__device__ __forceinline__ void warp_dots_s(const rowp (&r)[NR], const bool (&valid)[NR],
+                                            const xstage (&xs)[NR], int64_t cols, int group, int sdt,
+                                            float (&out)[NR]) {
+    if constexpr (FAST && q8k<K>::ok) {
+        if (sdt == CU_SDT_BF16) return warp_dots<K, NR, FAST, CU_SDT_BF16>(r, valid, xs, cols, group, sdt, out);
+        if (sdt == CU_SDT_F16) return warp_dots<K, NR, FAST, CU_SDT_F16>(r, valid, xs, cols, group, sdt, out);
+    }
+    warp_dots<K, NR, FAST>(r, valid, xs, cols, group, sdt, out);
 }
 
 /* Floats of shared memory one staged row of `cols` takes (x padded to whole warps of

@@ -14,12 +14,23 @@
  *   cuk_matvec_t  y = W^T x over a row range (absorbed MLA's W_UK^T) with q_pe's rope,
  *                 optionally with the MLA epilogue in extra blocks (glm47_rope)
  *
- * Before waiting for the previous kernel (PDL), a block asks L2 for the weight rows it
- * will read whenever they do not depend on the route.
+ * Schedule.  A warp computes `opw` outputs at a time (a batch: their rows' loads in
+ * flight together).  When a launch has more batches than the GPU holds warps at once,
+ * it is cut into as many blocks as are resident (each a contiguous run of batches,
+ * dealt to its warps in turn), and a warp asks L2 for its next batch's rows before it
+ * computes the current one: every block is resident from the start, and its prologue
+ * (staging, normalising and quantizing x, routing) is paid once per block, not once per
+ * handful of rows.  ZMLX_CUDA_MV_LOOP=0 restores one batch per warp (for measuring).
+ * Which warp computes an output never changes its arithmetic.
+ *
+ * Before waiting for the previous kernel (PDL), a block asks L2 for the weight rows of
+ * its first batch whenever they do not depend on the route.
  */
 #include "backend/cuda/dot.cuh"
 #include "backend/cuda/prep.cuh"
 #include "backend/cuda/route.cuh"
+
+#include <stdlib.h>
 
 enum { MV_WARPS = 8, MV_THREADS = MV_WARPS * 32 };
 #define MV_PREFETCH_BLOCKS 264 /* two per multiprocessor of an H100 */
@@ -29,8 +40,8 @@ enum { MV_WARPS = 8, MV_THREADS = MV_WARPS * 32 };
 typedef struct mv_batch {
     cu_mv job[ZCU_MV_JOBS];
     int64_t first[ZCU_MV_JOBS + 1]; /* first block of each job */
-    int32_t opw[ZCU_MV_JOBS];       /* outputs per warp: 1, 2 or 4 (SwiGLU: 1 or 2) */
-    int32_t gspan[ZCU_MV_JOBS];     /* staged activation rows per block */
+    int64_t nbat[ZCU_MV_JOBS];      /* batches of the job: ceil(outputs / opw) */
+    int32_t opw[ZCU_MV_JOBS];       /* outputs per batch: 1, 2 or 4 (SwiGLU: 1 or 2) */
     int n;
 } mv_batch;
 
@@ -66,17 +77,20 @@ __device__ __forceinline__ int64_t out_row(const cu_mv &p, int64_t g, int64_t rr
     return p.row0 + gm * p.grs + rr;
 }
 
-/* The warp's OPW outputs o .. o + OPW (those below o_hi) of job p. */
-template <int K, bool FAST, int OPW>
-__device__ __forceinline__ void mv_outputs(const cu_mv &p, const stage_set &ss, const int *sidx,
-                                           int64_t o, int64_t o_hi) {
+/* Rows in flight for OPW outputs: plain, the OPW rows (two when OPW = 1, the second
+   unused); SwiGLU (OPW <= 2), gate and up of each output. */
+template <int OPW> struct mv_nr {
+    static constexpr int NR = OPW == 4 ? 4 : 2 * OPW;
+};
+
+/* The rows (and their groups) of outputs o .. o + OPW (those below o_hi) of job p;
+   live: the row is read (not another GPU's expert). */
+template <int OPW>
+__device__ __forceinline__ void mv_rows(const cu_mv &p, const int *sidx, int64_t o, int64_t o_hi,
+                                        rowp (&r)[mv_nr<OPW>::NR], bool (&valid)[mv_nr<OPW>::NR],
+                                        bool (&live)[mv_nr<OPW>::NR], int64_t (&gs)[mv_nr<OPW>::NR]) {
+    constexpr int NR = mv_nr<OPW>::NR;
     const bool glu = p.epi == CU_EPI_SWIGLU;
-    /* rows in flight: plain, the OPW rows (two when OPW = 1, the second unused);
-       SwiGLU (OPW <= 2), gate and up of each output */
-    constexpr int NR = OPW == 4 ? 4 : 2 * OPW;
-    rowp r[NR];
-    bool valid[NR], live[NR]; /* live: the row is read (not another GPU's expert) */
-    xstage xs[NR];
 #pragma unroll
     for (int k = 0; k < NR; k++) {
         const int oi = glu ? k / 2 : k;
@@ -92,10 +106,25 @@ __device__ __forceinline__ void mv_outputs(const cu_mv &p, const stage_set &ss, 
         }
         const int64_t row = out_row(p, g, rr);
         r[k] = row_of(glu && (k & 1) ? p.up : p.w, e, row);
-        xs[k] = stage_of(ss, g);
+        gs[k] = g;
     }
+}
+
+/* The warp's OPW outputs o .. o + OPW (those below o_hi) of job p. */
+template <int K, bool FAST, int OPW>
+__device__ __forceinline__ void mv_outputs(const cu_mv &p, const stage_set &ss, const int *sidx,
+                                           int64_t o, int64_t o_hi) {
+    const bool glu = p.epi == CU_EPI_SWIGLU;
+    constexpr int NR = mv_nr<OPW>::NR;
+    rowp r[NR];
+    bool valid[NR], live[NR];
+    int64_t gs[NR];
+    xstage xs[NR];
+    mv_rows<OPW>(p, sidx, o, o_hi, r, valid, live, gs);
+#pragma unroll
+    for (int k = 0; k < NR; k++) xs[k] = stage_of(ss, gs[k]);
     float out[NR]; /* +0.0 where not live */
-    warp_dots<K, NR, FAST>(r, live, xs, p.w.cols, p.w.group, p.w.sdt, out);
+    warp_dots_s<K, NR, FAST>(r, live, xs, p.w.cols, p.w.group, p.w.sdt, out);
     const int lane = threadIdx.x & 31;
 #pragma unroll
     for (int k = 0; k < NR; k++) {
@@ -108,6 +137,36 @@ __device__ __forceinline__ void mv_outputs(const cu_mv &p, const stage_set &ss, 
         if (glu) *y = silu_mul(out[k], out[k + 1 < NR ? k + 1 : k]);
         else if (p.epi == CU_EPI_ADD) *y = __fadd_rn(*y, out[k]);
         else *y = out[k];
+    }
+}
+
+/* The warp's batches: outputs o, o + obw, ... (OPW each) below o_hi; while one computes,
+   the next one's rows go to L2 (plain jobs: consecutive rows of one matrix). */
+template <int K, bool FAST, int OPW>
+__device__ __forceinline__ void mv_batches(const cu_mv &p, const stage_set &ss, const int *sidx, int64_t o,
+                                           int64_t o_hi, int64_t obw) {
+    const bool plain = !p.routed && !p.idx;
+    for (; o < o_hi; o += obw) {
+        if (plain && o + obw < o_hi) {
+            const int64_t on = o + obw;
+            const int64_t n = o_hi - on < OPW ? o_hi - on : OPW;
+            int64_t g, rr;
+            out_pos(p, on, &g, &rr);
+            const int64_t nr = p.rpg - rr < n ? p.rpg - rr : n; /* rows of on's group */
+            const cuw *ws[2] = {&p.w, &p.up};
+            const int lane = threadIdx.x & 31;
+            for (int i = 0; i < (p.epi == CU_EPI_SWIGLU ? 2 : 1); i++) {
+                const rowp rp = row_of(*ws[i], 0, out_row(p, g, rr));
+                for (int64_t off = (int64_t)lane * 128; off < nr * ws[i]->ld; off += 32 * 128)
+                    prefetch_line(rp.d + off);
+                if (ws[i]->scales && lane < 4) { /* first and last line of scales, biases */
+                    const int64_t sb = nr * (ws[i]->cols >> lg2(ws[i]->group)) * sdt_size(ws[i]->sdt);
+                    const char *base = static_cast<const char *>((lane & 2) ? rp.b : rp.s);
+                    if (base) prefetch_line(base + ((lane & 1) ? sb - 1 : 0));
+                }
+            }
+        }
+        mv_outputs<K, FAST, OPW>(p, ss, sidx, o, o_hi);
     }
 }
 
@@ -144,12 +203,15 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_matvec(const __grid_constant_
     /* constant indices keep the job in the parameter bank */
     const cu_mv &p = j == 0 ? b.job[0] : j == 1 ? b.job[1] : j == 2 ? b.job[2] : b.job[3];
     const int opw = j == 0 ? b.opw[0] : j == 1 ? b.opw[1] : j == 2 ? b.opw[2] : b.opw[3];
-    const int64_t opb = (int64_t)MV_WARPS * opw, total = p.groups * p.rpg;
-    const int64_t o_lo = (blk - b.first[j]) * opb;
-    const int64_t o_hi = o_lo + opb < total ? o_lo + opb : total;
-    /* blocks of the first wave ask L2 for their rows before the wait (later ones would only
-       duplicate their own loads) */
-    if (!p.routed && !p.idx && blk < MV_PREFETCH_BLOCKS) mv_prefetch(p, o_lo, o_hi);
+    const int64_t W = j == 0 ? b.nbat[0] : j == 1 ? b.nbat[1] : j == 2 ? b.nbat[2] : b.nbat[3];
+    const int64_t obw = (int64_t)MV_WARPS * opw; /* outputs of one batch of each warp */
+    const int64_t B = b.first[j + 1] - b.first[j], bj = blk - b.first[j], total = p.groups * p.rpg;
+    const int64_t o_lo = bj * W / B * opw, o_end = (bj + 1) * W / B * opw; /* batches bj*W/B .. */
+    const int64_t o_hi = o_end < total ? o_end : total;
+    /* blocks of the first wave ask L2 for their first batch's rows before the wait (later
+       ones would only duplicate their own loads) */
+    if (!p.routed && !p.idx && blk < MV_PREFETCH_BLOCKS)
+        mv_prefetch(p, o_lo, o_lo + obw < o_hi ? o_lo + obw : o_hi);
     pdl_wait();
 
     /* the prologue's three parts run side by side: warp 0 routes (moe_mlp), warp 1 sums
@@ -171,10 +233,6 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_matvec(const __grid_constant_
             }
         }
     }
-    if (p.norm && warp == (p.routed ? 1 : 0)) {
-        const float sq = warp_sumsq(p.x, p.w.cols);
-        if (lane == 0) red[0] = sq;
-    }
     stage_set ss;
     ss.base = stg;
     ss.sf = stage_floats(p.w.cols, FAST);
@@ -184,6 +242,10 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_matvec(const __grid_constant_
     out_pos(p, o_lo, &ss.g_lo, &rr_);
     if (ss.shared) g_hi = ss.g_lo;
     else out_pos(p, o_hi - 1, &g_hi, &rr_);
+    if (p.norm && warp == (p.routed ? 1 : 0)) {
+        const float sq = warp_sumsq8(p.x, p.w.cols);
+        if (lane == 0) red[0] = sq;
+    }
     stage_raw_n(p.x + ss.g_lo * p.xs, p.xs, (int)(g_hi - ss.g_lo + 1), p.w.cols, stg, ss.sf);
     __syncthreads();
     const float inv = p.norm ? rms_inv(red[0], p.w.cols, p.eps) : 0.0f;
@@ -193,10 +255,9 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_matvec(const __grid_constant_
     }
 
     const int64_t o = o_lo + (int64_t)warp * opw;
-    if (o >= o_hi) return;
-    if (opw == 1) mv_outputs<K, FAST, 1>(p, ss, sidx, o, o_hi);
-    else if (opw == 2) mv_outputs<K, FAST, 2>(p, ss, sidx, o, o_hi);
-    else mv_outputs<K, FAST, 4>(p, ss, sidx, o, o_hi);
+    if (opw == 1) mv_batches<K, FAST, 1>(p, ss, sidx, o, o_hi, obw);
+    else if (opw == 2) mv_batches<K, FAST, 2>(p, ss, sidx, o, o_hi, obw);
+    else mv_batches<K, FAST, 4>(p, ss, sidx, o, o_hi, obw);
 }
 
 static bool mv_job_ok(const cu_mv &p) {
@@ -213,13 +274,61 @@ static bool mv_job_ok(const cu_mv &p) {
     return true;
 }
 
-/* Outputs per warp: enough blocks to fill the GPU, else more rows in flight per warp. */
+/* Outputs per batch: one, unless the launch is large (then two or four rows in flight per
+   warp; SwiGLU at most two outputs, four rows). */
 static int mv_opw(const cu_mv &p) {
     const int64_t outs = p.groups * p.rpg;
     const int max = p.epi == CU_EPI_SWIGLU ? 2 : 4;
     int opw = 1;
     while (opw < max && outs / ((int64_t)MV_WARPS * opw * 2) >= 512) opw *= 2;
     return opw;
+}
+
+/* Shared memory of a job whose blocks cover `opb` outputs: the staged rows of the groups
+   they touch (+ the route's scratch). */
+static size_t mv_need(const cu_mv &p, int64_t opb, bool fast) {
+    int64_t span = p.xs == 0 ? 1 : (opb + p.rpg - 2) / p.rpg + 1;
+    if (span > p.groups) span = p.groups > 0 ? p.groups : 1;
+    size_t need = (size_t)span * (size_t)stage_floats(p.w.cols, fast) * sizeof(float);
+    if (p.routed) {
+        const int G = p.route.cfg.n_group > 1 ? p.route.cfg.n_group : 1;
+        need += (route_smem(p.route.cfg.n_experts, G) + 15) & ~(size_t)15;
+    }
+    return need;
+}
+
+
+/* ZMLX_CUDA_MV_LOOP=0: one batch per warp (every launch as many blocks as batches), the
+   schedule before warps looped; for measuring the difference. */
+static bool mv_loop(void) {
+    const char *e = getenv("ZMLX_CUDA_MV_LOOP");
+    return !(e && e[0] == '0' && e[1] == 0);
+}
+
+template <int K>
+static int mv_occupancy(bool fast, size_t smem) {
+    int n = 0;
+    cudaError_t err;
+    if constexpr (q8k<K>::ok)
+        if (fast) {
+            err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k_matvec<K, true>, MV_THREADS, smem);
+            return err == cudaSuccess ? n : 0;
+        }
+    err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k_matvec<K, false>, MV_THREADS, smem);
+    return err == cudaSuccess ? n : 0;
+}
+
+/* Blocks of k_matvec the GPU holds at once (0: unknown). */
+static int64_t mv_resident(int kind, bool fast, size_t smem) {
+    int dev = 0, sms = 0, per = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    ZCU_DISPATCH(kind, per = mv_occupancy<K>(fast, smem));
+    (void)cudaGetLastError();
+    return (int64_t)sms * per;
 }
 
 /* The launch of k_matvec<K, fast> (the fast kernel only exists for q8k layouts). */
@@ -238,27 +347,42 @@ extern "C" cudaError_t cuk_matvec(const cu_mv *jobs, int n_jobs, cu_q q) {
     for (int i = 0; i < n_jobs;) {
         const bool fast = q.fast && cuk_q8_kind(jobs[i].w.kind);
         mv_batch b = {};
-        size_t smem = 0;
         int j = i;
-        while (j < n_jobs && jobs[j].w.kind == jobs[i].w.kind) {
-            const cu_mv &p = jobs[j];
-            const int opw = mv_opw(p);
-            const int64_t outs = p.groups * p.rpg, opb = (int64_t)MV_WARPS * opw;
-            int64_t span = p.xs == 0 ? 1 : (opb + p.rpg - 2) / p.rpg + 1;
-            if (span > p.groups) span = p.groups > 0 ? p.groups : 1;
-            size_t need = (size_t)span * (size_t)stage_floats(p.w.cols, fast) * sizeof(float);
-            if (p.routed) {
-                const int G = p.route.cfg.n_group > 1 ? p.route.cfg.n_group : 1;
-                need += (route_smem(p.route.cfg.n_experts, G) + 15) & ~(size_t)15;
+        while (j < n_jobs && jobs[j].w.kind == jobs[i].w.kind) b.job[b.n++] = jobs[j++];
+        /* blocks resident at once (0: unknown, or ZMLX_CUDA_MV_LOOP=0: one batch per warp,
+           as many blocks as that takes) */
+        int64_t res = 0;
+        if (mv_loop()) {
+            size_t s1 = 0;
+            for (int k = 0; k < b.n; k++) {
+                const size_t need = mv_need(b.job[k], MV_WARPS, fast);
+                if (need > s1) s1 = need;
             }
+            res = mv_resident(jobs[i].w.kind, fast, s1);
+        }
+        int64_t total1 = 0, blocks1[ZCU_MV_JOBS]; /* blocks of one batch per warp */
+        for (int k = 0; k < b.n; k++) {
+            const cu_mv &p = b.job[k];
+            b.opw[k] = mv_opw(p);
+            b.nbat[k] = (p.groups * p.rpg + b.opw[k] - 1) / b.opw[k];
+            blocks1[k] = (b.nbat[k] + MV_WARPS - 1) / MV_WARPS;
+            total1 += blocks1[k];
+        }
+        size_t smem = 0;
+        for (int k = 0; k < b.n; k++) {
+            const cu_mv &p = b.job[k];
+            /* the job's share of the resident blocks, fewer batches each where its staged
+               rows would not fit */
+            int64_t B = blocks1[k];
+            if (res > 0 && total1 > res) {
+                B = res * blocks1[k] / total1;
+                if (B < 1) B = 1;
+            }
+            while (B < blocks1[k] && mv_need(p, (b.nbat[k] + B - 1) / B * b.opw[k], fast) > MV_SMEM_MAX) B++;
+            const size_t need = mv_need(p, (b.nbat[k] + B - 1) / B * b.opw[k], fast);
             if (need > MV_SMEM_MAX) return cudaErrorInvalidValue;
             if (need > smem) smem = need;
-            b.job[b.n] = p;
-            b.opw[b.n] = opw;
-            b.gspan[b.n] = (int32_t)span;
-            b.first[b.n + 1] = b.first[b.n] + (outs + opb - 1) / opb;
-            b.n++;
-            j++;
+            b.first[k + 1] = b.first[k] + B;
         }
         if (b.first[b.n] > 0x7fffffff) return cudaErrorInvalidValue;
         if (b.first[b.n] > 0) {
@@ -321,7 +445,7 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_combine(const __grid_constant
             xs[i] = xstage_at(sm + k * sf, p.down.cols);
         }
         float out[4];
-        warp_dots<K, 4, FAST>(rp, valid, xs, p.down.cols, p.down.group, p.down.sdt, out);
+        warp_dots_s<K, 4, FAST>(rp, valid, xs, p.down.cols, p.down.group, p.down.sdt, out);
 #pragma unroll
         for (int i = 0; i < 4; i++)
             if (valid[i]) acc = __fadd_rn(acc, __fmul_rn(p.w[k0 + i], out[i]));
@@ -331,7 +455,7 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_combine(const __grid_constant
         bool valid[1] = {true};
         xstage xs[1] = {xsh};
         float out[1];
-        warp_dots<K, 1, FAST>(rp, valid, xs, p.sh_down.cols, p.sh_down.group, p.sh_down.sdt, out);
+        warp_dots_s<K, 1, FAST>(rp, valid, xs, p.sh_down.cols, p.sh_down.group, p.sh_down.sdt, out);
         acc = __fadd_rn(acc, out[0]);
     } else if (p.sh_out) {
         acc = __fadd_rn(acc, p.sh_out[r]);
