@@ -46,4 +46,11 @@ static inline const char *tc_shared(char *buf, size_t n, const char *rel) {
     return buf;
 }
 
+/* The model fixture $ZMLX_SHARED/fixtures/models/<name> into buf. */
+static inline const char *tc_model_fixture(char *buf, size_t n, const char *name) {
+    char rel[512];
+    snprintf(rel, sizeof rel, "fixtures/models/%s", name);
+    return tc_shared(buf, n, rel);
+}
+
 #endif

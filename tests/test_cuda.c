@@ -65,8 +65,7 @@ static zmlx_model *load(const char *path, zmlx_backend_kind be, zmlx_kv_dtype kv
 
 static void run_golden(const char *name, zmlx_attn_path path) {
     char dir[1024];
-    tc_shared(dir, sizeof dir, "fixtures/models/");
-    strncat(dir, name, sizeof dir - strlen(dir) - 1);
+    tc_model_fixture(dir, sizeof dir, name);
     golden g = {0};
     CHECKF(load_golden(dir, &g), "%s golden", name);
     if (!g.vocab) return;

@@ -42,8 +42,7 @@ static bool close_to(const float *a, const float *ref, size_t n, double *rel) {
 static void run_dir(const char *name, const char *dir, const char *gname, zmlx_backend_kind be,
                     zmlx_attn_path path, int threads) {
     char gdir[1024];
-    tc_shared(gdir, sizeof gdir, "fixtures/models/");
-    strncat(gdir, gname, sizeof gdir - strlen(gdir) - 1);
+    tc_model_fixture(gdir, sizeof gdir, gname);
     golden g = {0};
     CHECKF(load_golden(gdir, &g), "%s golden", gname);
     if (!g.vocab) return;
@@ -98,8 +97,7 @@ static void run_dir(const char *name, const char *dir, const char *gname, zmlx_b
 
 static void run(const char *name, zmlx_backend_kind be, zmlx_attn_path path, int threads) {
     char dir[1024];
-    tc_shared(dir, sizeof dir, "fixtures/models/");
-    strncat(dir, name, sizeof dir - strlen(dir) - 1);
+    tc_model_fixture(dir, sizeof dir, name);
     run_dir(name, dir, name, be, path, threads);
 }
 
@@ -211,8 +209,7 @@ static double rel_err(const float *a, const float *ref, size_t n) {
 
 static void run_fast(const char *name) {
     char dir[1024];
-    tc_shared(dir, sizeof dir, "fixtures/models/");
-    strncat(dir, name, sizeof dir - strlen(dir) - 1);
+    tc_model_fixture(dir, sizeof dir, name);
     golden g = {0};
     CHECKF(load_golden(dir, &g), "%s golden", name);
     if (!g.vocab) return;
