@@ -12,9 +12,14 @@
  *     zmlx_validate passes (baseline vs preset, greedy tokens identical);
  *   - fast mode (int8 activations for affine 4/8-bit decode products): the committed 4-bit
  *     fixture tests/fixtures/mlx/glm47-tiny-affine4-g64-f32 ($ZMLX_SRC, default .) against
- *     the cpu's exact reference (greedy tokens identical, error within twice the cpu's own
+ *     the cpu's exact reference (greedy tokens identical where its margin exceeds twice the
+ *     error, the error within twice the cpu's own
  *     fast mode), builtin:glm47-mini's patterns bit-identical to its baseline;
- *   - two runs bit-identical; deepseek_v32 refused with a clear message.
+ *   - two runs bit-identical;
+ *   - DeepSeek-V3.2 (the DSA indexer on the device): the dsv32-tiny golden on every path
+ *     (selection from the 9th key on), builtin:dsv32-tiny against the cpu over 180-token
+ *     prefills (chunks of dense and sparse queries) and decode steps, its patterns
+ *     bit-identical to its baseline.
  * Without a GPU: the clean failure of `--backend cuda` is checked, then
  * "SKIP: no CUDA device (<reason>)" and exit 0.  ZMLX_TEST_CUDA_QUICK=1 keeps one fixture
  * (for compute-sanitizer).
@@ -163,8 +168,10 @@ static void cpu_vs_cuda(const char *spec, zmlx_kv_dtype kv, int64_t n_prompt, in
  * Fast mode on a quantized model (the int8 activations of the affine 4/8-bit decode
  * products, q8.cuh; the prefill's GEMMs stay exact, its W_UV and lm_head products are
  * matvecs): a prefill, then decode steps fed the cpu exact reference's greedy tokens: the
- * same greedy tokens, and logits no farther from the reference than twice as far as the
- * cpu's own fast mode on the same tokens (the int8 error itself: each product is held to
+ * same greedy tokens wherever the reference's lead over its runner-up exceeds twice the
+ * step's largest logit error (SYSTEM.md: fast mode need not keep the tiny fixtures' narrow
+ * margins), and logits no farther from the reference than twice as far as the cpu's own
+ * fast mode on the same tokens (the int8 error itself: each product is held to
  * its bound by test_cuda_kernels; a wrong scale or code order is off by 100%).
  */
 static void cuda_fast_vs_ref(const char *spec, int64_t n_prompt, int steps) {
@@ -181,17 +188,30 @@ static void cuda_fast_vs_ref(const char *spec, int64_t n_prompt, int steps) {
     if (sr && sf && sg) {
         const size_t V = (size_t)zmlx_model_vocab_size(mr);
         int32_t *ids = malloc((size_t)n_prompt * 4);
-        for (int64_t i = 0; i < n_prompt; i++) ids[i] = (int32_t)(rng_u64(&cu_rng) % V);
+        trng pr = {0xfa57c0deULL}; /* the prompt does not depend on the tests run before */
+        for (int64_t i = 0; i < n_prompt; i++) ids[i] = (int32_t)(rng_u64(&pr) % V);
         float *lr = malloc(V * 4), *lf = malloc(V * 4), *lg = malloc(V * 4);
         CHECK(zmlx_session_eval(sr, ids, (size_t)n_prompt, lr, 0) == ZMLX_OK);
         CHECK(zmlx_session_eval(sf, ids, (size_t)n_prompt, lf, 0) == ZMLX_OK);
         CHECKF(zmlx_session_eval(sg, ids, (size_t)n_prompt, lg, 0) == ZMLX_OK, "%s", zmlx_session_error(sg));
         const double rp = rel_err(lg, lr, V);
         double wg = rp, wf = rel_err(lf, lr, V);
-        int agree = 0;
+        int agree = 0, decided = 0, decided_agree = 0;
         for (int i = 0; i < steps; i++) {
             int32_t tok = argmax(lr, V);
-            agree += argmax(lg, V) == tok;
+            const bool same = argmax(lg, V) == tok;
+            agree += same;
+            /* a greedy token fast mode must keep: the reference's lead over its runner-up
+               is more than twice the largest logit error of this step */
+            double second = -INFINITY, dmax = 0;
+            for (size_t v = 0; v < V; v++) {
+                if ((int32_t)v != tok && lr[v] > second) second = lr[v];
+                dmax = fmax(dmax, fabs((double)lg[v] - lr[v]));
+            }
+            if ((double)lr[tok] - second > 2.0 * dmax) {
+                decided++;
+                decided_agree += same;
+            }
             CHECK(zmlx_session_eval(sr, &tok, 1, lr, 0) == ZMLX_OK);
             CHECK(zmlx_session_eval(sf, &tok, 1, lf, 0) == ZMLX_OK);
             CHECKF(zmlx_session_eval(sg, &tok, 1, lg, 0) == ZMLX_OK, "%s", zmlx_session_error(sg));
@@ -199,9 +219,12 @@ static void cuda_fast_vs_ref(const char *spec, int64_t n_prompt, int steps) {
             wf = fmax(wf, rel_err(lf, lr, V));
         }
         CHECKF(wg <= 2.0 * wf && wg > 0, "%s fast: cuda decode rel err %.3g, the cpu's fast mode %.3g", spec, wg, wf);
-        CHECKF(agree == steps, "%s fast: greedy tokens %d/%d of the exact reference", spec, agree, steps);
+        CHECKF(decided_agree == decided && decided > 0,
+               "%s fast: greedy tokens %d/%d of the exact reference where its margin exceeds twice the "
+               "error", spec, decided_agree, decided);
         printf("%s fast (f32 KV): prefill + %d decode steps: cuda fast %.3g (prefill %.3g), cpu fast %.3g "
-               "from the exact reference, greedy %d/%d\n", spec, steps, wg, rp, wf, agree, steps);
+               "from the exact reference, greedy %d/%d (%d/%d where the margin decides)\n", spec, steps, wg,
+               rp, wf, agree, steps, decided_agree, decided);
         free(ids);
         free(lr);
         free(lf);
@@ -322,17 +345,6 @@ static void validate_cuda(const char *path, int tokens) {
     zmlx_model_free(m);
 }
 
-static void refusals(void) {
-    char dir[1024], err[ZMLX_ERR_MAX];
-    tc_shared(dir, sizeof dir, "fixtures/models/dsv32-tiny");
-    zmlx_model_params mp = zmlx_model_default_params();
-    mp.backend = ZMLX_BACKEND_CUDA;
-    zmlx_model *m = NULL;
-    zmlx_status st = zmlx_model_load(dir, &mp, &m, err, sizeof err);
-    CHECKF(st == ZMLX_ERR_UNSUPPORTED && strstr(err, "deepseek_v32"), "dsv32 on cuda: %d %s", st, err);
-    zmlx_model_free(m);
-}
-
 int main(void) {
     zerr e = {{0}};
     const zbackend_ops *be = zbackend_get(ZMLX_BACKEND_CUDA);
@@ -366,7 +378,14 @@ int main(void) {
         run_golden("glm47-tiny", ZMLX_ATTN_ABSORBED);
         run_golden("glm47-tiny", ZMLX_ATTN_EXPANDED);
         run_golden("dsv3-tiny", ZMLX_ATTN_ABSORBED);
-        refusals();
+        /* DeepSeek-V3.2: the indexer's selection from the 9th key on (index_topk 8) */
+        run_golden("dsv32-tiny", ZMLX_ATTN_AUTO);
+        run_golden("dsv32-tiny", ZMLX_ATTN_ABSORBED);
+        run_golden("dsv32-tiny", ZMLX_ATTN_EXPANDED);
+        /* and over longer contexts: prefill chunks of mixed dense / sparse queries, decode
+           steps with 32 of up to 324 keys */
+        cpu_vs_cuda("builtin:dsv32-tiny:bits=16,index_topk=32", ZMLX_KV_F32, 180, 24);
+        cpu_vs_cuda("builtin:dsv32-tiny:index_topk=16", ZMLX_KV_F32, 40, 24); /* 4-bit */
         cpu_vs_cuda("builtin:glm47-mini:bits=16", ZMLX_KV_F32, 40, 24);
         cpu_vs_cuda("builtin:glm47-mini:bits=16", ZMLX_KV_BF16, 40, 24);
         cpu_vs_cuda("builtin:glm47-mini:bits=16", ZMLX_KV_F32, 700, 6);
@@ -390,6 +409,8 @@ int main(void) {
         patterns_exact("builtin:glm47-mini", ZMLX_KV_BF16, ZMLX_PRECISION_FAST);
         tc_shared(dir, sizeof dir, "fixtures/models/dsv3-tiny");
         patterns_exact(dir, ZMLX_KV_BF16, ZMLX_PRECISION_EXACT);
+        tc_shared(dir, sizeof dir, "fixtures/models/dsv32-tiny");
+        patterns_exact(dir, ZMLX_KV_F32, ZMLX_PRECISION_EXACT);
         tc_shared(dir, sizeof dir, "fixtures/models/glm47-tiny");
         validate_cuda(dir, 40);
         validate_cuda("builtin:glm47-mini", 64);

@@ -24,7 +24,10 @@
  *   - the router: chosen experts and their order exactly as zop_route (ties included),
  *     weights to 1e-6; the grouping of a chunk by expert exactly as moe.c;
  *   - attention, absorbed (all heads per block, split over the context, f32 and bf16
- *     caches, one and several queries) and expanded, against zattn_head_ref to 2e-5.
+ *     caches, one and several queries) and expanded, dense and over sparse position
+ *     lists (DeepSeek-V3.2), against zattn_head_ref to 2e-5;
+ *   - the DSA indexer: keys' LayerNorm + rope and the cache write, queries' rope, the
+ *     scores against a double-precision reference, the top-k exactly zidx_topk's.
  * Without a GPU: "SKIP: no CUDA device".  ZMLX_TEST_CUDA_QUICK=1 runs a smaller set (for
  * compute-sanitizer).
  */
@@ -40,6 +43,7 @@ int main(void) {
 #include "backend/backend.h"
 #include "backend/cpu/kernels.h"
 #include "core/err.h"
+#include "model/indexer.h"
 #include "ops/ops.h"
 #include "tcuda.h"
 
@@ -1139,9 +1143,44 @@ static void hcache_free(hcache *c) {
     free(c->kpe);
 }
 
+/* Sparse attention lists (DSA): query i < nq reads `keep` random positions of its
+   pos + i + 1 (ascending) when it sees more, else is dense (-1); query 0 always dense
+   when nq > 1 (mixed lists in one launch).  keep 0: NULL (dense everywhere). */
+typedef struct hsel {
+    int32_t *idx, *n;       /* host */
+    int32_t *didx, *dn;     /* device */
+    int64_t stride;
+} hsel;
+
+static hsel hsel_new(int64_t pos, int64_t nq, int64_t keep) {
+    hsel h = {0};
+    if (keep <= 0) return h;
+    h.stride = keep;
+    h.idx = malloc((size_t)(nq * keep) * 4);
+    h.n = malloc((size_t)nq * 4);
+    for (int64_t i = 0; i < nq; i++) {
+        const int64_t Ti = pos + i + 1;
+        h.n[i] = (Ti <= keep || (i == 0 && nq > 1)) ? -1 : (int32_t)keep;
+        if (h.n[i] < 0) continue;
+        int64_t m = 0; /* Knuth's selection sampling: ascending, uniform */
+        for (int64_t u = 0; u < Ti && m < keep; u++)
+            if ((double)(rng_u64(&cu_rng) % (uint64_t)(Ti - u)) < (double)(keep - m)) h.idx[i * keep + m++] = (int32_t)u;
+    }
+    h.didx = dup_dev(h.idx, (size_t)(nq * keep) * 4);
+    h.dn = dup_dev(h.n, (size_t)nq * 4);
+    return h;
+}
+
+static void hsel_free(hsel *h) {
+    free(h->idx);
+    free(h->n);
+    if (h->didx) cudaFree(h->didx);
+    if (h->dn) cudaFree(h->dn);
+}
+
 /* max over (query, head) of max|out - ref| / max|v| (v in [-1, 1]: max|v| <= 1) */
 static void case_absorbed(bool bf16, int64_t H, int64_t R, int64_t rope, int64_t pos,
-                          int64_t nq, int64_t nsplit) {
+                          int64_t nq, int64_t nsplit, int64_t keep) {
     const int64_t W = R + rope, T = pos + nq;
     const float scale = 0.1f;
     hcache hc = hcache_new(bf16, T + 5, R, rope); /* rows past T must not matter */
@@ -1160,9 +1199,10 @@ static void case_absorbed(bool bf16, int64_t H, int64_t R, int64_t rope, int64_t
     CU(cudaMalloc((void **)&po, (size_t)(nq * nsplit * H * R) * 4));
     CU(cudaMalloc((void **)&pml, (size_t)(nq * nsplit * H * 2) * 4));
     dout o = out_new((size_t)(nq * H * R));
+    hsel sl = hsel_new(pos, nq, keep);
     cu_attn a = {.q = dq, .cache = dc, .cache_bf16 = bf16, .n_q = nq, .H = H, .R = R,
                  .rope = rope, .scale = scale, .step = dstep, .nsplit = nsplit, .part_o = po,
-                 .part_ml = pml, .out = o.p};
+                 .part_ml = pml, .out = o.p, .idx = sl.didx, .idx_n = sl.dn, .idx_stride = sl.stride};
     CHECK(cuk_attn_absorbed(&a, Q) == cudaSuccess);
     float *out = malloc((size_t)(nq * H * R) * 4), *ref = malloc((size_t)(nq * H * R) * 4);
     CHECKF(out_fetch(&o, out, "absorbed"), "absorbed attention");
@@ -1171,7 +1211,7 @@ static void case_absorbed(bool bf16, int64_t H, int64_t R, int64_t rope, int64_t
     zattn_job j = {.n_heads = H, .n_q = nq, .T = T, .dk = R, .dr = rope, .dv = R, .q = ql,
                    .qr = qp, .k = hc.lat, .k_stride = R, .kr = hc.kpe, .kr_stride = rope,
                    .kr_dtype = kdt, .v = hc.lat, .v_stride = R, .kv_dtype = kdt, .scale = scale,
-                   .out = ref, .scratch = scores};
+                   .out = ref, .scratch = scores, .idx = sl.idx, .idx_n = sl.n, .idx_stride = sl.stride};
     for (int64_t i = 0; i < nq; i++)
         for (int64_t h = 0; h < H; h++) zattn_head_ref(&j, i, h, scores);
     double worst = 0;
@@ -1181,9 +1221,10 @@ static void case_absorbed(bool bf16, int64_t H, int64_t R, int64_t rope, int64_t
         worst = fmax(worst, fabs((double)out[i] - ref[i]));
     }
     CHECKF(nan == 0 && worst <= 2e-5,
-           "absorbed attention bf16=%d H=%lld R=%lld pos=%lld nq=%lld split=%lld: max err %.3g, %lld NaN",
-           bf16, (long long)H, (long long)R, (long long)pos, (long long)nq, (long long)nsplit,
-           worst, (long long)nan);
+           "absorbed attention bf16=%d H=%lld R=%lld pos=%lld nq=%lld split=%lld keep=%lld: max err %.3g, "
+           "%lld NaN", bf16, (long long)H, (long long)R, (long long)pos, (long long)nq, (long long)nsplit,
+           (long long)keep, worst, (long long)nan);
+    hsel_free(&sl);
     out_free(&o);
     cudaFree(dstep);
     cudaFree(dq);
@@ -1200,7 +1241,7 @@ static void case_absorbed(bool bf16, int64_t H, int64_t R, int64_t rope, int64_t
 }
 
 static void case_expanded(bool bf16, int64_t H, int64_t nope, int64_t rope, int64_t vd,
-                          int64_t R, int64_t pos, int64_t n) {
+                          int64_t R, int64_t pos, int64_t n, int64_t keep) {
     const int64_t T = pos + n, W = R + rope, qk = nope + rope, hs = nope + vd;
     const float scale = 0.1f;
     hcache hc = hcache_new(bf16, T, R, rope);
@@ -1212,9 +1253,10 @@ static void case_expanded(bool bf16, int64_t H, int64_t nope, int64_t rope, int6
     float *dq = dup_dev(q, (size_t)(n * H * qk) * 4), *dkvb = dup_dev(kvb, (size_t)(T * H * hs) * 4);
     void *dc = dup_dev(hc.rows, (size_t)(T * W) * hc.es);
     dout o = out_new((size_t)(n * H * vd));
+    hsel sl = hsel_new(pos, n, keep);
     cu_attn_x a = {.q = dq, .kvb = dkvb, .cache = dc, .cache_bf16 = bf16, .n = n, .H = H,
                    .nope = nope, .rope = rope, .vd = vd, .R = R, .scale = scale, .step = dstep,
-                   .out = o.p};
+                   .out = o.p, .idx = sl.didx, .idx_n = sl.dn, .idx_stride = sl.stride};
     CHECK(cuk_attn_expanded(&a, Q) == cudaSuccess);
     float *out = malloc((size_t)(n * H * vd) * 4), *ref = malloc((size_t)(n * H * vd) * 4);
     CHECKF(out_fetch(&o, out, "expanded"), "expanded attention");
@@ -1228,7 +1270,8 @@ static void case_expanded(bool bf16, int64_t H, int64_t nope, int64_t rope, int6
                    .qr = qp, .k = kvb, .k_stride = H * hs, .k_head = hs,
                    .kr = (const uint8_t *)hc.rows + (size_t)R * hc.es, .kr_stride = W,
                    .kr_dtype = bf16 ? ZDT_BF16 : ZDT_F32, .v = kvb + nope, .v_stride = H * hs,
-                   .v_head = hs, .kv_dtype = ZDT_F32, .scale = scale, .out = ref, .scratch = scores};
+                   .v_head = hs, .kv_dtype = ZDT_F32, .scale = scale, .out = ref, .scratch = scores,
+                   .idx = sl.idx, .idx_n = sl.n, .idx_stride = sl.stride};
     for (int64_t i = 0; i < n; i++)
         for (int64_t h = 0; h < H; h++) zattn_head_ref(&j, i, h, scores);
     double worst = 0;
@@ -1237,8 +1280,9 @@ static void case_expanded(bool bf16, int64_t H, int64_t nope, int64_t rope, int6
         nan += isnan(out[i]);
         worst = fmax(worst, fabs((double)out[i] - ref[i]));
     }
-    CHECKF(nan == 0 && worst <= 2e-5, "expanded attention bf16=%d H=%lld T=%lld: max err %.3g, %lld NaN",
-           bf16, (long long)H, (long long)T, worst, (long long)nan);
+    CHECKF(nan == 0 && worst <= 2e-5, "expanded attention bf16=%d H=%lld T=%lld keep=%lld: max err %.3g, "
+           "%lld NaN", bf16, (long long)H, (long long)T, (long long)keep, worst, (long long)nan);
+    hsel_free(&sl);
     out_free(&o);
     cudaFree(dstep);
     cudaFree(dq);
@@ -1252,6 +1296,201 @@ static void case_expanded(bool bf16, int64_t H, int64_t nope, int64_t rope, int6
     free(qn);
     free(qp);
     free(scores);
+}
+
+/* ------------------------------------------------------------------ DSA indexer */
+
+/* Keys cached in f32 or bf16 as the device stores them, read back as floats. */
+static float cache_val(const uint8_t *c, bool bf16, int64_t i) {
+    if (bf16) {
+        uint16_t b;
+        memcpy(&b, c + i * 2, 2);
+        return zbf16_to_f32(b);
+    }
+    float v;
+    memcpy(&v, c + i * 4, 4);
+    return v;
+}
+
+/* cuk_idx_prep against zop_layernorm + zop_rope_half (keys within 1e-5: the LayerNorm's
+   sums run in another order; the cache holds the device's keys rounded to its dtype;
+   queries and head weights bit for bit; the rope table gives the same bits as computed
+   cos/sin), then cuk_idx_select: the scores against a double-precision zidx_combine over
+   the cached keys (within the float sums' bound, (dI + nI) ulps of the magnitude), and the selection exactly zidx_topk's on the device's own scores (ties
+   included: every fifth cached key repeats an earlier one, query 1's weights are all zero
+   so all its scores tie), queries seeing no more than topk keys dense (-1). */
+static void case_indexer(bool bf16, int64_t nI, int64_t dI, int64_t rope, int64_t pos, int64_t n,
+                         int64_t topk, float mscale) {
+    const int64_t T = pos + n, cap = T + 3, half = rope / 2;
+    const size_t es = bf16 ? 2 : 4;
+    float *k = malloc((size_t)(n * dI) * 4), *q = malloc((size_t)(n * nI * dI) * 4);
+    float *w = malloc((size_t)(n * nI) * 4), *kn = malloc((size_t)dI * 4), *kb = malloc((size_t)dI * 4);
+    float *inv = malloc((size_t)(half + 1) * 4);
+    fill(k, (size_t)(n * dI), 2.0f);
+    fill(q, (size_t)(n * nI * dI), 1.0f);
+    fill(w, (size_t)(n * nI), 1.0f);
+    fill(kn, (size_t)dI, 1.0f);
+    fill(kb, (size_t)dI, 0.5f);
+    if (n > 1) memset(w + nI, 0, (size_t)nI * 4);
+    for (int64_t i = 0; i < half; i++) inv[i] = (float)(1.0 / pow(1e4, (double)(2 * i) / (double)rope));
+    uint8_t *hc = calloc((size_t)(cap * dI), es);
+    for (int64_t u = 0; u < pos; u++)
+        for (int64_t j = 0; j < dI; j++) {
+            uint8_t *dst = hc + (size_t)(u * dI + j) * es;
+            if (u % 5 == 4 && u >= 7) {
+                memcpy(dst, hc + (size_t)((u - 7) * dI + j) * es, es);
+            } else if (bf16) {
+                const uint16_t b = zf32_to_bf16(rng_unif(&cu_rng));
+                memcpy(dst, &b, 2);
+            } else {
+                const float v = rng_unif(&cu_rng);
+                memcpy(dst, &v, 4);
+            }
+        }
+    cu_step step = {.pos = (int32_t)pos, .n = (int32_t)n};
+    cu_step *dstep = dup_dev(&step, sizeof step);
+    float *dk = dup_dev(k, (size_t)(n * dI) * 4), *dq = dup_dev(q, (size_t)(n * nI * dI) * 4);
+    float *dw = dup_dev(w, (size_t)(n * nI) * 4), *dkn = dup_dev(kn, (size_t)dI * 4);
+    float *dkb = dup_dev(kb, (size_t)dI * 4), *dinv = dup_dev(inv, (size_t)(half + 1) * 4);
+    void *dc = dup_dev(hc, (size_t)(cap * dI) * es);
+    float *dscore;
+    int32_t *dsel, *dseln;
+    CU(cudaMalloc((void **)&dscore, (size_t)(n * cap) * 4));
+    CU(cudaMalloc((void **)&dsel, (size_t)(n * topk) * 4));
+    CU(cudaMalloc((void **)&dseln, (size_t)n * 4));
+    cu_idx p = {.k = dk, .q = dq, .w = dw, .knorm = dkn, .kbias = dkb, .nI = nI, .dI = dI, .rope = rope,
+                .inv_freq = dinv, .mscale = mscale, .cache = dc, .cache_bf16 = bf16, .score = dscore,
+                .score_ld = cap, .sel = dsel, .sel_n = dseln, .topk = topk, .step = dstep, .n = n};
+    CHECK(cuk_idx_prep(&p, Q) == cudaSuccess);
+    float *gk = malloc((size_t)(n * dI) * 4), *gq = malloc((size_t)(n * nI * dI) * 4);
+    float *gw = malloc((size_t)(n * nI) * 4);
+    uint8_t *gc = malloc((size_t)(cap * dI) * es);
+    CU(cudaMemcpy(gk, dk, (size_t)(n * dI) * 4, cudaMemcpyDeviceToHost));
+    CU(cudaMemcpy(gq, dq, (size_t)(n * nI * dI) * 4, cudaMemcpyDeviceToHost));
+    CU(cudaMemcpy(gw, dw, (size_t)(n * nI) * 4, cudaMemcpyDeviceToHost));
+    CU(cudaMemcpy(gc, dc, (size_t)(cap * dI) * es, cudaMemcpyDeviceToHost));
+    double kerr = 0;
+    int64_t q_bad = 0, w_bad = 0, c_bad = 0, nan = 0;
+    const float ws = (float)(1.0 / sqrt((double)nI));
+    float *kr = malloc((size_t)dI * 4), *qr = malloc((size_t)dI * 4);
+    for (int64_t t = 0; t < n; t++) {
+        float ct[64], st[64];
+        zop_rope_table(pos + t, inv, half, mscale, ct, st);
+        zop_layernorm(k + t * dI, kn, kb, dI, 1e-6f, kr);
+        zop_rope_half(kr, rope, ct, st);
+        for (int64_t j = 0; j < dI; j++) {
+            const float g = gk[t * dI + j];
+            nan += isnan(g);
+            kerr = fmax(kerr, fabs((double)g - kr[j]) / (1.0 + fabs((double)kr[j])));
+            float want = g;
+            if (bf16) want = zbf16_to_f32(zf32_to_bf16(g));
+            c_bad += f2u(cache_val(gc, bf16, (pos + t) * dI + j)) != f2u(want);
+        }
+        for (int64_t h = 0; h < nI; h++) {
+            memcpy(qr, q + (t * nI + h) * dI, (size_t)dI * 4);
+            zop_rope_half(qr, rope, ct, st);
+            q_bad += !same_bits(qr, gq + (t * nI + h) * dI, (size_t)dI);
+            const float wr = w[t * nI + h] * ws;
+            w_bad += f2u(wr) != f2u(gw[t * nI + h]);
+        }
+    }
+    CHECKF(nan == 0 && kerr <= 1e-5 && q_bad == 0 && w_bad == 0 && c_bad == 0,
+           "idx_prep bf16=%d nI=%lld dI=%lld pos=%lld: key err %.3g (%lld NaN), %lld query heads, "
+           "%lld weights, %lld cache values differ", bf16, (long long)nI, (long long)dI, (long long)pos,
+           kerr, (long long)nan, (long long)q_bad, (long long)w_bad, (long long)c_bad);
+    { /* cos | sin from the rope table: the same bits */
+        float *tab, *dk2 = dup_dev(k, (size_t)(n * dI) * 4), *dq2 = dup_dev(q, (size_t)(n * nI * dI) * 4);
+        float *dw2 = dup_dev(w, (size_t)(n * nI) * 4);
+        void *dc2 = dup_dev(hc, (size_t)(cap * dI) * es);
+        CU(cudaMalloc((void **)&tab, (size_t)(cap * (rope ? rope : 1)) * 4));
+        CHECK(cuk_rope_table(tab, 0, cap, dinv, mscale, rope, Q) == cudaSuccess);
+        cu_idx p2 = p;
+        p2.k = dk2, p2.q = dq2, p2.w = dw2, p2.cache = dc2, p2.table = tab;
+        CHECK(cuk_idx_prep(&p2, QPDL) == cudaSuccess);
+        float *k2 = malloc((size_t)(n * dI) * 4), *q2 = malloc((size_t)(n * nI * dI) * 4);
+        CU(cudaMemcpy(k2, dk2, (size_t)(n * dI) * 4, cudaMemcpyDeviceToHost));
+        CU(cudaMemcpy(q2, dq2, (size_t)(n * nI * dI) * 4, cudaMemcpyDeviceToHost));
+        CHECKF(same_bits(k2, gk, (size_t)(n * dI)) && same_bits(q2, gq, (size_t)(n * nI * dI)),
+               "idx_prep: the rope table differs from computed cos/sin");
+        free(k2);
+        free(q2);
+        cudaFree(tab);
+        cudaFree(dk2);
+        cudaFree(dq2);
+        cudaFree(dw2);
+        cudaFree(dc2);
+    }
+
+    CHECK(cuk_idx_select(&p, 0, n, T, Q) == cudaSuccess);
+    float *gs = malloc((size_t)(n * cap) * 4), *work = malloc((size_t)cap * 4);
+    int32_t *gsel = malloc((size_t)(n * topk) * 4), *gn = malloc((size_t)n * 4);
+    int32_t *want = malloc((size_t)(topk > cap ? topk : cap) * 4);
+    CU(cudaMemcpy(gs, dscore, (size_t)(n * cap) * 4, cudaMemcpyDeviceToHost));
+    CU(cudaMemcpy(gsel, dsel, (size_t)(n * topk) * 4, cudaMemcpyDeviceToHost));
+    CU(cudaMemcpy(gn, dseln, (size_t)n * 4, cudaMemcpyDeviceToHost));
+    CU(cudaMemcpy(gc, dc, (size_t)(cap * dI) * es, cudaMemcpyDeviceToHost));
+    double serr = 0;
+    int64_t sel_bad = 0, dense_bad = 0, sparse = 0;
+    const double sc = 1.0 / sqrt((double)dI);
+    for (int64_t t = 0; t < n; t++) {
+        const int64_t Tt = pos + t + 1;
+        if (Tt <= topk) {
+            dense_bad += gn[t] != -1;
+            continue;
+        }
+        sparse++;
+        const float *row = gs + t * cap;
+        for (int64_t u = 0; u < Tt; u++) {
+            double ref = 0, mag = 0;
+            for (int64_t h = 0; h < nI; h++) {
+                double d = 0, da = 0;
+                for (int64_t j = 0; j < dI; j++) {
+                    const double kv = cache_val(gc, bf16, u * dI + j);
+                    d += (double)gq[(t * nI + h) * dI + j] * kv;
+                    da += fabs((double)gq[(t * nI + h) * dI + j] * kv);
+                }
+                ref += gw[t * nI + h] * (d * sc > 0 ? d * sc : 0);
+                mag += fabs((double)gw[t * nI + h]) * da * sc;
+            }
+            serr = fmax(serr, fabs((double)row[u] - ref) / (mag + 1e-30));
+        }
+        const int64_t m = zidx_topk(row, Tt, topk, work, want);
+        sel_bad += gn[t] != (int32_t)m || memcmp(gsel + t * topk, want, (size_t)m * 4) != 0;
+    }
+    CHECKF(serr <= (double)(dI + nI + 8) * 6e-8 && sel_bad == 0 && dense_bad == 0,
+           "idx_select bf16=%d nI=%lld dI=%lld pos=%lld n=%lld topk=%lld: score err %.3g of the magnitude, "
+           "%lld selections differ from zidx_topk, %lld dense queries not marked (%lld sparse)", bf16,
+           (long long)nI, (long long)dI, (long long)pos, (long long)n, (long long)topk, serr,
+           (long long)sel_bad, (long long)dense_bad, (long long)sparse);
+    cudaFree(dstep);
+    cudaFree(dk);
+    cudaFree(dq);
+    cudaFree(dw);
+    cudaFree(dkn);
+    cudaFree(dkb);
+    cudaFree(dinv);
+    cudaFree(dc);
+    cudaFree(dscore);
+    cudaFree(dsel);
+    cudaFree(dseln);
+    free(k);
+    free(q);
+    free(w);
+    free(kn);
+    free(kb);
+    free(inv);
+    free(hc);
+    free(gk);
+    free(gq);
+    free(gw);
+    free(gc);
+    free(kr);
+    free(qr);
+    free(gs);
+    free(work);
+    free(gsel);
+    free(gn);
+    free(want);
 }
 
 /* ------------------------------------------------------------------ cases */
@@ -1367,20 +1606,37 @@ static void other_cases(bool quick) {
     case_route(64, 8, 8, 4, false, true, 2.5f, 1, 2);
     case_route(64, 16, 4, 2, false, false, 1.0f, 2, 2);
     case_route(1024, 16, 1, 1, false, true, 1.0f, 0, 2);
-    /* attention: GLM (20 heads in one block), the tiny fixtures, DeepSeek's 128 heads */
+    /* attention: GLM (20 heads in one block), the tiny fixtures, DeepSeek's 128 heads;
+       sparse lists (DeepSeek-V3.2): kept positions per query, dense and sparse mixed */
     for (int b = 0; b < 2; b++) {
-        case_absorbed(b, 20, 512, 64, 0, 1, 1);
-        case_absorbed(b, 20, 512, 64, 4, 1, 2);
-        case_absorbed(b, 20, 512, 64, 37, 1, 8);
-        case_absorbed(b, 20, 512, 64, 300, 1, 3);
-        if (!quick) case_absorbed(b, 20, 512, 64, 4095, 1, 32);
-        case_absorbed(b, 20, 512, 64, 10, 5, 1);   /* prefill on the absorbed path */
-        case_absorbed(b, 4, 64, 16, 20, 3, 2);     /* tiny, several queries and splits */
-        case_absorbed(b, 7, 96, 8, 50, 2, 3);      /* heads not a multiple of 4 */
-        if (!quick) case_absorbed(b, 128, 512, 64, 70, 1, 4);
-        case_expanded(b, 4, 32, 16, 32, 64, 30, 4);
-        case_expanded(b, 20, 192, 64, 256, 512, 70, 3);
-        case_expanded(b, 3, 10, 6, 300, 20, 200, 2);
+        case_absorbed(b, 20, 512, 64, 0, 1, 1, 0);
+        case_absorbed(b, 20, 512, 64, 4, 1, 2, 0);
+        case_absorbed(b, 20, 512, 64, 37, 1, 8, 0);
+        case_absorbed(b, 20, 512, 64, 300, 1, 3, 0);
+        if (!quick) case_absorbed(b, 20, 512, 64, 4095, 1, 32, 0);
+        case_absorbed(b, 20, 512, 64, 10, 5, 1, 0);   /* prefill on the absorbed path */
+        case_absorbed(b, 4, 64, 16, 20, 3, 2, 0);     /* tiny, several queries and splits */
+        case_absorbed(b, 7, 96, 8, 50, 2, 3, 0);      /* heads not a multiple of 4 */
+        if (!quick) case_absorbed(b, 128, 512, 64, 70, 1, 4, 0);
+        case_absorbed(b, 4, 64, 16, 20, 3, 2, 8);     /* dsv32-tiny: topk 8 */
+        case_absorbed(b, 128, 512, 64, 300, 1, 8, 100);
+        case_absorbed(b, 20, 512, 64, 5000, 1, 64, 2048); /* the release's topk at 5k */
+        case_absorbed(b, 7, 96, 8, 40, 4, 1, 9);      /* prefill: one query dense, three sparse */
+        case_expanded(b, 4, 32, 16, 32, 64, 30, 4, 0);
+        case_expanded(b, 20, 192, 64, 256, 512, 70, 3, 0);
+        case_expanded(b, 3, 10, 6, 300, 20, 200, 2, 0);
+        case_expanded(b, 4, 32, 16, 32, 64, 30, 4, 8);
+        case_expanded(b, 3, 10, 6, 300, 20, 200, 3, 150);
+    }
+    /* the DSA indexer: DeepSeek-V3.2 (64 heads of 128, rope 64), the fixture's (16 of 32),
+       odd sizes; chunks with dense and sparse queries */
+    for (int b = 0; b < 2; b++) {
+        case_indexer(b, 64, 128, 64, 3000, 2, 2048, 1.0f);
+        if (!quick) case_indexer(b, 64, 128, 64, 40000, 1, 2048, 1.0f);
+        case_indexer(b, 16, 32, 16, 20, 5, 8, 1.2f);
+        case_indexer(b, 16, 32, 16, 5, 6, 8, 1.0f);
+        case_indexer(b, 3, 24, 8, 300, 3, 37, 1.0f);
+        case_indexer(b, 64, 128, 64, 70, 130, 64, 1.0f); /* a whole chunk and more */
     }
 }
 

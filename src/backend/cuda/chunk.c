@@ -42,6 +42,14 @@ static zmlx_status attention(cu_sess *s, int l, int64_t n, int64_t T, bool absor
                   .cache = cache, .cache_bf16 = s->kv_bf16, .cs = s->cs, .step = s->d_step, .n = n};
     CU_TRY(e, cuk_attn_prep(&pp, q));
     if (lora) CU_TRY(e, proj(&L->q_b, s->qa, s->q, n, q));
+    const bool dsa = zcu_dsa(s);
+    if (dsa) { /* DeepSeek-V3.2: the indexer's selection for every query of the chunk */
+        CU_TRY(e, proj(&L->idx_wk, s->xn, s->ik, n, q));
+        CU_TRY(e, proj(&L->idx_w, s->xn, s->iw, n, q));
+        CU_TRY(e, proj(&L->idx_wq_b, s->qa, s->iq, n, q));
+        zmlx_status r = zcu_indexer(s, l, n, NULL, T, q, e);
+        if (r != ZMLX_OK) return r;
+    }
     if (absorbed) {
         cu_mvt qt = {.w = L->kv_b, .nr = nope, .row0 = 0, .grs = hs, .gmod = H, .groups = n * H,
                      .x = s->q, .xs = qk, .y = s->qabs, .ys = s->W, .rope = rope,
@@ -49,7 +57,8 @@ static zmlx_status attention(cu_sess *s, int l, int64_t n, int64_t T, bool absor
         CU_TRY(e, cuk_matvec_t(&qt, q));
         cu_attn a = {.q = s->qabs, .cache = cache, .cache_bf16 = s->kv_bf16, .n_q = n, .H = H,
                      .R = R, .rope = rope, .scale = m->attn_scale, .step = s->d_step,
-                     .nsplit = nsplit, .part_o = s->part_o, .part_ml = s->part_ml, .out = s->olat};
+                     .nsplit = nsplit, .part_o = s->part_o, .part_ml = s->part_ml, .out = s->olat,
+                     .idx = dsa ? s->sel : NULL, .idx_n = s->sel_n, .idx_stride = s->sel_cap};
         CU_TRY(e, cuk_attn_absorbed(&a, q));
         cu_mv uv = {.w = L->kv_b, .groups = n * H, .rpg = vd, .row0 = nope, .grs = hs, .gmod = H,
                     .x = s->olat, .xs = R, .y = s->attn, .ys = vd};
@@ -62,7 +71,8 @@ static zmlx_status attention(cu_sess *s, int l, int64_t n, int64_t T, bool absor
         CU_TRY(e, cuk_gemm(L->kv_b, s->lat_f32, R, NULL, s->kvb, H * hs, T, NULL, 0, q));
         cu_attn_x ax = {.q = s->q, .kvb = s->kvb, .cache = cache, .cache_bf16 = s->kv_bf16,
                         .n = n, .H = H, .nope = nope, .rope = rope, .vd = vd, .R = R,
-                        .scale = m->attn_scale, .step = s->d_step, .out = s->attn};
+                        .scale = m->attn_scale, .step = s->d_step, .out = s->attn,
+                        .idx = dsa ? s->sel : NULL, .idx_n = s->sel_n, .idx_stride = s->sel_cap};
         CU_TRY(e, cuk_attn_expanded(&ax, q));
     }
     CU_TRY(e, proj(&L->o, s->attn, s->f, n, q));

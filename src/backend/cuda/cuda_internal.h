@@ -6,6 +6,7 @@
  *             eval loop and the CUDA graph of the decode step
  *   decode.c  the one-token step, stage by stage, as the layer's pattern plan says
  *   chunk.c   the prefill step of a chunk of tokens (GEMMs)
+ *   indexer.c the DeepSeek-V3.2 indexer's steps (after decode.c / chunk.c's projections)
  *
  *   ep.c      several GPUs (ep.h): ranks, worker threads, NCCL; decode.c / chunk.c sum
  *             the expert outputs over the ranks inside their MoE stage
@@ -40,6 +41,8 @@ typedef struct cu_layer {
     const float *router_bias;           /* [E] or NULL */
     cuw exp_gate, exp_up, exp_down;     /* E stacked matrices */
     cuw sh_gate, sh_up, sh_down;        /* rows 0 when the model has no shared expert */
+    cuw idx_wq_b, idx_wk, idx_w;        /* DSA indexer (deepseek_v32; rows 0 otherwise) */
+    const float *idx_knorm, *idx_kbias; /* [index_head_dim] */
 } cu_layer;
 
 typedef struct cu_ctx {
@@ -93,6 +96,12 @@ typedef struct cu_sess {
     float *ge, *ue, *de;       /* [C * K, mI], [C * K, mI], [C * K, d] */
     float *sg, *su, *sd;       /* [C, sI], [C, sI], [C, d] shared expert */
     float *dg, *du;            /* [C, I] dense MLP */
+    float *ik, *iq, *iw;       /* DSA indexer: [C, dI], [C, nI, dI], [C, nI] */
+    int32_t *sel, *sel_n;      /* [C, topk], [C] its selection (sel_n -1: dense) */
+    int64_t sel_cap;           /* topk (1 without an indexer) */
+    void *kidx;                /* [n_layers][cap][dI] indexer keys (kv dtype), or NULL */
+    float *iscore;             /* [score_rows, cap] scores of score_rows queries at a time */
+    int64_t score_rows;
     cu_step *d_step;
     cu_step *h_step;           /* pinned */
     float *h_logits;           /* pinned [V] */
@@ -128,6 +137,14 @@ zmlx_status zcu_chunk(cu_sess *s, int64_t n, int64_t T, bool absorbed, int64_t n
    latents, as if a prompt of T tokens had been evaluated (the caller sets the session's
    position); decode then reads a context of T without paying for its prefill. */
 zmlx_status zcu_synthetic_context(void *dev, int64_t T, uint32_t seed, zerr *e);
+
+/* indexer.c: does the session run the DeepSeek-V3.2 indexer?  Its steps for layer l after
+   the projections into s->ik / s->iq / s->iw (n tokens; cos | sin from `table` or
+   computed; Tmax >= every query's context, <= s->cap): keys into the cache, then
+   s->sel / s->sel_n. */
+bool zcu_dsa(const cu_sess *s);
+zmlx_status zcu_indexer(cu_sess *s, int l, int64_t n, const float *table, int64_t Tmax, cu_q q,
+                        zerr *e);
 
 /* The expanded path's per-position buffers for T positions (chunk.c). */
 zmlx_status zcu_reserve_expanded(cu_sess *s, int64_t T, zerr *e);

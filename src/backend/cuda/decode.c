@@ -23,6 +23,9 @@
  *   downproj_combine  the K down projections streamed into the route-ordered sum
  *   moe_combine       + shared + residual folded into that sum
  * With the preset a MoE layer is 10 launches (25 in the baseline).
+ * DeepSeek-V3.2: the indexer's key and head-weight products join the q_a / kv_a launch,
+ * its query product the q_b launch (separate launches in the baseline), then indexer.c's
+ * three launches (keys into the cache + rope, scores, top-k) feed the attention's list.
  * Several GPUs (ep.h): the expert products read only this rank's experts (cu_mv.e0 / ne),
  * the [K, d] expert outputs are summed over the ranks (one NCCL all-reduce, captured in
  * the graph) and combined unfused (downproj_combine / moe_combine need that buffer).
@@ -113,13 +116,17 @@ static zmlx_status attention(dec *D, int l, zerr *e) {
     zmlx_status r = block_input(D, pl, L->attn_norm, &xin, &norm, e);
     if (r != ZMLX_OK) return r;
 
-    cu_mv proj[2] = {mv_plain(L->q_a, xin, norm, eps, lora ? s->qa : s->q, CU_EPI_STORE),
-                     mv_plain(L->kv_a, xin, norm, eps, s->kv, CU_EPI_STORE)};
+    const bool dsa = zcu_dsa(s);
+    /* q_a, kv_a (and the indexer's keys and head weights, DeepSeek-V3.2) of the block input */
+    cu_mv proj[4] = {mv_plain(L->q_a, xin, norm, eps, lora ? s->qa : s->q, CU_EPI_STORE),
+                     mv_plain(L->kv_a, xin, norm, eps, s->kv, CU_EPI_STORE),
+                     mv_plain(L->idx_wk, xin, norm, eps, s->ik, CU_EPI_STORE),
+                     mv_plain(L->idx_w, xin, norm, eps, s->iw, CU_EPI_STORE)};
+    const int nproj = dsa ? 4 : 2;
     if (pl->residual_norm) {
-        CU_TRY(e, cuk_matvec(proj, 2, qn(D)));
+        CU_TRY(e, cuk_matvec(proj, nproj, qn(D)));
     } else {
-        CU_TRY(e, cuk_matvec(&proj[0], 1, qn(D)));
-        CU_TRY(e, cuk_matvec(&proj[1], 1, qn(D)));
+        for (int i = 0; i < nproj; i++) CU_TRY(e, cuk_matvec(&proj[i], 1, qn(D)));
     }
     cu_prep pp = {.kv = s->kv, .R = R, .rope = rope, .qa = lora && !fused_rope ? s->qa : NULL,
                   .ql = cf->q_lora_rank, .kv_norm = L->kv_a_norm, .q_norm = L->q_a_norm,
@@ -127,10 +134,15 @@ static zmlx_status attention(dec *D, int l, zerr *e) {
                   .table = fused_rope ? s->rope_tab : NULL, .cache = cache,
                   .cache_bf16 = s->kv_bf16, .cs = s->cs, .step = s->d_step, .n = 1};
     if (!fused_rope) CU_TRY(e, cuk_attn_prep(&pp, qn(D)));
-    if (lora) {
-        cu_mv qb = mv_plain(L->q_b, s->qa, fused_rope ? L->q_a_norm : NULL, cf->attn_norm_eps, s->q,
-                            CU_EPI_STORE);
-        CU_TRY(e, cuk_matvec(&qb, 1, qn(D)));
+    if (lora) { /* q_b (and the indexer's queries) of the normed query latent */
+        const float *qn_w = fused_rope ? L->q_a_norm : NULL;
+        cu_mv qb[2] = {mv_plain(L->q_b, s->qa, qn_w, cf->attn_norm_eps, s->q, CU_EPI_STORE),
+                       mv_plain(L->idx_wq_b, s->qa, qn_w, cf->attn_norm_eps, s->iq, CU_EPI_STORE)};
+        CU_TRY(e, cuk_matvec(qb, dsa ? 2 : 1, qn(D)));
+    }
+    if (dsa) {
+        r = zcu_indexer(s, l, 1, fused_rope ? s->rope_tab : NULL, s->cap, qn(D), e);
+        if (r != ZMLX_OK) return r;
     }
     /* query rows [q_lat | q_pe]: q_lat_h = W_UK[h]^T q_nope_h, q_pe rotated */
     cu_mvt qt = {.w = L->kv_b, .nr = nope, .row0 = 0, .grs = hs, .gmod = H, .groups = H,
@@ -142,7 +154,8 @@ static zmlx_status attention(dec *D, int l, zerr *e) {
     cu_attn a = {.q = s->qabs, .cache = cache, .cache_bf16 = s->kv_bf16, .n_q = 1, .H = H, .R = R,
                  .rope = rope, .scale = m->attn_scale, .step = s->d_step,
                  .nsplit = zcu_dec_nsplit(s, s->cap), .part_o = s->part_o, .part_ml = s->part_ml,
-                 .out = s->olat, .hb = s->cap <= 2048 ? 8 : 0};
+                 .out = s->olat, .hb = s->cap <= 2048 ? 8 : 0,
+                 .idx = dsa ? s->sel : NULL, .idx_n = s->sel_n, .idx_stride = s->sel_cap};
     CU_TRY(e, cuk_attn_absorbed(&a, qn(D)));
     /* o_h = W_UV[h] o_lat_h */
     cu_mv uv = {.w = L->kv_b, .groups = H, .rpg = vd, .row0 = nope, .grs = hs, .gmod = H,

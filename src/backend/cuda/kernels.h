@@ -320,6 +320,11 @@ typedef struct cu_attn {
     float *out;     /* [n_q, H, R] */
     int32_t hb;     /* heads per block: 0 = as many as fit (the cache read once per token);
                        8 = more, smaller blocks (short contexts) */
+    /* DeepSeek-V3.2 sparse attention (zattn_job's idx): when idx is set and idx_n[i] >= 0,
+       query i reads only the idx_n[i] positions idx[i * idx_stride ..] (ascending), cut
+       into the splits as a context of that length; idx_n[i] < 0 is the dense case. */
+    const int32_t *idx, *idx_n;
+    int64_t idx_stride;
 } cu_attn;
 cudaError_t cuk_attn_absorbed(const cu_attn *p, cu_q q);
 
@@ -336,8 +341,45 @@ typedef struct cu_attn_x {
     float scale;
     const cu_step *step;
     float *out;
+    const int32_t *idx, *idx_n;   /* sparse attention, as cu_attn */
+    int64_t idx_stride;
 } cu_attn_x;
 cudaError_t cuk_attn_expanded(const cu_attn_x *p, cu_q q);
+
+/* ---------------------------------------------------------------- DSA indexer */
+
+/*
+ * The DeepSeek-V3.2 lightning indexer (model/indexer.h) for the n tokens of a step at
+ * positions step->pos + t:
+ *   cuk_idx_prep:   k[t] = rope_half(LayerNorm_{1e-6}(k[t]) * knorm + kbias), stored into
+ *                   cache row pos + t; every head of q[t] rope_half'd; w[t] *= nI^-0.5
+ *                   (cos | sin from `table` row pos + t, or computed: the same values)
+ *   cuk_idx_select: for rows t0 .. t0 + nt of the step (query t sees T = pos + t + 1
+ *                   keys): T <= topk: sel_n[t] = -1 (dense); else
+ *                   score(u) = sum_h w[t,h] relu((q[t,h] · k_u) dI^-0.5), u < T, into
+ *                   score[(t - t0) * score_ld ..], and the topk best (ties to the lower
+ *                   position) as ascending positions in sel[t * topk ..], sel_n[t] = topk.
+ *                   Tmax bounds T over the launch (the cache capacity in a graph).
+ * Everything float32 (keys cached in f32 or bf16).  nI <= ZCU_IDX_MAX_HEADS, dI a
+ * multiple of 8 up to ZCU_IDX_MAX_DIM, rope even and <= dI.
+ */
+#define ZCU_IDX_MAX_HEADS 64
+#define ZCU_IDX_MAX_DIM 128
+typedef struct cu_idx {
+    float *k, *q, *w;               /* [n, dI], [n, nI, dI], [n, nI] */
+    const float *knorm, *kbias;     /* [dI] */
+    int64_t nI, dI, rope;
+    const float *table;             /* rope table [cap, rope] or NULL */
+    const float *inv_freq; float mscale;
+    void *cache; bool cache_bf16;   /* the layer's indexer keys [cap, dI] */
+    float *score; int64_t score_ld; /* [rows, score_ld] */
+    int32_t *sel, *sel_n;           /* [n, topk], [n] */
+    int64_t topk;
+    const cu_step *step;
+    int64_t n;
+} cu_idx;
+cudaError_t cuk_idx_prep(const cu_idx *p, cu_q q);
+cudaError_t cuk_idx_select(const cu_idx *p, int64_t t0, int64_t nt, int64_t Tmax, cu_q q);
 
 #ifdef __cplusplus
 }

@@ -55,8 +55,14 @@ __global__ void __launch_bounds__(AT_THREADS) k_attn_absorbed(const __grid_const
     const int64_t split = blockIdx.x, h0 = (int64_t)blockIdx.y * HB, qi = blockIdx.z;
     const int nh = (int)(p.H - h0 < HB ? p.H - h0 : HB);
     pdl_wait();
-    const int64_t pos = p.step->pos, Ti = pos + qi + 1; /* positions query qi sees */
-    int64_t span = (pos + p.n_q + p.nsplit - 1) / p.nsplit;
+    const int64_t pos = p.step->pos;
+    int64_t Ti = pos + qi + 1, tot = pos + p.n_q; /* entries query qi reads; the split basis */
+    const int32_t *ix = NULL;                      /* sparse: its positions (ascending) */
+    if (p.idx && p.idx_n[qi] >= 0) {
+        ix = p.idx + qi * p.idx_stride;
+        Ti = tot = p.idx_n[qi];
+    }
+    int64_t span = (tot + p.nsplit - 1) / p.nsplit;
     span = (span + AT_TP - 1) / AT_TP * AT_TP;
     const int64_t t0 = split * span, t1 = t0 + span < Ti ? t0 + span : Ti;
 
@@ -89,8 +95,18 @@ __global__ void __launch_bounds__(AT_THREADS) k_attn_absorbed(const __grid_const
     uint4 rv[NV];
     auto load_tile = [&](int64_t tt) {
         const int nt = (int)(t1 - tt < AT_TP ? t1 - tt : AT_TP);
-        const uint4 *src = reinterpret_cast<const uint4 *>(static_cast<const uint8_t *>(p.cache) +
-                                                           (size_t)(tt * W) * ES);
+        const uint8_t *cb = static_cast<const uint8_t *>(p.cache);
+        if (ix) { /* the listed rows */
+#pragma unroll
+            for (int k = 0; k < NV; k++) {
+                const int i = tid + k * AT_THREADS, r = i / vpr;
+                if (i < nt * vpr)
+                    rv[k] = __ldg(reinterpret_cast<const uint4 *>(cb + (size_t)((int64_t)ix[tt + r] * W) * ES) +
+                                  (i - r * vpr));
+            }
+            return;
+        }
+        const uint4 *src = reinterpret_cast<const uint4 *>(cb + (size_t)(tt * W) * ES);
 #pragma unroll
         for (int k = 0; k < NV; k++) {
             const int i = tid + k * AT_THREADS;
@@ -322,7 +338,13 @@ __global__ void __launch_bounds__(AX_THREADS) k_attn_expanded(const __grid_const
     const int64_t qk = p.nope + p.rope, hs = p.nope + p.vd, W = p.R + p.rope;
     float *qs = sm, *ps = sm + qk;
     const int tid = threadIdx.x;
-    const int64_t h = blockIdx.x, qi = blockIdx.y, Ti = (int64_t)p.step->pos + qi + 1;
+    const int64_t h = blockIdx.x, qi = blockIdx.y;
+    int64_t Ti = (int64_t)p.step->pos + qi + 1; /* entries the query reads */
+    const int32_t *ix = NULL;                   /* sparse: its positions */
+    if (p.idx && p.idx_n[qi] >= 0) {
+        ix = p.idx + qi * p.idx_stride;
+        Ti = p.idx_n[qi];
+    }
     for (int64_t c = tid; c < qk; c += AX_THREADS) qs[c] = p.q[(qi * p.H + h) * qk + c];
     __syncthreads();
     float m = -INFINITY, l = 0.0f, acc[AX_CPT] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -330,11 +352,12 @@ __global__ void __launch_bounds__(AX_THREADS) k_attn_expanded(const __grid_const
         const int64_t t = tt + tid;
         float s = -INFINITY;
         if (t < Ti) {
-            const float *k = p.kvb + (t * p.H + h) * hs;
+            const int64_t u = ix ? ix[t] : t;
+            const float *k = p.kvb + (u * p.H + h) * hs;
             float a = 0.0f, b = 0.0f;
             for (int64_t c = 0; c < p.nope; c++) a = fmaf(qs[c], k[c], a);
             for (int64_t c = 0; c < p.rope; c++)
-                b = fmaf(qs[p.nope + c], cache_at<BF16>(p.cache, t * W + p.R + c), b);
+                b = fmaf(qs[p.nope + c], cache_at<BF16>(p.cache, u * W + p.R + c), b);
             s = (a + b) * p.scale;
         }
         const float mn = fmaxf(m, block_max(s, red));
@@ -348,7 +371,7 @@ __global__ void __launch_bounds__(AX_THREADS) k_attn_expanded(const __grid_const
 #pragma unroll
         for (int j = 0; j < AX_CPT; j++) acc[j] *= alpha;
         for (int64_t j = 0; j < nt; j++) {
-            const float *v = p.kvb + ((tt + j) * p.H + h) * hs + p.nope;
+            const float *v = p.kvb + ((ix ? ix[tt + j] : tt + j) * p.H + h) * hs + p.nope;
             const float pj = ps[j];
 #pragma unroll
             for (int jj = 0; jj < AX_CPT; jj++) {

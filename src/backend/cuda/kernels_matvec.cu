@@ -562,6 +562,7 @@ extern "C" cudaError_t cuk_matvec_t(const cu_mvt *p, cu_q q) {
 }
 
 extern "C" cudaError_t cuk_attn_init(void); /* kernels_attn.cu */
+extern "C" cudaError_t cuk_idx_init(void);  /* kernels_idx.cu */
 
 /* Large dynamic shared memory for the matvec and combine kernels of layout K. */
 template <int K>
@@ -581,6 +582,7 @@ extern "C" cudaError_t cuk_init(void) {
     cudaError_t err = cudaGetDevice(&dev);
     if (err == cudaSuccess) err = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
     if (err == cudaSuccess) err = cuk_attn_init();
+    if (err == cudaSuccess) err = cuk_idx_init();
     const int lim = optin < MV_SMEM_MAX ? optin : MV_SMEM_MAX;
     for (int kind = 0; kind < ZW_COUNT && err == cudaSuccess; kind++) {
         if (!cuk_kind_ok(kind)) continue; /* a layout with no device kernels (fp8) */

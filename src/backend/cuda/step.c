@@ -18,6 +18,8 @@
  * Cache: [n_layers][cap][kv_lora + rope] rows [latent | k_pe] in f32 or bf16, growing by
  * doubling (a device-to-device copy) up to the session's max positions; the rope table
  * [cap][rope] grows with it (rows computed on the device, zop_rope_table's values).
+ * DeepSeek-V3.2: the indexer keys [n_layers][cap][index_head_dim] (KV dtype) grow with
+ * it, and the indexer's scores [score_rows][cap] (score_rows queries at a time, 64 MiB).
  */
 #include "backend/cuda/cuda_internal.h"
 #include "backend/cuda/ep.h"
@@ -67,6 +69,9 @@ static zmlx_status plan_buffers(cu_sess *s, zerr *e) {
     const size_t I = (size_t)c->intermediate_size, W = (size_t)s->W, f = sizeof(float);
     const size_t ql = (size_t)(c->q_lora_rank > 0 ? c->q_lora_rank : 1);
     const size_t nparts = (DEC_SPLIT_MAX > C ? DEC_SPLIT_MAX : C) * H;
+    const bool dsa = c->family == ZFAM_DEEPSEEK_V32;
+    const size_t nI = dsa ? (size_t)c->index_n_heads : 1, dI = dsa ? (size_t)c->index_head_dim : 1;
+    s->sel_cap = dsa ? (c->index_topk < s->max_pos ? c->index_topk : s->max_pos) : 1;
     size_t off = 0;
     /* offsets first, pointers after the one allocation */
     size_t o_x = carve(&off, C * d * f), o_xn = carve(&off, C * d * f), o_f = carve(&off, C * d * f);
@@ -82,6 +87,9 @@ static zmlx_status plan_buffers(cu_sess *s, zerr *e) {
     size_t o_ue = carve(&off, C * K * mI * f), o_de = carve(&off, C * K * d * f);
     size_t o_sg = carve(&off, C * sI * f), o_su = carve(&off, C * sI * f);
     size_t o_sd = carve(&off, C * d * f), o_dg = carve(&off, C * I * f), o_du = carve(&off, C * I * f);
+    size_t o_ik = carve(&off, C * dI * f), o_iq = carve(&off, C * nI * dI * f);
+    size_t o_iw = carve(&off, C * nI * f), o_sel = carve(&off, C * (size_t)s->sel_cap * 4);
+    size_t o_seln = carve(&off, C * 4);
     size_t o_step = carve(&off, sizeof(cu_step));
     zmlx_status st = dev_alloc(&s->arena, off, "the session's buffers", e);
     if (st != ZMLX_OK) return st;
@@ -97,6 +105,8 @@ static zmlx_status plan_buffers(cu_sess *s, zerr *e) {
     s->ge = (float *)(b + o_ge), s->ue = (float *)(b + o_ue), s->de = (float *)(b + o_de);
     s->sg = (float *)(b + o_sg), s->su = (float *)(b + o_su), s->sd = (float *)(b + o_sd);
     s->dg = (float *)(b + o_dg), s->du = (float *)(b + o_du);
+    s->ik = (float *)(b + o_ik), s->iq = (float *)(b + o_iq), s->iw = (float *)(b + o_iw);
+    s->sel = (int32_t *)(b + o_sel), s->sel_n = (int32_t *)(b + o_seln);
     s->d_step = (cu_step *)(b + o_step);
     CU_TRY(e, cudaMemsetAsync(s->arena, 0, off, s->c->stream));
     CU_TRY(e, cudaMallocHost((void **)&s->h_step, sizeof(cu_step)));
@@ -121,13 +131,26 @@ static zmlx_status reserve_cache(cu_sess *s, int64_t want, zerr *e) {
     if (cap > s->max_pos) cap = s->max_pos;
     const size_t row = (size_t)s->W * s->kv_elem, L = (size_t)c->n_layers;
     const size_t rope = (size_t)c->qk_rope_dim;
-    void *nc = NULL, *nt = NULL;
+    const bool dsa = c->family == ZFAM_DEEPSEEK_V32;
+    const size_t irow = dsa ? (size_t)c->index_head_dim * s->kv_elem : 0;
+    /* the indexer's scores: as many queries at a time as 64 MiB hold (at least one) */
+    int64_t srows = (int64_t)((64u << 20) / ((size_t)cap * sizeof(float)));
+    srows = srows < 1 ? 1 : srows > ZCU_CHUNK ? ZCU_CHUNK : srows;
+    void *nc = NULL, *nt = NULL, *nk = NULL, *ns = NULL;
     char what[96];
     snprintf(what, sizeof what, "the KV cache of %lld positions", (long long)cap);
     zmlx_status st = dev_alloc(&nc, L * (size_t)cap * row, what, e);
     if (st == ZMLX_OK) st = dev_alloc(&nt, (size_t)cap * (rope ? rope : 1) * sizeof(float), "the rope table", e);
+    if (st == ZMLX_OK && dsa) {
+        snprintf(what, sizeof what, "the indexer keys of %lld positions", (long long)cap);
+        st = dev_alloc(&nk, L * (size_t)cap * irow, what, e);
+        if (st == ZMLX_OK)
+            st = dev_alloc(&ns, (size_t)srows * (size_t)cap * sizeof(float), "the indexer's scores", e);
+    }
     if (st != ZMLX_OK) {
         if (nc) cudaFree(nc);
+        if (nt) cudaFree(nt);
+        if (nk) cudaFree(nk);
         return st;
     }
     const cu_q q = {cx->stream, false, false};
@@ -136,14 +159,23 @@ static zmlx_status reserve_cache(cu_sess *s, int64_t want, zerr *e) {
                                     (size_t)s->cap * row, L, cudaMemcpyDeviceToDevice, cx->stream));
         CU_TRY(e, cudaMemcpyAsync(nt, s->rope_tab, (size_t)s->cap * rope * sizeof(float),
                                   cudaMemcpyDeviceToDevice, cx->stream));
+        if (dsa)
+            CU_TRY(e, cudaMemcpy2DAsync(nk, (size_t)cap * irow, s->kidx, (size_t)s->cap * irow,
+                                        (size_t)s->cap * irow, L, cudaMemcpyDeviceToDevice, cx->stream));
     }
     CU_TRY(e, cuk_rope_table(nt, s->cap, cap, cx->inv_freq, cx->m->rope_mscale, (int64_t)rope, q));
     CU_TRY(e, cudaStreamSynchronize(cx->stream));
     if (s->cache) cudaFree(s->cache);
     if (s->rope_tab) cudaFree(s->rope_tab);
-    s->bytes += (int64_t)((L * row + rope * sizeof(float)) * (size_t)(cap - s->cap));
+    if (s->kidx) cudaFree(s->kidx);
+    if (s->iscore) cudaFree(s->iscore);
+    s->bytes += (int64_t)((L * (row + irow) + rope * sizeof(float)) * (size_t)(cap - s->cap));
+    if (dsa) s->bytes += (int64_t)sizeof(float) * (srows * cap - s->score_rows * s->cap);
     s->cache = nc;
     s->rope_tab = nt;
+    s->kidx = nk;
+    s->iscore = ns;
+    s->score_rows = dsa ? srows : 0;
     s->cap = cap;
     drop_graph(s); /* its kernels point at the old cache */
     return ZMLX_OK;
@@ -180,9 +212,14 @@ zmlx_status zcu_synthetic_context(void *dev, int64_t T, uint32_t seed, zerr *e) 
     if (st != ZMLX_OK) return st;
     const cu_q q = {s->c->stream, false, false};
     const int64_t L = s->c->m->cfg.n_layers;
-    for (int64_t l = 0; l < L; l++) /* rows 0 .. T of every layer */
+    const int64_t dI = s->kidx ? s->c->m->cfg.index_head_dim : 0;
+    for (int64_t l = 0; l < L; l++) { /* rows 0 .. T of every layer (and its indexer keys) */
         CU_TRY(e, cuk_fill_random((uint8_t *)s->cache + (size_t)l * (size_t)s->cap * (size_t)s->W * s->kv_elem,
                                   T * s->W, s->kv_bf16, seed + (uint32_t)l, q));
+        if (s->kidx)
+            CU_TRY(e, cuk_fill_random((uint8_t *)s->kidx + (size_t)(l * s->cap * dI) * s->kv_elem, T * dI,
+                                      s->kv_bf16, seed + 0x10000u + (uint32_t)l, q));
+    }
     CU_TRY(e, cudaStreamSynchronize(s->c->stream));
     return ZMLX_OK;
 }
@@ -214,6 +251,8 @@ void zcu_session_free(void *ctx, void *dev) {
     drop_graph(s);
     if (s->cache) cudaFree(s->cache);
     if (s->rope_tab) cudaFree(s->rope_tab);
+    if (s->kidx) cudaFree(s->kidx);
+    if (s->iscore) cudaFree(s->iscore);
     if (s->arena) cudaFree(s->arena);
     if (s->lat_f32) cudaFree(s->lat_f32);
     if (s->kvb) cudaFree(s->kvb);

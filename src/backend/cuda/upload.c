@@ -172,6 +172,13 @@ static void walk_layer(upl *u, const zmlx_model *m, int l) {
     D->kv_a = put_named(u, &L->kv_a, l, "kv_a");
     D->kv_b = put_named(u, &L->kv_b, l, "kv_b");
     D->o = put_named(u, &L->o, l, "o");
+    if (c->family == ZFAM_DEEPSEEK_V32) { /* the DSA indexer */
+        D->idx_wq_b = put_named(u, &L->idx_wq_b, l, "indexer.wq_b");
+        D->idx_wk = put_named(u, &L->idx_wk, l, "indexer.wk");
+        D->idx_w = put_named(u, &L->idx_w, l, "indexer.weights_proj");
+        D->idx_knorm = put_f32(u, L->idx_k_norm, c->index_head_dim);
+        D->idx_kbias = put_f32(u, L->idx_k_bias, c->index_head_dim);
+    }
     if (!L->moe) {
         D->gate = put_named(u, &L->gate, l, "gate");
         D->up = put_named(u, &L->up, l, "up");
@@ -209,10 +216,15 @@ static void walk(upl *u, const zmlx_model *m) {
 
 /* What the kernels assume of the model, checked once. */
 static zmlx_status check_shapes(const zmlx_config *c, zerr *e) {
-    if (c->family == ZFAM_DEEPSEEK_V32)
+    if (c->family == ZFAM_DEEPSEEK_V32 &&
+        (c->index_n_heads < 1 || c->index_n_heads > ZCU_IDX_MAX_HEADS || c->index_head_dim % 8 ||
+         c->index_head_dim < 8 || c->index_head_dim > ZCU_IDX_MAX_DIM || c->qk_rope_dim > c->index_head_dim ||
+         c->q_lora_rank < 1 || c->index_topk < 1))
         return zerr_set(e, ZMLX_ERR_UNSUPPORTED,
-                        "the cuda backend does not run the deepseek_v32 sparse-attention "
-                        "indexer yet; use --backend cpu");
+                        "the cuda indexer holds index_n_heads <= %d, index_head_dim a multiple of 8 "
+                        "up to %d and >= qk_rope_head_dim, q_lora_rank > 0 and index_topk > 0 (this "
+                        "model: %d, %d, %d, %d, %d)", ZCU_IDX_MAX_HEADS, ZCU_IDX_MAX_DIM,
+                        c->index_n_heads, c->index_head_dim, c->qk_rope_dim, c->q_lora_rank, c->index_topk);
     if (c->kv_lora_rank > ZCU_ATTN_MAX_R || c->qk_rope_dim > 128 || c->v_head_dim > 512)
         return zerr_set(e, ZMLX_ERR_UNSUPPORTED,
                         "the cuda attention kernels hold kv_lora_rank <= %d, qk_rope_head_dim "
