@@ -4,8 +4,10 @@
  * of the shipped ones is), SKIP(RAM) decided from the probe without loading, a real tiny
  * bench (PASS variants and an ERROR variant that does not stop the others), and the
  * capsule round trip: build -> write (temp + rename) -> read with every SYSTEM.md field
- * -> ledger entry -> report text holding the numbers.
+ * -> ledger entry -> report text holding the numbers; the GPU fields of a device run
+ * and the driver version read from /proc/driver/nvidia/version's text.
  */
+#include "backend/backend.h"
 #include "patch/patch.h"
 #include "tcheck.h"
 #include "tools/harness.h"
@@ -232,7 +234,36 @@ static void stats(void) {
     json_decref(a);
 }
 
+/* A device run's GPU in the capsule; the driver's version from both module flavours. */
+static void gpu_fields(void) {
+    zsysinfo s;
+    zsysinfo_get(&s);
+    json_t *d = zsysinfo_device_json(&s);
+    CHECK(json_is_null(json_object_get(json_object_get(d, "gpu"), "count")));
+    json_decref(d);
+    snprintf(s.gpu_name, sizeof s.gpu_name, "NVIDIA H200");
+    s.gpu_memory_bytes = 150109880320;
+    snprintf(s.gpu_driver, sizeof s.gpu_driver, "580.159.04");
+    s.gpu_count = 2;
+    d = zsysinfo_device_json(&s);
+    const json_t *g = json_object_get(d, "gpu");
+    CHECK(!strcmp(zj_str(g, "name", ""), "NVIDIA H200") && !strcmp(zj_str(g, "driver", ""), "580.159.04"));
+    CHECK(json_integer_value(json_object_get(g, "memory_bytes")) == 150109880320 &&
+          json_integer_value(json_object_get(g, "count")) == 2);
+    json_decref(d);
+    char v[48];
+    CHECK(zdev_driver_version("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.159.04  "
+                              "Release Build  (dvs-builder@U16-I1-N07-12-3)  Thu Oct  2 20:48:40 UTC 2025\n"
+                              "GCC version:  gcc version 13.3.0\n", v, sizeof v) &&
+          !strcmp(v, "580.159.04"));
+    CHECK(zdev_driver_version("NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 "
+                              "01:15:15 UTC 2023", v, sizeof v) && !strcmp(v, "535.104.05"));
+    CHECK(!zdev_driver_version("NVRM version: unknown\nGCC version:  gcc version 13.3.0\n", v, sizeof v));
+    CHECK(!zdev_driver_version("", v, sizeof v) && !zdev_driver_version(NULL, v, sizeof v));
+}
+
 int main(void) {
+    gpu_fields();
     parsing();
     unsafe_decision();
     ram_skip();

@@ -126,6 +126,14 @@ typedef struct zdev_eval {
     zmlx_attn_path path;  /* absorbed / expanded MLA, as the session asked */
 } zdev_eval;
 
+/* A device as capsules name it. */
+typedef struct zdev_desc {
+    char name[128];        /* "NVIDIA H200" */
+    int64_t memory_bytes;  /* its memory */
+    char driver[48];       /* the kernel driver's version ("580.159.04"), else "CUDA 13.0" */
+    int32_t count;         /* devices the run uses (--gpus), 1 without */
+} zdev_desc;
+
 typedef struct zbackend_ops {
     const char *name;
     /* Can this backend run on this machine (a device and its driver present)?  NULL =
@@ -169,6 +177,10 @@ typedef struct zbackend_ops {
     zmlx_status (*device_count)(int32_t *n, zerr *e);
     /* A fresh NCCL unique id of ZMLX_DIST_ID_BYTES. */
     zmlx_status (*dist_id)(uint8_t *id, zerr *e);
+
+    /* What capsules record of the device (the first of `gpus`, or the current device
+       when n_gpus is 0); NULL for host backends. */
+    zmlx_status (*describe)(const int32_t *gpus, int32_t n_gpus, zdev_desc *d, zerr *e);
 } zbackend_ops;
 
 extern const zbackend_ops zbackend_cpu_ref;
@@ -176,6 +188,10 @@ extern const zbackend_ops zbackend_cpu;
 #ifdef ZMLX_HAVE_CUDA
 extern const zbackend_ops zbackend_cuda; /* src/backend/cuda/cuda.c */
 #endif
+
+/* The NVIDIA driver's version ("580.159.04") from the text of /proc/driver/nvidia/version
+   (its first token of digits and dots with a dot), into out; false if there is none. */
+bool zdev_driver_version(const char *proc_text, char *out, size_t n);
 
 /* The table for a kind; NULL when this build lacks it (CUDA without nvcc). */
 const zbackend_ops *zbackend_get(zmlx_backend_kind kind);

@@ -36,6 +36,20 @@ static void side_init(zbench_side *s) {
     s->median_prefill = s->median_decode = s->peak_mem_mb = NAN;
 }
 
+/* The device of a device backend's run into the capsule's sysinfo (left empty if the
+   backend cannot say). */
+static void describe_device(const zmlx_model_params *mp, zsysinfo *sys) {
+    const zbackend_ops *be = zbackend_get(mp->backend);
+    if (!be || !be->describe || (be->probe && be->probe(&(zerr){{0}}) != ZMLX_OK)) return;
+    zdev_desc d;
+    zerr e = {{0}};
+    if (be->describe(mp->dist.gpus, mp->dist.n_gpus, &d, &e) != ZMLX_OK) return;
+    snprintf(sys->gpu_name, sizeof sys->gpu_name, "%s", d.name);
+    sys->gpu_memory_bytes = d.memory_bytes;
+    snprintf(sys->gpu_driver, sizeof sys->gpu_driver, "%s", d.driver);
+    sys->gpu_count = d.count;
+}
+
 zmlx_status zbench_prepare(const zbench_params *p, zbench_result *r, zerr *e) {
     memset(r, 0, sizeof *r);
     zsysinfo_get(&r->sys);
@@ -74,6 +88,7 @@ zmlx_status zbench_prepare(const zbench_params *p, zbench_result *r, zerr *e) {
     snprintf(r->backend, sizeof r->backend, "%s", info.backend);
     snprintf(r->kv_dtype, sizeof r->kv_dtype, "%s", info.kv_dtype);
     r->threads = info.threads;
+    describe_device(&p->mp, &r->sys);
     r->bytes_per_token = info.bytes_per_token;
     r->mem_needed_bytes = info.mem_needed_bytes;
     r->mem_available_bytes = info.mem_available_bytes;
@@ -194,6 +209,7 @@ zmlx_status zbench_execute(zmlx_model *m, const int32_t *prompt, size_t n_prompt
     snprintf(r->kv_dtype, sizeof r->kv_dtype, "%s", info.kv_dtype);
     snprintf(r->weights, sizeof r->weights, "%s", info.weight_format);
     r->threads = info.threads;
+    describe_device(&p->mp, &r->sys);
     r->bytes_per_token = info.bytes_per_token;
     r->gen_tokens = r->max_tokens;
     zbench_resolve(r, m->cfg.family, zpattern_table, ZPAT_COUNT, p->allow_unsafe);

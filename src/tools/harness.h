@@ -41,12 +41,16 @@ typedef struct zsysinfo {
     int64_t mem_total_bytes; /* MemTotal, -1 unknown */
     char hardware[256];      /* one line for tables: "AMD EPYC 7R13, 2 cores, 23.4 GiB" */
     char cpu_isa[320];       /* the cpu backend's kernels: "avx2 (auto; cpu: avx2 fma f16c)" */
+    char gpu_name[128];      /* a device backend's device ("NVIDIA H200"), "" for host runs */
+    int64_t gpu_memory_bytes;
+    char gpu_driver[48];     /* "580.159.04" */
+    int32_t gpu_count;       /* GPUs the run uses (--gpus) */
 } zsysinfo;
 
 void zsysinfo_get(zsysinfo *s);
 /* {cpu_model, cpu_cores, mem_total_bytes, os, hardware, cpu_isa, gpu {name, memory_bytes,
-   driver}} —
-   the GPU fields are null until a CUDA backend fills them. */
+   driver, count}} — the GPU fields null for host backends (zbench_prepare fills them
+   from the device backend's `describe`). */
 json_t *zsysinfo_device_json(const zsysinfo *s);
 
 /* ---------------------------------------------------------------- variants */

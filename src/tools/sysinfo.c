@@ -3,8 +3,9 @@
  * zmlx version, the git commit and compiler (compile definitions set by CMake at
  * configure time: ZMLX_GIT_COMMIT, ZMLX_COMPILER, ZMLX_BUILD_TYPE, ZMLX_CFLAGS), the CPU
  * model, cores and memory from /proc, the cpu backend's kernel level (ZMLX_CPU_ISA or the
- * best this CPU runs, backend/cpu/kernels.h).  GPU fields are present and null until the CUDA
- * backend can describe its device.  Not for: measuring anything (membw.c does that).
+ * best this CPU runs, backend/cpu/kernels.h).  GPU fields are null for host backends; a
+ * device backend's run fills them (zbench_prepare).  Not for: measuring anything (membw.c
+ * does that).
  */
 #include "tools/harness.h"
 
@@ -91,7 +92,11 @@ void zsysinfo_get(zsysinfo *s) {
 }
 
 json_t *zsysinfo_device_json(const zsysinfo *s) {
-    json_t *gpu = json_pack("{s:n, s:n, s:n}", "name", "memory_bytes", "driver");
+    json_t *gpu = s->gpu_name[0]
+                      ? json_pack("{s:s, s:I, s:s, s:i}", "name", s->gpu_name, "memory_bytes",
+                                  (json_int_t)s->gpu_memory_bytes, "driver", s->gpu_driver, "count",
+                                  s->gpu_count)
+                      : json_pack("{s:n, s:n, s:n, s:n}", "name", "memory_bytes", "driver", "count");
     json_t *d = json_pack("{s:s, s:i, s:o, s:s, s:s, s:s, s:o}", "cpu_model", s->cpu_model,
                           "cpu_cores", s->cpu_cores, "mem_total_bytes",
                           s->mem_total_bytes >= 0 ? json_integer(s->mem_total_bytes) : json_null(),

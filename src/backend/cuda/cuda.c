@@ -131,6 +131,34 @@ static zmlx_status cuda_dist_id(uint8_t *id, zerr *e) {
     return st;
 }
 
+/* The NVIDIA driver's version (/proc/driver/nvidia/version), else the CUDA driver API's. */
+static void driver_version(char *out, size_t n) {
+    FILE *f = fopen("/proc/driver/nvidia/version", "r");
+    char line[512] = "";
+    if (f) {
+        if (!fgets(line, sizeof line, f)) line[0] = 0;
+        fclose(f);
+    }
+    if (zdev_driver_version(line, out, n)) return;
+    int v = 0;
+    if (cudaDriverGetVersion(&v) == cudaSuccess) snprintf(out, n, "CUDA %d.%d", v / 1000, v % 1000 / 10);
+    else snprintf(out, n, "unknown");
+}
+
+static zmlx_status cuda_describe(const int32_t *gpus, int32_t n_gpus, zdev_desc *d, zerr *e) {
+    memset(d, 0, sizeof *d);
+    int dev = 0;
+    if (n_gpus > 0) dev = gpus[0];
+    else CU_TRY(e, cudaGetDevice(&dev));
+    struct cudaDeviceProp p;
+    CU_TRY(e, cudaGetDeviceProperties(&p, dev));
+    snprintf(d->name, sizeof d->name, "%.120s", p.name);
+    d->memory_bytes = (int64_t)p.totalGlobalMem;
+    driver_version(d->driver, sizeof d->driver);
+    d->count = n_gpus > 0 ? n_gpus : 1;
+    return ZMLX_OK;
+}
+
 /* Host-buffer entries: a device backend never receives these (the model delegates whole
    steps); they exist so the table is complete, and abort on a programmer error. */
 static void cuda_no_host_op(const char *what) {
@@ -164,4 +192,5 @@ const zbackend_ops zbackend_cuda = {
     .session_eval = cuda_session_eval,
     .device_count = cuda_device_count,
     .dist_id = cuda_dist_id,
+    .describe = cuda_describe,
 };
