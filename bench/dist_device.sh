@@ -28,18 +28,11 @@ OUT=${OUT:-/tmp/zmlx-dist}
 BUDGET=${ZMLX_DIST_BUDGET:-500}
 mkdir -p "$OUT/caps"
 T=$(mktemp -d)
-export NCCL_NVLS_ENABLE=0
-export LD_LIBRARY_PATH="$PWD/$D/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-if ! ldconfig -p | grep -q libnccl.so.2; then # NCCL of the image's PyTorch, if not on the path
-    nccl=$(find / -name 'libnccl.so.2' -not -path '/proc/*' 2>/dev/null | head -n 1)
-    [ -n "$nccl" ] && export LD_LIBRARY_PATH="$(dirname "$nccl"):$LD_LIBRARY_PATH"
-fi
+HARD=$BUDGET
+. bench/device_lib.sh # (gen, same and time_left are replaced below by this script's own)
 exec > >(tee "$OUT/log.txt") 2>&1
 t0=$(date +%s)
-summary=()
-stamp() { echo; echo "=== [$(($(date +%s) - t0)) s] $*"; }
-time_left() { [ $(($(date +%s) - t0)) -lt "$BUDGET" ]; }
-note() { summary+=("$*"); echo "RESULT: $*"; }
+time_left() { [ $(($(date +%s) - t0)) -lt "$BUDGET" ]; } # this script's own budget rule
 
 stamp "1. GPUs"
 nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv

@@ -39,21 +39,10 @@ HARD=$HARD_ALL
 mkdir -p "$OUT" "$B"
 T=$(mktemp -d)
 [ -f "$D/bins.tar.xz" ] && tar xJf "$D/bins.tar.xz" -C "$B"
-export NCCL_NVLS_ENABLE=0
-export LD_LIBRARY_PATH="$PWD/$D/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export ZMLX_SHARED="$PWD/$D"
-if ! ldconfig -p | grep -q libnccl.so.2; then # NCCL of the image's PyTorch, if not on the path
-    nccl=$(find / -name 'libnccl.so.2' -not -path '/proc/*' 2>/dev/null | head -n 1)
-    [ -n "$nccl" ] && export LD_LIBRARY_PATH="$(dirname "$nccl"):$LD_LIBRARY_PATH"
-fi
+. bench/device_lib.sh
 exec > >(tee "$OUT/log.txt") 2>&1
 t0=$(date +%s)
-summary=()
-stamp() { echo; echo "=== [$(($(date +%s) - t0)) s] $*"; }
-# seconds a step may take: min(want, what is left); time_left: at least 15 s are left
-lim() { local l=$((HARD - $(date +%s) + t0)); echo $(($1 < l ? $1 : (l > 1 ? l : 1))); }
-time_left() { [ $((HARD - $(date +%s) + t0)) -ge 15 ]; }
-note() { summary+=("$*"); echo "RESULT: $*"; }
 last() { tail -n 1 "$1" 2>/dev/null | cut -c1-160; }
 
 stamp "0. machine"
@@ -115,24 +104,6 @@ note "cpu ISA tests: $(grep -c 'rc=0 ' "$OUT/cpu.log") ok, $(grep -c 'rc=77 ' "$
 # ---------------------------------------------------------------- B (both GPUs)
 EP=$OUT/ep.txt
 : >"$EP"
-gen() { # tag model gpus max_tokens extra...
-    local tag=$1 model=$2 gpus=$3 n=$4
-    shift 4
-    timeout -k 5 "$(lim "${GEN_TIMEOUT:-90}")" "$B/zmlx" generate "$model" --backend cuda --gpus "$gpus" \
-        --prompt-ids "$PROMPT" --max-tokens "$n" --ignore-eos --json --logits-out "$T/$tag.logits" "$@" \
-        >"$T/$tag.json" 2>"$T/$tag.err"
-    local rc=$?
-    { echo "gen $tag $model --gpus $gpus $*: rc=$rc"; tail -n 2 "$T/$tag.err"; } >>"$EP"
-    [ $rc -eq 0 ] || { note "$tag ($model --gpus $gpus $*): exit $rc: $(tail -n 1 "$T/$tag.err" | cut -c1-200)"; return $rc; }
-}
-same() { # what, tag_a, tag_b
-    if [ -s "$T/$2.logits" ] && cmp -s "$T/$2.logits" "$T/$3.logits"; then
-        note "$1: logits byte-identical ($(stat -c %s "$T/$2.logits") bytes)"
-    else
-        note "$1: DIFFERENT logits: $(cmp "$T/$2.logits" "$T/$3.logits" 2>&1 | head -c 160)"
-    fi
-}
-PROMPT=$(seq -s, 11 3 80) # 24 ids: a prefill chunk, then the decode graph
 if [ "$NG" -lt 2 ]; then
     note "only $NG GPU: expert parallelism not run"
 elif time_left; then
