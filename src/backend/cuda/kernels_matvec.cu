@@ -478,8 +478,11 @@ extern "C" cudaError_t cuk_combine(const cu_combine *p, cu_q q) {
 /* ---------------------------------------------------------------- transposed */
 
 /* A block covers TM_CG pieces of 8 columns x TM_RS row slices; each slice sums its rows
-   in order, then the slices are summed in order (deterministic). */
-enum { TM_CG = 16, TM_RS = 16, TM_THREADS = TM_CG * TM_RS };
+   in order, then the slices are summed in order (deterministic).  Narrow blocks of many
+   slices: a head's W_UK (192 or 128 rows) is 2-3 rows per thread, all loads in flight at
+   once, and GLM's 20 heads x 512 columns make 320 blocks (16 x 16 made 80: 16 us, most
+   of it waiting on memory one row group at a time). */
+enum { TM_CG = 4, TM_RS = 64, TM_THREADS = TM_CG * TM_RS };
 
 typedef struct mvt_args {
     cu_mvt p;
@@ -523,7 +526,7 @@ __global__ void __launch_bounds__(TM_THREADS) k_matvec_t(const __grid_constant__
     for (int e = 0; e < 8; e++) acc[e] = 0.0f;
     if (c0 < p.w.cols) {
 #pragma unroll 4
-        for (int64_t i = rs; i < p.nr; i += TM_RS) {
+        for (int64_t i = rs; i < p.nr; i += TM_RS) { /* nr <= 4 * TM_RS: one round of loads */
             const float xi = xg[i];
             float wv[8];
             deq8<K>(p.w, row_of(p.w, 0, rbase + i), c0, wv);
