@@ -259,12 +259,15 @@ static bool mv_job_ok(const cu_mv &p) {
 }
 
 /* Outputs per batch: one, unless the launch is large (then two or four rows in flight per
-   warp; SwiGLU at most two outputs, four rows). */
+   warp; SwiGLU at most two outputs, four rows), or its rows are short: under 2048 columns
+   a row is less than two units of 32 per lane, so a warp takes two or four rows at once
+   (q_b's 768 columns, W_UV's 512) while that still leaves 64 batches per warp slot. */
 static int mv_opw(const cu_mv &p) {
     const int64_t outs = p.groups * p.rpg;
     const int max = p.epi == CU_EPI_SWIGLU ? 2 : 4;
     int opw = 1;
     while (opw < max && outs / ((int64_t)MV_WARPS * opw * 2) >= 512) opw *= 2;
+    while (opw < max && p.w.cols * opw < 2048 && outs / ((int64_t)MV_WARPS * opw * 2) >= 64) opw *= 2;
     return opw;
 }
 
