@@ -14,7 +14,8 @@
 #      dsv32-tiny and a glm47-tiny generate (the decode graph, the indexer)
 #   3. decode A/B, old then new, ZMLX_AB_ROUNDS rounds (default 2): $ZMLX_AB_MODEL
 #      (builtin:glm47-flash) at contexts $ZMLX_AB_CTX (16,4096; synthetic), preset, fast,
-#      bf16 cache — the ratio of medians per round is the claim, on this card only
+#      bf16 cache — the ratio of medians per round is the claim, on this card only;
+#      ZMLX_AB_VARIANTS="NAME=VALUE ..." also runs the new build under each setting
 # $OUT: log.txt, summary.txt, tests.log, sanitizer.log, ab.txt.
 set -u
 D=${ZMLX_AB_DIR:-.device/ab}
@@ -38,6 +39,7 @@ stamp "0. machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 note "machine: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -n 1)"
 
+if [ "${ZMLX_AB_CHECKS:-1}" = 1 ]; then # ZMLX_AB_CHECKS=0: the A/B alone
 stamp "1. tests"
 timeout -k 5 $(lim 150) "$B/test_cuda_kernels" >"$T/k.log" 2>&1
 echo "test_cuda_kernels rc=$?" >>"$T/k.log"
@@ -68,6 +70,7 @@ san memcheck "generate dsv32-tiny (indexer, decode graph)" "$B/zmlx" generate "$
     --backend cuda --prompt-ids "$PROMPT" --max-tokens 16 --ignore-eos --precision exact
 san memcheck "generate glm47-tiny (preset)" "$B/zmlx" generate "$D/fixtures/models/glm47-tiny" \
     --backend cuda --prompt-ids "$PROMPT" --max-tokens 16 --ignore-eos
+fi
 
 stamp "3. decode A/B: $MODEL"
 AB=$OUT/ab.txt
@@ -80,14 +83,15 @@ dec() { # tag bindir
     { echo "== $1 ($2): rc=$rc"; grep -E '^\| default' "$T/$1.dec"; tail -n 1 "$T/$1.err"; } >>"$AB"
     note "$1 ($2): rc=$rc $(grep -E '^\| default' "$T/$1.dec" | tr -s ' ' | tr '\n' ' ' | cut -c1-200)"
 }
-if [ -x "$D/old/zmlx-cuda_decode" ]; then
-    for r in $(seq 1 "$ROUNDS"); do
-        dec "old$r" "$D/old"
-        dec "new$r" "$B"
+for r in $(seq 1 "$ROUNDS"); do
+    [ -x "$D/old/zmlx-cuda_decode" ] && dec "old$r" "$D/old"
+    dec "new$r" "$B"
+    for v in ${ZMLX_AB_VARIANTS:-}; do # the new build under other settings: NAME=VALUE
+        export "${v?}"
+        dec "new$r:$v" "$B"
+        unset "${v%%=*}"
     done
-else
-    dec new1 "$B"
-fi
+done
 
 stamp "done"
 printf '%s\n' "${summary[@]}" | tee "$OUT/summary.txt"

@@ -265,9 +265,13 @@ static bool mv_job_ok(const cu_mv &p) {
 static int mv_opw(const cu_mv &p) {
     const int64_t outs = p.groups * p.rpg;
     const int max = p.epi == CU_EPI_SWIGLU ? 2 : 4;
+    /* ZMLX_CUDA_MV_ROWCOLS (default 2048): the row length under which warps take several
+       rows; for measuring other thresholds */
+    const char *e = getenv("ZMLX_CUDA_MV_ROWCOLS");
+    const int64_t short_cols = e && atol(e) > 0 ? atol(e) : 2048;
     int opw = 1;
     while (opw < max && outs / ((int64_t)MV_WARPS * opw * 2) >= 512) opw *= 2;
-    while (opw < max && p.w.cols * opw < 2048 && outs / ((int64_t)MV_WARPS * opw * 2) >= 64) opw *= 2;
+    while (opw < max && p.w.cols * opw < short_cols && outs / ((int64_t)MV_WARPS * opw * 2) >= 64) opw *= 2;
     return opw;
 }
 
