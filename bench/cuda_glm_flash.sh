@@ -20,7 +20,8 @@
 # last.  Precision: fast (the default of bench/validate; on CUDA the kernels are the exact
 # ones), KV cache bf16.
 # Env: ZMLX_DEV_DIR (.device/cuda), ZMLX_BENCH_MODEL (builtin:glm47-flash), ZMLX_BENCH_RUNS (5),
-#      ZMLX_BENCH_TOKENS (128), ZMLX_BENCH_STEPS ("1 2 3 4 5 6").
+#      ZMLX_BENCH_TOKENS (128), ZMLX_BENCH_STEPS ("1 2 3 4 5 6"), ZMLX_BENCH_NOTES (appended
+#      to the capsule's notes: say which commit the binaries were built from).
 set -u
 D=${ZMLX_DEV_DIR:-.device/cuda}
 OUT=${OUT:-/tmp/zmlx-bench}
@@ -71,7 +72,7 @@ if has 4; then
     timeout 600 "$D/bin/zmlx" bench "$MODEL" --backend cuda --variants preset --runs "$RUNS" \
         --max-tokens "$TOKENS" --read-gbps "$BW" --json-out "$OUT/capsule.json" \
         --ledger "$OUT/matrix.jsonl" \
-        --notes "GPU $GPU, read bandwidth ${BW} GB/s (zmlx-cuda_bw); decode graph with PDL; contexts 4k/32k and prefill in decode.json" \
+        --notes "GPU $GPU, read bandwidth ${BW} GB/s (zmlx-cuda_bw); decode graph with PDL; contexts 4k/32k and prefill in decode.json${ZMLX_BENCH_NOTES:+; $ZMLX_BENCH_NOTES}" \
         >"$OUT/bench.txt" 2>&1
     r1=$?
     tail -n 12 "$OUT/bench.txt"
