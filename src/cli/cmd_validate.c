@@ -120,7 +120,8 @@ static bool write_json(const char *path, const val_opts *o, const zmlx_model_inf
 }
 
 static void print_table(const zmlx_model_info *info, const zmlx_validate_result *r) {
-    printf("model     %s (%s, %s, %d threads)\n", info->name, info->backend, info->kv_dtype, info->threads);
+    printf("model     %s (%s, weights %s, kv %s, %d threads)\n", info->name, info->backend, info->weight_format,
+           info->kv_dtype, info->threads);
     printf("patterns  %s\n", r->patterns);
     printf("runs      %d x %d greedy tokens, interleaved after warm-up\n\n", r->runs, r->gen_tokens);
     printf("            decode tok/s   prefill tok/s   peak MiB\n");
