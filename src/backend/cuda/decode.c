@@ -19,7 +19,8 @@
  *   moe_mlp           the route computed in the experts' launch, gate + up + SiLU*up of
  *                     the K experts in that one launch
  *   shared_overlap    the shared expert's projections in the routed experts' launches
- *                     (router logits, down/combine): the same grid, concurrently
+ *                     (router logits, or the experts' SwiGLU when the router's weights are
+ *                     another kind; down/combine): the same grid, concurrently
  *   downproj_combine  the K down projections streamed into the route-ordered sum
  *   moe_combine       + shared + residual folded into that sum
  * With the preset a MoE layer is 10 launches (25 in the baseline).
@@ -204,21 +205,28 @@ static zmlx_status moe_ffn(dec *D, int l, const float *xin, const float *norm, z
     jobs[nj++] = mv_plain(L->router, xin, norm, eps, s->rlog, CU_EPI_STORE);
     if (pl->experts_fused) {
         /* router logits (+ the shared expert's SwiGLU), then the experts with the route
-           computed in their own launch */
-        if (overlap && pl->glu_fused) {
-            jobs[nj] = mv_plain(L->sh_gate, xin, norm, eps, s->sg, CU_EPI_SWIGLU);
-            jobs[nj++].up = L->sh_up;
-        } else if (overlap) {
+           computed in their own launch.  A launch runs one weight kind: when the router's
+           differs from the shared expert's (a bf16 router beside 4-bit experts), the
+           shared SwiGLU joins the experts' launch instead of making a third. */
+        const cu_mv sh_glu = {.w = L->sh_gate, .up = L->sh_up, .groups = 1, .rpg = L->sh_gate.rows,
+                              .gmod = 1, .x = xin, .norm = norm, .eps = eps, .y = s->sg,
+                              .epi = CU_EPI_SWIGLU};
+        const bool sh_with_experts = overlap && pl->glu_fused && L->sh_gate.kind != L->router.kind;
+        if (overlap && pl->glu_fused && !sh_with_experts) {
+            jobs[nj++] = sh_glu;
+        } else if (overlap && !pl->glu_fused) {
             jobs[nj++] = mv_plain(L->sh_gate, xin, norm, eps, s->sg, CU_EPI_STORE);
             jobs[nj++] = mv_plain(L->sh_up, xin, norm, eps, s->su, CU_EPI_STORE);
         }
         CU_TRY(e, cuk_matvec(jobs, nj, qn(D)));
         if (overlap && !pl->glu_fused) CU_TRY(e, cuk_silu_mul(s->sg, s->su, L->sh_gate.rows, s->sg, qn(D)));
-        cu_mv ex = {.w = L->exp_gate, .up = L->exp_up, .routed = true,
-                    .route = {.logits = s->rlog, .bias = L->router_bias, .cfg = rc, .idx = s->ridx, .w = s->rw},
-                    .groups = K, .rpg = mI, .gmod = 1, .x = xin, .norm = norm, .eps = eps,
-                    .y = s->ge, .ys = mI, .epi = CU_EPI_SWIGLU, .e0 = e0, .ne = ne};
-        CU_TRY(e, cuk_matvec(&ex, 1, qn(D)));
+        cu_mv ex[2] = {{.w = L->exp_gate, .up = L->exp_up, .routed = true,
+                        .route = {.logits = s->rlog, .bias = L->router_bias, .cfg = rc, .idx = s->ridx,
+                                  .w = s->rw},
+                        .groups = K, .rpg = mI, .gmod = 1, .x = xin, .norm = norm, .eps = eps,
+                        .y = s->ge, .ys = mI, .epi = CU_EPI_SWIGLU, .e0 = e0, .ne = ne},
+                       sh_glu};
+        CU_TRY(e, cuk_matvec(ex, sh_with_experts ? 2 : 1, qn(D)));
     } else {
         /* baseline: router, route, one launch for every expert's gate, one for up */
         CU_TRY(e, cuk_matvec(jobs, 1, qn(D)));
