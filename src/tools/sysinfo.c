@@ -1,13 +1,15 @@
 /*
  * sysinfo.c — what a capsule records about the machine and the build: the UTC date, the
- * zmlx version, the git commit and compiler (compile definitions set by CMake at
- * configure time: ZMLX_GIT_COMMIT, ZMLX_COMPILER, ZMLX_BUILD_TYPE, ZMLX_CFLAGS), the CPU
+ * zmlx version, the git commit (zmlx_git.h, generated at build time: "abc1234", with
+ * "+dirty" when tracked files differ from it) and compiler (compile definitions set by
+ * CMake at configure time: ZMLX_COMPILER, ZMLX_BUILD_TYPE, ZMLX_CFLAGS), the CPU
  * model, cores and memory from /proc, the cpu backend's kernel level (ZMLX_CPU_ISA or the
  * best this CPU runs, backend/cpu/kernels.h).  GPU fields are null for host backends; a
  * device backend's run fills them (zbench_prepare).  Not for: measuring anything (membw.c
  * does that).
  */
 #include "tools/harness.h"
+#include "zmlx_git.h" /* ZMLX_GIT_COMMIT */
 
 #include "backend/cpu/kernels.h"
 
