@@ -209,7 +209,6 @@ zmlx_status zbench_execute(zmlx_model *m, const int32_t *prompt, size_t n_prompt
     snprintf(r->kv_dtype, sizeof r->kv_dtype, "%s", info.kv_dtype);
     snprintf(r->weights, sizeof r->weights, "%s", info.weight_format);
     r->threads = info.threads;
-    describe_device(&p->mp, &r->sys);
     r->bytes_per_token = info.bytes_per_token;
     r->gen_tokens = r->max_tokens;
     zbench_resolve(r, m->cfg.family, zpattern_table, ZPAT_COUNT, p->allow_unsafe);

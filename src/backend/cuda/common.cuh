@@ -108,20 +108,9 @@ __device__ __forceinline__ float block_max(float v, float *red) {
 /* ------------------------------------------------------------------ canonical arithmetic */
 
 /* Sum of squares of x[0..d) in the one order every norm uses: lane l sums elements
-   l, l + 32, ... (FMA chain), then the warp's butterfly.  Call with a whole warp. */
+   l, l + 32, ... (FMA chain), then the warp's butterfly.  Eight loads of a lane are in
+   flight before their FMAs (same order: a prologue waits on this).  Call with a whole warp. */
 __device__ __forceinline__ float warp_sumsq(const float *x, int64_t d) {
-    const int lane = threadIdx.x & 31;
-    float a = 0.0f;
-    for (int64_t c = lane; c < d; c += 32) {
-        const float v = x[c];
-        a = fmaf(v, v, a);
-    }
-    return warp_sum(a);
-}
-
-/* warp_sumsq with eight loads of a lane in flight before their FMAs (the same order, the
-   same bits): for a prologue that waits on it. */
-__device__ __forceinline__ float warp_sumsq8(const float *x, int64_t d) {
     const int lane = threadIdx.x & 31;
     float a = 0.0f;
     for (int64_t c0 = lane; c0 < d; c0 += 8 * 32) {

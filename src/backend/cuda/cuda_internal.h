@@ -138,7 +138,7 @@ zmlx_status zcu_chunk(cu_sess *s, int64_t n, int64_t T, bool absorbed, int64_t n
    position); decode then reads a context of T without paying for its prefill. */
 zmlx_status zcu_synthetic_context(void *dev, int64_t T, uint32_t seed, zerr *e);
 
-/* indexer.c: does the session run the DeepSeek-V3.2 indexer?  Its steps for layer l after
+/* indexer.c: does the session run the DeepSeek-V3.2 indexer (the model's family)?  Its steps for layer l after
    the projections into s->ik / s->iq / s->iw (n tokens; cos | sin from `table` or
    computed; Tmax >= every query's context, <= s->cap): keys into the cache, then
    s->sel / s->sel_n. */

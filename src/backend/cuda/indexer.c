@@ -9,7 +9,7 @@
 #include "backend/cuda/cuda_internal.h"
 
 bool zcu_dsa(const cu_sess *s) {
-    return s->kidx != NULL;
+    return s->c->m->cfg.family == ZFAM_DEEPSEEK_V32;
 }
 
 zmlx_status zcu_indexer(cu_sess *s, int l, int64_t n, const float *table, int64_t Tmax, cu_q q,

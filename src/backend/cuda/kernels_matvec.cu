@@ -227,7 +227,7 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_matvec(const __grid_constant_
     if (ss.shared) g_hi = ss.g_lo;
     else out_pos(p, o_hi - 1, &g_hi, &rr_);
     if (p.norm && warp == (p.routed ? 1 : 0)) {
-        const float sq = warp_sumsq8(p.x, p.w.cols);
+        const float sq = warp_sumsq(p.x, p.w.cols);
         if (lane == 0) red[0] = sq;
     }
     stage_raw_n(p.x + ss.g_lo * p.xs, p.xs, (int)(g_hi - ss.g_lo + 1), p.w.cols, stg, ss.sf);

@@ -69,7 +69,7 @@ static zmlx_status plan_buffers(cu_sess *s, zerr *e) {
     const size_t I = (size_t)c->intermediate_size, W = (size_t)s->W, f = sizeof(float);
     const size_t ql = (size_t)(c->q_lora_rank > 0 ? c->q_lora_rank : 1);
     const size_t nparts = (DEC_SPLIT_MAX > C ? DEC_SPLIT_MAX : C) * H;
-    const bool dsa = c->family == ZFAM_DEEPSEEK_V32;
+    const bool dsa = zcu_dsa(s);
     const size_t nI = dsa ? (size_t)c->index_n_heads : 1, dI = dsa ? (size_t)c->index_head_dim : 1;
     s->sel_cap = dsa ? (c->index_topk < s->max_pos ? c->index_topk : s->max_pos) : 1;
     size_t off = 0;
@@ -131,7 +131,7 @@ static zmlx_status reserve_cache(cu_sess *s, int64_t want, zerr *e) {
     if (cap > s->max_pos) cap = s->max_pos;
     const size_t row = (size_t)s->W * s->kv_elem, L = (size_t)c->n_layers;
     const size_t rope = (size_t)c->qk_rope_dim;
-    const bool dsa = c->family == ZFAM_DEEPSEEK_V32;
+    const bool dsa = zcu_dsa(s);
     const size_t irow = dsa ? (size_t)c->index_head_dim * s->kv_elem : 0;
     /* the indexer's scores: as many queries at a time as 64 MiB hold (at least one) */
     int64_t srows = (int64_t)((64u << 20) / ((size_t)cap * sizeof(float)));
@@ -212,11 +212,11 @@ zmlx_status zcu_synthetic_context(void *dev, int64_t T, uint32_t seed, zerr *e) 
     if (st != ZMLX_OK) return st;
     const cu_q q = {s->c->stream, false, false};
     const int64_t L = s->c->m->cfg.n_layers;
-    const int64_t dI = s->kidx ? s->c->m->cfg.index_head_dim : 0;
+    const int64_t dI = zcu_dsa(s) ? s->c->m->cfg.index_head_dim : 0;
     for (int64_t l = 0; l < L; l++) { /* rows 0 .. T of every layer (and its indexer keys) */
         CU_TRY(e, cuk_fill_random((uint8_t *)s->cache + (size_t)l * (size_t)s->cap * (size_t)s->W * s->kv_elem,
                                   T * s->W, s->kv_bf16, seed + (uint32_t)l, q));
-        if (s->kidx)
+        if (dI)
             CU_TRY(e, cuk_fill_random((uint8_t *)s->kidx + (size_t)(l * s->cap * dI) * s->kv_elem, T * dI,
                                       s->kv_bf16, seed + 0x10000u + (uint32_t)l, q));
     }
