@@ -15,7 +15,8 @@
 #   3. decode A/B, old then new, ZMLX_AB_ROUNDS rounds (default 2): $ZMLX_AB_MODEL
 #      (builtin:glm47-flash) at contexts $ZMLX_AB_CTX (16,4096; synthetic), preset, fast,
 #      bf16 cache — the ratio of medians per round is the claim, on this card only;
-#      ZMLX_AB_VARIANTS="NAME=VALUE ..." also runs the new build under each setting
+#      ZMLX_AB_VARIANTS="NAME=VALUE ..." also runs the new build under each setting;
+#      ZMLX_AB_ARGS: more zmlx-cuda_decode arguments (e.g. "--prefill 512,4096")
 # $OUT: log.txt, summary.txt, tests.log, sanitizer.log, ab.txt.
 set -u
 D=${ZMLX_AB_DIR:-.device/ab}
@@ -78,7 +79,7 @@ AB=$OUT/ab.txt
 dec() { # tag bindir
     time_left || return
     timeout -k 5 $(lim 150) "$2/zmlx-cuda_decode" "$MODEL" --precision fast --kv-dtype bf16 --patterns default \
-        --ctx "$CTX" --synthetic --tokens 64 --runs 3 >"$T/$1.dec" 2>"$T/$1.err"
+        --ctx "$CTX" --synthetic --tokens 64 --runs 3 ${ZMLX_AB_ARGS:-} >"$T/$1.dec" 2>"$T/$1.err"
     local rc=$?
     { echo "== $1 ($2): rc=$rc"; grep -E '^\| default' "$T/$1.dec"; tail -n 1 "$T/$1.err"; } >>"$AB"
     note "$1 ($2): rc=$rc $(grep -E '^\| default' "$T/$1.dec" | tr -s ' ' | tr '\n' ' ' | cut -c1-200)"

@@ -312,11 +312,8 @@ static inline double dot_fast_err(const zweight *w, int64_t r, const float *x) {
     return e;
 }
 
-/* |y - exact| <= qe + gamma_{K + 2 K/32 + 16} (asum + qe): any summation order, plus the
-   fast mode's activation error qe (dot_fast_err; 0 exact). */
-static inline void dot_check_q(dotchk *c, float y, double exact, double asum, double qe, int64_t K) {
-    const double u = 1.0 / 16777216.0, n = (double)(K + 2 * (K / 32) + (qe > 0 ? 16 : 8));
-    const double bound = qe + n * u / (1.0 - n * u) * (asum + qe) + 1e-30;
+/* One result against its bound (NaN always fails). */
+static inline void dotchk_add(dotchk *c, float y, double exact, double bound) {
     if (isnan(y)) {
         c->nan++;
         return;
@@ -326,8 +323,44 @@ static inline void dot_check_q(dotchk *c, float y, double exact, double asum, do
     if (r > 1.0) c->bad++;
 }
 
+/* |y - exact| <= qe + gamma_{K + 2 K/32 + 16} (asum + qe): any summation order, plus the
+   fast mode's activation error qe (dot_fast_err; 0 exact). */
+static inline void dot_check_q(dotchk *c, float y, double exact, double asum, double qe, int64_t K) {
+    const double u = 1.0 / 16777216.0, n = (double)(K + 2 * (K / 32) + (qe > 0 ? 16 : 8));
+    dotchk_add(c, y, exact, qe + n * u / (1.0 - n * u) * (asum + qe) + 1e-30);
+}
+
 static inline void dot_check(dotchk *c, float y, double exact, double asum, int64_t K) {
     dot_check_q(c, y, exact, asum, 0.0, K);
+}
+
+/* bf16 rounding of a float (round to nearest even), back as a double. */
+static inline double bf16r(float v) {
+    return (double)zbf16_to_f32(zf32_to_bf16(v));
+}
+
+/* Fast mode's tensor-core GEMM (kernels_gemm_tc.cu): the dot of the bf16-rounded weight
+   (the reference's float value, rounded) and activation, in double, and its |terms| sum;
+   *big = the largest |term| (one element whose rounding went the other way). */
+static inline void dot_bf16(const zweight *w, int64_t r, const float *x, double *exact, double *asum,
+                            double *big) {
+    double s = 0, a = 0, m = 0;
+    for (int64_t c = 0; c < w->cols; c++) {
+        const double p = bf16r(zweight_get(w, r, c)) * bf16r(x[c]);
+        s += p;
+        a += fabs(p);
+        m = fmax(m, fabs(p));
+    }
+    *exact = s;
+    *asum = a;
+    *big = m;
+}
+
+/* |y - exact| <= 2 gamma_{K + 32} asum + 2^-8 big: the products of bf16 values are exact
+   in float32, the tensor cores' sums may truncate (twice the round-to-nearest bound). */
+static inline void dot_check_tc(dotchk *c, float y, double exact, double asum, double big, int64_t K) {
+    const double u = 1.0 / 16777216.0, n = (double)(K + 32);
+    dotchk_add(c, y, exact, 2.0 * n * u / (1.0 - n * u) * asum + big / 256.0 + 1e-30);
 }
 
 #define DOTCHK_OK(c, what, ...)                                                        \

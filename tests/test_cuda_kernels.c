@@ -631,12 +631,18 @@ static void case_gemm(wfmt f, int64_t rows, int64_t cols, int64_t n) {
         dotchk c = {0};
         for (int64_t j = 0; j < n; j++)
             for (int64_t r = 0; r < rows; r++) {
-                double ex, as;
-                dot_exact(&m.w, r, x + (gather ? rows_of[j] : j) * cols, &ex, &as);
-                dot_check(&c, y[j * rows + r], ex, as, cols);
+                const float *xj = x + (gather ? rows_of[j] : j) * cols;
+                double ex, as, big;
+                if (tq_fast) { /* the tensor-core kernel: bf16 operands */
+                    dot_bf16(&m.w, r, xj, &ex, &as, &big);
+                    dot_check_tc(&c, y[j * rows + r], ex, as, big, cols);
+                } else {
+                    dot_exact(&m.w, r, xj, &ex, &as);
+                    dot_check(&c, y[j * rows + r], ex, as, cols);
+                }
             }
-        DOTCHK_OK(c, "gemm %s [%lld, %lld] n=%lld gather=%d", fn, (long long)rows, (long long)cols,
-                  (long long)n, gather);
+        DOTCHK_OK(c, "gemm%s %s [%lld, %lld] n=%lld gather=%d", tq_fast ? " tc" : "", fn, (long long)rows,
+                  (long long)cols, (long long)n, gather);
         out_free(&o);
     }
     cuw_free(&dw);
@@ -712,11 +718,18 @@ static void case_grouped(wfmt f, int E, int64_t K, int64_t rows, int64_t cols, i
     for (int64_t t = 0; t < n; t++)
         for (int64_t k = 0; k < K; k++)
             for (int64_t r = 0; r < rows; r++) {
-                double ex, as;
-                dot_exact(&ms[idx[t * K + k]].w, r, x + t * cols, &ex, &as);
-                dot_check(&c, y[(int64_t)slot[t * K + k] * rows + r], ex, as, cols);
+                const zweight *wk = &ms[idx[t * K + k]].w;
+                const float yk = y[(int64_t)slot[t * K + k] * rows + r];
+                double ex, as, big;
+                if (tq_fast) {
+                    dot_bf16(wk, r, x + t * cols, &ex, &as, &big);
+                    dot_check_tc(&c, yk, ex, as, big, cols);
+                } else {
+                    dot_exact(wk, r, x + t * cols, &ex, &as);
+                    dot_check(&c, yk, ex, as, cols);
+                }
             }
-    DOTCHK_OK(c, "grouped gemm %s E=%d n=%lld", fn, E, (long long)n);
+    DOTCHK_OK(c, "grouped gemm%s %s E=%d n=%lld", tq_fast ? " tc" : "", fn, E, (long long)n);
     out_free(&o);
     cuw_free(&dw);
     cudaFree(dx);
@@ -1107,6 +1120,16 @@ static void case_route(int E, int K, int G, int TG, bool softmax, bool norm, flo
 
 /* The cache rows [lat | k_pe] (float or bf16 bits) and the separate lat / k_pe arrays a
    zattn_job reads, all holding the same values. */
+/* max |a - ref| over n values; *nan counts the NaNs of a. */
+static double max_err(const float *a, const float *ref, int64_t n, int64_t *nan) {
+    double worst = 0;
+    for (int64_t i = 0; i < n; i++) {
+        *nan += isnan(a[i]);
+        worst = fmax(worst, fabs((double)a[i] - ref[i]));
+    }
+    return worst;
+}
+
 typedef struct hcache {
     void *rows;              /* [T, W] */
     void *lat, *kpe;         /* [T, R], [T, rope] */
@@ -1214,12 +1237,8 @@ static void case_absorbed(bool bf16, int64_t H, int64_t R, int64_t rope, int64_t
                    .out = ref, .scratch = scores, .idx = sl.idx, .idx_n = sl.n, .idx_stride = sl.stride};
     for (int64_t i = 0; i < nq; i++)
         for (int64_t h = 0; h < H; h++) zattn_head_ref(&j, i, h, scores);
-    double worst = 0;
     int64_t nan = 0;
-    for (int64_t i = 0; i < nq * H * R; i++) {
-        nan += isnan(out[i]);
-        worst = fmax(worst, fabs((double)out[i] - ref[i]));
-    }
+    const double worst = max_err(out, ref, nq * H * R, &nan);
     CHECKF(nan == 0 && worst <= 2e-5,
            "absorbed attention bf16=%d H=%lld R=%lld pos=%lld nq=%lld split=%lld keep=%lld: max err %.3g, "
            "%lld NaN", bf16, (long long)H, (long long)R, (long long)pos, (long long)nq, (long long)nsplit,
@@ -1238,6 +1257,73 @@ static void case_absorbed(bool bf16, int64_t H, int64_t R, int64_t rope, int64_t
     free(out);
     free(ref);
     free(scores);
+}
+
+/* Keys cached in f32 or bf16 as the device stores them, read back as floats. */
+static float cache_val(const uint8_t *c, bool bf16, int64_t i) {
+    if (bf16) {
+        uint16_t b;
+        memcpy(&b, c + i * 2, 2);
+        return zbf16_to_f32(b);
+    }
+    float v;
+    memcpy(&v, c + i * 4, 4);
+    return v;
+}
+
+/*
+ * Fast mode's tensor-core attention (kernels_attn_tc.cu) against a double-precision
+ * attention of the same bf16-rounded queries, keys and values: the kernel also rounds the
+ * probabilities to bf16 (moves the output by at most 2^-8 max|v|) and sums the scores in
+ * float32 (moves each probability by a factor exp(+-gamma scale sum|q k|)).  A key too
+ * many or too few moves it by about 1/T (T <= 300 here).
+ */
+static void expanded_tc_check(const cu_attn_x *a, const float *q, const float *kvb, const hcache *hc,
+                              int64_t T, const float *out) {
+    const int64_t H = a->H, nope = a->nope, rope = a->rope, vd = a->vd, n = a->n, W = a->R + rope;
+    const int64_t qk = nope + rope, hs = nope + vd, pos = T - n;
+    double *sc = malloc((size_t)T * sizeof *sc), worst = 0;
+    int64_t bad = 0, nan = 0;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t h = 0; h < H; h++) {
+            const float *qi = q + (i * H + h) * qk;
+            const int64_t Ti = pos + i + 1;
+            double mx = -INFINITY, l = 0, vmax = 0, qkmax = 0;
+            for (int64_t u = 0; u < Ti; u++) {
+                const float *k = kvb + (u * H + h) * hs;
+                double d = 0, ad = 0;
+                for (int64_t c = 0; c < qk; c++) {
+                    const float kc = c < nope ? k[c]
+                                              : cache_val(hc->rows, hc->es == 2, u * W + a->R + c - nope);
+                    const double pr = bf16r(qi[c]) * bf16r(kc);
+                    d += pr;
+                    ad += fabs(pr);
+                }
+                sc[u] = d * a->scale;
+                mx = fmax(mx, sc[u]);
+                qkmax = fmax(qkmax, ad * fabs(a->scale));
+                for (int64_t c = 0; c < vd; c++) vmax = fmax(vmax, fabs(bf16r(k[nope + c])));
+            }
+            for (int64_t u = 0; u < Ti; u++) l += (sc[u] = exp(sc[u] - mx));
+            const double g = 2.0 * (double)(qk + 32) / 16777216.0;
+            const double bound = vmax * (1.0 / 256.0 + 4.0 * g * qkmax + 1e-6) + 1e-30;
+            for (int64_t c = 0; c < vd; c++) {
+                double o = 0;
+                for (int64_t u = 0; u < Ti; u++) o += sc[u] * bf16r(kvb[(u * H + h) * hs + nope + c]);
+                const float y = out[(i * H + h) * vd + c];
+                if (isnan(y)) {
+                    nan++;
+                    continue;
+                }
+                const double r = fabs((double)y - o / l) / bound;
+                worst = fmax(worst, r);
+                bad += r > 1.0;
+            }
+        }
+    CHECKF(bad == 0 && nan == 0, "expanded attention tc bf16=%d H=%lld qk=%lld vd=%lld T=%lld n=%lld: "
+           "%lld over the bound, %lld NaN (worst %.3g)", hc->es == 2, (long long)H, (long long)qk,
+           (long long)vd, (long long)T, (long long)n, (long long)bad, (long long)nan, worst);
+    free(sc);
 }
 
 static void case_expanded(bool bf16, int64_t H, int64_t nope, int64_t rope, int64_t vd,
@@ -1260,28 +1346,31 @@ static void case_expanded(bool bf16, int64_t H, int64_t nope, int64_t rope, int6
     CHECK(cuk_attn_expanded(&a, Q) == cudaSuccess);
     float *out = malloc((size_t)(n * H * vd) * 4), *ref = malloc((size_t)(n * H * vd) * 4);
     CHECKF(out_fetch(&o, out, "expanded"), "expanded attention");
-    float *qn = malloc((size_t)(n * H * nope) * 4), *qp = malloc((size_t)(n * H * rope) * 4);
-    for (int64_t i = 0; i < n * H; i++) {
-        memcpy(qn + i * nope, q + i * qk, (size_t)nope * 4);
-        memcpy(qp + i * rope, q + i * qk + nope, (size_t)rope * 4);
+    if (tq_fast && cuk_attn_tc_ok(&a)) { /* the tensor-core kernel */
+        expanded_tc_check(&a, q, kvb, &hc, T, out);
+    } else {
+        float *qn = malloc((size_t)(n * H * nope) * 4), *qp = malloc((size_t)(n * H * rope) * 4);
+        for (int64_t i = 0; i < n * H; i++) {
+            memcpy(qn + i * nope, q + i * qk, (size_t)nope * 4);
+            memcpy(qp + i * rope, q + i * qk + nope, (size_t)rope * 4);
+        }
+        float *scores = malloc((size_t)T * 4);
+        zattn_job j = {.n_heads = H, .n_q = n, .T = T, .dk = nope, .dr = rope, .dv = vd, .q = qn,
+                       .qr = qp, .k = kvb, .k_stride = H * hs, .k_head = hs,
+                       .kr = (const uint8_t *)hc.rows + (size_t)R * hc.es, .kr_stride = W,
+                       .kr_dtype = bf16 ? ZDT_BF16 : ZDT_F32, .v = kvb + nope, .v_stride = H * hs,
+                       .v_head = hs, .kv_dtype = ZDT_F32, .scale = scale, .out = ref, .scratch = scores,
+                       .idx = sl.idx, .idx_n = sl.n, .idx_stride = sl.stride};
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t h = 0; h < H; h++) zattn_head_ref(&j, i, h, scores);
+        int64_t nan = 0;
+        const double worst = max_err(out, ref, n * H * vd, &nan);
+        CHECKF(nan == 0 && worst <= 2e-5, "expanded attention bf16=%d H=%lld T=%lld keep=%lld: max err %.3g, "
+               "%lld NaN", bf16, (long long)H, (long long)T, (long long)keep, worst, (long long)nan);
+        free(qn);
+        free(qp);
+        free(scores);
     }
-    float *scores = malloc((size_t)T * 4);
-    zattn_job j = {.n_heads = H, .n_q = n, .T = T, .dk = nope, .dr = rope, .dv = vd, .q = qn,
-                   .qr = qp, .k = kvb, .k_stride = H * hs, .k_head = hs,
-                   .kr = (const uint8_t *)hc.rows + (size_t)R * hc.es, .kr_stride = W,
-                   .kr_dtype = bf16 ? ZDT_BF16 : ZDT_F32, .v = kvb + nope, .v_stride = H * hs,
-                   .v_head = hs, .kv_dtype = ZDT_F32, .scale = scale, .out = ref, .scratch = scores,
-                   .idx = sl.idx, .idx_n = sl.n, .idx_stride = sl.stride};
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t h = 0; h < H; h++) zattn_head_ref(&j, i, h, scores);
-    double worst = 0;
-    int64_t nan = 0;
-    for (int64_t i = 0; i < n * H * vd; i++) {
-        nan += isnan(out[i]);
-        worst = fmax(worst, fabs((double)out[i] - ref[i]));
-    }
-    CHECKF(nan == 0 && worst <= 2e-5, "expanded attention bf16=%d H=%lld T=%lld keep=%lld: max err %.3g, "
-           "%lld NaN", bf16, (long long)H, (long long)T, (long long)keep, worst, (long long)nan);
     hsel_free(&sl);
     out_free(&o);
     cudaFree(dstep);
@@ -1293,24 +1382,10 @@ static void case_expanded(bool bf16, int64_t H, int64_t nope, int64_t rope, int6
     free(kvb);
     free(out);
     free(ref);
-    free(qn);
-    free(qp);
-    free(scores);
 }
 
 /* ------------------------------------------------------------------ DSA indexer */
 
-/* Keys cached in f32 or bf16 as the device stores them, read back as floats. */
-static float cache_val(const uint8_t *c, bool bf16, int64_t i) {
-    if (bf16) {
-        uint16_t b;
-        memcpy(&b, c + i * 2, 2);
-        return zbf16_to_f32(b);
-    }
-    float v;
-    memcpy(&v, c + i * 4, 4);
-    return v;
-}
 
 /* cuk_idx_prep against zop_layernorm + zop_rope_half (keys within 1e-5: the LayerNorm's
    sums run in another order; the cache holds the device's keys rounded to its dtype;
@@ -1574,6 +1649,29 @@ static void fast_cases(bool quick) {
     case_moe((wfmt){ZW_AFFINE8, 128, ZDT_F32}, 6, 4, 256, 512, true);
     case_moe(F_Q4, 16, 8, 64, 128, false); /* K = 8: two chunks of four experts */
     case_moe_slices(F_Q4, 64, 4, 256, 512, 2);
+    /* prefill on the tensor cores (kernels_gemm_tc.cu, kernels_attn_tc.cu): every layout,
+       partial tiles of rows and tokens, gathers, grouped experts */
+    case_gemm(F_Q4, 768, 2048, 37);
+    case_gemm(F_Q4, 520, 1536, 130); /* the experts' down shape over a whole chunk */
+    case_gemm(F_BF16, 100, 128, 5);
+    case_gemm(F_F32, 100, 128, 65);
+    case_gemm(F_F16, 129, 64, 130);
+    case_gemm((wfmt){ZW_AFFINE6, 128, ZDT_F32}, 70, 256, 9);
+    case_gemm((wfmt){ZW_AFFINE3, 32, ZDT_F16}, 64, 96, 3);
+    case_gemm((wfmt){ZW_AFFINE8, 64, ZDT_BF16}, 65, 128, 64);
+    case_gemm(F_MX, 33, 64, 66);
+    case_grouped(F_Q4, 64, 4, 96, 256, 70);
+    case_grouped(F_Q4, 64, 4, 200, 2048, 128); /* GLM-4.7-Flash's experts, one chunk */
+    case_grouped(F_BF16, 8, 4, 33, 64, 3);
+    for (int b = 0; b < 2; b++) {
+        case_expanded(b, 4, 32, 16, 32, 64, 30, 4, 0);
+        case_expanded(b, 20, 192, 64, 256, 512, 70, 3, 0);   /* GLM-4.7-Flash */
+        case_expanded(b, 20, 192, 64, 256, 512, 0, 130, 0);  /* a first chunk: three query tiles */
+        case_expanded(b, 3, 128, 64, 128, 512, 100, 70, 0);  /* DeepSeek-V3 head dims */
+        case_expanded(b, 2, 32, 16, 48, 64, 5, 67, 0);       /* vd not a multiple of 32 */
+        case_expanded(b, 3, 10, 6, 300, 20, 200, 2, 0);      /* no tiles of 16: float32 kernel */
+        case_expanded(b, 4, 32, 16, 32, 64, 30, 4, 8);       /* sparse: float32 kernel */
+    }
 }
 
 static void other_cases(bool quick) {

@@ -1,5 +1,5 @@
 /*
- * chunk.c — the prefill step of the `cuda` backend: a chunk of n tokens (n <= ZCU_CHUNK)
+ * chunk.c — the prefill step of the `cuda` backend: a chunk of n tokens (n <= s->chunk)
  * through every layer with the GEMM kernels (the routed experts grouped by expert on the
  * device), absorbed or expanded MLA attention.  Also runs a single token when the session
  * asks for the expanded path.  Patterns do not change this path (the decode-only ones fall

@@ -75,6 +75,7 @@ zmlx_status zcu_ctx_open(cu_ctx *c, int device, const zmlx_model *m, zerr *e);
 typedef struct cu_sess {
     cu_ctx *c;
     int64_t max_pos, cap;
+    int64_t chunk;            /* prefill tokens per chunk (<= ZCU_CHUNK; zcu_session_init) */
     bool kv_bf16;
     size_t kv_elem;
     int64_t W;                /* cache row: kv_lora + rope */

@@ -138,6 +138,17 @@ __device__ __forceinline__ rowp row_of(const cuw &w, int64_t e, int64_t row) {
     return r;
 }
 
+/* The rows of X / Y a GEMM block's grid slice covers: all n, or (grouped: goff, slice
+   blockIdx.z = matrix e of the stack) goff[e] .. goff[e + 1]. */
+struct gemm_group {
+    int64_t base, cnt, e;
+};
+__device__ __forceinline__ gemm_group gemm_group_of(const int32_t *goff, int64_t n) {
+    if (!goff) return {0, n, 0};
+    const int64_t e = blockIdx.z, base = goff[e];
+    return {base, goff[e + 1] - base, e};
+}
+
 /* A staged activation vector: permuted float4s and (affine) unit sums; in fast mode
    also its int8 form (q8.cuh). */
 struct xstage {

@@ -33,8 +33,10 @@ extern "C" {
 /* How a launch runs: its stream, whether it may overlap its predecessor (PDL), and the
    precision mode (SYSTEM.md section 1): with `fast`, the decode products of MLX affine 4-
    and 8-bit weights (cuk_matvec, cuk_combine) take int8 activations (q8.cuh, the CPU's
-   xq.h quantization); every other kernel and layout computes as in exact mode.  Fused
-   and unfused launches of one mode share one arithmetic (the patterns stay bit-exact). */
+   xq.h quantization), and the prefill GEMMs and dense expanded attention run on the
+   tensor cores with bf16 operands (kernels_gemm_tc.cu, kernels_attn_tc.cu); every other
+   kernel and layout computes as in exact mode.  Fused and unfused launches of one mode
+   share one arithmetic (the patterns stay bit-exact). */
 typedef struct cu_q {
     cudaStream_t st;
     bool pdl;
@@ -73,7 +75,7 @@ int64_t cuk_row_bytes(int32_t kind, int64_t cols);
 
 /* What the device step reads each token: chunk start position and ids (device memory,
    so a captured graph replays with new values). */
-#define ZCU_CHUNK 128 /* tokens per prefill chunk */
+#define ZCU_CHUNK 512 /* most tokens per prefill chunk (a session's: cu_sess.chunk) */
 typedef struct cu_step {
     int32_t pos;             /* context length before the chunk */
     int32_t n;               /* tokens in the chunk */
@@ -221,6 +223,11 @@ cudaError_t cuk_matvec_t(const cu_mvt *p, cu_q q);
  */
 cudaError_t cuk_gemm(cuw w, const float *x, int64_t ldx, const int32_t *xrows, float *y,
                      int64_t ldy, int64_t n, const int32_t *goff, int64_t groups, cu_q q);
+/* Fast mode's tensor-core form (bf16 operands, float32 sums; cuk_gemm takes it when
+   q.fast and cuk_gemm_tc_ok: x 16-byte aligned, ldx a multiple of 4). */
+bool cuk_gemm_tc_ok(cuw w, const float *x, int64_t ldx);
+cudaError_t cuk_gemm_tc(cuw w, const float *x, int64_t ldx, const int32_t *xrows, float *y,
+                        int64_t ldy, int64_t n, const int32_t *goff, int64_t groups, cu_q q);
 
 /* ---------------------------------------------------------------- elementwise */
 
@@ -345,6 +352,11 @@ typedef struct cu_attn_x {
     int64_t idx_stride;
 } cu_attn_x;
 cudaError_t cuk_attn_expanded(const cu_attn_x *p, cu_q q);
+/* Fast mode's tensor-core form (bf16 operands; cuk_attn_expanded takes it when q.fast and
+   cuk_attn_tc_ok): dense attention, qk and vd multiples of 16 up to 256, tiles that fit
+   the device's shared memory. */
+bool cuk_attn_tc_ok(const cu_attn_x *p);
+cudaError_t cuk_attn_tc(const cu_attn_x *p, cu_q q);
 
 /* ---------------------------------------------------------------- DSA indexer */
 

@@ -390,6 +390,7 @@ __global__ void __launch_bounds__(AX_THREADS) k_attn_expanded(const __grid_const
 
 extern "C" cudaError_t cuk_attn_expanded(const cu_attn_x *p, cu_q q) {
     if (p->n <= 0) return cudaSuccess;
+    if (q.fast && cuk_attn_tc_ok(p)) return cuk_attn_tc(p, q); /* kernels_attn_tc.cu */
     if (p->vd < 1 || p->vd > AX_CPT * AX_THREADS || p->H > 0x7fffffff || p->n > 65535)
         return cudaErrorInvalidValue;
     const size_t smem = (size_t)(p->nope + p->rope + AX_TP) * sizeof(float);

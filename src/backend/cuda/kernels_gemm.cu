@@ -6,8 +6,8 @@
  * and a grouped form for the routed experts (one grid slice per expert, its rows found
  * from the device-side offsets, so routing needs no host round trip).
  *
- * `--precision exact` keeps float32 inputs (no tensor cores); a tensor-core prefill for
- * the fast mode is future work and will be checked against this one.
+ * `--precision exact` keeps float32 inputs (no tensor cores); fast mode runs the
+ * tensor-core kernel of kernels_gemm_tc.cu (bf16 operands) wherever its tiles fit.
  */
 #include "backend/cuda/dot.cuh"
 
@@ -23,12 +23,8 @@ __global__ void __launch_bounds__(GB_THREADS)
     pdl_wait();
     const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
     const int64_t r0 = (int64_t)blockIdx.x * GB_M, j0 = (int64_t)blockIdx.y * GB_N;
-    int64_t base = 0, cnt = n, e = 0;
-    if (goff) {
-        e = blockIdx.z;
-        base = goff[e];
-        cnt = goff[e + 1] - base;
-    }
+    const gemm_group gg = gemm_group_of(goff, n);
+    const int64_t base = gg.base, cnt = gg.cnt, e = gg.e;
     if (j0 >= cnt) return; /* uniform over the block */
     float acc[4][4];
 #pragma unroll
@@ -84,6 +80,7 @@ extern "C" cudaError_t cuk_gemm(cuw w, const float *x, int64_t ldx, const int32_
                                 float *y, int64_t ldy, int64_t n, const int32_t *goff,
                                 int64_t groups, cu_q q) {
     if (n <= 0 || w.rows <= 0) return cudaSuccess;
+    if (q.fast && cuk_gemm_tc_ok(w, x, ldx)) return cuk_gemm_tc(w, x, ldx, xrows, y, ldy, n, goff, groups, q);
     if (!cuk_kind_ok(w.kind) || w.cols % GB_K) return cudaErrorInvalidValue;
     const int64_t gz = goff ? groups : 1;
     const int64_t gx = (w.rows + GB_M - 1) / GB_M, gy = (n + GB_N - 1) / GB_N;

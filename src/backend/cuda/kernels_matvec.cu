@@ -573,6 +573,7 @@ extern "C" cudaError_t cuk_matvec_t(const cu_mvt *p, cu_q q) {
 
 extern "C" cudaError_t cuk_attn_init(void); /* kernels_attn.cu */
 extern "C" cudaError_t cuk_idx_init(void);  /* kernels_idx.cu */
+extern "C" cudaError_t cuk_attn_tc_init(int optin); /* kernels_attn_tc.cu */
 
 /* Large dynamic shared memory for the matvec and combine kernels of layout K. */
 template <int K>
@@ -593,6 +594,7 @@ extern "C" cudaError_t cuk_init(void) {
     if (err == cudaSuccess) err = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
     if (err == cudaSuccess) err = cuk_attn_init();
     if (err == cudaSuccess) err = cuk_idx_init();
+    if (err == cudaSuccess) err = cuk_attn_tc_init(optin);
     const int lim = optin < MV_SMEM_MAX ? optin : MV_SMEM_MAX;
     for (int kind = 0; kind < ZW_COUNT && err == cudaSuccess; kind++) {
         if (!cuk_kind_ok(kind)) continue; /* a layout with no device kernels (fp8) */

@@ -32,7 +32,7 @@ extern "C" cudaError_t cuk_route(cu_route_cfg cfg, const float *logits, const fl
                   logits, bias, idx, w);
 }
 
-/* One thread: the chunk is at most ZCU_CHUNK tokens x K choices. */
+/* One thread: the chunk is at most ZCU_CHUNK tokens x K choices (a few microseconds). */
 __global__ void k_moe_group(const int32_t *idx, int64_t n, int64_t K, int64_t E, int32_t *goff,
                             int32_t *list, int32_t *slot) {
     extern __shared__ int32_t cnt[];

@@ -5,8 +5,11 @@
  *
  * One token (absorbed attention) runs decode.c's step, which follows the layer's pattern
  * plan (the unfused baseline, one kernel per op, or the fused patterns); a chunk runs
- * chunk.c's GEMM step.  Chunks are ZCU_CHUNK tokens, as the host path's, so
- * ZMLX_ATTN_AUTO picks the same path for each chunk.
+ * chunk.c's GEMM step.  Chunks are up to 512 tokens (ZCU_CHUNK; fewer where n x heads
+ * would pass a grid's 65,535): the routed experts' grouped GEMMs see ~32 tokens each
+ * instead of ~8 at 128, and the expanded attention recomputes its keys and values from
+ * the latent cache once per chunk, i.e. a quarter as often.  ZMLX_CUDA_CHUNK=N (a
+ * measuring knob) sets fewer.
  *
  * Decode graph: the one-token step reads its position and token id from device memory
  * (cu_step, filled by a captured host-to-device copy from pinned memory) and writes the
@@ -59,7 +62,7 @@ static zmlx_status dev_alloc(void **p, size_t bytes, const char *what, zerr *e) 
 
 static zmlx_status plan_buffers(cu_sess *s, zerr *e) {
     const zmlx_config *c = &s->c->m->cfg;
-    const size_t C = ZCU_CHUNK, d = (size_t)c->hidden_size, H = (size_t)c->n_heads;
+    const size_t C = (size_t)s->chunk, d = (size_t)c->hidden_size, H = (size_t)c->n_heads;
     const size_t R = (size_t)c->kv_lora_rank, rope = (size_t)c->qk_rope_dim;
     const size_t qk = (size_t)(c->qk_nope_dim + c->qk_rope_dim), vd = (size_t)c->v_head_dim;
     const size_t E = (size_t)(c->n_routed_experts > 0 ? c->n_routed_experts : 1);
@@ -135,7 +138,7 @@ static zmlx_status reserve_cache(cu_sess *s, int64_t want, zerr *e) {
     const size_t irow = dsa ? (size_t)c->index_head_dim * s->kv_elem : 0;
     /* the indexer's scores: as many queries at a time as 64 MiB hold (at least one) */
     int64_t srows = (int64_t)((64u << 20) / ((size_t)cap * sizeof(float)));
-    srows = srows < 1 ? 1 : srows > ZCU_CHUNK ? ZCU_CHUNK : srows;
+    srows = srows < 1 ? 1 : srows > s->chunk ? s->chunk : srows;
     void *nc = NULL, *nt = NULL, *nk = NULL, *ns = NULL;
     char what[96];
     snprintf(what, sizeof what, "the KV cache of %lld positions", (long long)cap);
@@ -224,6 +227,17 @@ zmlx_status zcu_synthetic_context(void *dev, int64_t T, uint32_t seed, zerr *e) 
     return ZMLX_OK;
 }
 
+/* Tokens per prefill chunk: ZCU_CHUNK, fewer where chunk x heads would pass 65,535 (the
+   per-head grids), a multiple of 64 (the GEMM tiles); ZMLX_CUDA_CHUNK asks for fewer. */
+static int64_t chunk_size(int64_t heads) {
+    int64_t c = ZCU_CHUNK;
+    if (heads > 0 && c > 65535 / heads) c = 65535 / heads;
+    if (c > 64) c -= c % 64;
+    const char *v = getenv("ZMLX_CUDA_CHUNK");
+    if (v && atoll(v) >= 1 && atoll(v) < c) c = atoll(v);
+    return c < 1 ? 1 : c;
+}
+
 zmlx_status zcu_session_init(void *ctx, int64_t max_pos, void **dev, int64_t *bytes, zerr *e) {
     cu_ctx *c = ctx;
     *dev = NULL;
@@ -234,6 +248,7 @@ zmlx_status zcu_session_init(void *ctx, int64_t max_pos, void **dev, int64_t *by
     s->kv_bf16 = c->m->kv_dtype == ZMLX_KV_BF16;
     s->kv_elem = s->kv_bf16 ? 2 : 4;
     s->W = c->m->cfg.kv_lora_rank + c->m->cfg.qk_rope_dim;
+    s->chunk = chunk_size(c->m->cfg.n_heads);
     zmlx_status st = plan_buffers(s, e);
     if (st == ZMLX_OK) st = reserve_cache(s, max_pos < 256 ? max_pos : 256, e);
     if (st != ZMLX_OK) {
@@ -314,7 +329,7 @@ zmlx_status zcu_session_eval(void *ctx, void *dev, const zdev_eval *ev, int64_t 
     zmlx_status r = reserve_cache(s, ev->pos + ev->n, e);
     if (r != ZMLX_OK) return r;
     for (int64_t done = 0; done < ev->n;) {
-        const int64_t n = ev->n - done < ZCU_CHUNK ? ev->n - done : ZCU_CHUNK;
+        const int64_t n = ev->n - done < s->chunk ? ev->n - done : s->chunk;
         const bool last = done + n == ev->n;
         const bool absorbed = ev->path == ZMLX_ATTN_ABSORBED || (ev->path == ZMLX_ATTN_AUTO && n == 1);
         const bool want = ev->logits && (ev->all_logits || last);

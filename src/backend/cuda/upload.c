@@ -240,9 +240,9 @@ static zmlx_status check_shapes(const zmlx_config *c, zerr *e) {
     if (c->experts_per_tok > ZCU_COMBINE_MAX_K)
         return zerr_set(e, ZMLX_ERR_UNSUPPORTED, "the cuda combine holds %d experts per token "
                         "(this model: %d)", ZCU_COMBINE_MAX_K, c->experts_per_tok);
-    if (c->n_heads > 65535 / ZCU_CHUNK)
-        return zerr_set(e, ZMLX_ERR_UNSUPPORTED, "the cuda backend holds %d heads (this model: %d)",
-                        65535 / ZCU_CHUNK, c->n_heads);
+    if (c->n_heads > 65535)
+        return zerr_set(e, ZMLX_ERR_UNSUPPORTED, "the cuda backend holds 65535 heads (this model: %d)",
+                        c->n_heads);
     return ZMLX_OK;
 }
 

@@ -1,0 +1,252 @@
+/*
+ * kernels_attn_tc.cu — the expanded (prefill) MLA attention of fast mode on the tensor
+ * cores, FlashAttention-2 style: bf16 operands, float32 scores, softmax and sums.
+ *
+ * A block is one head and 64 queries of the chunk (four warps of 16); it walks the keys
+ * its queries see in tiles of 64: the tile's keys [k_nope | k_pe] (kvb and the cache's
+ * rope columns) and values (kvb, stored transposed) are rounded to bf16 in shared memory,
+ * each warp computes its 16 x 64 scores with mma.sync m16n8k16 (the queries read from
+ * shared memory), masks the causal part, keeps the online softmax (running max and sum
+ * per row, in the registers of the row's four lanes) and adds P V with the probabilities
+ * rounded to bf16 straight from the score registers (the accumulator layout of one mma
+ * is the operand layout of the next).  Output = O / l.
+ *
+ * Dense only: DeepSeek-V3.2's sparse lists (a key set per query) and layouts these tiles
+ * do not hold (qk or vd not a multiple of 16, qk or vd over 256) take the float32 kernel
+ * (kernels_attn.cu), as does `--precision exact`.  tests/test_cuda_kernels.c holds the
+ * result to a double-precision attention of the same bf16 inputs.
+ */
+#include "backend/cuda/common.cuh"
+
+#include <math.h>
+
+enum { FA_Q = 64, FA_KV = 64, FA_WARPS = 4, FA_THREADS = FA_WARPS * 32, FA_MAXD = 256 };
+enum { FA_VLD = FA_KV + 8 }; /* Vt row stride (bf16): conflict-free operand loads */
+
+/* Dynamic shared memory: Qs, Ks [64][qk + 8] and Vt [vd][72], bf16. */
+static size_t fa_smem(int64_t qk, int64_t vd) {
+    return (size_t)(2 * FA_Q * (qk + 8) + vd * FA_VLD) * 2;
+}
+
+__device__ __forceinline__ void mma_bf16(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2,
+                                         uint32_t a3, uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+                 "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+    const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t *>(&h);
+}
+
+__device__ __forceinline__ uint32_t lds32(const __nv_bfloat16 *p) {
+    return *reinterpret_cast<const uint32_t *>(p);
+}
+
+/* Four floats as bf16 into dst (8-byte aligned). */
+__device__ __forceinline__ void st_bf16x4(__nv_bfloat16 *dst, float a, float b, float c, float d) {
+    uint2 v;
+    v.x = pack_bf16(a, b);
+    v.y = pack_bf16(c, d);
+    *reinterpret_cast<uint2 *>(dst) = v;
+}
+
+/* Four consecutive cache elements (f32 or bf16) as floats. */
+template <bool BF16>
+__device__ __forceinline__ float4 cache4(const void *c, int64_t i) {
+    if constexpr (BF16) {
+        const uint2 v = __ldg(reinterpret_cast<const uint2 *>(static_cast<const __nv_bfloat16 *>(c) + i));
+        return make_float4(__uint_as_float(v.x << 16), __uint_as_float(v.x & 0xffff0000u),
+                           __uint_as_float(v.y << 16), __uint_as_float(v.y & 0xffff0000u));
+    } else {
+        return __ldg(reinterpret_cast<const float4 *>(static_cast<const float *>(c) + i));
+    }
+}
+
+/* NT = value columns / 8 this instance holds (vd <= 8 NT). */
+template <bool BF16, int NT>
+__global__ void __launch_bounds__(FA_THREADS) k_attn_tc(const __grid_constant__ cu_attn_x p) {
+    extern __shared__ __align__(16) __nv_bfloat16 fsm[];
+    pdl_launch();
+    const int64_t qk = p.nope + p.rope, hs = p.nope + p.vd, W = p.R + p.rope, QLD = qk + 8;
+    __nv_bfloat16 *Qs = fsm, *Ks = Qs + FA_Q * QLD, *Vt = Ks + FA_Q * QLD;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const int64_t h = blockIdx.x, q0 = (int64_t)blockIdx.y * FA_Q;
+    pdl_wait();
+    const int64_t pos = p.step->pos, n = p.n;
+    const int64_t kend = pos + (q0 + FA_Q < n ? q0 + FA_Q : n); /* keys this block reads */
+    const int64_t q4 = qk / 4, v4 = p.vd / 4;
+
+    for (int64_t i = tid; i < FA_Q * q4; i += FA_THREADS) { /* the queries, bf16 */
+        const int64_t r = i / q4, c = (i - r * q4) * 4;
+        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (q0 + r < n) v = __ldg(reinterpret_cast<const float4 *>(p.q + ((q0 + r) * p.H + h) * qk + c));
+        st_bf16x4(Qs + r * QLD + c, v.x, v.y, v.z, v.w);
+    }
+
+    /* this lane's rows: wq + g and wq + g + 8; the last key each may see */
+    const int wq = warp * 16;
+    const int64_t lim0 = pos + (q0 + wq + g < n ? q0 + wq + g : n - 1);
+    const int64_t lim1 = pos + (q0 + wq + g + 8 < n ? q0 + wq + g + 8 : n - 1);
+    const float sl2 = p.scale * 1.4426950408889634f; /* scores in log2 units: exp2 */
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+    float acc[NT][4];
+#pragma unroll
+    for (int j = 0; j < NT; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+    const int nvt = (int)(p.vd / 8);
+
+    for (int64_t kt = 0; kt < kend; kt += FA_KV) {
+        __syncthreads(); /* the previous tile is consumed (and Qs written) */
+        for (int64_t i = tid; i < FA_KV * q4; i += FA_THREADS) { /* keys [k_nope | k_pe] */
+            const int64_t r = i / q4, c = (i - r * q4) * 4, u = kt + r;
+            float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            if (u < kend) {
+                if (c < p.nope) v = __ldg(reinterpret_cast<const float4 *>(p.kvb + (u * p.H + h) * hs + c));
+                else v = cache4<BF16>(p.cache, u * W + p.R + (c - p.nope));
+            }
+            st_bf16x4(Ks + r * QLD + c, v.x, v.y, v.z, v.w);
+        }
+        for (int64_t i = tid; i < FA_KV * v4; i += FA_THREADS) { /* values, transposed */
+            const int64_t r = i / v4, c = (i - r * v4) * 4, u = kt + r;
+            float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            if (u < kend) v = __ldg(reinterpret_cast<const float4 *>(p.kvb + (u * p.H + h) * hs + p.nope + c));
+            Vt[(c + 0) * FA_VLD + r] = __float2bfloat16_rn(v.x);
+            Vt[(c + 1) * FA_VLD + r] = __float2bfloat16_rn(v.y);
+            Vt[(c + 2) * FA_VLD + r] = __float2bfloat16_rn(v.z);
+            Vt[(c + 3) * FA_VLD + r] = __float2bfloat16_rn(v.w);
+        }
+        __syncthreads();
+
+        /* S = Q K^T: 16 rows x 64 keys, eight tiles of 8 keys */
+        float s[8][4];
+#pragma unroll
+        for (int j = 0; j < 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+        for (int64_t kk = 0; kk < qk; kk += 16) {
+            const __nv_bfloat16 *qa = Qs + (wq + g) * QLD + kk + 2 * t;
+            const uint32_t a0 = lds32(qa), a1 = lds32(qa + 8 * QLD), a2 = lds32(qa + 8),
+                           a3 = lds32(qa + 8 * QLD + 8);
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                const __nv_bfloat16 *kb = Ks + (8 * j + g) * QLD + kk + 2 * t;
+                mma_bf16(s[j], a0, a1, a2, a3, lds32(kb), lds32(kb + 8));
+            }
+        }
+
+        /* mask, online softmax (the row's max over its four lanes) */
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int64_t u = kt + 8 * j + 2 * t + e;
+                s[j][e] = u <= lim0 ? s[j][e] * sl2 : -INFINITY;
+                s[j][2 + e] = u <= lim1 ? s[j][2 + e] * sl2 : -INFINITY;
+                mx0 = fmaxf(mx0, s[j][e]);
+                mx1 = fmaxf(mx1, s[j][2 + e]);
+            }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        /* key 0 is in every row's first tile, so the running max is finite from then on */
+        const float n0 = fmaxf(m0, mx0), n1 = fmaxf(m1, mx1);
+        const float al0 = exp2f(m0 - n0), al1 = exp2f(m1 - n1);
+        m0 = n0, m1 = n1;
+        float ps0 = 0.0f, ps1 = 0.0f;
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                s[j][e] = exp2f(s[j][e] - n0);
+                s[j][2 + e] = exp2f(s[j][2 + e] - n1);
+                ps0 += s[j][e];
+                ps1 += s[j][2 + e];
+            }
+        l0 = fmaf(l0, al0, ps0);
+        l1 = fmaf(l1, al1, ps1);
+#pragma unroll
+        for (int j = 0; j < NT; j++) {
+            acc[j][0] *= al0, acc[j][1] *= al0;
+            acc[j][2] *= al1, acc[j][3] *= al1;
+        }
+
+        /* O += P V: the probabilities of keys 16 kb .. +16 are the A operand as they lie */
+#pragma unroll
+        for (int kb = 0; kb < 4; kb++) {
+            const uint32_t a0 = pack_bf16(s[2 * kb][0], s[2 * kb][1]);
+            const uint32_t a1 = pack_bf16(s[2 * kb][2], s[2 * kb][3]);
+            const uint32_t a2 = pack_bf16(s[2 * kb + 1][0], s[2 * kb + 1][1]);
+            const uint32_t a3 = pack_bf16(s[2 * kb + 1][2], s[2 * kb + 1][3]);
+#pragma unroll
+            for (int j = 0; j < NT; j++) {
+                if (j < nvt) {
+                    const __nv_bfloat16 *vb = Vt + (8 * j + g) * FA_VLD + 16 * kb + 2 * t;
+                    mma_bf16(acc[j], a0, a1, a2, a3, lds32(vb), lds32(vb + 8));
+                }
+            }
+        }
+    }
+
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const int64_t r0 = q0 + wq + g, r1 = r0 + 8;
+#pragma unroll
+    for (int j = 0; j < NT; j++) {
+        if (j >= nvt) continue;
+        const int64_t c = 8 * j + 2 * t;
+        if (r0 < n) {
+            float *o = p.out + (r0 * p.H + h) * p.vd + c;
+            o[0] = acc[j][0] / l0, o[1] = acc[j][1] / l0;
+        }
+        if (r1 < n) {
+            float *o = p.out + (r1 * p.H + h) * p.vd + c;
+            o[0] = acc[j][2] / l1, o[1] = acc[j][3] / l1;
+        }
+    }
+}
+
+extern "C" bool cuk_attn_tc_ok(const cu_attn_x *p) {
+    const int64_t qk = p->nope + p->rope;
+    if (p->idx || p->nope % 4 || qk % 16 || qk > FA_MAXD || p->vd % 16 || p->vd > FA_MAXD ||
+        p->R % 4 || p->rope % 4 || p->H > 0x7fffffff || p->n > 65535 * (int64_t)FA_Q)
+        return false;
+    /* the tiles must fit what cuk_attn_tc_init could open (99 KB on sm_89, 227 on Hopper) */
+    cudaFuncAttributes fa;
+    if (cudaFuncGetAttributes(&fa, k_attn_tc<true, 32>) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return false;
+    }
+    return fa_smem(qk, p->vd) <= (size_t)fa.maxDynamicSharedSizeBytes;
+}
+
+template <bool BF16, int NT> static cudaError_t fa_go(const cu_attn_x *p, cu_q q) {
+    const dim3 grid((unsigned)p->H, (unsigned)((p->n + FA_Q - 1) / FA_Q));
+    return launch(q, grid, dim3(FA_THREADS), fa_smem(p->nope + p->rope, p->vd), k_attn_tc<BF16, NT>, *p);
+}
+
+extern "C" cudaError_t cuk_attn_tc(const cu_attn_x *p, cu_q q) {
+    if (p->n <= 0) return cudaSuccess;
+    if (!cuk_attn_tc_ok(p)) return cudaErrorInvalidValue;
+    const int64_t nt = p->vd / 8;
+    if (nt <= 8) return p->cache_bf16 ? fa_go<true, 8>(p, q) : fa_go<false, 8>(p, q);
+    if (nt <= 16) return p->cache_bf16 ? fa_go<true, 16>(p, q) : fa_go<false, 16>(p, q);
+    return p->cache_bf16 ? fa_go<true, 32>(p, q) : fa_go<false, 32>(p, q);
+}
+
+/* The largest tiles' dynamic shared memory (cuk_init). */
+extern "C" cudaError_t cuk_attn_tc_init(int optin) {
+    const size_t want = fa_smem(FA_MAXD, FA_MAXD);
+    const int bytes = want < (size_t)optin ? (int)want : optin;
+    const cudaFuncAttribute a = cudaFuncAttributeMaxDynamicSharedMemorySize;
+    cudaError_t err = cudaFuncSetAttribute(k_attn_tc<true, 8>, a, bytes);
+    if (err == cudaSuccess) err = cudaFuncSetAttribute(k_attn_tc<false, 8>, a, bytes);
+    if (err == cudaSuccess) err = cudaFuncSetAttribute(k_attn_tc<true, 16>, a, bytes);
+    if (err == cudaSuccess) err = cudaFuncSetAttribute(k_attn_tc<false, 16>, a, bytes);
+    if (err == cudaSuccess) err = cudaFuncSetAttribute(k_attn_tc<true, 32>, a, bytes);
+    if (err == cudaSuccess) err = cudaFuncSetAttribute(k_attn_tc<false, 32>, a, bytes);
+    return err;
+}
