@@ -10,8 +10,9 @@
  *     baseline's logits BIT FOR BIT (all are `exact`) over a prefill and 24 decode steps
  *     (the decode graph, PDL on Hopper), on the fixtures and builtin:glm47-mini; and
  *     zmlx_validate passes (baseline vs preset, greedy tokens identical);
- *   - fast mode (int8 activations for affine 4/8-bit decode products): the committed 4-bit
- *     fixture tests/fixtures/mlx/glm47-tiny-affine4-g64-f32 ($ZMLX_SRC, default .) against
+ *   - fast mode (int8 activations for affine 4/8-bit decode products, the prefill and the
+ *     bf16-cache decode attention on the tensor cores), f32 and bf16 caches: the committed
+ *     4-bit fixture tests/fixtures/mlx/glm47-tiny-affine4-g64-f32 ($ZMLX_SRC, default .) against
  *     the cpu's exact reference (greedy tokens identical where its margin exceeds twice the
  *     error, the error within twice the cpu's own
  *     fast mode), builtin:glm47-mini's patterns bit-identical to its baseline;
@@ -167,7 +168,8 @@ static void cpu_vs_cuda(const char *spec, zmlx_kv_dtype kv, int64_t n_prompt, in
 /*
  * Fast mode on a quantized model (the int8 activations of the affine 4/8-bit decode
  * products, q8.cuh; the prefill's GEMMs and attention on the tensor cores with bf16
- * operands, kernels_gemm_tc.cu and kernels_attn_tc.cu): a prefill (logits within SYSTEM.md's
+ * operands, kernels_gemm_tc.cu and kernels_attn_tc.cu, and with a bf16 cache the decode
+ * attention too), KV in f32 or bf16 on both sides: a prefill (logits within SYSTEM.md's
  * 2e-2 max|ref|), then decode steps fed the cpu exact reference's greedy tokens: the
  * same greedy tokens wherever the reference's lead over its runner-up exceeds twice the
  * step's largest logit error (SYSTEM.md: fast mode need not keep the tiny fixtures' narrow
@@ -175,10 +177,11 @@ static void cpu_vs_cuda(const char *spec, zmlx_kv_dtype kv, int64_t n_prompt, in
  * fast mode on the same tokens (the int8 error itself: each product is held to
  * its bound by test_cuda_kernels; a wrong scale or code order is off by 100%).
  */
-static void cuda_fast_vs_ref(const char *spec, int64_t n_prompt, int steps) {
+static void cuda_fast_vs_ref(const char *spec, zmlx_kv_dtype kv, int64_t n_prompt, int steps) {
     zmlx_model *mr = load(spec, ZMLX_BACKEND_CPU, ZMLX_KV_F32);
-    zmlx_model *mf = load_p(spec, ZMLX_BACKEND_CPU, ZMLX_KV_F32, ZMLX_PRECISION_FAST);
-    zmlx_model *mg = load_p(spec, ZMLX_BACKEND_CUDA, ZMLX_KV_F32, ZMLX_PRECISION_FAST);
+    zmlx_model *mf = load_p(spec, ZMLX_BACKEND_CPU, kv, ZMLX_PRECISION_FAST);
+    zmlx_model *mg = load_p(spec, ZMLX_BACKEND_CUDA, kv, ZMLX_PRECISION_FAST);
+    const char *kvs = kv == ZMLX_KV_BF16 ? "bf16" : "f32";
     zmlx_session *sr = NULL, *sf = NULL, *sg = NULL;
     char err[ZMLX_ERR_MAX];
     if (mr && mf && mg) {
@@ -196,7 +199,7 @@ static void cuda_fast_vs_ref(const char *spec, int64_t n_prompt, int steps) {
         CHECK(zmlx_session_eval(sf, ids, (size_t)n_prompt, lf, 0) == ZMLX_OK);
         CHECKF(zmlx_session_eval(sg, ids, (size_t)n_prompt, lg, 0) == ZMLX_OK, "%s", zmlx_session_error(sg));
         const double rp = rel_err(lg, lr, V);
-        CHECKF(rp <= 2e-2, "%s fast: prefill logits %.3g of max|ref| from the reference", spec, rp);
+        CHECKF(rp <= 2e-2, "%s fast (%s KV): prefill logits %.3g of max|ref| from the reference", spec, kvs, rp);
         double wg = rp, wf = rel_err(lf, lr, V);
         int agree = 0, decided = 0, decided_agree = 0;
         for (int i = 0; i < steps; i++) {
@@ -220,12 +223,13 @@ static void cuda_fast_vs_ref(const char *spec, int64_t n_prompt, int steps) {
             wg = fmax(wg, rel_err(lg, lr, V));
             wf = fmax(wf, rel_err(lf, lr, V));
         }
-        CHECKF(wg <= 2.0 * wf && wg > 0, "%s fast: cuda decode rel err %.3g, the cpu's fast mode %.3g", spec, wg, wf);
+        CHECKF(wg <= 2.0 * wf && wg > 0, "%s fast (%s KV): cuda decode rel err %.3g, the cpu's fast mode %.3g",
+               spec, kvs, wg, wf);
         CHECKF(decided_agree == decided && decided > 0,
-               "%s fast: greedy tokens %d/%d of the exact reference where its margin exceeds twice the "
-               "error", spec, decided_agree, decided);
-        printf("%s fast (f32 KV): prefill + %d decode steps: cuda fast %.3g (prefill %.3g), cpu fast %.3g "
-               "from the exact reference, greedy %d/%d (%d/%d where the margin decides)\n", spec, steps, wg,
+               "%s fast (%s KV): greedy tokens %d/%d of the exact reference where its margin exceeds twice the "
+               "error", spec, kvs, decided_agree, decided);
+        printf("%s fast (%s KV): prefill + %d decode steps: cuda fast %.3g (prefill %.3g), cpu fast %.3g "
+               "from the exact reference, greedy %d/%d (%d/%d where the margin decides)\n", spec, kvs, steps, wg,
                rp, wf, agree, steps, decided_agree, decided);
         free(ids);
         free(lr);
@@ -399,7 +403,9 @@ int main(void) {
         char q4[1024];
         snprintf(q4, sizeof q4, "%s/tests/fixtures/mlx/glm47-tiny-affine4-g64-f32", src ? src : ".");
         cpu_vs_cuda(q4, ZMLX_KV_F32, 12, 24);
-        cuda_fast_vs_ref(q4, 12, 24);
+        cuda_fast_vs_ref(q4, ZMLX_KV_F32, 12, 24);
+        /* a context past 2048 positions: the decode attention on the tensor cores */
+        cuda_fast_vs_ref(q4, ZMLX_KV_BF16, 2100, 24);
         determinism("builtin:glm47-mini:bits=16"); /* bf16: the cuda backend runs dense weights */
     }
     char dir[1024];

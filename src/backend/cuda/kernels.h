@@ -334,6 +334,12 @@ typedef struct cu_attn {
     int64_t idx_stride;
 } cu_attn;
 cudaError_t cuk_attn_absorbed(const cu_attn *p, cu_q q);
+/* Fast mode's split kernel on the tensor cores (cuk_attn_absorbed takes it when q.fast,
+   hb != 8 and cuk_attn_dec_tc_ok: a bf16 cache, R and W multiples of 16, R <= 512, W <=
+   640, tiles that fit the device's shared memory): bf16 queries and probabilities,
+   float32 scores and sums; the same splits and merge. */
+bool cuk_attn_dec_tc_ok(const cu_attn *p);
+cudaError_t cuk_attn_dec_tc(const cu_attn *p, cu_q q);
 
 /*
  * Expanded MLA attention: q [n, H, nope + rope] (q_pe rotated), per-position keys/values

@@ -15,6 +15,9 @@
  * (head, query), tiles of AX_TP positions with the same online softmax.  Simple and
  * correct; the absorbed kernel is the fast one.
  *
+ * Fast mode on a bf16 cache runs the absorbed splits on the tensor cores instead
+ * (kernels_attn_tc.cu), into the same merge.
+ *
  * Both compute zattn_head_ref's function (softmax(scale * (q·k + q_pe·k_pe)) weighted sum)
  * in float32 on the CUDA cores; the order of the sums differs (tokens-class).
  */
@@ -300,6 +303,24 @@ static int at_heads(int64_t H, int64_t W) {
     return hb;
 }
 
+/* The splits on the CUDA cores (float32). */
+static cudaError_t absorbed_splits(const cu_attn *p, int64_t W, cu_q q) {
+    int HB = at_heads(p->H, W);
+    if (p->hb == 8) HB = 8;
+    const size_t smem = at_smem(W, HB);
+    const dim3 grid((unsigned)p->nsplit, (unsigned)((p->H + HB - 1) / HB), (unsigned)p->n_q);
+#define AT_GO(hb)                                                                                  \
+    return p->cache_bf16 ? launch(q, grid, dim3(AT_THREADS), smem, k_attn_absorbed<true, hb>, *p)  \
+                         : launch(q, grid, dim3(AT_THREADS), smem, k_attn_absorbed<false, hb>, *p)
+    switch (HB) {
+    case 8: AT_GO(8);
+    case 16: AT_GO(16);
+    case 24: AT_GO(24);
+    default: AT_GO(32);
+    }
+#undef AT_GO
+}
+
 extern "C" cudaError_t cuk_attn_absorbed(const cu_attn *p, cu_q q) {
     if (p->n_q <= 0) return cudaSuccess;
     const int64_t W = p->R + p->rope;
@@ -307,21 +328,11 @@ extern "C" cudaError_t cuk_attn_absorbed(const cu_attn *p, cu_q q) {
         p->nsplit < 1 || p->nsplit > ZCU_ATTN_MAX_SPLIT || p->n_q > 65535 || p->H < 1 ||
         (p->H + 31) / 32 > 65535)
         return cudaErrorInvalidValue;
-    int HB = at_heads(p->H, W);
-    if (p->hb == 8) HB = 8;
-    const size_t smem = at_smem(W, HB);
-    const dim3 grid((unsigned)p->nsplit, (unsigned)((p->H + HB - 1) / HB), (unsigned)p->n_q);
-    cudaError_t err = cudaSuccess;
-#define AT_GO(hb)                                                                                  \
-    err = p->cache_bf16 ? launch(q, grid, dim3(AT_THREADS), smem, k_attn_absorbed<true, hb>, *p)   \
-                        : launch(q, grid, dim3(AT_THREADS), smem, k_attn_absorbed<false, hb>, *p)
-    switch (HB) {
-    case 8: AT_GO(8); break;
-    case 16: AT_GO(16); break;
-    case 24: AT_GO(24); break;
-    default: AT_GO(32); break;
-    }
-#undef AT_GO
+    /* fast mode on a bf16 cache: the tensor-core splits (kernels_attn_tc.cu), except for
+       short caches (hb == 8), where three 8-head blocks of the float32 kernel beat one
+       32-head block (H200, context 16: 205 vs 202 tok/s; at 4k the tensor cores win) */
+    const bool tc = q.fast && p->hb != 8 && cuk_attn_dec_tc_ok(p);
+    const cudaError_t err = tc ? cuk_attn_dec_tc(p, q) : absorbed_splits(p, W, q);
     if (err != cudaSuccess) return err;
     return launch(q, dim3((unsigned)p->H, (unsigned)p->n_q, (unsigned)((p->R + MG_COLS - 1) / MG_COLS)),
                   dim3(MG_THREADS), 0, k_attn_merge, *p);

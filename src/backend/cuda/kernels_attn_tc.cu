@@ -13,8 +13,20 @@
  *
  * Dense only: DeepSeek-V3.2's sparse lists (a key set per query) and layouts these tiles
  * do not hold (qk or vd not a multiple of 16, qk or vd over 256) take the float32 kernel
- * (kernels_attn.cu), as does `--precision exact`.  tests/test_cuda_kernels.c holds the
- * result to a double-precision attention of the same bf16 inputs.
+ * (kernels_attn.cu), as does `--precision exact`.
+ *
+ * Absorbed (decode) on a bf16 cache, k_attn_dec_tc: the heads are the rows of the
+ * products (up to 32 per block, two m16 tiles), a block walks one split of the context
+ * (the spans of kernels_attn.cu, whose merge it feeds) in tiles of 32 latent rows
+ * [lat | k_pe] copied into shared memory by cp.async one tile ahead (rows past the span
+ * zero-filled; sparse lists gathered); S = Q K^T by mma.sync (eight warps, one 16 x 8
+ * tile each), the online softmax per head (one warp per four heads, lane = position), then
+ * O += P V with V = the same rows' latent columns read by ldmatrix.trans (each warp 16 x
+ * 128 of the 32 x 512 output).  The cache is exact bf16; the queries and the
+ * probabilities are rounded to bf16.
+ *
+ * tests/test_cuda_kernels.c holds both to a double-precision attention of the same bf16
+ * inputs.
  */
 #include "backend/cuda/common.cuh"
 
@@ -237,6 +249,8 @@ extern "C" cudaError_t cuk_attn_tc(const cu_attn_x *p, cu_q q) {
     return p->cache_bf16 ? fa_go<true, 32>(p, q) : fa_go<false, 32>(p, q);
 }
 
+static cudaError_t dt_init(int optin);
+
 /* The largest tiles' dynamic shared memory (cuk_init). */
 extern "C" cudaError_t cuk_attn_tc_init(int optin) {
     const size_t want = fa_smem(FA_MAXD, FA_MAXD);
@@ -248,5 +262,203 @@ extern "C" cudaError_t cuk_attn_tc_init(int optin) {
     if (err == cudaSuccess) err = cudaFuncSetAttribute(k_attn_tc<false, 16>, a, bytes);
     if (err == cudaSuccess) err = cudaFuncSetAttribute(k_attn_tc<true, 32>, a, bytes);
     if (err == cudaSuccess) err = cudaFuncSetAttribute(k_attn_tc<false, 32>, a, bytes);
+    if (err == cudaSuccess) err = dt_init(optin);
     return err;
+}
+
+/* ------------------------------------------------------------------ decode (absorbed) */
+
+enum { DT_TK = 32, DT_HB = 32, DT_WARPS = 8, DT_THREADS = DT_WARPS * 32, DT_MAXW = 576 + 64 };
+enum { DT_SLD = DT_TK + 1, DT_PLD = DT_TK + 8 };
+
+/* Dynamic shared memory for rows of width W: Qs [32][W + 8], two K tiles [32][W + 8]
+   (bf16), S [32][33] (f32), P [32][40] (bf16), alpha [32] (f32). */
+static size_t dt_smem(int64_t W) {
+    return (size_t)(3 * DT_HB * (W + 8)) * 2 + (size_t)(DT_HB * DT_SLD + DT_HB) * 4 + (size_t)(DT_HB * DT_PLD) * 2;
+}
+
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool valid) {
+    const uint32_t s = (uint32_t)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(gmem), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit(void) {
+    asm volatile("cp.async.commit_group;");
+}
+__device__ __forceinline__ void cp_async_wait1(void) {
+    asm volatile("cp.async.wait_group 1;" ::: "memory");
+}
+
+/* The B operand (k = 16 keys x n = 8 columns) of rows stored [key][column]: lanes 0-15
+   name rows k0 .. k0 + 15 at column n0. */
+__device__ __forceinline__ void ldsm_x2_t(const __nv_bfloat16 *p, uint32_t &b0, uint32_t &b1) {
+    const uint32_t s = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(b0), "=r"(b1) : "r"(s));
+}
+
+__global__ void __launch_bounds__(DT_THREADS) k_attn_dec_tc(const __grid_constant__ cu_attn p) {
+    extern __shared__ __align__(16) __nv_bfloat16 dsm[];
+    pdl_launch();
+    const int64_t W = p.R + p.rope, LD = W + 8;
+    __nv_bfloat16 *Qs = dsm, *Kb = Qs + DT_HB * LD; /* Kb: two tiles */
+    float *Ss = reinterpret_cast<float *>(Kb + 2 * DT_TK * LD), *al = Ss + DT_HB * DT_SLD;
+    __nv_bfloat16 *Ps = reinterpret_cast<__nv_bfloat16 *>(al + DT_HB);
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const int64_t split = blockIdx.x, h0 = (int64_t)blockIdx.y * DT_HB, qi = blockIdx.z;
+    const int nh = (int)(p.H - h0 < DT_HB ? p.H - h0 : DT_HB);
+    pdl_wait();
+    const int64_t pos = p.step->pos;
+    int64_t Ti = pos + qi + 1, tot = pos + p.n_q; /* as k_attn_absorbed */
+    const int32_t *ix = NULL;
+    if (p.idx && p.idx_n[qi] >= 0) {
+        ix = p.idx + qi * p.idx_stride;
+        Ti = tot = p.idx_n[qi];
+    }
+    int64_t span = (tot + p.nsplit - 1) / p.nsplit;
+    span = (span + DT_TK - 1) / DT_TK * DT_TK;
+    const int64_t t0 = split * span, t1 = t0 + span < Ti ? t0 + span : Ti;
+
+    const int64_t c16 = W / 8; /* 16-byte pieces of a row */
+    const uint8_t *cb = static_cast<const uint8_t *>(p.cache);
+    auto issue = [&](int64_t tt, __nv_bfloat16 *dst) {
+        for (int64_t i = tid; i < DT_TK * c16; i += DT_THREADS) {
+            const int64_t r = i / c16, c = (i - r * c16) * 8, u = tt + r;
+            const bool ok = u < t1;
+            const int64_t row = ok ? (ix ? (int64_t)ix[u] : u) : 0;
+            cp_async16(dst + r * LD + c, cb + (size_t)(row * W + c) * 2, ok);
+        }
+    };
+    if (t0 < t1) issue(t0, Kb);
+    cp_async_commit();
+    for (int64_t i = tid; i < DT_HB * (W / 4); i += DT_THREADS) { /* the queries, bf16 */
+        const int64_t r = i / (W / 4), c = (i - r * (W / 4)) * 4;
+        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (r < nh) v = __ldg(reinterpret_cast<const float4 *>(p.q + (qi * p.H + h0 + r) * W + c));
+        st_bf16x4(Qs + r * LD + c, v.x, v.y, v.z, v.w);
+    }
+
+    /* softmax state: warp w holds heads 4w .. 4w + 3 (lane-uniform) */
+    float m[4], l[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) m[i] = -INFINITY, l[i] = 0.0f;
+    /* output: warp w holds heads 16 (w & 1) .. +16, columns 128 (w >> 1) .. +128 */
+    const int om = (warp & 1) * 16, on = (warp >> 1) * 128;
+    float acc[16][4];
+#pragma unroll
+    for (int j = 0; j < 16; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+    /* scores: warp w computes heads 16 (w & 1) .. +16 x keys 8 (w >> 1) .. +8 */
+    const int sm_ = (warp & 1) * 16, sn = (warp >> 1) * 8;
+
+    int buf = 0;
+    for (int64_t tt = t0; tt < t1; tt += DT_TK, buf ^= 1) {
+        if (tt + DT_TK < t1) issue(tt + DT_TK, Kb + (buf ^ 1) * DT_TK * LD);
+        cp_async_commit();
+        cp_async_wait1(); /* this tile's rows have landed (the next tile's may not) */
+        __syncthreads();
+        const __nv_bfloat16 *Ks = Kb + buf * DT_TK * LD;
+        {
+            /* two chains of products (even and odd k steps; W % 16 == 0), then their sum */
+            float sc[4] = {0.0f, 0.0f, 0.0f, 0.0f}, s2[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            const __nv_bfloat16 *qa = Qs + (sm_ + g) * LD + 2 * t, *kb = Ks + (sn + g) * LD + 2 * t;
+            for (int64_t kk = 0; kk < W; kk += 32) {
+                mma_bf16(sc, lds32(qa + kk), lds32(qa + 8 * LD + kk), lds32(qa + kk + 8),
+                         lds32(qa + 8 * LD + kk + 8), lds32(kb + kk), lds32(kb + kk + 8));
+                if (kk + 16 < W)
+                    mma_bf16(s2, lds32(qa + kk + 16), lds32(qa + 8 * LD + kk + 16), lds32(qa + kk + 24),
+                             lds32(qa + 8 * LD + kk + 24), lds32(kb + kk + 16), lds32(kb + kk + 24));
+            }
+#pragma unroll
+            for (int i = 0; i < 4; i++) sc[i] += s2[i];
+            Ss[(sm_ + g) * DT_SLD + sn + 2 * t] = sc[0];
+            Ss[(sm_ + g) * DT_SLD + sn + 2 * t + 1] = sc[1];
+            Ss[(sm_ + g + 8) * DT_SLD + sn + 2 * t] = sc[2];
+            Ss[(sm_ + g + 8) * DT_SLD + sn + 2 * t + 1] = sc[3];
+        }
+        __syncthreads();
+        {
+            const bool valid = tt + lane < t1;
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int hh = 4 * warp + i;
+                const float s = valid ? Ss[hh * DT_SLD + lane] * p.scale : -INFINITY;
+                const float mn = fmaxf(m[i], warp_max(s)); /* finite: the tile has a valid row */
+                const float pr = valid ? expf(s - mn) : 0.0f;
+                const float alpha = expf(m[i] - mn);
+                l[i] = fmaf(l[i], alpha, warp_sum(pr));
+                m[i] = mn;
+                Ps[hh * DT_PLD + lane] = __float2bfloat16_rn(pr);
+                if (lane == 0) al[hh] = alpha;
+            }
+        }
+        __syncthreads();
+        {
+            const float a0 = al[om + g], a1 = al[om + g + 8];
+#pragma unroll
+            for (int j = 0; j < 16; j++) acc[j][0] *= a0, acc[j][1] *= a0, acc[j][2] *= a1, acc[j][3] *= a1;
+#pragma unroll
+            for (int kb = 0; kb < DT_TK; kb += 16) {
+                const __nv_bfloat16 *pa = Ps + (om + g) * DT_PLD + kb + 2 * t;
+                const uint32_t a0r = lds32(pa), a1r = lds32(pa + 8 * DT_PLD), a2r = lds32(pa + 8),
+                               a3r = lds32(pa + 8 * DT_PLD + 8);
+                const __nv_bfloat16 *vb = Ks + (kb + (lane & 15)) * LD + on;
+#pragma unroll
+                for (int j = 0; j < 16; j++) {
+                    if (on + 8 * j >= p.R) break;
+                    uint32_t b0, b1;
+                    ldsm_x2_t(vb + 8 * j, b0, b1);
+                    mma_bf16(acc[j], a0r, a1r, a2r, a3r, b0, b1);
+                }
+            }
+        }
+        __syncthreads(); /* S, P, alpha and this K buffer are rewritten next */
+    }
+
+    const int64_t base = (qi * p.nsplit + split) * p.H + h0;
+#pragma unroll
+    for (int j = 0; j < 16; j++) {
+        const int64_t c = on + 8 * j + 2 * t;
+        if (c >= p.R) break;
+        if (om + g < nh) {
+            float *o = p.part_o + (base + om + g) * p.R + c;
+            o[0] = acc[j][0], o[1] = acc[j][1];
+        }
+        if (om + g + 8 < nh) {
+            float *o = p.part_o + (base + om + g + 8) * p.R + c;
+            o[0] = acc[j][2], o[1] = acc[j][3];
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int hh = 4 * warp + i;
+        if (hh < nh && lane == 0) {
+            p.part_ml[(base + hh) * 2] = m[i];
+            p.part_ml[(base + hh) * 2 + 1] = l[i];
+        }
+    }
+}
+
+extern "C" bool cuk_attn_dec_tc_ok(const cu_attn *p) {
+    const int64_t W = p->R + p->rope;
+    if (!p->cache_bf16 || p->R % 16 || p->R > 512 || W % 16 || W > DT_MAXW || p->H < 1 ||
+        (p->H + DT_HB - 1) / DT_HB > 65535 || p->n_q > 65535 || p->nsplit < 1 ||
+        p->nsplit > ZCU_ATTN_MAX_SPLIT)
+        return false;
+    cudaFuncAttributes fa;
+    if (cudaFuncGetAttributes(&fa, k_attn_dec_tc) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return false;
+    }
+    return dt_smem(W) <= (size_t)fa.maxDynamicSharedSizeBytes;
+}
+
+/* The splits (the merge follows in cuk_attn_absorbed). */
+extern "C" cudaError_t cuk_attn_dec_tc(const cu_attn *p, cu_q q) {
+    if (!cuk_attn_dec_tc_ok(p)) return cudaErrorInvalidValue;
+    const dim3 grid((unsigned)p->nsplit, (unsigned)((p->H + DT_HB - 1) / DT_HB), (unsigned)p->n_q);
+    return launch(q, grid, dim3(DT_THREADS), dt_smem(p->R + p->rope), k_attn_dec_tc, *p);
+}
+
+static cudaError_t dt_init(int optin) {
+    const size_t want = dt_smem(DT_MAXW);
+    const int bytes = want < (size_t)optin ? (int)want : optin;
+    return cudaFuncSetAttribute(k_attn_dec_tc, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
 }
