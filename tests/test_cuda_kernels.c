@@ -1644,6 +1644,30 @@ static void product_cases(bool quick) {
     case_grouped(F_BF16, 8, 4, 33, 64, 3);
 }
 
+/* The absorbed attention: GLM (20 heads in one block), the tiny fixtures, DeepSeek's 128
+   heads; sparse lists (DeepSeek-V3.2): kept positions per query, dense and sparse mixed.
+   f32 and bf16 caches; in fast mode the bf16 ones with rows of a multiple of 16 run the
+   tensor-core splits (rope 32), the others the float32 ones (rope 8). */
+static void absorbed_cases(bool quick) {
+    for (int b = 0; b < 2; b++) {
+        case_absorbed(b, 20, 512, 64, 0, 1, 1, 0);
+        case_absorbed(b, 20, 512, 64, 4, 1, 2, 0);
+        case_absorbed(b, 20, 512, 64, 37, 1, 8, 0);
+        case_absorbed(b, 20, 512, 64, 300, 1, 3, 0);
+        if (!quick) case_absorbed(b, 20, 512, 64, 4095, 1, 32, 0);
+        case_absorbed(b, 20, 512, 64, 10, 5, 1, 0);   /* prefill on the absorbed path */
+        case_absorbed(b, 4, 64, 16, 20, 3, 2, 0);     /* tiny, several queries and splits */
+        case_absorbed(b, 7, 96, 8, 50, 2, 3, 0);      /* heads not a multiple of 4 */
+        case_absorbed(b, 7, 96, 32, 50, 2, 3, 0);
+        if (!quick) case_absorbed(b, 128, 512, 64, 70, 1, 4, 0);
+        case_absorbed(b, 4, 64, 16, 20, 3, 2, 8);     /* dsv32-tiny: topk 8 */
+        case_absorbed(b, 128, 512, 64, 300, 1, 8, 100);
+        case_absorbed(b, 20, 512, 64, 5000, 1, 64, 2048); /* the release's topk at 5k */
+        case_absorbed(b, 7, 96, 8, 40, 4, 1, 9);      /* prefill: one query dense, three sparse */
+        case_absorbed(b, 7, 96, 32, 40, 4, 1, 9);
+    }
+}
+
 /* Fast mode (tq_fast): the int8-activation layouts (affine 4- and 8-bit) in every group
    and scale type against the bound with the activations' error and the CPU's model of the
    same arithmetic, the patterns' fused kernels against their unfused chains bit for bit
@@ -1694,24 +1718,7 @@ static void fast_cases(bool quick) {
         case_expanded(b, 3, 10, 6, 300, 20, 200, 2, 0);      /* no tiles of 16: float32 kernel */
         case_expanded(b, 4, 32, 16, 32, 64, 30, 4, 8);       /* sparse: float32 kernel */
     }
-    /* decode attention on the tensor cores (bf16 cache; the f32 cache keeps the float32
-       splits): GLM's 20 heads, splits, several queries, DeepSeek's 128 heads (four head
-       blocks), sparse lists, the tiny fixtures' sizes */
-    for (int b = 0; b < 2; b++) {
-        case_absorbed(b, 20, 512, 64, 0, 1, 1, 0);
-        case_absorbed(b, 20, 512, 64, 4, 1, 2, 0);
-        case_absorbed(b, 20, 512, 64, 37, 1, 8, 0);
-        case_absorbed(b, 20, 512, 64, 300, 1, 3, 0);
-        case_absorbed(b, 20, 512, 64, 4095, 1, 32, 0);
-        case_absorbed(b, 20, 512, 64, 10, 5, 1, 0);
-        case_absorbed(b, 4, 64, 16, 20, 3, 2, 0);
-        case_absorbed(b, 7, 96, 32, 50, 2, 3, 0);
-        case_absorbed(b, 128, 512, 64, 70, 1, 4, 0);
-        case_absorbed(b, 4, 64, 16, 20, 3, 2, 8);
-        case_absorbed(b, 128, 512, 64, 300, 1, 8, 100);
-        case_absorbed(b, 20, 512, 64, 5000, 1, 64, 2048);
-        case_absorbed(b, 7, 96, 32, 40, 4, 1, 9);
-    }
+    absorbed_cases(quick); /* with a bf16 cache and W % 16 == 0: the tensor-core splits */
 }
 
 static void other_cases(bool quick) {
@@ -1744,22 +1751,9 @@ static void other_cases(bool quick) {
     case_route(64, 8, 8, 4, false, true, 2.5f, 1, 2);
     case_route(64, 16, 4, 2, false, false, 1.0f, 2, 2);
     case_route(1024, 16, 1, 1, false, true, 1.0f, 0, 2);
-    /* attention: GLM (20 heads in one block), the tiny fixtures, DeepSeek's 128 heads;
-       sparse lists (DeepSeek-V3.2): kept positions per query, dense and sparse mixed */
+    /* attention: absorbed (above), expanded: GLM, the tiny fixtures; sparse lists */
+    absorbed_cases(quick);
     for (int b = 0; b < 2; b++) {
-        case_absorbed(b, 20, 512, 64, 0, 1, 1, 0);
-        case_absorbed(b, 20, 512, 64, 4, 1, 2, 0);
-        case_absorbed(b, 20, 512, 64, 37, 1, 8, 0);
-        case_absorbed(b, 20, 512, 64, 300, 1, 3, 0);
-        if (!quick) case_absorbed(b, 20, 512, 64, 4095, 1, 32, 0);
-        case_absorbed(b, 20, 512, 64, 10, 5, 1, 0);   /* prefill on the absorbed path */
-        case_absorbed(b, 4, 64, 16, 20, 3, 2, 0);     /* tiny, several queries and splits */
-        case_absorbed(b, 7, 96, 8, 50, 2, 3, 0);      /* heads not a multiple of 4 */
-        if (!quick) case_absorbed(b, 128, 512, 64, 70, 1, 4, 0);
-        case_absorbed(b, 4, 64, 16, 20, 3, 2, 8);     /* dsv32-tiny: topk 8 */
-        case_absorbed(b, 128, 512, 64, 300, 1, 8, 100);
-        case_absorbed(b, 20, 512, 64, 5000, 1, 64, 2048); /* the release's topk at 5k */
-        case_absorbed(b, 7, 96, 8, 40, 4, 1, 9);      /* prefill: one query dense, three sparse */
         case_expanded(b, 4, 32, 16, 32, 64, 30, 4, 0);
         case_expanded(b, 20, 192, 64, 256, 512, 70, 3, 0);
         case_expanded(b, 3, 10, 6, 300, 20, 200, 2, 0);

@@ -21,7 +21,7 @@
  * Both compute zattn_head_ref's function (softmax(scale * (q·k + q_pe·k_pe)) weighted sum)
  * in float32 on the CUDA cores; the order of the sums differs (tokens-class).
  */
-#include "backend/cuda/common.cuh"
+#include "backend/cuda/attn.cuh"
 
 #include <math.h>
 
@@ -58,16 +58,9 @@ __global__ void __launch_bounds__(AT_THREADS) k_attn_absorbed(const __grid_const
     const int64_t split = blockIdx.x, h0 = (int64_t)blockIdx.y * HB, qi = blockIdx.z;
     const int nh = (int)(p.H - h0 < HB ? p.H - h0 : HB);
     pdl_wait();
-    const int64_t pos = p.step->pos;
-    int64_t Ti = pos + qi + 1, tot = pos + p.n_q; /* entries query qi reads; the split basis */
-    const int32_t *ix = NULL;                      /* sparse: its positions (ascending) */
-    if (p.idx && p.idx_n[qi] >= 0) {
-        ix = p.idx + qi * p.idx_stride;
-        Ti = tot = p.idx_n[qi];
-    }
-    int64_t span = (tot + p.nsplit - 1) / p.nsplit;
-    span = (span + AT_TP - 1) / AT_TP * AT_TP;
-    const int64_t t0 = split * span, t1 = t0 + span < Ti ? t0 + span : Ti;
+    const attn_span sp = attn_span_of(p, qi, split, AT_TP);
+    const int32_t *ix = sp.ix;
+    const int64_t t0 = sp.t0, t1 = sp.t1;
 
     { /* the block's query rows, eight loads in flight per thread */
         const float *src = p.q + (qi * p.H + h0) * W;

@@ -28,7 +28,7 @@
  * tests/test_cuda_kernels.c holds both to a double-precision attention of the same bf16
  * inputs.
  */
-#include "backend/cuda/common.cuh"
+#include "backend/cuda/attn.cuh"
 
 #include <math.h>
 
@@ -306,16 +306,9 @@ __global__ void __launch_bounds__(DT_THREADS) k_attn_dec_tc(const __grid_constan
     const int64_t split = blockIdx.x, h0 = (int64_t)blockIdx.y * DT_HB, qi = blockIdx.z;
     const int nh = (int)(p.H - h0 < DT_HB ? p.H - h0 : DT_HB);
     pdl_wait();
-    const int64_t pos = p.step->pos;
-    int64_t Ti = pos + qi + 1, tot = pos + p.n_q; /* as k_attn_absorbed */
-    const int32_t *ix = NULL;
-    if (p.idx && p.idx_n[qi] >= 0) {
-        ix = p.idx + qi * p.idx_stride;
-        Ti = tot = p.idx_n[qi];
-    }
-    int64_t span = (tot + p.nsplit - 1) / p.nsplit;
-    span = (span + DT_TK - 1) / DT_TK * DT_TK;
-    const int64_t t0 = split * span, t1 = t0 + span < Ti ? t0 + span : Ti;
+    const attn_span sp = attn_span_of(p, qi, split, DT_TK); /* kernels_attn.cu's spans */
+    const int32_t *ix = sp.ix;
+    const int64_t t0 = sp.t0, t1 = sp.t1;
 
     const int64_t c16 = W / 8; /* 16-byte pieces of a row */
     const uint8_t *cb = static_cast<const uint8_t *>(p.cache);
