@@ -1262,6 +1262,22 @@ static void case_absorbed(bool bf16, int64_t H, int64_t R, int64_t rope, int64_t
         const double g = 2.0 * (double)(W + 32) / 16777216.0;
         lim = vmax * (1.0 / 256.0 + 4.0 * g * qkmax * scale) + 1e-6;
     }
+    if (tc) { /* one tile buffer and two (ZMLX_CUDA_DEC_STAGES; the default picks by the grid): same bits */
+        dout o1 = out_new((size_t)(nq * H * R));
+        cu_attn a1 = a;
+        a1.out = o1.p;
+        setenv("ZMLX_CUDA_DEC_STAGES", "1", 1);
+        CHECK(cuk_attn_absorbed(&a1, Q) == cudaSuccess);
+        setenv("ZMLX_CUDA_DEC_STAGES", "2", 1);
+        CHECK(cuk_attn_absorbed(&a, Q) == cudaSuccess);
+        unsetenv("ZMLX_CUDA_DEC_STAGES");
+        CHECKF(out_fetch(&o, out, "absorbed tc, two stages"), "absorbed attention tc");
+        float *y1 = malloc((size_t)(nq * H * R) * 4);
+        CHECKF(out_fetch(&o1, y1, "absorbed tc, one stage") && same_bits(y1, out, (size_t)(nq * H * R)),
+               "absorbed tc H=%lld pos=%lld: one tile buffer differs from two", (long long)H, (long long)pos);
+        free(y1);
+        out_free(&o1);
+    }
     float *scores = malloc((size_t)T * 4);
     zdtype kdt = bf16 ? ZDT_BF16 : ZDT_F32;
     zattn_job j = {.n_heads = H, .n_q = nq, .T = T, .dk = R, .dr = rope, .dv = R, .q = ql,

@@ -31,6 +31,8 @@
 #include "backend/cuda/attn.cuh"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 enum { FA_Q = 64, FA_KV = 64, FA_WARPS = 4, FA_THREADS = FA_WARPS * 32, FA_MAXD = 256 };
 enum { FA_VLD = FA_KV + 8 }; /* Vt row stride (bf16): conflict-free operand loads */
@@ -271,10 +273,11 @@ extern "C" cudaError_t cuk_attn_tc_init(int optin) {
 enum { DT_TK = 32, DT_HB = 32, DT_WARPS = 8, DT_THREADS = DT_WARPS * 32, DT_MAXW = 576 + 64 };
 enum { DT_SLD = DT_TK + 1, DT_PLD = DT_TK + 8 };
 
-/* Dynamic shared memory for rows of width W: Qs [32][W + 8], two K tiles [32][W + 8]
-   (bf16), S [32][33] (f32), P [32][40] (bf16), alpha [32] (f32). */
-static size_t dt_smem(int64_t W) {
-    return (size_t)(3 * DT_HB * (W + 8)) * 2 + (size_t)(DT_HB * DT_SLD + DT_HB) * 4 + (size_t)(DT_HB * DT_PLD) * 2;
+/* Dynamic shared memory for rows of width W and ST tile buffers: Qs [32][W + 8], ST K
+   tiles [32][W + 8] (bf16), S [32][33] (f32), P [32][40] (bf16), alpha [32] (f32). */
+static size_t dt_smem(int64_t W, int ST) {
+    return (size_t)((1 + ST) * DT_HB * (W + 8)) * 2 + (size_t)(DT_HB * DT_SLD + DT_HB) * 4 +
+           (size_t)(DT_HB * DT_PLD) * 2;
 }
 
 __device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool valid) {
@@ -287,6 +290,9 @@ __device__ __forceinline__ void cp_async_commit(void) {
 __device__ __forceinline__ void cp_async_wait1(void) {
     asm volatile("cp.async.wait_group 1;" ::: "memory");
 }
+__device__ __forceinline__ void cp_async_wait0(void) {
+    asm volatile("cp.async.wait_group 0;" ::: "memory");
+}
 
 /* The B operand (k = 16 keys x n = 8 columns) of rows stored [key][column]: lanes 0-15
    name rows k0 .. k0 + 15 at column n0. */
@@ -295,12 +301,15 @@ __device__ __forceinline__ void ldsm_x2_t(const __nv_bfloat16 *p, uint32_t &b0, 
     asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(b0), "=r"(b1) : "r"(s));
 }
 
+/* ST = 2: the next tile's rows in flight during this tile's products (one block per SM
+   at W = 576); ST = 1: one buffer, two blocks per SM overlap each other instead. */
+template <int ST>
 __global__ void __launch_bounds__(DT_THREADS) k_attn_dec_tc(const __grid_constant__ cu_attn p) {
     extern __shared__ __align__(16) __nv_bfloat16 dsm[];
     pdl_launch();
     const int64_t W = p.R + p.rope, LD = W + 8;
-    __nv_bfloat16 *Qs = dsm, *Kb = Qs + DT_HB * LD; /* Kb: two tiles */
-    float *Ss = reinterpret_cast<float *>(Kb + 2 * DT_TK * LD), *al = Ss + DT_HB * DT_SLD;
+    __nv_bfloat16 *Qs = dsm, *Kb = Qs + DT_HB * LD; /* Kb: ST tiles */
+    float *Ss = reinterpret_cast<float *>(Kb + ST * DT_TK * LD), *al = Ss + DT_HB * DT_SLD;
     __nv_bfloat16 *Ps = reinterpret_cast<__nv_bfloat16 *>(al + DT_HB);
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
     const int64_t split = blockIdx.x, h0 = (int64_t)blockIdx.y * DT_HB, qi = blockIdx.z;
@@ -343,11 +352,19 @@ __global__ void __launch_bounds__(DT_THREADS) k_attn_dec_tc(const __grid_constan
 
     int buf = 0;
     for (int64_t tt = t0; tt < t1; tt += DT_TK, buf ^= 1) {
-        if (tt + DT_TK < t1) issue(tt + DT_TK, Kb + (buf ^ 1) * DT_TK * LD);
-        cp_async_commit();
-        cp_async_wait1(); /* this tile's rows have landed (the next tile's may not) */
+        if constexpr (ST == 2) {
+            if (tt + DT_TK < t1) issue(tt + DT_TK, Kb + (buf ^ 1) * DT_TK * LD);
+            cp_async_commit();
+            cp_async_wait1(); /* this tile's rows have landed (the next tile's may not) */
+        } else {
+            if (tt != t0) { /* the first tile was issued before the queries */
+                issue(tt, Kb);
+                cp_async_commit();
+            }
+            cp_async_wait0();
+        }
         __syncthreads();
-        const __nv_bfloat16 *Ks = Kb + buf * DT_TK * LD;
+        const __nv_bfloat16 *Ks = Kb + (ST == 2 ? buf : 0) * DT_TK * LD;
         {
             /* two chains of products (even and odd k steps; W % 16 == 0), then their sum */
             float sc[4] = {0.0f, 0.0f, 0.0f, 0.0f}, s2[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -436,22 +453,36 @@ extern "C" bool cuk_attn_dec_tc_ok(const cu_attn *p) {
         p->nsplit > ZCU_ATTN_MAX_SPLIT)
         return false;
     cudaFuncAttributes fa;
-    if (cudaFuncGetAttributes(&fa, k_attn_dec_tc) != cudaSuccess) {
+    if (cudaFuncGetAttributes(&fa, k_attn_dec_tc<2>) != cudaSuccess) {
         (void)cudaGetLastError();
         return false;
     }
-    return dt_smem(W) <= (size_t)fa.maxDynamicSharedSizeBytes;
+    return dt_smem(W, 2) <= (size_t)fa.maxDynamicSharedSizeBytes;
 }
 
 /* The splits (the merge follows in cuk_attn_absorbed). */
 extern "C" cudaError_t cuk_attn_dec_tc(const cu_attn *p, cu_q q) {
     if (!cuk_attn_dec_tc_ok(p)) return cudaErrorInvalidValue;
     const dim3 grid((unsigned)p->nsplit, (unsigned)((p->H + DT_HB - 1) / DT_HB), (unsigned)p->n_q);
-    return launch(q, grid, dim3(DT_THREADS), dt_smem(p->R + p->rope), k_attn_dec_tc, *p);
+    /* more blocks than SMs: one tile buffer, so two blocks fit an SM (H200, 32k: 117 -> 129
+       tok/s); fewer: two buffers, the next tile in flight (4k: 174.5 vs 172.4 with one).
+       ZMLX_CUDA_DEC_STAGES=1|2 (a measuring knob) chooses. */
+    int dev = 0, sms = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+        (void)cudaGetLastError();
+    const int64_t blocks = (int64_t)grid.x * grid.y * grid.z;
+    int st = blocks > sms ? 1 : 2;
+    const char *env = getenv("ZMLX_CUDA_DEC_STAGES");
+    if (env && (!strcmp(env, "1") || !strcmp(env, "2"))) st = env[0] - '0';
+    if (st == 1) return launch(q, grid, dim3(DT_THREADS), dt_smem(p->R + p->rope, 1), k_attn_dec_tc<1>, *p);
+    return launch(q, grid, dim3(DT_THREADS), dt_smem(p->R + p->rope, 2), k_attn_dec_tc<2>, *p);
 }
 
 static cudaError_t dt_init(int optin) {
-    const size_t want = dt_smem(DT_MAXW);
+    const size_t want = dt_smem(DT_MAXW, 2);
     const int bytes = want < (size_t)optin ? (int)want : optin;
-    return cudaFuncSetAttribute(k_attn_dec_tc, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+    cudaError_t err = cudaFuncSetAttribute(k_attn_dec_tc<2>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+    if (err == cudaSuccess)
+        err = cudaFuncSetAttribute(k_attn_dec_tc<1>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+    return err;
 }
