@@ -36,6 +36,7 @@
 
 enum { FA_Q = 64, FA_KV = 64, FA_WARPS = 4, FA_THREADS = FA_WARPS * 32, FA_MAXD = 256 };
 enum { FA_VLD = FA_KV + 8 }; /* Vt row stride (bf16): conflict-free operand loads */
+enum { FA_LD = 8 };          /* tile loads in flight per thread */
 
 /* Dynamic shared memory: Qs, Ks [64][qk + 8] and Vt [vd][72], bf16. */
 static size_t fa_smem(int64_t qk, int64_t vd) {
@@ -79,6 +80,23 @@ __device__ __forceinline__ float4 cache4(const void *c, int64_t i) {
     }
 }
 
+/* Copy tot float4s of a tile: element i = ld(i), stored by st(i, v); FA_LD loads of each
+   thread in flight before their stores (one at a time, a tile of 64 keys waited ~40 us). */
+template <typename LD, typename ST>
+__device__ __forceinline__ void tile_copy(int64_t tot, LD ld, ST st) {
+    for (int64_t i0 = threadIdx.x; i0 < tot; i0 += FA_LD * FA_THREADS) {
+        float4 v[FA_LD];
+#pragma unroll
+        for (int k = 0; k < FA_LD; k++) {
+            const int64_t i = i0 + k * FA_THREADS;
+            v[k] = i < tot ? ld(i) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        }
+#pragma unroll
+        for (int k = 0; k < FA_LD; k++)
+            if (i0 + k * FA_THREADS < tot) st(i0 + k * FA_THREADS, v[k]);
+    }
+}
+
 /* NT = value columns / 8 this instance holds (vd <= 8 NT). */
 template <bool BF16, int NT>
 __global__ void __launch_bounds__(FA_THREADS) k_attn_tc(const __grid_constant__ cu_attn_x p) {
@@ -113,24 +131,27 @@ __global__ void __launch_bounds__(FA_THREADS) k_attn_tc(const __grid_constant__ 
 
     for (int64_t kt = 0; kt < kend; kt += FA_KV) {
         __syncthreads(); /* the previous tile is consumed (and Qs written) */
-        for (int64_t i = tid; i < FA_KV * q4; i += FA_THREADS) { /* keys [k_nope | k_pe] */
+        /* keys [k_nope | k_pe], then values (transposed) */
+        tile_copy(FA_KV * q4, [&](int64_t i) {
             const int64_t r = i / q4, c = (i - r * q4) * 4, u = kt + r;
-            float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-            if (u < kend) {
-                if (c < p.nope) v = __ldg(reinterpret_cast<const float4 *>(p.kvb + (u * p.H + h) * hs + c));
-                else v = cache4<BF16>(p.cache, u * W + p.R + (c - p.nope));
-            }
+            if (u >= kend) return make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            if (c < p.nope) return __ldg(reinterpret_cast<const float4 *>(p.kvb + (u * p.H + h) * hs + c));
+            return cache4<BF16>(p.cache, u * W + p.R + (c - p.nope));
+        }, [&](int64_t i, float4 v) {
+            const int64_t r = i / q4, c = (i - r * q4) * 4;
             st_bf16x4(Ks + r * QLD + c, v.x, v.y, v.z, v.w);
-        }
-        for (int64_t i = tid; i < FA_KV * v4; i += FA_THREADS) { /* values, transposed */
+        });
+        tile_copy(FA_KV * v4, [&](int64_t i) {
             const int64_t r = i / v4, c = (i - r * v4) * 4, u = kt + r;
-            float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-            if (u < kend) v = __ldg(reinterpret_cast<const float4 *>(p.kvb + (u * p.H + h) * hs + p.nope + c));
+            if (u >= kend) return make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            return __ldg(reinterpret_cast<const float4 *>(p.kvb + (u * p.H + h) * hs + p.nope + c));
+        }, [&](int64_t i, float4 v) {
+            const int64_t r = i / v4, c = (i - r * v4) * 4;
             Vt[(c + 0) * FA_VLD + r] = __float2bfloat16_rn(v.x);
             Vt[(c + 1) * FA_VLD + r] = __float2bfloat16_rn(v.y);
             Vt[(c + 2) * FA_VLD + r] = __float2bfloat16_rn(v.z);
             Vt[(c + 3) * FA_VLD + r] = __float2bfloat16_rn(v.w);
-        }
+        });
         __syncthreads();
 
         /* S = Q K^T: 16 rows x 64 keys, eight tiles of 8 keys */
