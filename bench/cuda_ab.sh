@@ -26,15 +26,13 @@ HARD=${ZMLX_AB_HARD:-540}
 MODEL=${ZMLX_AB_MODEL:-builtin:glm47-flash}
 CTX=${ZMLX_AB_CTX:-16,4096}
 ROUNDS=${ZMLX_AB_ROUNDS:-2}
-mkdir -p "$OUT" "$B" "$D/old"
 T=$(mktemp -d)
 EP=$OUT/gen.txt
-[ -f "$D/bins.tar.xz" ] && tar xJf "$D/bins.tar.xz" -C "$B"
+mkdir -p "$D/old"
 [ -f "$D/old.tar.xz" ] && tar xJf "$D/old.tar.xz" -C "$D/old"
 export ZMLX_SHARED="$PWD/$D" ZMLX_SRC="$PWD"
 . bench/device_lib.sh
-exec > >(tee "$OUT/log.txt") 2>&1
-t0=$(date +%s)
+device_begin
 
 stamp "0. machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv

@@ -2,7 +2,8 @@
 # dist_device.sh) before anything else runs: NVLink multicast off, the staged libraries
 # ($D/lib) and the image's NCCL on the library path, and the helpers of a bounded call.
 # The caller sets D (staging folder), and before using the helpers B (binaries), T (temp
-# folder), HARD (seconds the call may take), t0 (its start) and EP (the log gen writes to).
+# folder), HARD (seconds the call may take), t0 (its start) and EP (the log gen writes to);
+# device_begin sets up the usual start of a call.
 export NCCL_NVLS_ENABLE=0
 export LD_LIBRARY_PATH="$PWD/$D/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 if ! ldconfig -p | grep -q libnccl.so.2; then # NCCL of the image's PyTorch, if not on the path
@@ -10,6 +11,14 @@ if ! ldconfig -p | grep -q libnccl.so.2; then # NCCL of the image's PyTorch, if 
     [ -n "$nccl" ] && export LD_LIBRARY_PATH="$(dirname "$nccl"):$LD_LIBRARY_PATH"
 fi
 summary=()
+# The start of a call: $OUT and $B made, $D/bins.tar.xz (binaries built elsewhere)
+# unpacked into $B, everything from here on also in $OUT/log.txt, t0 = now.
+device_begin() {
+    mkdir -p "$OUT" "$B"
+    [ -f "$D/bins.tar.xz" ] && tar xJf "$D/bins.tar.xz" -C "$B"
+    exec > >(tee "$OUT/log.txt") 2>&1
+    t0=$(date +%s)
+}
 stamp() { echo; echo "=== [$(($(date +%s) - t0)) s] $*"; }
 # seconds a step may take: min(want, what is left); time_left: at least 15 s are left
 lim() { local l=$((HARD - $(date +%s) + t0)); echo $(($1 < l ? $1 : (l > 1 ? l : 1))); }

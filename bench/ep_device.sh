@@ -28,13 +28,11 @@ D=${ZMLX_EP_DIR:-.device/ep}
 B=$D/bin
 OUT=${OUT:-/tmp/zmlx-ep}
 HARD=${ZMLX_EP_HARD:-540}
-mkdir -p "$OUT/caps" "$B"
+mkdir -p "$OUT/caps"
 T=$(mktemp -d)
-[ -f "$D/bins.tar.xz" ] && tar xJf "$D/bins.tar.xz" -C "$B"
 export ZMLX_SHARED="$PWD/$D" ZMLX_SRC="$PWD"
 . bench/device_lib.sh
-exec > >(tee "$OUT/log.txt") 2>&1
-t0=$(date +%s)
+device_begin
 
 stamp "0. machine"
 nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv

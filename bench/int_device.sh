@@ -36,13 +36,10 @@ B=$D/bin
 OUT=${OUT:-/tmp/zmlx-int}
 HARD_ALL=${ZMLX_INT_HARD:-450} HARD_A=${ZMLX_INT_HARD_A:-230}
 HARD=$HARD_ALL
-mkdir -p "$OUT" "$B"
 T=$(mktemp -d)
-[ -f "$D/bins.tar.xz" ] && tar xJf "$D/bins.tar.xz" -C "$B"
 export ZMLX_SHARED="$PWD/$D"
 . bench/device_lib.sh
-exec > >(tee "$OUT/log.txt") 2>&1
-t0=$(date +%s)
+device_begin
 last() { tail -n 1 "$1" 2>/dev/null | cut -c1-160; }
 
 stamp "0. machine"

@@ -17,15 +17,13 @@ D=${ZMLX_MPI_DIR:-.device/mpi}
 B=$D/bin
 OUT=${OUT:-/tmp/zmlx-mpi}
 HARD=${ZMLX_MPI_HARD:-300}
-mkdir -p "$OUT" "$B"
+mkdir -p "$OUT"
 T=$(mktemp -d)
 EP=$OUT/gen.txt
 : >"$EP"
-[ -f "$D/bins.tar.xz" ] && tar xJf "$D/bins.tar.xz" -C "$B"
 tar xJf "$D/ompi.tar.xz" -C "$T" && R=$T/ompi && . "$R/env.sh"
 . bench/device_lib.sh
-exec > >(tee "$OUT/log.txt") 2>&1
-t0=$(date +%s)
+device_begin
 
 stamp "0. machine"
 nvidia-smi --query-gpu=index,name,driver_version --format=csv
