@@ -1251,9 +1251,8 @@ static void case_absorbed(bool bf16, int64_t H, int64_t R, int64_t rope, int64_t
         for (int64_t i = 0; i < nq * H * R; i++) ql[i] = (float)bf16r(ql[i]);
         for (int64_t i = 0; i < nq * H * rope; i++) qp[i] = (float)bf16r(qp[i]);
         double qkmax = 0, vmax = 0;
-        for (int64_t u = 0; u < T; u++)
-            for (int64_t c = 0; c < W; c++)
-                vmax = fmax(vmax, c < R ? fabs(cache_val(hc.rows, true, u * W + c)) : 0.0);
+        for (int64_t u = 0; u < T; u++) /* the values: the latent columns */
+            for (int64_t c = 0; c < R; c++) vmax = fmax(vmax, fabs(cache_val(hc.rows, true, u * W + c)));
         for (int64_t i = 0; i < nq * H; i++) {
             double sq = 0;
             for (int64_t c = 0; c < W; c++) sq += fabs(bf16r(q[i * W + c]));
