@@ -15,7 +15,8 @@
 #   3. decode A/B, old then new, ZMLX_AB_ROUNDS rounds (default 2): $ZMLX_AB_MODEL
 #      (builtin:glm47-flash) at contexts $ZMLX_AB_CTX (16,4096; synthetic), preset, fast,
 #      bf16 cache — the ratio of medians per round is the claim, on this card only;
-#      ZMLX_AB_VARIANTS="NAME=VALUE ..." also runs the new build under each setting;
+#      ZMLX_AB_VARIANTS="NAME=VALUE[,NAME=VALUE] ..." also runs the new build under each
+#      setting;
 #      ZMLX_AB_ARGS: more zmlx-cuda_decode arguments (e.g. "--prefill 512,4096")
 # $OUT: log.txt, summary.txt, tests.log, sanitizer.log, ab.txt.
 set -u
@@ -85,10 +86,11 @@ dec() { # tag bindir
 for r in $(seq 1 "$ROUNDS"); do
     [ -x "$D/old/zmlx-cuda_decode" ] && dec "old$r" "$D/old"
     dec "new$r" "$B"
-    for v in ${ZMLX_AB_VARIANTS:-}; do # the new build under other settings: NAME=VALUE
-        export "${v?}"
+    for v in ${ZMLX_AB_VARIANTS:-}; do # the new build under other settings: NAME=VALUE[,NAME=VALUE]
+        IFS=, read -r -a kv <<<"$v"
+        for a in "${kv[@]}"; do export "${a?}"; done
         dec "new$r:$v" "$B"
-        unset "${v%%=*}"
+        for a in "${kv[@]}"; do unset "${a%%=*}"; done
     done
 done
 

@@ -56,6 +56,27 @@ static const wfmt F_MX = {ZW_MXFP4, 32, ZDT_U8};
 /* Plain matvec against the bound; then, bit for bit: a slice of rows launched alone (a
    different rows-per-warp schedule), norm-on-load vs rmsnorm + matvec, the residual
    epilogue vs store + add, and (Hopper) a PDL launch. */
+/* The one-pass prologue (dot.cuh's stage_load / stage_store, the default) and the three
+   passes before it (ZMLX_CUDA_STAGE=0) stage the same values: job p's n outputs are the
+   same bits either way. */
+static bool stage_same(cu_mv p, size_t n) {
+    dout a = out_new(n), b = out_new(n);
+    float *ha = malloc(n * 4), *hb = malloc(n * 4);
+    p.y = a.p;
+    CHECK(cuk_matvec(&p, 1, QPDL) == cudaSuccess);
+    setenv("ZMLX_CUDA_STAGE", "0", 1);
+    p.y = b.p;
+    CHECK(cuk_matvec(&p, 1, QPDL) == cudaSuccess);
+    unsetenv("ZMLX_CUDA_STAGE");
+    const bool ok = out_fetch(&a, ha, "one-pass prologue") && out_fetch(&b, hb, "three-pass prologue") &&
+                    same_bits(ha, hb, n);
+    out_free(&a);
+    out_free(&b);
+    free(ha);
+    free(hb);
+    return ok;
+}
+
 static void case_matvec(wfmt f, int64_t rows, int64_t cols) {
     char fn[48];
     wfmt_name(f, fn, sizeof fn);
@@ -128,6 +149,9 @@ static void case_matvec(wfmt f, int64_t rows, int64_t cols) {
     CHECK(cuk_matvec(&pb, 1, QPDL) == cudaSuccess); /* PDL on Hopper, plain elsewhere */
     CHECKF(out_fetch(&a, y, "norm a") && out_fetch(&b, y2, "norm b") && same_bits(y, y2, (size_t)rows),
            "matvec %s: rmsnorm on load differs from rmsnorm + matvec", fn);
+    CHECKF(stage_same(p, (size_t)rows) && stage_same(pb, (size_t)rows),
+           "matvec %s [%lld, %lld]: the one-pass prologue differs from the three passes", fn,
+           (long long)rows, (long long)cols);
 
     /* residual epilogue: y = r + W x  ==  (W x) then r + that */
     float *res = malloc((size_t)rows * 4), *want = malloc((size_t)rows * 4);
@@ -181,6 +205,7 @@ static void case_per_head(wfmt f, int64_t H, int64_t nope, int64_t vd, int64_t R
             dot_check_q(&c, y[h * vd + r], ex, as, dot_fast_err(&m.w, h * hs + nope + r, x + h * R), R);
         }
     DOTCHK_OK(c, "per-head W_UV %s H=%lld", fn, (long long)H);
+    CHECKF(stage_same(p, (size_t)(H * vd)), "per-head W_UV %s: the one-pass prologue differs", fn);
     out_free(&o);
 
     /* transposed into rows of R + rope + 3 (3 canaries after each) at position 11 */
@@ -372,6 +397,18 @@ static void case_moe(wfmt f, int E, int K, int64_t mI, int64_t d, bool shared) {
     CU(cudaMemcpy(i2, fidx, (size_t)K * 4, cudaMemcpyDeviceToHost));
     CHECKF(same_bits(h1, h2, (size_t)(K * mI)) && !memcmp(i1, i2, (size_t)K * 4) && same_bits(w1, w2, (size_t)K),
            "moe %s E=%d K=%d: fused route + SwiGLU differ from route + gate + up + silu_mul", fn, E, K);
+    {   /* the prologue with the route and the norm on load side by side */
+        float *nw = malloc((size_t)d * 4);
+        fill(nw, (size_t)d, 0.5f);
+        float *dnw = dup_dev(nw, (size_t)d * 4);
+        cu_mv jn = jf;
+        jn.norm = dnw;
+        jn.eps = 1e-5f;
+        CHECKF(stage_same(jf, (size_t)(K * mI)) && stage_same(jn, (size_t)(K * mI)),
+               "moe %s E=%d K=%d: the one-pass prologue differs from the three passes", fn, E, K);
+        cudaFree(dnw);
+        free(nw);
+    }
     /* SwiGLU against the double reference */
     int64_t bad = 0;
     double worst = 0;

@@ -108,17 +108,23 @@ __device__ __forceinline__ float block_max(float v, float *red) {
 /* ------------------------------------------------------------------ canonical arithmetic */
 
 /* Sum of squares of x[0..d) in the one order every norm uses: lane l sums elements
-   l, l + 32, ... (FMA chain), then the warp's butterfly.  Eight loads of a lane are in
-   flight before their FMAs (same order: a prologue waits on this).  Call with a whole warp. */
+   l, l + 32, ... (FMA chain), then the warp's butterfly.  SQ_FLIGHT loads of a lane are
+   in flight before their FMAs (same order): a row of up to 2,048 elements is one trip
+   to memory (eight at a time made it eight dependent trips, on the critical path of
+   every prologue that normalises on load).  Call with a whole warp. */
+#ifndef ZMLX_CUDA_SQ_FLIGHT
+#define ZMLX_CUDA_SQ_FLIGHT 64 /* -D to build another depth, for measuring */
+#endif
+enum { SQ_FLIGHT = ZMLX_CUDA_SQ_FLIGHT };
 __device__ __forceinline__ float warp_sumsq(const float *x, int64_t d) {
     const int lane = threadIdx.x & 31;
     float a = 0.0f;
-    for (int64_t c0 = lane; c0 < d; c0 += 8 * 32) {
-        float v[8];
+    for (int64_t c0 = lane; c0 < d; c0 += SQ_FLIGHT * 32) {
+        float v[SQ_FLIGHT];
 #pragma unroll
-        for (int k = 0; k < 8; k++) v[k] = c0 + 32 * k < d ? x[c0 + 32 * k] : 0.0f;
+        for (int k = 0; k < SQ_FLIGHT; k++) v[k] = c0 + 32 * k < d ? x[c0 + 32 * k] : 0.0f;
 #pragma unroll
-        for (int k = 0; k < 8; k++)
+        for (int k = 0; k < SQ_FLIGHT; k++)
             if (c0 + 32 * k < d) a = fmaf(v[k], v[k], a);
     }
     return warp_sum(a);

@@ -336,6 +336,106 @@ __device__ __forceinline__ xstage stage_finish(int64_t cols, const float *norm, 
 }
 
 /*
+ * The prologue in one pass: what stage_raw_n + stage_finish (+ stage_q8) write, with the
+ * same arithmetic, in two barriers fewer.  Task t = k * nu + u (nu = cols / 32) stages
+ * unit u of row k.  Norm on load (one row): stage_norm puts the unit's 32 norm weights
+ * in the unit's float4 slots (model constants: before the kernel waits for its
+ * predecessor).  stage_load reads the unit's 32 activations into registers, all in
+ * flight at once; after the caller's barrier (the sum of squares), stage_store
+ * normalises them, sums the unit (affine) and writes the float4s (exact) or the unit's
+ * int8 form (fast: q8.cuh's layout and roundings; a group's G / 32 units are consecutive
+ * lanes, so its amax is a shuffle).  Call stage_store with whole warps (the shuffles);
+ * tasks past `tot` store nothing.  A thread reads back only the slots it wrote.
+ */
+__device__ __forceinline__ void stage_norm(const float *norm, int64_t nu, int64_t t, float *sm) {
+    if (t >= nu) return;
+    const float4 *wn = reinterpret_cast<const float4 *>(norm) + t * 8;
+    float4 w[8];
+#pragma unroll
+    for (int i = 0; i < 8; i++) w[i] = __ldg(wn + i);
+    float4 *x4 = reinterpret_cast<float4 *>(sm);
+#pragma unroll
+    for (int i = 0; i < 8; i++) x4[((t >> 5) * 8 + i) * 32 + (t & 31)] = w[i];
+}
+
+__device__ __forceinline__ void stage_load(const float *x, int64_t xs, int64_t nu, int64_t t, int64_t tot,
+                                           float4 (&v)[8]) {
+#pragma unroll
+    for (int i = 0; i < 8; i++) v[i] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (t >= tot) return;
+    const int64_t k = (int64_t)((uint64_t)t / (uint64_t)nu), u = t - k * nu;
+    const float4 *src = reinterpret_cast<const float4 *>(x + k * xs) + u * 8;
+#pragma unroll
+    for (int i = 0; i < 8; i++) v[i] = src[i];
+}
+
+template <int K, bool FAST>
+__device__ __forceinline__ void stage_store(float4 (&v)[8], int64_t t, int64_t tot, int64_t nu, float *sm,
+                                            int64_t sf, bool norm, float inv, int group) {
+    const bool on = t < tot;
+    const int64_t k = on ? (int64_t)((uint64_t)t / (uint64_t)nu) : 0, u = on ? t - k * nu : 0;
+    const int64_t nup = (nu + 31) / 32 * 32;
+    float *row = sm + k * sf;
+    float4 *x4 = reinterpret_cast<float4 *>(row);
+    if (on && norm) {
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            const float4 w = x4[((u >> 5) * 8 + i) * 32 + (u & 31)];
+            v[i].x = norm_el(w.x, v[i].x, inv);
+            v[i].y = norm_el(w.y, v[i].y, inv);
+            v[i].z = norm_el(w.z, v[i].z, inv);
+            v[i].w = norm_el(w.w, v[i].w, inv);
+        }
+    }
+    float sum = 0.0f; /* stage_finish's unit sum: the 32 elements in order */
+    if constexpr (fmt<K>::affine) {
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+            sum = __fadd_rn(__fadd_rn(__fadd_rn(__fadd_rn(sum, v[i].x), v[i].y), v[i].z), v[i].w);
+    }
+    if constexpr (!(FAST && q8k<K>::ok)) {
+        if (!on) return;
+#pragma unroll
+        for (int i = 0; i < 8; i++) x4[((u >> 5) * 8 + i) * 32 + (u & 31)] = v[i];
+        if constexpr (fmt<K>::affine) row[nup * 32 + u] = sum;
+    } else {
+        float amax = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+            amax = fmaxf(fmaxf(fmaxf(fmaxf(amax, fabsf(v[i].x)), fabsf(v[i].y)), fabsf(v[i].z)), fabsf(v[i].w));
+        for (int o = 1; o < (group >> 5); o <<= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+        if (!on) return;
+        const float id = amax > 0.0f ? __fdiv_rn(127.0f, amax) : 0.0f;
+        int qsum = 0;
+        uint32_t wd[8];
+#pragma unroll
+        for (int p = 0; p < 4; p++) { /* elements 8p .. 8p + 7: code word p */
+            const float4 a = v[2 * p], b = v[2 * p + 1];
+            const float e[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+            int q[8];
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                q[i] = __float2int_rn(__fmul_rn(e[i], id));
+                qsum += q[i];
+            }
+            if constexpr (K == ZW_AFFINE4) { /* even elements, then odd */
+                wd[2 * p] = (uint32_t)pack4(q[0], q[2], q[4], q[6]);
+                wd[2 * p + 1] = (uint32_t)pack4(q[1], q[3], q[5], q[7]);
+            } else {
+                wd[2 * p] = (uint32_t)pack4(q[0], q[1], q[2], q[3]);
+                wd[2 * p + 1] = (uint32_t)pack4(q[4], q[5], q[6], q[7]);
+            }
+        }
+        int4 *xq = reinterpret_cast<int4 *>(row + nup * 33);
+        xq[((u >> 5) * 2) * 32 + (u & 31)] = make_int4((int)wd[0], (int)wd[1], (int)wd[2], (int)wd[3]);
+        xq[((u >> 5) * 2 + 1) * 32 + (u & 31)] = make_int4((int)wd[4], (int)wd[5], (int)wd[6], (int)wd[7]);
+        row[nup * 32 + u] = sum;
+        row[nup * 41 + u] = __fdiv_rn(amax, 127.0f);
+        reinterpret_cast<int *>(row + nup * 42)[u] = qsum;
+    }
+}
+
+/*
  * Elements c0 .. c0 + 7 (c0 % 8 == 0) of a row as the reference dequantizes them
  * (weight.c: s * q + b in float32, two roundings; mxfp4 value * s).
  */

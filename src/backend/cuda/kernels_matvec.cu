@@ -43,6 +43,7 @@ typedef struct mv_batch {
     int64_t nbat[ZCU_MV_JOBS];      /* batches of the job: ceil(outputs / opw) */
     int32_t opw[ZCU_MV_JOBS];       /* outputs per batch: 1, 2 or 4 (SwiGLU: 1 or 2) */
     int n;
+    bool stage1;                    /* the one-pass prologue (ZMLX_CUDA_STAGE=0: off) */
 } mv_batch;
 
 /* Staged activation row of output group g (rows g_lo .. of the block). */
@@ -193,29 +194,16 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_matvec(const __grid_constant_
     const int64_t o_lo = bj * W / B * opw, o_end = (bj + 1) * W / B * opw; /* batches bj*W/B .. */
     const int64_t o_hi = o_end < total ? o_end : total;
     /* blocks of the first wave ask L2 for their first batch's rows before the wait (later
-       ones would only duplicate their own loads) */
+       ones would only duplicate their own loads; every block asking for up to 64 KB of its
+       rows measured the same, H100 2026-11-26) */
     if (!p.routed && !p.idx && blk < MV_PREFETCH_BLOCKS)
         mv_prefetch(p, o_lo, o_lo + obw < o_hi ? o_lo + obw : o_hi);
-    pdl_wait();
-
-    /* the prologue's three parts run side by side: warp 0 routes (moe_mlp), warp 1 sums
-       the squares of x (norm on load), every warp stages x */
+    /* the prologue's parts run side by side: warp 0 routes (moe_mlp), warp 1 sums the
+       squares of x (norm on load), the threads from warp 2 on stage x's units first */
     float *stg = sm;
     if (p.routed) {
         const int G = p.route.cfg.n_group > 1 ? p.route.cfg.n_group : 1;
         stg = sm + ((route_smem(p.route.cfg.n_experts, G) + 15) & ~(size_t)15) / 4;
-        if (warp == 0) { /* this token's experts, as cuk_route chooses them */
-            const int *chosen;
-            const float *wsel;
-            warp_route(p.route.cfg, p.route.logits, p.route.bias, sm, &chosen, &wsel);
-            if (lane < p.route.cfg.k) {
-                sidx[lane] = chosen[lane];
-                if (blk == b.first[j]) {
-                    if (p.route.idx) p.route.idx[lane] = chosen[lane];
-                    if (p.route.w) p.route.w[lane] = wsel[lane];
-                }
-            }
-        }
     }
     stage_set ss;
     ss.base = stg;
@@ -226,16 +214,52 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_matvec(const __grid_constant_
     out_pos(p, o_lo, &ss.g_lo, &rr_);
     if (ss.shared) g_hi = ss.g_lo;
     else out_pos(p, o_hi - 1, &g_hi, &rr_);
+    const int64_t nu = p.w.cols / 32, tot = (g_hi - ss.g_lo + 1) * nu;
+    const float *xb = p.x + ss.g_lo * p.xs;
+    /* one pass (stage_load / stage_store), unless ZMLX_CUDA_STAGE=0 (the three passes
+       before, for measuring) or a normalised row has more units than the block threads */
+    const bool one = b.stage1 && (!p.norm || tot <= MV_THREADS);
+    const int64_t tt = (threadIdx.x + MV_THREADS - 64) % MV_THREADS; /* task of this thread */
+    if (one && p.norm) stage_norm(p.norm, nu, tt, stg); /* constants: before the wait */
+    pdl_wait();
+
+    float4 xv[8];
+    if (one && p.norm) stage_load(xb, p.xs, nu, tt, tot, xv);
+    if (p.routed && warp == 0) { /* this token's experts, as cuk_route chooses them */
+        const int *chosen;
+        const float *wsel;
+        warp_route(p.route.cfg, p.route.logits, p.route.bias, sm, &chosen, &wsel);
+        if (lane < p.route.cfg.k) {
+            sidx[lane] = chosen[lane];
+            if (blk == b.first[j]) {
+                if (p.route.idx) p.route.idx[lane] = chosen[lane];
+                if (p.route.w) p.route.w[lane] = wsel[lane];
+            }
+        }
+    }
     if (p.norm && warp == (p.routed ? 1 : 0)) {
         const float sq = warp_sumsq(p.x, p.w.cols);
         if (lane == 0) red[0] = sq;
     }
-    stage_raw_n(p.x + ss.g_lo * p.xs, p.xs, (int)(g_hi - ss.g_lo + 1), p.w.cols, stg, ss.sf);
-    __syncthreads();
-    const float inv = p.norm ? rms_inv(red[0], p.w.cols, p.eps) : 0.0f;
-    for (int64_t g = ss.g_lo; g <= g_hi; g++) {
-        stage_finish<fmt<K>::affine>(p.w.cols, p.norm, inv, stg + (g - ss.g_lo) * ss.sf);
-        if constexpr (FAST) stage_q8<K>(p.w.cols, p.w.group, stg + (g - ss.g_lo) * ss.sf);
+    if (one) {
+        if (p.norm) {
+            __syncthreads();
+            stage_store<K, FAST>(xv, tt, tot, nu, stg, ss.sf, true, rms_inv(red[0], p.w.cols, p.eps), p.w.group);
+        } else {
+            for (int64_t t0 = 0; t0 < tot; t0 += MV_THREADS) {
+                stage_load(xb, p.xs, nu, t0 + tt, tot, xv);
+                stage_store<K, FAST>(xv, t0 + tt, tot, nu, stg, ss.sf, false, 0.0f, p.w.group);
+            }
+        }
+        __syncthreads();
+    } else {
+        stage_raw_n(xb, p.xs, (int)(g_hi - ss.g_lo + 1), p.w.cols, stg, ss.sf);
+        __syncthreads();
+        const float inv = p.norm ? rms_inv(red[0], p.w.cols, p.eps) : 0.0f;
+        for (int64_t g = ss.g_lo; g <= g_hi; g++) {
+            stage_finish<fmt<K>::affine>(p.w.cols, p.norm, inv, stg + (g - ss.g_lo) * ss.sf);
+            if constexpr (FAST) stage_q8<K>(p.w.cols, p.w.group, stg + (g - ss.g_lo) * ss.sf);
+        }
     }
 
     const int64_t o = o_lo + (int64_t)warp * opw;
@@ -254,7 +278,7 @@ static bool mv_job_ok(const cu_mv &p) {
     if (p.norm && p.xs != 0) return false;
     if (p.routed && (p.route.cfg.k < 1 || p.route.cfg.k > ZCU_ROUTE_MAX_K || p.groups > p.route.cfg.k))
         return false;
-    if (((uintptr_t)p.x & 15) || p.xs % 4) return false;
+    if (((uintptr_t)p.x & 15) || p.xs % 4 || ((uintptr_t)p.norm & 15)) return false;
     return true;
 }
 
@@ -293,6 +317,15 @@ static size_t mv_need(const cu_mv &p, int64_t opb, bool fast) {
 static bool mv_loop(void) {
     const char *e = getenv("ZMLX_CUDA_MV_LOOP");
     return !(e && e[0] == '0' && e[1] == 0);
+}
+
+/* A measuring knob's value (`def` when unset or not a number >= 0). */
+static int64_t mv_knob(const char *name, int64_t def) {
+    const char *e = getenv(name);
+    if (!e || !*e) return def;
+    char *end;
+    const long long v = strtoll(e, &end, 10);
+    return *end || v < 0 ? def : (int64_t)v;
 }
 
 template <int K>
@@ -350,6 +383,7 @@ extern "C" cudaError_t cuk_matvec(const cu_mv *jobs, int n_jobs, cu_q q) {
             }
             res = mv_resident(jobs[i].w.kind, fast, s1);
         }
+        b.stage1 = mv_knob("ZMLX_CUDA_STAGE", 1) != 0;
         int64_t total1 = 0, blocks1[ZCU_MV_JOBS]; /* blocks of one batch per warp */
         for (int k = 0; k < b.n; k++) {
             const cu_mv &p = b.job[k];
@@ -408,19 +442,24 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_combine(const __grid_constant
         }
     }
     pdl_wait();
-    const int64_t sf = stage_floats(p.down.cols, FAST);
-    stage_raw_n(p.h, p.hs, (int)p.K, p.down.cols, sm, sf);
-    if (sh) stage_raw(p.sh_h, p.sh_down.cols, sm + p.K * sf);
-    __syncthreads();
-    for (int64_t k = 0; k < p.K; k++) {
-        stage_finish<fmt<K>::affine>(p.down.cols, nullptr, 0.0f, sm + k * sf);
-        if constexpr (FAST) stage_q8<K>(p.down.cols, p.down.group, sm + k * sf);
+    /* the one-pass prologue (dot.cuh): the K rows of h, then the shared expert's row */
+    const int64_t sf = stage_floats(p.down.cols, FAST), nu = p.down.cols / 32, tot = p.K * nu;
+    float4 xv[8];
+    for (int64_t t = threadIdx.x; t - threadIdx.x < tot; t += MV_THREADS) {
+        stage_load(p.h, p.hs, nu, t, tot, xv);
+        stage_store<K, FAST>(xv, t, tot, nu, sm, sf, false, 0.0f, p.down.group);
     }
     xstage xsh = {};
     if (sh) {
-        xsh = stage_finish<fmt<K>::affine>(p.sh_down.cols, nullptr, 0.0f, sm + p.K * sf);
-        if constexpr (FAST) stage_q8<K>(p.sh_down.cols, p.sh_down.group, sm + p.K * sf);
+        const int64_t snu = p.sh_down.cols / 32;
+        float *ssm = sm + p.K * sf;
+        for (int64_t t = threadIdx.x; t - threadIdx.x < snu; t += MV_THREADS) {
+            stage_load(p.sh_h, 0, snu, t, snu, xv);
+            stage_store<K, FAST>(xv, t, snu, snu, ssm, 0, false, 0.0f, p.sh_down.group);
+        }
+        xsh = xstage_at(ssm, p.sh_down.cols);
     }
+    __syncthreads();
     if (r >= d) return;
     /* route order: score descending, ties to the lower expert index; no FMA */
     float acc = 0.0f;
