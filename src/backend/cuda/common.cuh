@@ -109,11 +109,11 @@ __device__ __forceinline__ float block_max(float v, float *red) {
 
 /* Sum of squares of x[0..d) in the one order every norm uses: lane l sums elements
    l, l + 32, ... (FMA chain), then the warp's butterfly.  SQ_FLIGHT loads of a lane are
-   in flight before their FMAs (same order): a row of up to 2,048 elements is one trip
-   to memory (eight at a time made it eight dependent trips, on the critical path of
-   every prologue that normalises on load).  Call with a whole warp. */
+   in flight before their FMAs (same order: a prologue waits on this).  Eight: 64 (a row
+   of 2,048 in one trip) made the decode 7% slower on an H100 (the registers it holds;
+   benchmarks/device-2026-11-26u-h100-sq-fold/).  Call with a whole warp. */
 #ifndef ZMLX_CUDA_SQ_FLIGHT
-#define ZMLX_CUDA_SQ_FLIGHT 64 /* -D to build another depth, for measuring */
+#define ZMLX_CUDA_SQ_FLIGHT 8 /* -D to build another depth, for measuring */
 #endif
 enum { SQ_FLIGHT = ZMLX_CUDA_SQ_FLIGHT };
 __device__ __forceinline__ float warp_sumsq(const float *x, int64_t d) {

@@ -24,7 +24,10 @@
  * Which warp computes an output never changes its arithmetic.
  *
  * Before waiting for the previous kernel (PDL), a block asks L2 for the weight rows of
- * its first batch whenever they do not depend on the route.
+ * its first batch whenever they do not depend on the route, and puts the norm's weights
+ * in shared memory.  After the wait the prologue is one pass (dot.cuh's stage_load /
+ * stage_store: each thread stages whole units of x from its registers) beside the route
+ * (warp 0) and the sum of squares (warp 1).
  */
 #include "backend/cuda/dot.cuh"
 #include "backend/cuda/prep.cuh"
