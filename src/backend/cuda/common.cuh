@@ -107,41 +107,25 @@ __device__ __forceinline__ float block_max(float v, float *red) {
 
 /* ------------------------------------------------------------------ canonical arithmetic */
 
-/* The sum of squares of one unit of 32 elements (v[i] holds elements 4i .. 4i + 3): an
-   FMA chain from 0 in element order. */
-__device__ __forceinline__ float unit_sumsq(const float4 (&v)[8]) {
-    float c = 0.0f;
-#pragma unroll
-    for (int i = 0; i < 8; i++) {
-        c = fmaf(v[i].x, v[i].x, c);
-        c = fmaf(v[i].y, v[i].y, c);
-        c = fmaf(v[i].z, v[i].z, c);
-        c = fmaf(v[i].w, v[i].w, c);
-    }
-    return c;
-}
-
-/* Sum of squares of x[0..d) in the one order every norm uses: unit u (elements 32u ..
-   32u + 31) is unit_sumsq's chain; lane l adds its units l, l + 32, ... in order; then the
-   warp's butterfly.  The units are the ones a decode product stages, so its norm on load
-   sums the squares from the registers it staged x into (kernels_matvec.cu), one trip to
-   memory instead of this loop's.  Call with a whole warp. */
+/* Sum of squares of x[0..d) in the one order every norm uses: lane l sums elements
+   l, l + 32, ... (FMA chain), then the warp's butterfly.  SQ_FLIGHT loads of a lane are
+   in flight before their FMAs (same order: a prologue waits on this).  Eight: 64 (a row
+   of 2,048 in one trip) made the decode 7% slower on an H100 (the registers it holds;
+   benchmarks/device-2026-11-26u-h100-sq-fold/).  Call with a whole warp. */
+#ifndef ZMLX_CUDA_SQ_FLIGHT
+#define ZMLX_CUDA_SQ_FLIGHT 8 /* -D to build another depth, for measuring */
+#endif
+enum { SQ_FLIGHT = ZMLX_CUDA_SQ_FLIGHT };
 __device__ __forceinline__ float warp_sumsq(const float *x, int64_t d) {
     const int lane = threadIdx.x & 31;
-    const bool vec = ((uintptr_t)x & 15) == 0 && (d & 31) == 0;
     float a = 0.0f;
-    for (int64_t u = lane; u * 32 < d; u += 32) {
-        float c = 0.0f;
-        if (vec) {
-            const float4 *p = reinterpret_cast<const float4 *>(x + u * 32);
-            float4 v[8];
+    for (int64_t c0 = lane; c0 < d; c0 += SQ_FLIGHT * 32) {
+        float v[SQ_FLIGHT];
 #pragma unroll
-            for (int i = 0; i < 8; i++) v[i] = p[i];
-            c = unit_sumsq(v);
-        } else {
-            for (int64_t e = u * 32; e < u * 32 + 32 && e < d; e++) c = fmaf(x[e], x[e], c);
-        }
-        a = __fadd_rn(a, c);
+        for (int k = 0; k < SQ_FLIGHT; k++) v[k] = c0 + 32 * k < d ? x[c0 + 32 * k] : 0.0f;
+#pragma unroll
+        for (int k = 0; k < SQ_FLIGHT; k++)
+            if (c0 + 32 * k < d) a = fmaf(v[k], v[k], a);
     }
     return warp_sum(a);
 }

@@ -26,8 +26,8 @@
  * Before waiting for the previous kernel (PDL), a block asks L2 for the weight rows of
  * its first batch whenever they do not depend on the route, and puts the norm's weights
  * in shared memory.  After the wait the prologue is one pass (dot.cuh's stage_load /
- * stage_store: each thread stages whole units of x from its registers, and sums their
- * squares for the norm) beside the route (warp 0).
+ * stage_store: each thread stages whole units of x from its registers) beside the route
+ * (warp 0) and the sum of squares (warp 1).
  */
 #include "backend/cuda/dot.cuh"
 #include "backend/cuda/prep.cuh"
@@ -183,7 +183,6 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_matvec(const __grid_constant_
     extern __shared__ __align__(16) float sm[];
     __shared__ int sidx[ZCU_ROUTE_MAX_K];
     __shared__ float red[2];
-    __shared__ float usq[MV_THREADS]; /* norm on load: the staged units' sums of squares */
     pdl_launch();
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int64_t blk = blockIdx.x;
@@ -202,8 +201,8 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_matvec(const __grid_constant_
        rows measured the same, H100 2026-11-26) */
     if (!p.routed && !p.idx && blk < MV_PREFETCH_BLOCKS)
         mv_prefetch(p, o_lo, o_lo + obw < o_hi ? o_lo + obw : o_hi);
-    /* the prologue's parts run side by side: warp 0 routes (moe_mlp), the threads from
-       warp 2 on stage x's units (and, norm on load, their sums of squares) */
+    /* the prologue's parts run side by side: warp 0 routes (moe_mlp), warp 1 sums the
+       squares of x (norm on load), the threads from warp 2 on stage x's units first */
     float *stg = sm;
     if (p.routed) {
         const int G = p.route.cfg.n_group > 1 ? p.route.cfg.n_group : 1;
@@ -241,18 +240,14 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_matvec(const __grid_constant_
             }
         }
     }
-    if (p.norm && !one && warp == (p.routed ? 1 : 0)) {
+    if (p.norm && warp == (p.routed ? 1 : 0)) {
         const float sq = warp_sumsq(p.x, p.w.cols);
         if (lane == 0) red[0] = sq;
     }
     if (one) {
-        if (p.norm) { /* warp_sumsq's order, from the staged units */
-            if (tt < tot) usq[tt] = unit_sumsq(xv);
+        if (p.norm) {
             __syncthreads();
-            float sq = 0.0f;
-            for (int64_t u = lane; u < nu; u += 32) sq = __fadd_rn(sq, usq[u]);
-            sq = warp_sum(sq);
-            stage_store<K, FAST>(xv, tt, tot, nu, stg, ss.sf, true, rms_inv(sq, p.w.cols, p.eps), p.w.group);
+            stage_store<K, FAST>(xv, tt, tot, nu, stg, ss.sf, true, rms_inv(red[0], p.w.cols, p.eps), p.w.group);
         } else {
             for (int64_t t0 = 0; t0 < tot; t0 += MV_THREADS) {
                 stage_load(xb, p.xs, nu, t0 + tt, tot, xv);
