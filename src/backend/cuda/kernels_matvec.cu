@@ -26,8 +26,9 @@
  * Before waiting for the previous kernel (PDL), a block asks L2 for the weight rows of
  * its first batch whenever they do not depend on the route, and puts the norm's weights
  * in shared memory.  After the wait the prologue is one pass (dot.cuh's stage_load /
- * stage_store: each thread stages whole units of x from its registers) beside the route
- * (warp 0) and the sum of squares (warp 1).
+ * stage_store: each thread stages whole units of x from its registers; a warp that
+ * stages units of a normalised row sums its squares itself, so no barrier comes before
+ * the store) beside the route (warp 0).
  */
 #include "backend/cuda/dot.cuh"
 #include "backend/cuda/prep.cuh"
@@ -201,8 +202,8 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_matvec(const __grid_constant_
        rows measured the same, H100 2026-11-26) */
     if (!p.routed && !p.idx && blk < MV_PREFETCH_BLOCKS)
         mv_prefetch(p, o_lo, o_lo + obw < o_hi ? o_lo + obw : o_hi);
-    /* the prologue's parts run side by side: warp 0 routes (moe_mlp), warp 1 sums the
-       squares of x (norm on load), the threads from warp 2 on stage x's units first */
+    /* the prologue's parts run side by side: warp 0 routes (moe_mlp), the threads from
+       warp 2 on stage x's units (norm on load: each such warp also sums x's squares) */
     float *stg = sm;
     if (p.routed) {
         const int G = p.route.cfg.n_group > 1 ? p.route.cfg.n_group : 1;
@@ -240,14 +241,17 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_matvec(const __grid_constant_
             }
         }
     }
-    if (p.norm && warp == (p.routed ? 1 : 0)) {
+    if (p.norm && !one && warp == (p.routed ? 1 : 0)) {
         const float sq = warp_sumsq(p.x, p.w.cols);
         if (lane == 0) red[0] = sq;
     }
     if (one) {
         if (p.norm) {
-            __syncthreads();
-            stage_store<K, FAST>(xv, tt, tot, nu, stg, ss.sf, true, rms_inv(red[0], p.w.cols, p.eps), p.w.group);
+            /* each warp that stages units sums the squares itself (the same order): no
+               barrier before the store */
+            const bool mine = tt - lane < tot;
+            const float inv = mine ? rms_inv(warp_sumsq(p.x, p.w.cols), p.w.cols, p.eps) : 0.0f;
+            stage_store<K, FAST>(xv, tt, tot, nu, stg, ss.sf, true, inv, p.w.group);
         } else {
             for (int64_t t0 = 0; t0 < tot; t0 += MV_THREADS) {
                 stage_load(xb, p.xs, nu, t0 + tt, tot, xv);
