@@ -53,9 +53,6 @@ static const wfmt F_MX = {ZW_MXFP4, 32, ZDT_U8};
 
 /* ------------------------------------------------------------------ products */
 
-/* Plain matvec against the bound; then, bit for bit: a slice of rows launched alone (a
-   different rows-per-warp schedule), norm-on-load vs rmsnorm + matvec, the residual
-   epilogue vs store + add, and (Hopper) a PDL launch. */
 /* The one-pass prologue (dot.cuh's stage_load / stage_store, the default) and the three
    passes before it (ZMLX_CUDA_STAGE=0) stage the same values: job p's n outputs are the
    same bits either way. */
@@ -77,6 +74,9 @@ static bool stage_same(cu_mv p, size_t n) {
     return ok;
 }
 
+/* Plain matvec against the bound; then, bit for bit: a slice of rows launched alone (a
+   different rows-per-warp schedule), norm-on-load vs rmsnorm + matvec, the residual
+   epilogue vs store + add, and (Hopper) a PDL launch. */
 static void case_matvec(wfmt f, int64_t rows, int64_t cols) {
     char fn[48];
     wfmt_name(f, fn, sizeof fn);

@@ -291,14 +291,8 @@ __device__ __forceinline__ void stage_raw_n(const float *x, int64_t xs, int n, i
     }
 }
 
-/* Stage x[0..cols) into `sm` (stage_floats(cols) floats) with the whole block, raw; no
-   barrier (stage_finish follows). */
-__device__ __forceinline__ void stage_raw(const float *x, int64_t cols, float *sm) {
-    stage_raw_n(x, 0, 1, cols, sm, 0);
-}
-
 /*
- * After stage_raw and a barrier: when `norm` is set, each staged value becomes
+ * After stage_raw_n and a barrier: when `norm` is set, each staged value becomes
  * norm_el(norm[c], x[c], inv) (every thread rewrites the float4s it staged); then (SUMS)
  * the unit sums.  Ends with a barrier.
  */
@@ -432,6 +426,18 @@ __device__ __forceinline__ void stage_store(float4 (&v)[8], int64_t t, int64_t t
         row[nup * 32 + u] = sum;
         row[nup * 41 + u] = __fdiv_rn(amax, 127.0f);
         reinterpret_cast<int *>(row + nup * 42)[u] = qsum;
+    }
+}
+
+/* Tasks first, first + blockDim.x, ... below tot of rows at stride xs (no norm), each by
+   stage_load + stage_store, with the whole block; no barrier. */
+template <int K, bool FAST>
+__device__ __forceinline__ void stage_rows(const float *x, int64_t xs, int64_t nu, int64_t tot, int64_t first,
+                                           float *sm, int64_t sf, int group) {
+    float4 v[8];
+    for (int64_t t0 = 0; t0 < tot; t0 += blockDim.x) {
+        stage_load(x, xs, nu, t0 + first, tot, v);
+        stage_store<K, FAST>(v, t0 + first, tot, nu, sm, sf, false, 0.0f, group);
     }
 }
 

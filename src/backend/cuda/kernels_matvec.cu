@@ -253,10 +253,7 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_matvec(const __grid_constant_
             const float inv = mine ? rms_inv(warp_sumsq(p.x, p.w.cols), p.w.cols, p.eps) : 0.0f;
             stage_store<K, FAST>(xv, tt, tot, nu, stg, ss.sf, true, inv, p.w.group);
         } else {
-            for (int64_t t0 = 0; t0 < tot; t0 += MV_THREADS) {
-                stage_load(xb, p.xs, nu, t0 + tt, tot, xv);
-                stage_store<K, FAST>(xv, t0 + tt, tot, nu, stg, ss.sf, false, 0.0f, p.w.group);
-            }
+            stage_rows<K, FAST>(xb, p.xs, nu, tot, tt, stg, ss.sf, p.w.group);
         }
         __syncthreads();
     } else {
@@ -450,21 +447,13 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_combine(const __grid_constant
     }
     pdl_wait();
     /* the one-pass prologue (dot.cuh): the K rows of h, then the shared expert's row */
-    const int64_t sf = stage_floats(p.down.cols, FAST), nu = p.down.cols / 32, tot = p.K * nu;
-    float4 xv[8];
-    for (int64_t t = threadIdx.x; t - threadIdx.x < tot; t += MV_THREADS) {
-        stage_load(p.h, p.hs, nu, t, tot, xv);
-        stage_store<K, FAST>(xv, t, tot, nu, sm, sf, false, 0.0f, p.down.group);
-    }
+    const int64_t sf = stage_floats(p.down.cols, FAST), nu = p.down.cols / 32;
+    stage_rows<K, FAST>(p.h, p.hs, nu, p.K * nu, threadIdx.x, sm, sf, p.down.group);
     xstage xsh = {};
     if (sh) {
         const int64_t snu = p.sh_down.cols / 32;
-        float *ssm = sm + p.K * sf;
-        for (int64_t t = threadIdx.x; t - threadIdx.x < snu; t += MV_THREADS) {
-            stage_load(p.sh_h, 0, snu, t, snu, xv);
-            stage_store<K, FAST>(xv, t, snu, snu, ssm, 0, false, 0.0f, p.sh_down.group);
-        }
-        xsh = xstage_at(ssm, p.sh_down.cols);
+        stage_rows<K, FAST>(p.sh_h, 0, snu, snu, threadIdx.x, sm + p.K * sf, 0, p.sh_down.group);
+        xsh = xstage_at(sm + p.K * sf, p.sh_down.cols);
     }
     __syncthreads();
     if (r >= d) return;
