@@ -6,6 +6,8 @@
  * shapes (bf16 and MLX affine 4-bit), inputs rotated so L2 cannot serve them.  The kernels
  * are timed as decode runs them: a CUDA graph of back-to-back launches (programmatic
  * dependent launch from sm_90 on), the time per launch = the graph's time / launches.
+ * Also the grid-wide barrier of cuk_matvec_chain against the launch floor, and q_a + kv_a
+ * -> q_b as two launches and as one chain.
  * CUDA events, warm-up first, median and best of the repeats.  Prints a markdown table
  * and one JSON line.
  *
@@ -48,6 +50,14 @@ __global__ void k_read(const uint4 *p, size_t n, unsigned *sink) {
         acc ^= v.x ^ v.y ^ v.z ^ v.w;
     }
     if (acc == 0x12345678u) *sink = acc; /* keeps the loads; practically never true */
+}
+
+/* n grid-wide barriers (a cooperative launch: every block resident), polling every ns
+   nanoseconds (0: without pause). */
+__global__ void k_barrier(uint32_t *bar, int n, unsigned ns) {
+    pdl_launch();
+    pdl_wait();
+    for (int i = 0; i < n; i++) grid_sync(bar, ns);
 }
 
 /* The floor of one launch in a decode graph: a kernel of the matvec's block shape that
@@ -246,6 +256,57 @@ int main(int argc, char **argv) {
         row("empty launch (graph floor)", 0.0, t, read_gbs, js, false);
         CK(cudaFree(y));
     }
+    /* a grid-wide barrier of the matvec's resident blocks (cuk_matvec_chain's), against
+       the launch floor above: the time per barrier */
+    uint32_t *bar;
+    CK(cudaMalloc(&bar, 8));
+    CK(cudaMemset(bar, 0, 8));
+    for (unsigned ns : {0u, 32u, 128u}) {
+        char name[64];
+        snprintf(name, sizeof name, "grid barrier, poll %uns (per barrier)", ns);
+        if (!want(name)) continue;
+        const int blocks = prop.multiProcessorCount * 2, per = 32;
+        timing t = time_graph([&](int, cu_q q) {
+            CK(launch_as(q, true, dim3(blocks), dim3(256), 0, k_barrier, bar, per, ns));
+        }, 20, 20, pdl, false, st);
+        t.med_ms /= per, t.best_ms /= per;
+        row(name, 0.0, t, read_gbs, js, false);
+    }
+    /* q_a + kv_a (norm on load) then q_b (q_a's norm on load), affine4 fast: two launches,
+       and one chain (cuk_matvec_chain: a grid barrier between), per pair */
+    for (int chain = 0; chain < 2; chain++) {
+        const char *name = chain ? "q_a+kv_a -> q_b chain, affine4 fast" : "q_a+kv_a, q_b launches, affine4 fast";
+        if (!want(name)) continue;
+        const int64_t copies = 48;
+        dmat qa = dmat_new(ZW_AFFINE4, 768, 2048, copies, grid, st), kva = dmat_new(ZW_AFFINE4, 576, 2048, copies, grid, st);
+        dmat qb = dmat_new(ZW_AFFINE4, 5120, 768, copies, grid, st);
+        float *x, *nw, *a, *kv, *q;
+        CK(cudaMalloc(&x, 2048 * 4));
+        CK(cudaMalloc(&nw, 2048 * 4));
+        CK(cudaMalloc(&a, 768 * 4));
+        CK(cudaMalloc(&kv, 576 * 4));
+        CK(cudaMalloc(&q, 5120 * 4));
+        k_fillf<<<grid, 256, 0, st>>>(x, 2048, 11u);
+        k_fillf<<<grid, 256, 0, st>>>(nw, 2048, 12u);
+        timing t = time_graph([&](int i, cu_q qq) {
+            cu_mv s0[2] = {}, s1 = {};
+            s0[0].w = qa.at(i % copies), s0[0].groups = 1, s0[0].rpg = 768, s0[0].gmod = 1, s0[0].x = x;
+            s0[0].norm = nw, s0[0].eps = 1e-5f, s0[0].y = a;
+            s0[1] = s0[0], s0[1].w = kva.at(i % copies), s0[1].rpg = 576, s0[1].y = kv;
+            s1.w = qb.at(i % copies), s1.groups = 1, s1.rpg = 5120, s1.gmod = 1, s1.x = a, s1.norm = nw;
+            s1.eps = 1e-5f, s1.y = q;
+            if (chain) {
+                CK(cuk_matvec_chain(s0, 2, &s1, 1, bar, qq));
+            } else {
+                CK(cuk_matvec(s0, 2, qq));
+                CK(cuk_matvec(&s1, 1, cu_q{qq.st, pdl, qq.fast}));
+            }
+        }, (int)copies, 20, pdl, true, st);
+        row(name, (double)(qa.bytes1 + kva.bytes1 + qb.bytes1), t, read_gbs, js, false);
+        qa.free_all(), kva.free_all(), qb.free_all();
+        for (float *f : {x, nw, a, kv, q}) CK(cudaFree(f));
+    }
+    CK(cudaFree(bar));
     for (int v = 0; v < 3; v++) {
         const int kind = v == 0 ? (int)ZW_BF16 : (int)ZW_AFFINE4;
         const char *kn = v == 0 ? "bf16" : v == 1 ? "affine4" : "affine4 fast";
