@@ -6,8 +6,8 @@
  * shapes (bf16 and MLX affine 4-bit), inputs rotated so L2 cannot serve them.  The kernels
  * are timed as decode runs them: a CUDA graph of back-to-back launches (programmatic
  * dependent launch from sm_90 on), the time per launch = the graph's time / launches.
- * Also the grid-wide barrier of cuk_matvec_chain against the launch floor, and q_a + kv_a
- * -> q_b as two launches and as one chain.
+ * Also a grid-wide barrier of the matvec's resident blocks (a persistent kernel's step
+ * between stages) against that launch floor.
  * CUDA events, warm-up first, median and best of the repeats.  Prints a markdown table
  * and one JSON line.
  *
@@ -50,6 +50,35 @@ __global__ void k_read(const uint4 *p, size_t n, unsigned *sink) {
         acc ^= v.x ^ v.y ^ v.z ^ v.w;
     }
     if (acc == 0x12345678u) *sink = acc; /* keeps the loads; practically never true */
+}
+
+/* A grid-wide barrier of a grid whose blocks are all resident (a cooperative launch), as
+   a persistent kernel would meet between stages: writes before it are visible to every
+   block after it.  `ns`: nanoseconds between polls (0: poll without pause).  The last
+   block to arrive resets the count and starts the next generation; the others wait for
+   it (the generation is read before arriving, so it cannot have moved on). */
+__device__ __forceinline__ void grid_sync(uint32_t *bar, unsigned ns) {
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        uint32_t g;
+        asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(g) : "l"(bar + 1) : "memory");
+        __threadfence();
+        const uint32_t n = gridDim.x * gridDim.y * gridDim.z;
+        if (atomicAdd(bar, 1u) == n - 1) {
+            bar[0] = 0;
+            __threadfence();
+            asm volatile("st.release.gpu.global.u32 [%0], %1;" ::"l"(bar + 1), "r"(g + 1) : "memory");
+        } else {
+            uint32_t now;
+            for (;;) {
+                asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(now) : "l"(bar + 1) : "memory");
+                if (now != g) break;
+                if (ns) __nanosleep(ns);
+            }
+        }
+        __threadfence();
+    }
+    __syncthreads();
 }
 
 /* n grid-wide barriers (a cooperative launch: every block resident), polling every ns
@@ -256,8 +285,9 @@ int main(int argc, char **argv) {
         row("empty launch (graph floor)", 0.0, t, read_gbs, js, false);
         CK(cudaFree(y));
     }
-    /* a grid-wide barrier of the matvec's resident blocks (cuk_matvec_chain's), against
-       the launch floor above: the time per barrier */
+    /* a grid-wide barrier of as many blocks as the matvec keeps resident, against the
+       launch floor above: the time per barrier (what a persistent kernel would pay between
+       stages instead of a launch) */
     uint32_t *bar;
     CK(cudaMalloc(&bar, 8));
     CK(cudaMemset(bar, 0, 8));
@@ -271,40 +301,6 @@ int main(int argc, char **argv) {
         }, 20, 20, pdl, false, st);
         t.med_ms /= per, t.best_ms /= per;
         row(name, 0.0, t, read_gbs, js, false);
-    }
-    /* q_a + kv_a (norm on load) then q_b (q_a's norm on load), affine4 fast: two launches,
-       and one chain (cuk_matvec_chain: a grid barrier between), per pair */
-    for (int chain = 0; chain < 2; chain++) {
-        const char *name = chain ? "q_a+kv_a -> q_b chain, affine4 fast" : "q_a+kv_a, q_b launches, affine4 fast";
-        if (!want(name)) continue;
-        const int64_t copies = 48;
-        dmat qa = dmat_new(ZW_AFFINE4, 768, 2048, copies, grid, st), kva = dmat_new(ZW_AFFINE4, 576, 2048, copies, grid, st);
-        dmat qb = dmat_new(ZW_AFFINE4, 5120, 768, copies, grid, st);
-        float *x, *nw, *a, *kv, *q;
-        CK(cudaMalloc(&x, 2048 * 4));
-        CK(cudaMalloc(&nw, 2048 * 4));
-        CK(cudaMalloc(&a, 768 * 4));
-        CK(cudaMalloc(&kv, 576 * 4));
-        CK(cudaMalloc(&q, 5120 * 4));
-        k_fillf<<<grid, 256, 0, st>>>(x, 2048, 11u);
-        k_fillf<<<grid, 256, 0, st>>>(nw, 2048, 12u);
-        timing t = time_graph([&](int i, cu_q qq) {
-            cu_mv s0[2] = {}, s1 = {};
-            s0[0].w = qa.at(i % copies), s0[0].groups = 1, s0[0].rpg = 768, s0[0].gmod = 1, s0[0].x = x;
-            s0[0].norm = nw, s0[0].eps = 1e-5f, s0[0].y = a;
-            s0[1] = s0[0], s0[1].w = kva.at(i % copies), s0[1].rpg = 576, s0[1].y = kv;
-            s1.w = qb.at(i % copies), s1.groups = 1, s1.rpg = 5120, s1.gmod = 1, s1.x = a, s1.norm = nw;
-            s1.eps = 1e-5f, s1.y = q;
-            if (chain) {
-                CK(cuk_matvec_chain(s0, 2, &s1, 1, bar, qq));
-            } else {
-                CK(cuk_matvec(s0, 2, qq));
-                CK(cuk_matvec(&s1, 1, cu_q{qq.st, pdl, qq.fast}));
-            }
-        }, (int)copies, 20, pdl, true, st);
-        row(name, (double)(qa.bytes1 + kva.bytes1 + qb.bytes1), t, read_gbs, js, false);
-        qa.free_all(), kva.free_all(), qb.free_all();
-        for (float *f : {x, nw, a, kv, q}) CK(cudaFree(f));
     }
     CK(cudaFree(bar));
     for (int v = 0; v < 3; v++) {

@@ -648,102 +648,6 @@ static void case_multi(void) {
     hmat_free(&u);
 }
 
-/* A chain (cuk_matvec_chain: two stages in one launch, a grid barrier between) gives the
-   bits of its two launches of cuk_matvec: q_a + kv_a normalised on load -> q_b normalised
-   on load from q_a's output (GLM-4.7-Flash), per-head W_UV -> o with the residual
-   epilogue, plain and PDL; stage b of another kind runs as two launches.  On a GPU with
-   cooperative launches the chain really is one launch: each barrier moves the barrier's
-   generation by one and leaves its count at zero. */
-static void chain_pair(const cu_mv *a, int na, const cu_mv *b, int nb, dout *outs, const int64_t *n,
-                       int nout, const cu_mv *a2, const cu_mv *b2, dout *outs2, uint32_t *bar, cu_q q,
-                       const char *what) {
-    CHECK(cuk_matvec_chain(a, na, b, nb, bar, q) == cudaSuccess);
-    CHECK(cuk_matvec(a2, na, q) == cudaSuccess);
-    CHECK(cuk_matvec(b2, nb, q) == cudaSuccess);
-    int same = 0;
-    for (int i = 0; i < nout; i++) {
-        float *h1 = malloc((size_t)n[i] * 4), *h2 = malloc((size_t)n[i] * 4);
-        const bool ok = out_fetch(&outs[i], h1, "chain") && out_fetch(&outs2[i], h2, "two launches");
-        same += ok && same_bits(h1, h2, (size_t)n[i]);
-        free(h1);
-        free(h2);
-    }
-    CHECKF(same == nout, "chain %s%s: %d of %d outputs match two launches", what, tq_fast ? " (fast)" : "",
-           same, nout);
-}
-
-static void case_chain(wfmt f) {
-    char fn[48];
-    wfmt_name(f, fn, sizeof fn);
-    const int64_t d = 2048, ql = 768, kvw = 576, qo = 5120, H = 20, nope = 192, vd = 256, R = 512;
-    hmat qa = hmat_new(f, ql, d), kva = hmat_new(f, kvw, d), qb = hmat_new(f, qo, ql);
-    hmat kvb = hmat_new(f, H * (nope + vd), R), om = hmat_new(f, d, H * vd), ob = hmat_new(F_BF16, d, H * vd);
-    float *x = malloc((size_t)d * 4), *nw = malloc((size_t)d * 4), *qnw = malloc((size_t)ql * 4);
-    float *lat = malloc((size_t)(H * R) * 4);
-    fill(x, (size_t)d, 2.0f);
-    fill(nw, (size_t)d, 1.0f);
-    fill(qnw, (size_t)ql, 1.0f);
-    fill(lat, (size_t)(H * R), 1.0f);
-    float *dx = dup_dev(x, (size_t)d * 4), *dnw = dup_dev(nw, (size_t)d * 4), *dqn = dup_dev(qnw, (size_t)ql * 4);
-    float *dlat = dup_dev(lat, (size_t)(H * R) * 4);
-    uint32_t zero[2] = {0, 0}, got[2];
-    uint32_t *bar = dup_dev(zero, sizeof zero);
-    cuw wqa = to_dev(&qa), wkva = to_dev(&kva), wqb = to_dev(&qb), wkvb = to_dev(&kvb), wo = to_dev(&om);
-    cuw wob = to_dev(&ob);
-    int runs = 0;
-    for (int pdl = 0; pdl < 2; pdl++) {
-        const cu_q q = pdl ? QPDL : Q;
-        /* q_a + kv_a -> q_b */
-        const int64_t n1[3] = {ql, kvw, qo};
-        dout o1[3], o2[3];
-        for (int i = 0; i < 3; i++) o1[i] = out_new((size_t)n1[i]), o2[i] = out_new((size_t)n1[i]);
-        const cu_mv a1[2] = {{.w = wqa, .groups = 1, .rpg = ql, .gmod = 1, .x = dx, .norm = dnw, .eps = 1e-5f, .y = o1[0].p},
-                             {.w = wkva, .groups = 1, .rpg = kvw, .gmod = 1, .x = dx, .norm = dnw, .eps = 1e-5f, .y = o1[1].p}};
-        const cu_mv b1 = {.w = wqb, .groups = 1, .rpg = qo, .gmod = 1, .x = o1[0].p, .norm = dqn, .eps = 1e-6f, .y = o1[2].p};
-        cu_mv a2[2] = {a1[0], a1[1]}, b2 = b1;
-        a2[0].y = o2[0].p, a2[1].y = o2[1].p, b2.x = o2[0].p, b2.y = o2[2].p;
-        chain_pair(a1, 2, &b1, 1, o1, n1, 3, a2, &b2, o2, bar, q, "q_a + kv_a -> q_b");
-        runs++;
-        for (int i = 0; i < 3; i++) out_free(&o1[i]), out_free(&o2[i]);
-        /* W_UV per head -> o + residual; then o of another kind (two launches) */
-        for (int other = 0; other < 2; other++) {
-            const int64_t n2[2] = {H * vd, d};
-            float *res = malloc((size_t)d * 4);
-            fill(res, (size_t)d, 3.0f);
-            dout u1 = out_new((size_t)(H * vd)), u2 = out_new((size_t)(H * vd));
-            dout r1 = out_from(res, (size_t)d), r2 = out_from(res, (size_t)d);
-            const cu_mv ua = {.w = wkvb, .groups = H, .rpg = vd, .row0 = nope, .grs = nope + vd, .gmod = H,
-                              .x = dlat, .xs = R, .y = u1.p, .ys = vd};
-            const cu_mv ob1 = {.w = other ? wob : wo, .groups = 1, .rpg = d, .gmod = 1, .x = u1.p, .y = r1.p,
-                               .epi = CU_EPI_ADD};
-            cu_mv ua2 = ua, ob2 = ob1;
-            ua2.y = u2.p, ob2.x = u2.p, ob2.y = r2.p;
-            dout c1[2] = {u1, r1}, c2[2] = {u2, r2};
-            chain_pair(&ua, 1, &ob1, 1, c1, n2, 2, &ua2, &ob2, c2, bar, q,
-                       other ? "W_UV -> o (bf16: two launches)" : "W_UV -> o + residual");
-            if (!other) runs++;
-            out_free(&u1), out_free(&u2), out_free(&r1), out_free(&r2);
-            free(res);
-        }
-    }
-    CU(cudaMemcpy(got, bar, sizeof got, cudaMemcpyDeviceToHost));
-    int dev = 0, coop = 0;
-    CU(cudaGetDevice(&dev));
-    CU(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev));
-    CHECKF(got[0] == 0 && got[1] == (coop ? (uint32_t)runs : 0u),
-           "chain %s: barrier words %u %u after %d chained launches (cooperative launches: %d)", fn,
-           got[0], got[1], runs, coop);
-    /* jobs that would be refused alone are refused in a chain */
-    cu_mv bad = {.w = wqb, .groups = 1, .rpg = qo, .gmod = 1, .x = dx + 1, .y = dx};
-    CHECK(cuk_matvec_chain(&bad, 1, &bad, 1, bar, Q) == cudaErrorInvalidValue);
-    cuw ws[] = {wqa, wkva, wqb, wkvb, wo, wob};
-    for (int i = 0; i < 6; i++) cuw_free(&ws[i]);
-    hmat hs[] = {qa, kva, qb, kvb, om, ob};
-    for (int i = 0; i < 6; i++) hmat_free(&hs[i]);
-    cudaFree(dx), cudaFree(dnw), cudaFree(dqn), cudaFree(dlat), cudaFree(bar);
-    free(x), free(nw), free(qnw), free(lat);
-}
-
 /* Y = X W^T over n tokens, plain and with a row gather. */
 static void case_gemm(wfmt f, int64_t rows, int64_t cols, int64_t n) {
     char fn[48];
@@ -1772,8 +1676,6 @@ static void product_cases(bool quick) {
     case_per_head((wfmt){ZW_AFFINE8, 32, ZDT_F16}, 3, 8, 16, 96, 8);
     if (!quick) case_per_head(F_MX, 5, 16, 32, 128, 32);
     case_multi();
-    case_chain(F_Q4);
-    if (!quick) case_chain(F_MX);
     case_moe(F_Q4, quick ? 8 : 64, 4, 1536, 2048, true);
     case_moe(F_BF16, 8, 4, 256, 512, true);
     case_moe(F_F32, 5, 3, 64, 128, false);
@@ -1841,8 +1743,6 @@ static void fast_cases(bool quick) {
     case_per_head(F_Q4, 20, 192, 256, 512, 64);
     case_per_head((wfmt){ZW_AFFINE8, 32, ZDT_F16}, 3, 8, 16, 96, 8);
     case_multi();
-    case_chain(F_Q4);
-    case_chain((wfmt){ZW_AFFINE8, 32, ZDT_F16});
     case_moe(F_Q4, quick ? 8 : 64, 4, 1536, 2048, true);
     case_moe((wfmt){ZW_AFFINE8, 128, ZDT_F32}, 6, 4, 256, 512, true);
     case_moe(F_Q4, 16, 8, 64, 128, false); /* K = 8: two chunks of four experts */

@@ -191,35 +191,6 @@ __device__ __forceinline__ void prefetch_line(const void *p) {
     asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
 }
 
-/* Grid-wide barrier of a grid whose blocks are all resident (a cooperative launch):
-   writes before it are visible to every block after it.  `ns`: nanoseconds between polls
-   (0: poll without pause).  The last block to arrive resets the count and starts the next
-   generation; the others wait for it (the generation is read before arriving, so it
-   cannot have moved on). */
-__device__ __forceinline__ void grid_sync(uint32_t *bar, unsigned ns) {
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        uint32_t g;
-        asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(g) : "l"(bar + 1) : "memory");
-        __threadfence();
-        const uint32_t n = gridDim.x * gridDim.y * gridDim.z;
-        if (atomicAdd(bar, 1u) == n - 1) {
-            bar[0] = 0;
-            __threadfence();
-            asm volatile("st.release.gpu.global.u32 [%0], %1;" ::"l"(bar + 1), "r"(g + 1) : "memory");
-        } else {
-            uint32_t now;
-            for (;;) {
-                asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(now) : "l"(bar + 1) : "memory");
-                if (now != g) break;
-                if (ns) __nanosleep(ns);
-            }
-        }
-        __threadfence();
-    }
-    __syncthreads();
-}
-
 /* Every kernel starts with pdl_launch() and calls pdl_wait() before it reads an earlier
    kernel's output or writes anything; launched through here, q.pdl lets it overlap.
    `coop`: a cooperative launch (every block resident at once, or the launch fails). */

@@ -104,7 +104,6 @@ typedef struct cu_sess {
     float *iscore;             /* [score_rows, cap] scores of score_rows queries at a time */
     int64_t score_rows;
     cu_step *d_step;
-    uint32_t *bar;             /* [2] the grid barrier of chained launches (cuk_matvec_chain) */
     cu_step *h_step;           /* pinned */
     float *h_logits;           /* pinned [V] */
     float *lat_f32, *kvb;      /* expanded path: [xcap, R], [xcap, H * (nope + vd)] */

@@ -124,18 +124,10 @@ static zmlx_status attention(dec *D, int l, zerr *e) {
                      mv_plain(L->idx_wk, xin, norm, eps, s->ik, CU_EPI_STORE),
                      mv_plain(L->idx_w, xin, norm, eps, s->iw, CU_EPI_STORE)};
     const int nproj = dsa ? 4 : 2;
-    /* q_b (and the indexer's queries) of the normed query latent */
-    const float *qn_w = fused_rope ? L->q_a_norm : NULL;
-    const cu_mv qb[2] = {mv_plain(L->q_b, s->qa, qn_w, cf->attn_norm_eps, s->q, CU_EPI_STORE),
-                         mv_plain(L->idx_wq_b, s->qa, qn_w, cf->attn_norm_eps, s->iq, CU_EPI_STORE)};
-    if (pl->residual_norm && lora && fused_rope) { /* one launch, a grid barrier between */
-        CU_TRY(e, cuk_matvec_chain(proj, nproj, qb, dsa ? 2 : 1, s->bar, qn(D)));
+    if (pl->residual_norm) {
+        CU_TRY(e, cuk_matvec(proj, nproj, qn(D)));
     } else {
-        if (pl->residual_norm) {
-            CU_TRY(e, cuk_matvec(proj, nproj, qn(D)));
-        } else {
-            for (int i = 0; i < nproj; i++) CU_TRY(e, cuk_matvec(&proj[i], 1, qn(D)));
-        }
+        for (int i = 0; i < nproj; i++) CU_TRY(e, cuk_matvec(&proj[i], 1, qn(D)));
     }
     cu_prep pp = {.kv = s->kv, .R = R, .rope = rope, .qa = lora && !fused_rope ? s->qa : NULL,
                   .ql = cf->q_lora_rank, .kv_norm = L->kv_a_norm, .q_norm = L->q_a_norm,
@@ -143,7 +135,12 @@ static zmlx_status attention(dec *D, int l, zerr *e) {
                   .table = fused_rope ? s->rope_tab : NULL, .cache = cache,
                   .cache_bf16 = s->kv_bf16, .cs = s->cs, .step = s->d_step, .n = 1};
     if (!fused_rope) CU_TRY(e, cuk_attn_prep(&pp, qn(D)));
-    if (lora && !(pl->residual_norm && fused_rope)) CU_TRY(e, cuk_matvec(qb, dsa ? 2 : 1, qn(D)));
+    if (lora) { /* q_b (and the indexer's queries) of the normed query latent */
+        const float *qn_w = fused_rope ? L->q_a_norm : NULL;
+        cu_mv qb[2] = {mv_plain(L->q_b, s->qa, qn_w, cf->attn_norm_eps, s->q, CU_EPI_STORE),
+                       mv_plain(L->idx_wq_b, s->qa, qn_w, cf->attn_norm_eps, s->iq, CU_EPI_STORE)};
+        CU_TRY(e, cuk_matvec(qb, dsa ? 2 : 1, qn(D)));
+    }
     if (dsa) {
         r = zcu_indexer(s, l, 1, fused_rope ? s->rope_tab : NULL, s->cap, qn(D), e);
         if (r != ZMLX_OK) return r;
@@ -164,14 +161,10 @@ static zmlx_status attention(dec *D, int l, zerr *e) {
     /* o_h = W_UV[h] o_lat_h */
     cu_mv uv = {.w = L->kv_b, .groups = H, .rpg = vd, .row0 = nope, .grs = hs, .gmod = H,
                 .x = s->olat, .xs = R, .y = s->attn, .ys = vd, .epi = CU_EPI_STORE};
-    const cu_mv o = mv_plain(L->o, s->attn, NULL, eps, pl->residual_norm ? s->x : s->f,
-                             pl->residual_norm ? CU_EPI_ADD : CU_EPI_STORE);
-    if (pl->residual_norm) { /* W_UV and o in one launch, a grid barrier between */
-        CU_TRY(e, cuk_matvec_chain(&uv, 1, &o, 1, s->bar, qn(D)));
-    } else {
-        CU_TRY(e, cuk_matvec(&uv, 1, qn(D)));
-        CU_TRY(e, cuk_matvec(&o, 1, qn(D)));
-    }
+    CU_TRY(e, cuk_matvec(&uv, 1, qn(D)));
+    cu_mv o = mv_plain(L->o, s->attn, NULL, eps, pl->residual_norm ? s->x : s->f,
+                       pl->residual_norm ? CU_EPI_ADD : CU_EPI_STORE);
+    CU_TRY(e, cuk_matvec(&o, 1, qn(D)));
     D->f_pending = !pl->residual_norm;
     return ZMLX_OK;
 }

@@ -164,18 +164,6 @@ typedef struct cu_mv {
 cudaError_t cuk_matvec(const cu_mv *jobs, int n_jobs, cu_q q);
 
 /*
- * Two launches of cuk_matvec in one (a chain): the jobs of stage b read what stage a
- * writes.  Every block of the chain is resident (a cooperative launch), computes its share
- * of stage a, asks L2 for its rows of stage b, then meets the other blocks at a grid-wide
- * barrier (`bar`: two zeroed words of device memory, reused by every chain of the stream,
- * back to zero after each) instead of ending the kernel.  Each output is computed as
- * cuk_matvec computes it (same bits).  When the two stages cannot run as one (jobs of
- * different weight kinds, a GPU without cooperative launches, blocks that would not all
- * be resident, ZMLX_CUDA_CHAIN=0) they are two launches of cuk_matvec.
- */
-cudaError_t cuk_matvec_chain(const cu_mv *a, int na, const cu_mv *b, int nb, uint32_t *bar, cu_q q);
-
-/*
  * The MoE output of one token with the down projections streamed into the weighted sum
  * (downproj_combine):
  *   acc = sum_k w[k] * (down_{idx[k]}[r] · h_k)   in k order (route order), no FMA

@@ -41,17 +41,12 @@ enum { MV_WARPS = 8, MV_THREADS = MV_WARPS * 32 };
 
 #define MV_SMEM_MAX (160 * 1024)
 
-/* One launch: one stage of up to ZCU_MV_JOBS jobs, or a chain of two (cuk_matvec_chain:
-   jobs js[0] .. js[1] - 1, then js[1] .. js[2] - 1, a grid barrier between). */
 typedef struct mv_batch {
     cu_mv job[ZCU_MV_JOBS];
-    int64_t lo[ZCU_MV_JOBS], hi[ZCU_MV_JOBS]; /* the job's blocks [lo, hi) of its stage */
+    int64_t first[ZCU_MV_JOBS + 1]; /* first block of each job */
     int64_t nbat[ZCU_MV_JOBS];      /* batches of the job: ceil(outputs / opw) */
     int32_t opw[ZCU_MV_JOBS];       /* outputs per batch: 1, 2 or 4 (SwiGLU: 1 or 2) */
-    int64_t nblk[2];                /* blocks of each stage */
-    int32_t js[3];                  /* first job of each stage, then the job count */
-    int32_t nst;                    /* stages: 1, or 2 (a chain, every block resident) */
-    uint32_t *bar;                  /* a chain's barrier: [0] blocks arrived, [1] generation */
+    int n;
     bool stage1;                    /* the one-pass prologue (ZMLX_CUDA_STAGE=0: off) */
 } mv_batch;
 
@@ -87,15 +82,14 @@ __device__ __forceinline__ int64_t out_row(const cu_mv &p, int64_t g, int64_t rr
     return p.row0 + gm * p.grs + rr;
 }
 
-/* The warp's OPW outputs o .. o + OPW (those below o_hi) of job p.  PLAIN: p is neither
-   routed nor SwiGLU (a chain's jobs): their code is left out. */
-template <int K, bool FAST, int OPW, bool PLAIN>
+/* The warp's OPW outputs o .. o + OPW (those below o_hi) of job p. */
+template <int K, bool FAST, int OPW>
 __device__ __forceinline__ void mv_outputs(const cu_mv &p, const stage_set &ss, const int *sidx,
                                            int64_t o, int64_t o_hi) {
-    const bool glu = !PLAIN && p.epi == CU_EPI_SWIGLU;
+    const bool glu = p.epi == CU_EPI_SWIGLU;
     /* rows in flight: plain, the OPW rows (two when OPW = 1, the second unused);
        SwiGLU (OPW <= 2), gate and up of each output */
-    constexpr int NR = OPW == 4 || (PLAIN && OPW == 2) ? OPW : 2 * OPW;
+    constexpr int NR = OPW == 4 ? 4 : 2 * OPW;
     rowp r[NR];
     bool valid[NR], live[NR]; /* live: the row is read (not another GPU's expert) */
     xstage xs[NR];
@@ -106,9 +100,9 @@ __device__ __forceinline__ void mv_outputs(const cu_mv &p, const stage_set &ss, 
         valid[k] = oi < OPW && oo < o_hi;
         int64_t g = 0, rr = 0;
         if (valid[k]) out_pos(p, oo, &g, &rr);
-        int64_t e = !valid[k] ? 0 : !PLAIN && p.routed ? sidx[g] : p.idx ? p.idx[g] : 0;
+        int64_t e = !valid[k] ? 0 : p.routed ? sidx[g] : p.idx ? p.idx[g] : 0;
         live[k] = valid[k];
-        if (p.ne > 0 && ((!PLAIN && p.routed) || p.idx)) { /* expert slice: local id, or none here */
+        if (p.ne > 0 && (p.routed || p.idx)) { /* expert slice: local id, or none here */
             e -= p.e0;
             if (e < 0 || e >= p.ne) live[k] = false, e = 0;
         }
@@ -137,10 +131,10 @@ __device__ __forceinline__ void mv_outputs(const cu_mv &p, const stage_set &ss, 
    the next one's rows go to L2 (plain jobs: consecutive rows of one matrix; the lanes
    share the data's lines, four of them take the first and last line of the scales and
    biases: mv_prefetch over the warp per batch measured 2% slower at context 16). */
-template <int K, bool FAST, int OPW, bool PLAIN>
+template <int K, bool FAST, int OPW>
 __device__ __forceinline__ void mv_batches(const cu_mv &p, const stage_set &ss, const int *sidx, int64_t o,
                                            int64_t o_hi, int64_t obw) {
-    const bool plain = (PLAIN || !p.routed) && !p.idx;
+    const bool plain = !p.routed && !p.idx;
     for (; o < o_hi; o += obw) {
         if (plain && o + obw < o_hi) {
             const int64_t on = o + obw;
@@ -150,7 +144,7 @@ __device__ __forceinline__ void mv_batches(const cu_mv &p, const stage_set &ss, 
             const int64_t nr = p.rpg - rr < n ? p.rpg - rr : n; /* rows of on's group */
             const cuw *ws[2] = {&p.w, &p.up};
             const int lane = threadIdx.x & 31;
-            for (int i = 0; i < (!PLAIN && p.epi == CU_EPI_SWIGLU ? 2 : 1); i++) {
+            for (int i = 0; i < (p.epi == CU_EPI_SWIGLU ? 2 : 1); i++) {
                 const rowp rp = row_of(*ws[i], 0, out_row(p, g, rr));
                 for (int64_t off = (int64_t)lane * 128; off < nr * ws[i]->ld; off += 32 * 128)
                     prefetch_line(rp.d + off);
@@ -161,7 +155,7 @@ __device__ __forceinline__ void mv_batches(const cu_mv &p, const stage_set &ss, 
                 }
             }
         }
-        mv_outputs<K, FAST, OPW, PLAIN>(p, ss, sidx, o, o_hi);
+        mv_outputs<K, FAST, OPW>(p, ss, sidx, o, o_hi);
     }
 }
 
@@ -185,35 +179,33 @@ __device__ __forceinline__ void mv_prefetch(const cu_mv &p, int64_t o_lo, int64_
     }
 }
 
-/* Block blk's share of stage st of the launch b (blk < b.nblk[st]): what needs nothing from earlier
-   work (the first batch's rows to L2, the norm's weights), then wait() (the PDL wait, or a
-   chain's grid barrier), then the prologue and the batches.  `pre_all`: ask L2 for all of
-   the block's rows, not just its first batch's (a chain's later stage: the barrier leaves
-   time for them). */
-template <int K, bool FAST, bool PLAIN, typename Wait>
-__device__ __forceinline__ void mv_block(const mv_batch &b, int st, int64_t blk, float *sm, int *sidx,
-                                         float *red, bool pre_all, Wait wait) {
+template <int K, bool FAST>
+__global__ void __launch_bounds__(MV_THREADS, 2) k_matvec(const __grid_constant__ mv_batch b) {
+    extern __shared__ __align__(16) float sm[];
+    __shared__ int sidx[ZCU_ROUTE_MAX_K];
+    __shared__ float red[2];
+    pdl_launch();
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int j = b.js[st];
-    while (j + 1 < b.js[st + 1] && b.hi[j] <= blk) j++;
+    const int64_t blk = blockIdx.x;
+    int j = 0;
+    while (j + 1 < b.n && b.first[j + 1] <= blk) j++;
     /* constant indices keep the job in the parameter bank */
     const cu_mv &p = j == 0 ? b.job[0] : j == 1 ? b.job[1] : j == 2 ? b.job[2] : b.job[3];
     const int opw = j == 0 ? b.opw[0] : j == 1 ? b.opw[1] : j == 2 ? b.opw[2] : b.opw[3];
     const int64_t W = j == 0 ? b.nbat[0] : j == 1 ? b.nbat[1] : j == 2 ? b.nbat[2] : b.nbat[3];
     const int64_t obw = (int64_t)MV_WARPS * opw; /* outputs of one batch of each warp */
-    const int64_t B = b.hi[j] - b.lo[j], bj = blk - b.lo[j], total = p.groups * p.rpg;
+    const int64_t B = b.first[j + 1] - b.first[j], bj = blk - b.first[j], total = p.groups * p.rpg;
     const int64_t o_lo = bj * W / B * opw, o_end = (bj + 1) * W / B * opw; /* batches bj*W/B .. */
     const int64_t o_hi = o_end < total ? o_end : total;
     /* blocks of the first wave ask L2 for their first batch's rows before the wait (later
        ones would only duplicate their own loads; every block asking for up to 64 KB of its
        rows measured the same, H100 2026-11-26) */
-    const bool routed = !PLAIN && p.routed;
-    if (!routed && !p.idx && blk < MV_PREFETCH_BLOCKS)
-        mv_prefetch(p, o_lo, pre_all ? o_hi : o_lo + obw < o_hi ? o_lo + obw : o_hi);
+    if (!p.routed && !p.idx && blk < MV_PREFETCH_BLOCKS)
+        mv_prefetch(p, o_lo, o_lo + obw < o_hi ? o_lo + obw : o_hi);
     /* the prologue's parts run side by side: warp 0 routes (moe_mlp), the threads from
        warp 2 on stage x's units (norm on load: each such warp also sums x's squares) */
     float *stg = sm;
-    if (routed) {
+    if (p.routed) {
         const int G = p.route.cfg.n_group > 1 ? p.route.cfg.n_group : 1;
         stg = sm + ((route_smem(p.route.cfg.n_experts, G) + 15) & ~(size_t)15) / 4;
     }
@@ -233,23 +225,23 @@ __device__ __forceinline__ void mv_block(const mv_batch &b, int st, int64_t blk,
     const bool one = b.stage1 && (!p.norm || tot <= MV_THREADS);
     const int64_t tt = (threadIdx.x + MV_THREADS - 64) % MV_THREADS; /* task of this thread */
     if (one && p.norm) stage_norm(p.norm, nu, tt, stg); /* constants: before the wait */
-    wait();
+    pdl_wait();
 
     float4 xv[8];
     if (one && p.norm) stage_load(xb, p.xs, nu, tt, tot, xv);
-    if (routed && warp == 0) { /* this token's experts, as cuk_route chooses them */
+    if (p.routed && warp == 0) { /* this token's experts, as cuk_route chooses them */
         const int *chosen;
         const float *wsel;
         warp_route(p.route.cfg, p.route.logits, p.route.bias, sm, &chosen, &wsel);
         if (lane < p.route.cfg.k) {
             sidx[lane] = chosen[lane];
-            if (blk == b.lo[j]) {
+            if (blk == b.first[j]) {
                 if (p.route.idx) p.route.idx[lane] = chosen[lane];
                 if (p.route.w) p.route.w[lane] = wsel[lane];
             }
         }
     }
-    if (p.norm && !one && warp == (routed ? 1 : 0)) {
+    if (p.norm && !one && warp == (p.routed ? 1 : 0)) {
         const float sq = warp_sumsq(p.x, p.w.cols);
         if (lane == 0) red[0] = sq;
     }
@@ -275,38 +267,9 @@ __device__ __forceinline__ void mv_block(const mv_batch &b, int st, int64_t blk,
     }
 
     const int64_t o = o_lo + (int64_t)warp * opw;
-    if (opw == 1) mv_batches<K, FAST, 1, PLAIN>(p, ss, sidx, o, o_hi, obw);
-    else if (opw == 2) mv_batches<K, FAST, 2, PLAIN>(p, ss, sidx, o, o_hi, obw);
-    else mv_batches<K, FAST, 4, PLAIN>(p, ss, sidx, o, o_hi, obw);
-}
-
-template <int K, bool FAST>
-__global__ void __launch_bounds__(MV_THREADS, 2) k_matvec(const __grid_constant__ mv_batch b) {
-    extern __shared__ __align__(16) float sm[];
-    __shared__ int sidx[ZCU_ROUTE_MAX_K];
-    __shared__ float red[2];
-    pdl_launch();
-    mv_block<K, FAST, false>(b, 0, blockIdx.x, sm, sidx, red, false, [] { pdl_wait(); });
-}
-
-/* A chain (b.nst = 2, neither routed nor SwiGLU jobs): stage 0 after the PDL wait, stage
-   1 after the grid barrier; a block with no share of a stage still meets the others
-   there. */
-#ifndef MV_CHAIN_MINB
-#define MV_CHAIN_MINB 2
-#endif
-template <int K, bool FAST>
-__global__ void __launch_bounds__(MV_THREADS, MV_CHAIN_MINB) k_matvec_chain(const __grid_constant__ mv_batch b) {
-    extern __shared__ __align__(16) float sm[];
-    __shared__ int sidx[ZCU_ROUTE_MAX_K];
-    __shared__ float red[2];
-    pdl_launch();
-    const int64_t blk = blockIdx.x;
-    if (blk < b.nblk[0]) mv_block<K, FAST, true>(b, 0, blk, sm, sidx, red, false, [] { pdl_wait(); });
-    else pdl_wait();
-    __syncthreads(); /* the block's warps are done with stage 0's shared memory */
-    if (blk < b.nblk[1]) mv_block<K, FAST, true>(b, 1, blk, sm, sidx, red, true, [&b] { grid_sync(b.bar, 0); });
-    else grid_sync(b.bar, 0);
+    if (opw == 1) mv_batches<K, FAST, 1>(p, ss, sidx, o, o_hi, obw);
+    else if (opw == 2) mv_batches<K, FAST, 2>(p, ss, sidx, o, o_hi, obw);
+    else mv_batches<K, FAST, 4>(p, ss, sidx, o, o_hi, obw);
 }
 
 static bool mv_job_ok(const cu_mv &p) {
@@ -369,169 +332,97 @@ static int64_t mv_knob(const char *name, int64_t def) {
     return *end || v < 0 ? def : (int64_t)v;
 }
 
-template <int K, bool FAST>
-static int mv_occupancy_of(bool chain, size_t smem) {
+template <int K>
+static int mv_occupancy(bool fast, size_t smem) {
     int n = 0;
-    const cudaError_t err =
-        chain ? cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k_matvec_chain<K, FAST>, MV_THREADS, smem)
-              : cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k_matvec<K, FAST>, MV_THREADS, smem);
+    cudaError_t err;
+    if constexpr (q8k<K>::ok)
+        if (fast) {
+            err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k_matvec<K, true>, MV_THREADS, smem);
+            return err == cudaSuccess ? n : 0;
+        }
+    err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k_matvec<K, false>, MV_THREADS, smem);
     return err == cudaSuccess ? n : 0;
 }
 
-template <int K>
-static int mv_occupancy(bool fast, bool chain, size_t smem) {
-    if constexpr (q8k<K>::ok)
-        if (fast) return mv_occupancy_of<K, true>(chain, smem);
-    return mv_occupancy_of<K, false>(chain, smem);
-}
-
-/* Blocks of k_matvec (chain: k_matvec_chain) the GPU holds at once (0: unknown). */
-static int64_t mv_resident(int kind, bool fast, bool chain, size_t smem) {
+/* Blocks of k_matvec the GPU holds at once (0: unknown). */
+static int64_t mv_resident(int kind, bool fast, size_t smem) {
     int dev = 0, sms = 0, per = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||
         cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
         (void)cudaGetLastError();
         return 0;
     }
-    ZCU_DISPATCH(kind, per = mv_occupancy<K>(fast, chain, smem));
+    ZCU_DISPATCH(kind, per = mv_occupancy<K>(fast, smem));
     (void)cudaGetLastError();
     return (int64_t)sms * per;
 }
 
-/* The launch of k_matvec<K, fast> (the fast kernel only exists for q8k layouts); a
-   chain's is cooperative (every block resident, or the launch fails). */
+/* The launch of k_matvec<K, fast> (the fast kernel only exists for q8k layouts). */
 template <int K>
 static cudaError_t mv_go(cu_q q, unsigned blocks, size_t smem, const mv_batch &b, bool fast) {
-    const bool coop = b.nst > 1 && mv_knob("ZMLX_CUDA_CHAIN", 1) != 2; /* 2: not cooperative (measuring) */
     if constexpr (q8k<K>::ok)
-        if (fast)
-            return b.nst > 1 ? launch_as(q, coop, dim3(blocks), dim3(MV_THREADS), smem, k_matvec_chain<K, true>, b)
-                             : launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_matvec<K, true>, b);
-    return b.nst > 1 ? launch_as(q, coop, dim3(blocks), dim3(MV_THREADS), smem, k_matvec_chain<K, false>, b)
-                     : launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_matvec<K, false>, b);
-}
-
-/* Shared memory that blocks of MV_WARPS outputs of jobs [0, n) need (for occupancy). */
-static size_t mv_need1(const cu_mv *jobs, int n, bool fast) {
-    size_t s1 = 0;
-    for (int k = 0; k < n; k++) {
-        const size_t need = mv_need(jobs[k], MV_WARPS, fast);
-        if (need > s1) s1 = need;
-    }
-    return s1;
-}
-
-/* Stage st of b (after those before it): jobs [0, n) (one weight kind) when `res` blocks
-   are resident at once (0: unknown); *smem the stage's shared memory. */
-static cudaError_t mv_plan(const cu_mv *jobs, int n, bool fast, int64_t res, mv_batch *b, int st, size_t *smem) {
-    const int j0 = b->js[st];
-    if (j0 + n > ZCU_MV_JOBS) return cudaErrorInvalidValue;
-    for (int k = 0; k < n; k++) b->job[j0 + k] = jobs[k];
-    b->js[st + 1] = j0 + n;
-    b->nst = st + 1;
-    b->stage1 = mv_knob("ZMLX_CUDA_STAGE", 1) != 0;
-    int64_t total1 = 0, blocks1[ZCU_MV_JOBS]; /* blocks of one batch per warp */
-    for (int k = j0; k < j0 + n; k++) {
-        const cu_mv &p = b->job[k];
-        b->opw[k] = mv_opw(p);
-        b->nbat[k] = (p.groups * p.rpg + b->opw[k] - 1) / b->opw[k];
-        blocks1[k] = (b->nbat[k] + MV_WARPS - 1) / MV_WARPS;
-        total1 += blocks1[k];
-    }
-    *smem = 0;
-    int64_t at = 0;
-    for (int k = j0; k < j0 + n; k++) {
-        const cu_mv &p = b->job[k];
-        /* the job's share of the resident blocks, fewer batches each where its staged
-           rows would not fit */
-        int64_t B = blocks1[k];
-        if (res > 0 && total1 > res) {
-            B = res * blocks1[k] / total1;
-            if (B < 1) B = 1;
-        }
-        size_t need;
-        while ((need = mv_need(p, (b->nbat[k] + B - 1) / B * b->opw[k], fast)) > MV_SMEM_MAX && B < blocks1[k])
-            B++;
-        if (need > MV_SMEM_MAX) return cudaErrorInvalidValue;
-        if (need > *smem) *smem = need;
-        b->lo[k] = at;
-        b->hi[k] = at += B;
-    }
-    b->nblk[st] = at;
-    return at > 0x7fffffff ? cudaErrorInvalidValue : cudaSuccess;
-}
-
-static bool mv_jobs_ok(const cu_mv *jobs, int n) {
-    if (n < 0 || n > ZCU_MV_JOBS || (n > 0 && !jobs)) return false;
-    for (int i = 0; i < n; i++)
-        if (!mv_job_ok(jobs[i]) || jobs[i].groups * jobs[i].rpg > 0x7fffffff) return false;
-    return true;
+        if (fast) return launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_matvec<K, true>, b);
+    return launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_matvec<K, false>, b);
 }
 
 extern "C" cudaError_t cuk_matvec(const cu_mv *jobs, int n_jobs, cu_q q) {
-    if (!mv_jobs_ok(jobs, n_jobs)) return cudaErrorInvalidValue;
+    if (n_jobs < 0 || n_jobs > ZCU_MV_JOBS) return cudaErrorInvalidValue;
+    for (int i = 0; i < n_jobs; i++)
+        if (!mv_job_ok(jobs[i]) || jobs[i].groups * jobs[i].rpg > 0x7fffffff) return cudaErrorInvalidValue;
     /* one launch per run of jobs with the same kind */
     for (int i = 0; i < n_jobs;) {
         const bool fast = q.fast && cuk_q8_kind(jobs[i].w.kind);
+        mv_batch b = {};
         int j = i;
-        while (j < n_jobs && jobs[j].w.kind == jobs[i].w.kind) j++;
+        while (j < n_jobs && jobs[j].w.kind == jobs[i].w.kind) b.job[b.n++] = jobs[j++];
         /* blocks resident at once (0: unknown, or ZMLX_CUDA_MV_LOOP=0: one batch per warp,
            as many blocks as that takes) */
-        const int64_t res = mv_loop() ? mv_resident(jobs[i].w.kind, fast, false, mv_need1(jobs + i, j - i, fast)) : 0;
-        mv_batch b = {};
-        size_t smem;
-        cudaError_t err = mv_plan(jobs + i, j - i, fast, res, &b, 0, &smem);
-        if (err != cudaSuccess) return err;
-        if (b.nblk[0] > 0) {
-            ZCU_DISPATCH(jobs[i].w.kind, err = mv_go<K>(q, (unsigned)b.nblk[0], smem, b, fast));
+        int64_t res = 0;
+        if (mv_loop()) {
+            size_t s1 = 0;
+            for (int k = 0; k < b.n; k++) {
+                const size_t need = mv_need(b.job[k], MV_WARPS, fast);
+                if (need > s1) s1 = need;
+            }
+            res = mv_resident(jobs[i].w.kind, fast, s1);
+        }
+        b.stage1 = mv_knob("ZMLX_CUDA_STAGE", 1) != 0;
+        int64_t total1 = 0, blocks1[ZCU_MV_JOBS]; /* blocks of one batch per warp */
+        for (int k = 0; k < b.n; k++) {
+            const cu_mv &p = b.job[k];
+            b.opw[k] = mv_opw(p);
+            b.nbat[k] = (p.groups * p.rpg + b.opw[k] - 1) / b.opw[k];
+            blocks1[k] = (b.nbat[k] + MV_WARPS - 1) / MV_WARPS;
+            total1 += blocks1[k];
+        }
+        size_t smem = 0;
+        for (int k = 0; k < b.n; k++) {
+            const cu_mv &p = b.job[k];
+            /* the job's share of the resident blocks, fewer batches each where its staged
+               rows would not fit */
+            int64_t B = blocks1[k];
+            if (res > 0 && total1 > res) {
+                B = res * blocks1[k] / total1;
+                if (B < 1) B = 1;
+            }
+            size_t need;
+            while ((need = mv_need(p, (b.nbat[k] + B - 1) / B * b.opw[k], fast)) > MV_SMEM_MAX && B < blocks1[k])
+                B++;
+            if (need > MV_SMEM_MAX) return cudaErrorInvalidValue;
+            if (need > smem) smem = need;
+            b.first[k + 1] = b.first[k] + B;
+        }
+        if (b.first[b.n] > 0x7fffffff) return cudaErrorInvalidValue;
+        if (b.first[b.n] > 0) {
+            cudaError_t err = cudaSuccess;
+            const unsigned blocks = (unsigned)b.first[b.n];
+            ZCU_DISPATCH(jobs[i].w.kind, err = mv_go<K>(q, blocks, smem, b, fast));
             if (err != cudaSuccess) return err;
         }
         i = j;
     }
     return cudaSuccess;
-}
-
-/* Does the current GPU take cooperative launches? */
-static bool coop_ok(void) {
-    int dev = 0, coop = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev) != cudaSuccess) {
-        (void)cudaGetLastError();
-        return false;
-    }
-    return coop != 0;
-}
-
-extern "C" cudaError_t cuk_matvec_chain(const cu_mv *a, int na, const cu_mv *b, int nb, uint32_t *bar, cu_q q) {
-    if (!mv_jobs_ok(a, na) || !mv_jobs_ok(b, nb)) return cudaErrorInvalidValue;
-    bool one = na > 0 && nb > 0 && na + nb <= ZCU_MV_JOBS && bar && mv_loop() &&
-               mv_knob("ZMLX_CUDA_CHAIN", 1) != 0;
-    for (int i = 0; one && i < na + nb; i++) { /* one weight kind, neither routed nor SwiGLU */
-        const cu_mv &p = i < na ? a[i] : b[i - na];
-        one = p.w.kind == a[0].w.kind && !p.routed && p.epi != CU_EPI_SWIGLU;
-    }
-    if (one && coop_ok()) {
-        const int kind = a[0].w.kind;
-        const bool fast = q.fast && cuk_q8_kind(kind);
-        const size_t s1a = mv_need1(a, na, fast), s1b = mv_need1(b, nb, fast);
-        const int64_t res = mv_resident(kind, fast, true, s1a > s1b ? s1a : s1b);
-        mv_batch c = {};
-        size_t sa = 0, sb = 0;
-        if (res > 0 && mv_plan(a, na, fast, res, &c, 0, &sa) == cudaSuccess &&
-            mv_plan(b, nb, fast, res, &c, 1, &sb) == cudaSuccess) {
-            const size_t smem = sa > sb ? sa : sb;
-            const int64_t blocks = c.nblk[0] > c.nblk[1] ? c.nblk[0] : c.nblk[1];
-            /* every block resident at once with this shared memory, or two launches */
-            if (blocks > 0 && blocks <= mv_resident(kind, fast, true, smem)) {
-                c.bar = bar;
-                cudaError_t err = cudaSuccess;
-                ZCU_DISPATCH(kind, err = mv_go<K>(q, (unsigned)blocks, smem, c, fast));
-                return err;
-            }
-        }
-    }
-    const cudaError_t err = cuk_matvec(a, na, q);
-    return err != cudaSuccess ? err : cuk_matvec(b, nb, q);
 }
 
 /* ---------------------------------------------------------------- combine */
@@ -724,11 +615,9 @@ template <int K>
 static cudaError_t mv_attrs(int lim) {
     const cudaFuncAttribute a = cudaFuncAttributeMaxDynamicSharedMemorySize;
     cudaError_t err = cudaFuncSetAttribute(k_matvec<K, false>, a, lim);
-    if (err == cudaSuccess) err = cudaFuncSetAttribute(k_matvec_chain<K, false>, a, lim);
     if (err == cudaSuccess) err = cudaFuncSetAttribute(k_combine<K, false>, a, lim);
     if constexpr (q8k<K>::ok) {
         if (err == cudaSuccess) err = cudaFuncSetAttribute(k_matvec<K, true>, a, lim);
-        if (err == cudaSuccess) err = cudaFuncSetAttribute(k_matvec_chain<K, true>, a, lim);
         if (err == cudaSuccess) err = cudaFuncSetAttribute(k_combine<K, true>, a, lim);
     }
     return err;

@@ -93,7 +93,7 @@ static zmlx_status plan_buffers(cu_sess *s, zerr *e) {
     size_t o_ik = carve(&off, C * dI * f), o_iq = carve(&off, C * nI * dI * f);
     size_t o_iw = carve(&off, C * nI * f), o_sel = carve(&off, C * (size_t)s->sel_cap * 4);
     size_t o_seln = carve(&off, C * 4);
-    size_t o_step = carve(&off, sizeof(cu_step)), o_bar = carve(&off, 2 * sizeof(uint32_t));
+    size_t o_step = carve(&off, sizeof(cu_step));
     zmlx_status st = dev_alloc(&s->arena, off, "the session's buffers", e);
     if (st != ZMLX_OK) return st;
     uint8_t *b = s->arena;
@@ -111,7 +111,6 @@ static zmlx_status plan_buffers(cu_sess *s, zerr *e) {
     s->ik = (float *)(b + o_ik), s->iq = (float *)(b + o_iq), s->iw = (float *)(b + o_iw);
     s->sel = (int32_t *)(b + o_sel), s->sel_n = (int32_t *)(b + o_seln);
     s->d_step = (cu_step *)(b + o_step);
-    s->bar = (uint32_t *)(b + o_bar);
     CU_TRY(e, cudaMemsetAsync(s->arena, 0, off, s->c->stream));
     CU_TRY(e, cudaMallocHost((void **)&s->h_step, sizeof(cu_step)));
     CU_TRY(e, cudaMallocHost((void **)&s->h_logits, V * f));
