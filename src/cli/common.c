@@ -9,13 +9,28 @@
 #include <sys/resource.h>
 #include <time.h>
 
+/* One write per message: several processes (ranks under mpirun) share stderr, and an
+   unbuffered stream writes each piece on its own, so pieces of two ranks' lines mixed. */
 void cli_error(const char *fmt, ...) {
-    va_list ap;
+    static const char pre[] = "zmlx: error: ";
+    const size_t np = sizeof pre - 1;
+    char stack[1024], *line = stack;
+    va_list ap, ap2;
     va_start(ap, fmt);
-    fputs("zmlx: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    va_copy(ap2, ap);
+    int n = vsnprintf(stack + np, sizeof stack - np - 1, fmt, ap);
     va_end(ap);
+    if (n < 0) n = 0;
+    if ((size_t)n >= sizeof stack - np - 1) { /* a long message: its own buffer */
+        char *big = malloc(np + (size_t)n + 2);
+        if (big && vsnprintf(big + np, (size_t)n + 1, fmt, ap2) >= 0) line = big;
+        else free(big), n = (int)(sizeof stack - np - 2);
+    }
+    va_end(ap2);
+    memcpy(line, pre, np);
+    line[np + (size_t)n] = '\n';
+    fwrite(line, 1, np + (size_t)n + 1, stderr);
+    if (line != stack) free(line);
 }
 
 void cli_common_init(cli_common *c) {
