@@ -2,67 +2,102 @@
 """cuda_timeline.py — one decode token's launches as the GPU ran them in the graph.
 
 Reads the CSV of `nsys stats --report cuda_gpu_trace` for a zmlx-cuda_decode run (the
-decode graph traced node by node), takes the last whole token (from the last embedding
-launch up to the launch before the next one) and prints, launch by launch, the start
-relative to the token's first launch, the start-to-start interval (what the launch costs
-the pipeline: with programmatic dependent launch a kernel starts before its predecessor
-ends and waits inside), and the duration nsys saw; then the intervals summed by kernel.
+decode graph traced node by node); a token is the launches from one embedding launch up
+to the next (copies left out).  With programmatic dependent launch a kernel starts before
+its predecessor ends and waits inside, so the column that adds up is how much later each
+launch ends than the one before it: its share of the critical path.
 
-Usage: cuda_timeline.py TRACE.csv [--layers N]
+Prints the last whole token launch by launch (start, that share, start to end), the
+shares summed by kernel, and with --layers S,P the median share of each launch of a
+layer over every whole token, taking launches S, S + P, ... as the first of a layer
+(builtin:glm47-flash: S = 10 after the embedding and the dense layer's 9, P = 10).
+
+Usage: cuda_timeline.py TRACE.csv [--layers S,P]
 """
 import csv
 import re
+import statistics
 import sys
 from collections import OrderedDict
 
 
 def short(name):
-    m = re.match(r"(?:void )?([A-Za-z_0-9]+)(<[^(]*>)?", name)
-    base = m.group(1) if m else name[:40]
-    tmpl = m.group(2) if m and m.group(2) else ""
-    return (base + tmpl)[:48]
+    m = re.match(r"(?:void )?([A-Za-z_0-9]+)(<.*?>)?\(", name)
+    return (m.group(1) + (m.group(2) or "")) if m else name[:48]
 
 
-def main():
-    if len(sys.argv) < 2:
-        print(__doc__)
-        return 2
+def tokens_of(path):
     rows = []
-    with open(sys.argv[1], newline="") as f:
+    with open(path, newline="") as f:
         for r in csv.DictReader(f):
-            name = r.get("Name") or r.get("name")
-            start = r.get("Start (ns)") or r.get("Start")
-            dur = r.get("Duration (ns)") or r.get("Duration")
-            if not name or start is None or dur is None or "[CUDA" in name:
+            name, start, dur = r.get("Name"), r.get("Start (ns)"), r.get("Duration (ns)")
+            if not name or start is None or dur is None or name.startswith("[CUDA"):
                 continue
-            rows.append((int(float(start)), int(float(dur)), name))
+            rows.append((int(float(start)), int(float(dur)), name, r.get("GrdX", "")))
     rows.sort()
     emb = [i for i, r in enumerate(rows) if "k_embed" in r[2]]
-    if len(emb) < 2:
+    return [rows[a:b] for a, b in zip(emb, emb[1:])]
+
+
+def shares(tok):
+    """us each launch ends after the one before it (the first: its duration)."""
+    ends = [s + d for s, d, *_ in tok]
+    return [(ends[i] - (ends[i - 1] if i else tok[0][0])) / 1000 for i in range(len(tok))]
+
+
+def main(argv):
+    if len(argv) < 2:
+        print(__doc__)
+        return 2
+    layers = None
+    if len(argv) >= 4 and argv[2] == "--layers":
+        s, p = (int(v) for v in argv[3].split(","))
+        layers = (s, p)
+    toks = tokens_of(argv[1])
+    if not toks:
         print("fewer than two tokens in the trace")
         return 1
-    tok = rows[emb[-2]:emb[-1]]
+    tok = toks[-1]
     t0 = tok[0][0]
-    total = tok[-1][0] + tok[-1][1] - t0
-    print(f"one token: {len(tok)} launches, {total / 1000:.1f} us first start to last end\n")
-    print(f"| # | kernel | start us | interval us | duration us |")
-    print(f"|---:|---|---:|---:|---:|")
+    sh = shares(tok)
+    print(f"one token: {len(tok)} launches, {(tok[-1][0] + tok[-1][1] - t0) / 1000:.1f} us "
+          "from the first launch's start to the last's end\n")
+    print("| # | kernel | grid x | start us | end after the previous end, us | start to end, us |")
+    print("|---:|---|---:|---:|---:|---:|")
     by = OrderedDict()
-    for i, (s, d, n) in enumerate(tok):
-        nxt = tok[i + 1][0] if i + 1 < len(tok) else s + d
-        iv = (nxt - s) / 1000
+    for i, ((s, d, n, gx), x) in enumerate(zip(tok, sh)):
         k = short(n)
-        a = by.setdefault(k, [0, 0.0, 0.0])
+        a = by.setdefault(k, [0, 0.0])
         a[0] += 1
-        a[1] += iv
-        a[2] += d / 1000
-        print(f"| {i} | {k} | {(s - t0) / 1000:.1f} | {iv:.2f} | {d / 1000:.2f} |")
-    print("\n| kernel | launches | intervals us | durations us |")
-    print("|---|---:|---:|---:|")
-    for k, (c, iv, du) in sorted(by.items(), key=lambda x: -x[1][1]):
-        print(f"| {k} | {c} | {iv:.1f} | {du:.1f} |")
+        a[1] += x
+        print(f"| {i} | {k} | {gx} | {(s - t0) / 1000:.1f} | {x:.2f} | {d / 1000:.2f} |")
+    print("\n| kernel | launches | end after the previous end, us (sum) |")
+    print("|---|---:|---:|")
+    for k, (c, x) in sorted(by.items(), key=lambda kv: -kv[1][1]):
+        print(f"| {k} | {c} | {x:.1f} |")
+    if layers:
+        s0, p = layers
+        whole = [t for t in toks if len(t) == len(tok)]
+        n_layers = (len(tok) - 1 - s0) // p  # the last launch is the lm_head
+        print(f"\nmedians over {len(whole)} tokens x {n_layers} layers (launches {s0} + {p} k ..)\n")
+        print("| launch of the layer | kernel | grid x | end after the previous end, us | start to end, us |")
+        print("|---:|---|---:|---:|---:|")
+        total = 0.0
+        for j in range(p):
+            xs, ds = [], []
+            for t in whole:
+                st = shares(t)
+                for l in range(n_layers):
+                    i = s0 + l * p + j
+                    xs.append(st[i])
+                    ds.append(t[i][1] / 1000)
+            m = statistics.median(xs)
+            total += m
+            r = tok[s0 + j]
+            print(f"| {j} | {short(r[2])} | {r[3]} | {m:.1f} | {statistics.median(ds):.1f} |")
+        print(f"| one layer | | | {total:.1f} | |")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv))

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # cuda_timeline.sh — one device call: the decode graph's launches as the GPU runs them
-# (Nsight Systems, --cuda-graph-trace=node), summarised by bench/cuda_timeline.py: the
-# start-to-start interval of every launch of one token (what it costs the pipeline; with
-# PDL a launch starts before its predecessor ends), and the sums by kernel.  The cold,
+# (Nsight Systems, --cuda-graph-trace=node), summarised by bench/cuda_timeline.py: how
+# much later each launch of one token ends than the one before it (its share of the
+# critical path; with PDL a launch starts before its predecessor ends), the sums by
+# kernel, and the medians per launch of a layer (ZMLX_TL_LAYERS=S,P: the first layer
+# launch S, P launches a layer; default 10,10, builtin:glm47-flash's).  The cold,
 # serialised per-kernel times are bench/cuda_profile.sh's.  Stage .device/ab as
 # bench/cuda_ab.sh says (ZMLX_AB_DIR to change), and where the machine's only nsys is the
 # one bundled with Nsight Compute (its importer lacks libdw):
@@ -14,6 +16,7 @@ D=${ZMLX_AB_DIR:-.device/ab}
 OUT=${OUT:-/tmp/zmlx-timeline}
 MODEL=${ZMLX_TL_MODEL:-builtin:glm47-flash:layers=8}
 CTX=${ZMLX_TL_CTX:-16}
+LAYERS=${ZMLX_TL_LAYERS:-10,10}
 mkdir -p "$OUT" "$D/bin"
 [ -x "$D/bin/zmlx-cuda_decode" ] || tar xJf "$D/bins.tar.xz" -C "$D/bin"
 export LD_LIBRARY_PATH="$PWD/$D/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -45,6 +48,6 @@ fi
 gzip -c "$CSV" >"$OUT/trace.csv.gz"
 { nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -n 1
   echo "$MODEL, context $CTX, preset, fast, bf16 cache"; echo
-  python3 bench/cuda_timeline.py "$CSV"; } >"$OUT/timeline.md"
+  python3 bench/cuda_timeline.py "$CSV" --layers "$LAYERS"; } >"$OUT/timeline.md"
 tail -n 30 "$OUT/timeline.md"
 rm -rf "$T"

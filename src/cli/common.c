@@ -23,8 +23,12 @@ void cli_error(const char *fmt, ...) {
     if (n < 0) n = 0;
     if ((size_t)n >= sizeof stack - np - 1) { /* a long message: its own buffer */
         char *big = malloc(np + (size_t)n + 2);
-        if (big && vsnprintf(big + np, (size_t)n + 1, fmt, ap2) >= 0) line = big;
-        else free(big), n = (int)(sizeof stack - np - 2);
+        if (big && vsnprintf(big + np, (size_t)n + 1, fmt, ap2) >= 0) {
+            line = big;
+        } else { /* no memory: the message as far as the stack buffer holds it */
+            free(big);
+            n = (int)(sizeof stack - np - 2);
+        }
     }
     va_end(ap2);
     memcpy(line, pre, np);
