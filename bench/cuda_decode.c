@@ -3,7 +3,9 @@
  * through the public API (the model is loaded once), for one pattern set or two compared
  * run by run (A B A B ...):
  *   decode: for each context length, a warm-up, then N runs of (context, one untimed
- *     token, T timed greedy tokens); the context is a real prefill, or with --synthetic
+ *     token, T timed greedy tokens, as generate decodes them: zmlx_session_eval_greedy,
+ *     the argmax on the device; --host-argmax: the logits copied out and the argmax taken
+ *     on the host, as before); the context is a real prefill, or with --synthetic
  *     (cuda only) the latent cache filled with pseudo-random rows (decode reads the same
  *     bytes; prefill is not run).  Median and range of tok/s, and achieved GB/s =
  *     (weight bytes per token + KV-cache bytes at the mean decode context) x tok/s
@@ -13,7 +15,7 @@
  *
  * Usage: zmlx-cuda_decode [MODEL] [--backend cuda|cpu|cpu-ref] [--kv-dtype f32|bf16]
  *        [--precision exact|fast] [--patterns SET] [--vs SET] [--runs 5] [--tokens 64]
- *        [--ctx 16,4096] [--synthetic] [--prefill 512,4096] [--bw GB/s]
+ *        [--ctx 16,4096] [--synthetic] [--prefill 512,4096] [--bw GB/s] [--host-argmax]
  *        [--gpus 0,1,...]   (GB/s is then the whole model's bytes over all GPUs)
  */
 #include "zmlx.h"
@@ -38,13 +40,6 @@ static double now(void) {
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
-}
-
-static int32_t argmax(const float *x, int32_t n) {
-    int32_t b = 0;
-    for (int32_t i = 1; i < n; i++)
-        if (x[i] > x[b]) b = i;
-    return b;
 }
 
 static void random_ids(int32_t *ids, int64_t n, int32_t V) {
@@ -95,7 +90,7 @@ int main(int argc, char **argv) {
     mp.patterns = "none";
     const char *vs = NULL;
     int runs = 5, tokens = 64;
-    bool synthetic = false;
+    bool synthetic = false, host_argmax = false;
     double bw = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -123,6 +118,8 @@ int main(int argc, char **argv) {
             prefill_list = v, i++;
         } else if (!strcmp(a, "--synthetic")) {
             synthetic = true;
+        } else if (!strcmp(a, "--host-argmax")) {
+            host_argmax = true;
         } else if (!strcmp(a, "--bw") && v) {
             bw = atof(v), i++;
         } else if (!strcmp(a, "--gpus") && v) { /* expert parallel over these GPUs */
@@ -137,7 +134,7 @@ int main(int argc, char **argv) {
         } else {
             fprintf(stderr, "usage: %s [MODEL] [--backend B] [--kv-dtype f32|bf16] [--precision P] "
                             "[--patterns SET] [--vs SET] [--runs N] [--tokens N] [--ctx 16,4096] "
-                            "[--synthetic] [--prefill 512,4096] [--bw GB/s] [--gpus LIST]\n", argv[0]);
+                            "[--synthetic] [--prefill 512,4096] [--bw GB/s] [--host-argmax] [--gpus LIST]\n", argv[0]);
             return 2;
         }
     }
@@ -199,12 +196,17 @@ int main(int argc, char **argv) {
                 ok = zmlx_model_set_patterns(m, sides[k].patterns, err, sizeof err) == ZMLX_OK;
                 double pre = 0;
                 ok = ok && make_context(s, ids, ctx, synthetic && ctx > 1, logits, &pre);
-                int32_t next = argmax(logits, V); /* one untimed token (graph capture) */
-                ok = ok && zmlx_session_eval(s, &next, 1, logits, 0) == ZMLX_OK;
-                const double b = now();
-                for (int t = 0; t < tokens && ok; t++) {
-                    next = argmax(logits, V);
-                    ok = zmlx_session_eval(s, &next, 1, logits, 0) == ZMLX_OK;
+                int32_t next = zmlx_logits_argmax(logits, V);
+                double b = 0.0;
+                for (int t = -1; t < tokens && ok; t++) { /* t = -1: untimed (graph capture) */
+                    if (t == 0) b = now();
+                    const int32_t in = next;
+                    if (host_argmax) {
+                        ok = zmlx_session_eval(s, &in, 1, logits, 0) == ZMLX_OK;
+                        next = zmlx_logits_argmax(logits, V);
+                    } else {
+                        ok = zmlx_session_eval_greedy(s, &in, 1, &next) == ZMLX_OK;
+                    }
                 }
                 if (run >= 0) sides[k].dec[run] = (double)tokens / (now() - b);
             }

@@ -194,6 +194,11 @@ int64_t zmlx_session_n_past(const zmlx_session *session);
  */
 zmlx_status zmlx_session_eval(zmlx_session *session, const int32_t *ids, size_t n,
                               float *logits, int all_logits);
+/* zmlx_session_eval, then the greedy next token (zmlx_logits_argmax of the last
+   position's logits) into *next; a device backend takes the argmax on the device and
+   copies back one id instead of the logits. */
+zmlx_status zmlx_session_eval_greedy(zmlx_session *session, const int32_t *ids, size_t n,
+                                     int32_t *next);
 /* The message of the last failed call on this session ("" if none). */
 const char *zmlx_session_error(const zmlx_session *session);
 /* Peak bytes held by this session's cache and scratch buffers so far. */
@@ -270,6 +275,9 @@ zmlx_status zmlx_sampler_init(const zmlx_sampler_params *params, int32_t vocab_s
 void zmlx_sampler_free(zmlx_sampler *sampler);
 /* Choose the next token from one row of logits (not modified). */
 int32_t zmlx_sampler_sample(zmlx_sampler *sampler, const float *logits);
+/* The greedy token: the first index of the largest of logits[0 .. n) (a NaN never wins;
+   logits[0] NaN gives 0). */
+int32_t zmlx_logits_argmax(const float *logits, int32_t n);
 
 /* ---------------------------------------------------------------- tokenizer */
 

@@ -271,6 +271,42 @@ static void determinism(const char *spec) {
     zmlx_model_free(m);
 }
 
+/* Greedy decoding with the argmax on the device (zmlx_session_eval_greedy: one id back,
+   from the prefill's last row and from the decode graph) picks the tokens the host's
+   argmax of the copied logits picks, step by step, under the preset and the baseline. */
+static void greedy_device(const char *spec, const char *patterns, zmlx_precision prec, int64_t n_prompt,
+                          int steps) {
+    zmlx_model *m = load_p(spec, ZMLX_BACKEND_CUDA, ZMLX_KV_DEFAULT, prec);
+    if (!m) return;
+    char err[ZMLX_ERR_MAX];
+    CHECKF(zmlx_model_set_patterns(m, patterns, err, sizeof err) == ZMLX_OK, "%s: %s", spec, err);
+    const int32_t V = zmlx_model_vocab_size(m);
+    int32_t *ids = malloc((size_t)n_prompt * sizeof(int32_t));
+    for (int64_t i = 0; i < n_prompt; i++) ids[i] = (int32_t)(rng_u64(&cu_rng) % (uint64_t)V);
+    float *l = malloc((size_t)V * 4);
+    zmlx_session *a = NULL, *b = NULL;
+    CHECK(zmlx_session_init(m, NULL, &a, err, sizeof err) == ZMLX_OK);
+    CHECK(zmlx_session_init(m, NULL, &b, err, sizeof err) == ZMLX_OK);
+    int same = 0, ok = a && b;
+    int32_t ta = 0, tb = -1;
+    ok = ok && zmlx_session_eval(a, ids, (size_t)n_prompt, l, 0) == ZMLX_OK;
+    ok = ok && zmlx_session_eval_greedy(b, ids, (size_t)n_prompt, &tb) == ZMLX_OK;
+    for (int i = 0; ok && i <= steps; i++) {
+        ta = zmlx_logits_argmax(l, V);
+        same += ta == tb;
+        if (i == steps) break;
+        const int32_t in_b = tb;
+        ok = zmlx_session_eval(a, &ta, 1, l, 0) == ZMLX_OK && zmlx_session_eval_greedy(b, &in_b, 1, &tb) == ZMLX_OK;
+    }
+    CHECKF(ok && same == steps + 1, "%s (%s): device argmax picked %d of %d tokens as the host's did%s%s", spec,
+           patterns, same, steps + 1, ok ? "" : ": ", ok ? "" : zmlx_session_error(b ? b : a));
+    zmlx_session_free(a);
+    zmlx_session_free(b);
+    free(l);
+    free(ids);
+    zmlx_model_free(m);
+}
+
 /* Logits of a prefill of n_prompt tokens (last row) and `steps` greedy decode steps under
    the model's current pattern set, appended to out[(steps + 1) * V]. */
 static bool run_logits(zmlx_model *m, const int32_t *ids, int64_t n_prompt, int steps, float *out) {
@@ -411,7 +447,10 @@ int main(void) {
     char dir[1024];
     tc_shared(dir, sizeof dir, "fixtures/models/glm47-tiny");
     patterns_exact(dir, ZMLX_KV_F32, ZMLX_PRECISION_EXACT);
+    greedy_device(dir, "default", ZMLX_PRECISION_EXACT, 12, 24);
     if (!quick) {
+        greedy_device(dir, "none", ZMLX_PRECISION_EXACT, 12, 24);
+        greedy_device("builtin:glm47-mini", "default", ZMLX_PRECISION_FAST, 40, 24);
         patterns_exact("builtin:glm47-mini", ZMLX_KV_F32, ZMLX_PRECISION_EXACT);
         patterns_exact("builtin:glm47-mini", ZMLX_KV_BF16, ZMLX_PRECISION_EXACT);
         patterns_exact("builtin:glm47-mini", ZMLX_KV_BF16, ZMLX_PRECISION_FAST);

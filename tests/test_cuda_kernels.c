@@ -1053,6 +1053,49 @@ static void case_silu_combine(int64_t d, int64_t K, int64_t n) {
     free(slot);
 }
 
+/* The device's greedy argmax against zmlx_logits_argmax: random rows of a vocabulary's
+   length, the maximum twice (the lower index wins), NaNs inside (skipped) and first
+   (0), -0.0 against +0.0, all -inf, one element. */
+static void case_argmax(void) {
+    enum { V = 151552 };
+    float *h = malloc((size_t)V * 4);
+    int32_t *d_out, *work;
+    CU(cudaMalloc((void **)&d_out, 4));
+    CU(cudaMalloc((void **)&work, cuk_argmax_work_bytes()));
+    CU(cudaMemset(work, 0, cuk_argmax_work_bytes()));
+    float *dx;
+    CU(cudaMalloc((void **)&dx, (size_t)V * 4));
+    int bad = 0;
+    for (int c = 0; c < 9; c++) {
+        int64_t n = c == 8 ? 1 : c == 7 ? 33 : V;
+        fill(h, (size_t)n, 4.0f);
+        if (c == 1) h[70001] = h[90001] = 9.5f;             /* a tie: 70001 */
+        if (c == 2) h[5] = NAN, h[6] = 100.0f, h[7] = NAN;  /* NaN skipped: 6 */
+        if (c == 3) h[0] = NAN, h[8] = 100.0f;              /* leading NaN: 0 */
+        if (c == 4)
+            for (int64_t i = 0; i < n; i++) h[i] = -INFINITY;
+        if (c == 5)
+            for (int64_t i = 0; i < n; i++) h[i] = (i & 1) ? 0.0f : -0.0f;
+        if (c == 6) h[n - 1] = 50.0f;                       /* the last element */
+        CU(cudaMemcpy(dx, h, (size_t)n * 4, cudaMemcpyHostToDevice));
+        int32_t got = -1;
+        CHECK(cuk_argmax(dx, n, work, d_out, QPDL) == cudaSuccess);
+        CU(cudaMemcpy(&got, d_out, 4, cudaMemcpyDeviceToHost));
+        const int32_t want = zmlx_logits_argmax(h, (int32_t)n);
+        if (got != want) {
+            bad++;
+            fprintf(stderr, "argmax case %d (n %lld): device %d, host %d\n", c, (long long)n, got, want);
+        }
+    }
+    CHECKF(bad == 0, "argmax: %d of 9 rows differ from zmlx_logits_argmax", bad);
+    CHECK(cuk_argmax(dx, 0, work, d_out, Q) == cudaErrorInvalidValue);
+    (void)cudaGetLastError();
+    cudaFree(dx);
+    cudaFree(d_out);
+    cudaFree(work);
+    free(h);
+}
+
 /* Embedding rows of every layout: the reference dequantizer's values, bit for bit. */
 static void case_embed(wfmt f, int64_t V, int64_t d) {
     char fn[48];
@@ -1789,6 +1832,7 @@ static void other_cases(bool quick) {
     case_embed(F_F16, 17, 32);
     case_embed(F_Q4, 300, 2048);
     case_embed(F_MX, 20, 64);
+    case_argmax();
     case_embed((wfmt){ZW_AFFINE5, 32, ZDT_F16}, 7, 64);
     case_embed((wfmt){ZW_AFFINE3, 128, ZDT_F32}, 7, 128);
     case_cache_convert();

@@ -52,6 +52,16 @@ static void test_greedy(void) {
     CHECK(zmlx_sampler_sample(s, c) == 0);
     float d[6] = {-1.0f, -1.0f, -1.0f, -1.0f, -1.0f, 7.0f};
     CHECK(zmlx_sampler_sample(s, d) == 5);
+    /* zmlx_logits_argmax (the sampler's greedy, and the device's): NaN never wins, a
+       leading NaN keeps 0 (the scan starts from it), -0.0 ties +0.0 */
+    CHECK(zmlx_logits_argmax(a, 6) == 1 && zmlx_logits_argmax(b, 6) == 2 && zmlx_logits_argmax(c, 6) == 0);
+    float e[5] = {1.0f, NAN, 5.0f, NAN, 5.0f};
+    CHECK(zmlx_logits_argmax(e, 5) == 2);
+    float f[4] = {NAN, 1.0f, 9.0f, 2.0f};
+    CHECK(zmlx_logits_argmax(f, 4) == 0);
+    float z[3] = {-0.0f, 0.0f, -1.0f};
+    CHECK(zmlx_logits_argmax(z, 3) == 0);
+    CHECK(zmlx_logits_argmax(d, 1) == 0);
     zmlx_sampler_free(s);
 
     /* defaults (params NULL) are greedy */

@@ -334,6 +334,14 @@ static void test_reset_and_logits(void) {
         CHECK(zmlx_session_eval(s, ids, 12, b, 0) == ZMLX_OK);
         CHECKF(!memcmp(a, b, (size_t)V * sizeof(float)), "reset + re-eval: logits differ");
         zmlx_session_reset(s);
+        int32_t g = -1;
+        CHECK(zmlx_session_eval_greedy(s, ids, 12, &g) == ZMLX_OK);
+        CHECKF(g == zmlx_logits_argmax(a, V), "eval_greedy: token %d, the logits' argmax %d", g,
+               zmlx_logits_argmax(a, V));
+        const int32_t g_in = g;
+        CHECK(zmlx_session_eval_greedy(s, &g_in, 1, &g) == ZMLX_OK && g >= 0 && g < V);
+        CHECK(zmlx_session_n_past(s) == 13);
+        zmlx_session_reset(s);
         CHECK(zmlx_session_eval(s, ids, 12, all, 1) == ZMLX_OK);
         CHECKF(!memcmp(all + (size_t)11 * V, a, (size_t)V * sizeof(float)),
                "all_logits: the last row differs from the last-row logits");

@@ -122,6 +122,8 @@ typedef struct zdev_eval {
     int64_t n;            /* tokens, at positions pos .. pos + n - 1 */
     int64_t pos;          /* context length before this call */
     float *logits;        /* host; NULL, [vocab] (last position) or [n, vocab] (all_logits) */
+    int32_t *argmax;      /* host; set (logits NULL): the last position's greedy token
+                             (zmlx_logits_argmax of its logits), computed where they are */
     bool all_logits;
     zmlx_attn_path path;  /* absorbed / expanded MLA, as the session asked */
 } zdev_eval;

@@ -276,9 +276,14 @@ int cmd_generate(int argc, char **argv) {
         n_eos = chat.n_stop;
     }
 
+    /* greedy without a logits file: the session returns the token (on a GPU, its argmax
+       taken there: one id copied back instead of the logits) */
+    const bool greedy = (o.sp.temperature == 0.0f || o.sp.top_k == 1) && !g.lf.f;
+    int32_t next = 0;
     double t0 = cli_now();
     rc = 1;
-    if (zmlx_session_eval(g.s, g.prompt, n_prompt, g.logits, 0) != ZMLX_OK) {
+    if ((greedy ? zmlx_session_eval_greedy(g.s, g.prompt, n_prompt, &next)
+                : zmlx_session_eval(g.s, g.prompt, n_prompt, g.logits, 0)) != ZMLX_OK) {
         cli_error("%s", zmlx_session_error(g.s));
         goto done;
     }
@@ -287,7 +292,7 @@ int cmd_generate(int argc, char **argv) {
     const char *stop = "max_tokens";
     bool io_ok = true;
     while ((long long)n_out < o.max_tokens) {
-        int32_t t = zmlx_sampler_sample(g.smp, g.logits);
+        int32_t t = greedy ? next : zmlx_sampler_sample(g.smp, g.logits);
         g.out[n_out++] = t;
         if (g.lf.f) io_ok = fwrite(g.logits, sizeof(float), (size_t)vocab, g.lf.f) == (size_t)vocab && io_ok;
         if (g.ds) {
@@ -300,7 +305,8 @@ int cmd_generate(int argc, char **argv) {
             break;
         }
         if ((long long)n_out == o.max_tokens) break;
-        if (zmlx_session_eval(g.s, &t, 1, g.logits, 0) != ZMLX_OK) {
+        if ((greedy ? zmlx_session_eval_greedy(g.s, &t, 1, &next) : zmlx_session_eval(g.s, &t, 1, g.logits, 0)) !=
+            ZMLX_OK) {
             cli_error("%s", zmlx_session_error(g.s));
             logits_finish(&g.lf, o.logits_out, false);
             goto done;

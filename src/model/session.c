@@ -161,6 +161,7 @@ void zmlx_session_free(zmlx_session *s) {
     free(s->lat);
     free(s->kpe);
     free(s->kidx);
+    free(s->greedy_logits);
     free_scratch(s);
     free(s);
 }
@@ -250,8 +251,10 @@ zmlx_status zsession_reserve(zmlx_session *s, int64_t want, zerr *e) {
     return ZMLX_OK;
 }
 
-zmlx_status zmlx_session_eval(zmlx_session *s, const int32_t *ids, size_t n, float *logits,
-                              int all_logits) {
+/* zmlx_session_eval, or (argmax set, logits NULL) its greedy form: a device backend takes
+   the argmax where the logits are and returns one id. */
+static zmlx_status session_eval(zmlx_session *s, const int32_t *ids, size_t n, float *logits,
+                                int all_logits, int32_t *argmax) {
     zerr e = {{0}};
     zmlx_status st = ZMLX_OK;
     const zmlx_config *c = &s->m->cfg;
@@ -277,7 +280,7 @@ zmlx_status zmlx_session_eval(zmlx_session *s, const int32_t *ids, size_t n, flo
     }
     if (s->dev) { /* the whole step on the device */
         zdev_eval ev = {.ids = ids, .n = (int64_t)n, .pos = s->n_past, .logits = logits,
-                        .all_logits = all_logits != 0, .path = s->p.attn_path};
+                        .all_logits = all_logits != 0, .argmax = argmax, .path = s->p.attn_path};
         st = s->m->be->session_eval(s->m->be_ctx, s->dev, &ev, &s->bytes, &e);
         if (st == ZMLX_OK) s->n_past += (int64_t)n;
         if (s->bytes > s->peak) s->peak = s->bytes;
@@ -297,5 +300,22 @@ zmlx_status zmlx_session_eval(zmlx_session *s, const int32_t *ids, size_t n, flo
     }
 out:
     if (st != ZMLX_OK) snprintf(s->err, sizeof s->err, "%s", e.msg);
+    return st;
+}
+
+zmlx_status zmlx_session_eval(zmlx_session *s, const int32_t *ids, size_t n, float *logits,
+                              int all_logits) {
+    return session_eval(s, ids, n, logits, all_logits, NULL);
+}
+
+zmlx_status zmlx_session_eval_greedy(zmlx_session *s, const int32_t *ids, size_t n, int32_t *next) {
+    const int32_t V = s->m->cfg.vocab_size;
+    if (s->dev) return session_eval(s, ids, n, NULL, 0, next);
+    if (!s->greedy_logits && !(s->greedy_logits = malloc((size_t)V * sizeof(float)))) {
+        snprintf(s->err, sizeof s->err, "out of memory (logits of %d tokens)", V);
+        return ZMLX_ERR_NOMEM;
+    }
+    zmlx_status st = session_eval(s, ids, n, s->greedy_logits, 0, NULL);
+    if (st == ZMLX_OK) *next = zmlx_logits_argmax(s->greedy_logits, V);
     return st;
 }

@@ -65,6 +65,7 @@ struct zmlx_session {
     float *rope_cos, *rope_sin; /* glm47_rope: [rope_cap, rope/2] shared table, grown x2 */
     int64_t rope_cap;
     int64_t bytes, peak;
+    float *greedy_logits;    /* [vocab] zmlx_session_eval_greedy on the host, or NULL */
     char err[ZMLX_ERR_MAX];
     void *dev; /* a device backend's session (its cache and buffers), or NULL: then
                   none of the host buffers above is allocated */

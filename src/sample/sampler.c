@@ -81,7 +81,7 @@ static int by_value_desc(const void *a, const void *b) {
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-static int32_t argmax(const float *logits, int32_t n) {
+int32_t zmlx_logits_argmax(const float *logits, int32_t n) {
     int32_t best = 0;
     for (int32_t i = 1; i < n; i++)
         if (logits[i] > logits[best]) best = i;
@@ -90,8 +90,8 @@ static int32_t argmax(const float *logits, int32_t n) {
 
 int32_t zmlx_sampler_sample(zmlx_sampler *sm, const float *logits) {
     const zmlx_sampler_params *p = &sm->p;
-    if (p->temperature == 0.0f || p->top_k == 1) return argmax(logits, sm->vocab);
-    int32_t n = sm->vocab, best = argmax(logits, n);
+    if (p->temperature == 0.0f || p->top_k == 1) return zmlx_logits_argmax(logits, sm->vocab);
+    int32_t n = sm->vocab, best = zmlx_logits_argmax(logits, n);
     const double mx = logits[best];
     if (isinf(mx)) return best; /* an infinite logit takes all the mass */
     /* scale after subtracting the max, in double: a tiny temperature cannot overflow */

@@ -185,11 +185,10 @@ static void variant_finish(zbench_result *r, zbench_variant *v, int64_t weight_b
 
 /* One greedy run of `set`; returns the status and fills t, tokens and the peak. */
 static zmlx_status timed_run(zmlx_model *m, zpatch_set set, const zbench_result *r, int32_t *toks,
-                             float *logits, zbench_side *side, bool record, zerr *e) {
+                             zbench_side *side, bool record, zerr *e) {
     zmlx_run_times t;
     int64_t peak = side->peak_session_bytes;
-    zmlx_status st =
-        ztool_greedy_run(m, set, r->prompt, r->n_prompt, r->max_tokens, toks, logits, &t, &peak, e);
+    zmlx_status st = ztool_greedy_run(m, set, r->prompt, r->n_prompt, r->max_tokens, toks, &t, &peak, e);
     if (st != ZMLX_OK) return st;
     side->peak_session_bytes = peak;
     if (record) side->t[side->n++] = t;
@@ -225,14 +224,13 @@ zmlx_status zbench_execute(zmlx_model *m, const int32_t *prompt, size_t n_prompt
         double bw = zmlx_measure_read_bandwidth(info.threads, BW_BUFFER_BYTES, p->bw_seconds);
         r->read_GBps = bw > 0 ? bw * 1e-9 : NAN;
     }
-    const int32_t V = zmlx_model_vocab_size(m), T = r->max_tokens;
+    const int32_t T = r->max_tokens;
     int32_t *ref = malloc((size_t)T * sizeof *ref), *got = malloc((size_t)T * sizeof *got);
-    float *logits = malloc((size_t)V * sizeof *logits);
     const zpatch_set saved = ztool_get_patterns(m);
     zmlx_status st = ZMLX_OK;
     int64_t bm = 0, bt = 0;
     int32_t bfirst = -1, bfirst_run = -1;
-    if (!ref || !got || !logits) {
+    if (!ref || !got) {
         st = zerr_set(e, ZMLX_ERR_NOMEM, "bench: out of memory");
         goto out;
     }
@@ -241,7 +239,7 @@ zmlx_status zbench_execute(zmlx_model *m, const int32_t *prompt, size_t n_prompt
         const bool timed = round >= 0;
         if (p->progress) p->progress(p->user, timed ? round : -1, r->runs, "baseline");
         int32_t *btoks = timed && round > 0 ? got : ref;
-        st = timed_run(m, 0, r, btoks, logits, &r->baseline, timed, e);
+        st = timed_run(m, 0, r, btoks, &r->baseline, timed, e);
         if (st != ZMLX_OK) break;
         if (timed && round > 0) compare(ref, got, T, -1 - round, &bm, &bt, &bfirst, &bfirst_run);
         for (int i = 0; i < r->n_variants; i++) {
@@ -249,7 +247,7 @@ zmlx_status zbench_execute(zmlx_model *m, const int32_t *prompt, size_t n_prompt
             if (!v->active) continue;
             if (p->progress) p->progress(p->user, timed ? round : -1, r->runs, v->name);
             zerr ve = {{0}};
-            if (timed_run(m, v->set, r, got, logits, &v->patched, timed, &ve) != ZMLX_OK) {
+            if (timed_run(m, v->set, r, got, &v->patched, timed, &ve) != ZMLX_OK) {
                 variant_error(v, ve.msg);
                 continue;
             }
@@ -272,6 +270,5 @@ out:
     ztool_set_patterns(m, saved);
     free(ref);
     free(got);
-    free(logits);
     return st;
 }

@@ -11,11 +11,12 @@
 
 /*
  * Apply `set` to every layer of m, then one fresh session: prefill `prompt`, then
- * max_tokens greedy tokens (EOS ignored) into toks[max_tokens].  logits: scratch of
- * vocab_size floats.  *peak_bytes is raised to the session's peak.
+ * max_tokens greedy tokens (EOS ignored) into toks[max_tokens], as generate decodes
+ * them (zmlx_session_eval_greedy: on a GPU the argmax is taken there).  *peak_bytes is
+ * raised to the session's peak.
  */
 zmlx_status ztool_greedy_run(zmlx_model *m, zpatch_set set, const int32_t *prompt,
-                             size_t n_prompt, int32_t max_tokens, int32_t *toks, float *logits,
+                             size_t n_prompt, int32_t max_tokens, int32_t *toks,
                              zmlx_run_times *t, int64_t *peak_bytes, zerr *e);
 /* Set the model's pattern set (every layer's plan) without parsing. */
 void ztool_set_patterns(zmlx_model *m, zpatch_set set);

@@ -44,23 +44,20 @@ zpatch_set ztool_get_patterns(const zmlx_model *m) {
 }
 
 zmlx_status ztool_greedy_run(zmlx_model *m, zpatch_set set, const int32_t *prompt,
-                             size_t n_prompt, int32_t max_tokens, int32_t *toks, float *logits,
+                             size_t n_prompt, int32_t max_tokens, int32_t *toks,
                              zmlx_run_times *t, int64_t *peak, zerr *e) {
     ztool_set_patterns(m, set);
     zmlx_session *s = NULL;
     char err[ZMLX_ERR_MAX];
     zmlx_status st = zmlx_session_init(m, NULL, &s, err, sizeof err);
     if (st != ZMLX_OK) return zerr_set(e, st, "%s", err);
-    const int32_t V = zmlx_model_vocab_size(m);
+    int32_t next = 0;
     double t0 = now_s();
-    st = zmlx_session_eval(s, prompt, n_prompt, logits, 0);
+    st = zmlx_session_eval_greedy(s, prompt, n_prompt, &next);
     double t1 = now_s();
     for (int32_t i = 0; st == ZMLX_OK && i < max_tokens; i++) {
-        int32_t best = 0;
-        for (int32_t v = 1; v < V; v++)
-            if (logits[v] > logits[best]) best = v;
-        toks[i] = best;
-        if (i + 1 < max_tokens) st = zmlx_session_eval(s, &best, 1, logits, 0);
+        toks[i] = next;
+        if (i + 1 < max_tokens) st = zmlx_session_eval_greedy(s, &toks[i], 1, &next);
     }
     double t2 = now_s();
     if (st != ZMLX_OK) zerr_set(e, st, "%s", zmlx_session_error(s));
@@ -108,10 +105,9 @@ zmlx_status zmlx_validate(zmlx_model *m, const zmlx_validate_params *params,
         return st;
     }
     zpatch_format(patched, r->patterns, sizeof r->patterns);
-    const int32_t V = zmlx_model_vocab_size(m), T = p.max_tokens;
+    const int32_t T = p.max_tokens;
     int32_t *ref = malloc((size_t)T * sizeof *ref), *got = malloc((size_t)T * sizeof *got);
-    float *logits = malloc((size_t)V * sizeof *logits);
-    if (!ref || !got || !logits) {
+    if (!ref || !got) {
         st = zerr_set(&e, ZMLX_ERR_NOMEM, "validate: out of memory");
         goto out;
     }
@@ -123,16 +119,16 @@ zmlx_status zmlx_validate(zmlx_model *m, const zmlx_validate_params *params,
     for (int w = 0; w < p.warmup && st == ZMLX_OK; w++)
         for (int side = 0; side < 2 && st == ZMLX_OK; side++) {
             if (p.progress) p.progress(p.user, "warmup", w, p.warmup);
-            st = ztool_greedy_run(m, sets[side], p.prompt, p.n_prompt, T, side ? got : ref, logits,
-                                  &scratch, &peak[side], &e);
+            st = ztool_greedy_run(m, sets[side], p.prompt, p.n_prompt, T, side ? got : ref, &scratch,
+                                  &peak[side], &e);
         }
     for (int run = 0; run < p.runs && st == ZMLX_OK; run++)
         for (int side = 0; side < 2 && st == ZMLX_OK; side++) {
             if (p.progress) p.progress(p.user, side ? "patched" : "baseline", run, p.runs);
             zmlx_run_times *t = side ? &r->patched[run] : &r->baseline[run];
             bool reference = side == 0 && run == 0;
-            st = ztool_greedy_run(m, sets[side], p.prompt, p.n_prompt, T, reference ? ref : got,
-                                  logits, t, &peak[side], &e);
+            st = ztool_greedy_run(m, sets[side], p.prompt, p.n_prompt, T, reference ? ref : got, t,
+                                  &peak[side], &e);
             if (st == ZMLX_OK && !reference) compare(r, ref, got, T, side ? run : -1 - run);
         }
     if (st == ZMLX_OK) {
@@ -152,7 +148,6 @@ out:
     ztool_set_patterns(m, saved);
     free(ref);
     free(got);
-    free(logits);
     if (st != ZMLX_OK) zerr_copy(&e, err, err_size);
     return st;
 }

@@ -106,12 +106,15 @@ typedef struct cu_sess {
     cu_step *d_step;
     cu_step *h_step;           /* pinned */
     float *h_logits;           /* pinned [V] */
+    int32_t *d_amax, *h_amax;  /* the greedy token (zdev_eval.argmax): device, pinned */
+    int32_t *d_amw;            /* cuk_argmax's work (zeroed with the arena) */
     float *lat_f32, *kvb;      /* expanded path: [xcap, R], [xcap, H * (nope + vd)] */
     int64_t xcap;
     cudaGraphExec_t graph;     /* the decode step, valid for graph_cap and graph_patterns */
     int64_t graph_cap;
     zpatch_set graph_patterns;
     bool graph_pdl;
+    bool graph_amax;           /* the graph ends with the argmax (one id out), not the logits */
     int64_t bytes;
 } cu_sess;
 

@@ -290,6 +290,7 @@ typedef struct grp_sess {
     float *logits[ZMLX_MAX_GPUS]; /* ranks > 0: rows nobody reads */
     size_t cap[ZMLX_MAX_GPUS];    /* floats */
     int64_t bytes[ZMLX_MAX_GPUS];
+    int32_t amax[ZMLX_MAX_GPUS];  /* ranks > 0: greedy tokens nobody reads */
 } grp_sess;
 
 typedef struct sess_arg {
@@ -314,6 +315,7 @@ static zmlx_status rank_sess_eval(cu_ctx *c, int r, void *arg, zerr *e) {
     sess_arg *a = arg;
     zdev_eval ev = *a->ev;
     if (r > 0 && ev.logits) ev.logits = a->gs->logits[r];
+    if (r > 0 && ev.argmax) ev.argmax = &a->gs->amax[r];
     return zcu_session_eval(c, a->gs->s[r], &ev, &a->gs->bytes[r], e);
 }
 

@@ -234,6 +234,12 @@ cudaError_t cuk_gemm_tc(cuw w, const float *x, int64_t ldx, const int32_t *xrows
 /* x[t, :] = embedding row ids[t] dequantized (the reference's values), t < n. */
 cudaError_t cuk_embed(cuw w, const cu_step *step, int64_t n, float *x, cu_q q);
 
+/* out = the first index of the largest of x[0 .. n) (zmlx_logits_argmax: NaN never wins,
+   x[0] NaN gives 0).  work: cuk_argmax_work_bytes() of device memory, 8-byte aligned,
+   zero before the first launch (each launch leaves it so); one launch at a time. */
+size_t cuk_argmax_work_bytes(void);
+cudaError_t cuk_argmax(const float *x, int64_t n, int32_t *work, int32_t *out, cu_q q);
+
 /* y[t] = rmsnorm(x[t]) * w (zop_rmsnorm; canonical order of common.cuh) for n rows of d;
    rows xs / ys apart; y may alias x. */
 cudaError_t cuk_rmsnorm(const float *x, int64_t xs, const float *w, int64_t d, float eps,

@@ -1,7 +1,8 @@
 /*
  * kernels_elem.cu — the elementwise and per-row steps of the forward pass: embedding,
  * RMSNorm (alone and after the residual add), the rope table, the MLA projections'
- * epilogue (prep.cuh), q rope, SwiGLU, the MoE combine and the cache conversion.
+ * epilogue (prep.cuh), q rope, SwiGLU, the MoE combine, the cache conversion and the
+ * greedy argmax of a row of logits.
  *
  * The arithmetic that must repeat the reference's roundings (rope, SwiGLU, the combine)
  * is written with explicit roundings (common.cuh); the RMSNorm's sum of squares runs in
@@ -239,4 +240,90 @@ extern "C" cudaError_t cuk_fill_random(void *p, int64_t n, bool bf16, uint32_t s
     int64_t blocks = (n + EW_THREADS - 1) / EW_THREADS;
     if (blocks > 8192) blocks = 8192;
     return launch(q, dim3((unsigned)blocks), dim3(EW_THREADS), 0, k_fill_random, p, n, bf16, seed);
+}
+
+/* ---------------------------------------------------------------- argmax */
+
+enum { AM_THREADS = 256, AM_PER = 4, AM_MAX_BLOCKS = 1024 };
+
+/* (v, i) beats the best so far (bv, bi; bi < 0: none): NaN never does, a larger value
+   does, an equal one with a lower index does.  A strict order on the candidates, so a
+   reduction gives one answer whatever the order it combines them in. */
+__device__ __forceinline__ bool am_better(float v, int64_t i, float bv, int64_t bi) {
+    return i >= 0 && !isnan(v) && (bi < 0 || v > bv || (v == bv && i < bi));
+}
+
+/* The block's best of (bv, bi) into (*v, *i) of thread 0 (sv, si: shared scratch). */
+__device__ __forceinline__ void am_block(float bv, int64_t bi, float *sv, int64_t *si) {
+    for (int o = 16; o > 0; o >>= 1) {
+        const float v = __shfl_xor_sync(0xffffffffu, bv, o);
+        const int64_t i = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (am_better(v, i, bv, bi)) bv = v, bi = i;
+    }
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    if (lane == 0) sv[warp] = bv, si[warp] = bi;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int w = 1; w < (int)(blockDim.x >> 5); w++)
+            if (am_better(sv[w], si[w], bv, bi)) bv = sv[w], bi = si[w];
+        sv[0] = bv, si[0] = bi;
+    }
+}
+
+/* zmlx_logits_argmax on the device: every block takes the best of its AM_PER elements per
+   thread (loads in flight together) into work's partials; the last block to finish (a
+   counter in work, reset for the next launch) reduces them.  x[0] NaN gives 0, as the
+   sequential scan that starts from it does. */
+__global__ void __launch_bounds__(AM_THREADS) k_argmax(const float *x, int64_t n, int32_t *work, int32_t *out) {
+    __shared__ float sv[AM_THREADS / 32];
+    __shared__ int64_t si[AM_THREADS / 32];
+    __shared__ bool last;
+    pdl_launch();
+    pdl_wait();
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x, i0 = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    float bv = 0.0f;
+    int64_t bi = -1;
+    for (int64_t b = i0; b < n; b += AM_PER * stride) {
+        float v[AM_PER];
+#pragma unroll
+        for (int k = 0; k < AM_PER; k++) v[k] = b + k * stride < n ? x[b + k * stride] : 0.0f;
+#pragma unroll
+        for (int k = 0; k < AM_PER; k++)
+            if (b + k * stride < n && am_better(v[k], b + k * stride, bv, bi)) bv = v[k], bi = b + k * stride;
+    }
+    am_block(bv, bi, sv, si);
+    float *pv = reinterpret_cast<float *>(work + 2);
+    int64_t *pi = reinterpret_cast<int64_t *>(work + 2 + 2 * AM_MAX_BLOCKS);
+    if (threadIdx.x == 0) {
+        pv[blockIdx.x] = sv[0];
+        pi[blockIdx.x] = si[0];
+        __threadfence();
+        last = atomicAdd(work, 1) == (int)gridDim.x - 1;
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    bv = 0.0f, bi = -1;
+    for (int b = threadIdx.x; b < (int)gridDim.x; b += blockDim.x) {
+        const float v = __ldcg(pv + b);
+        const int64_t i = __ldcg(pi + b);
+        if (am_better(v, i, bv, bi)) bv = v, bi = i;
+    }
+    __syncthreads(); /* sv, si reused */
+    am_block(bv, bi, sv, si);
+    if (threadIdx.x == 0) {
+        *out = (int32_t)(si[0] < 0 || isnan(x[0]) ? 0 : si[0]);
+        *work = 0;
+    }
+}
+
+extern "C" size_t cuk_argmax_work_bytes(void) {
+    return (size_t)(2 + 2 * AM_MAX_BLOCKS) * sizeof(int32_t) + (size_t)AM_MAX_BLOCKS * sizeof(int64_t);
+}
+
+extern "C" cudaError_t cuk_argmax(const float *x, int64_t n, int32_t *work, int32_t *out, cu_q q) {
+    if (n < 1 || n > 0x7fffffff || !work || ((uintptr_t)work & 7)) return cudaErrorInvalidValue;
+    int64_t blocks = (n + AM_THREADS * AM_PER - 1) / (AM_THREADS * AM_PER);
+    if (blocks > AM_MAX_BLOCKS) blocks = AM_MAX_BLOCKS;
+    return launch(q, dim3((unsigned)blocks), dim3(AM_THREADS), 0, k_argmax, x, n, work, out);
 }

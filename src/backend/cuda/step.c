@@ -94,6 +94,7 @@ static zmlx_status plan_buffers(cu_sess *s, zerr *e) {
     size_t o_iw = carve(&off, C * nI * f), o_sel = carve(&off, C * (size_t)s->sel_cap * 4);
     size_t o_seln = carve(&off, C * 4);
     size_t o_step = carve(&off, sizeof(cu_step));
+    size_t o_amax = carve(&off, sizeof(int32_t)), o_amw = carve(&off, cuk_argmax_work_bytes());
     zmlx_status st = dev_alloc(&s->arena, off, "the session's buffers", e);
     if (st != ZMLX_OK) return st;
     uint8_t *b = s->arena;
@@ -111,9 +112,11 @@ static zmlx_status plan_buffers(cu_sess *s, zerr *e) {
     s->ik = (float *)(b + o_ik), s->iq = (float *)(b + o_iq), s->iw = (float *)(b + o_iw);
     s->sel = (int32_t *)(b + o_sel), s->sel_n = (int32_t *)(b + o_seln);
     s->d_step = (cu_step *)(b + o_step);
+    s->d_amax = (int32_t *)(b + o_amax), s->d_amw = (int32_t *)(b + o_amw);
     CU_TRY(e, cudaMemsetAsync(s->arena, 0, off, s->c->stream));
     CU_TRY(e, cudaMallocHost((void **)&s->h_step, sizeof(cu_step)));
     CU_TRY(e, cudaMallocHost((void **)&s->h_logits, V * f));
+    CU_TRY(e, cudaMallocHost((void **)&s->h_amax, sizeof(int32_t)));
     s->bytes += (int64_t)off;
     return ZMLX_OK;
 }
@@ -273,14 +276,30 @@ void zcu_session_free(void *ctx, void *dev) {
     if (s->kvb) cudaFree(s->kvb);
     if (s->h_step) cudaFreeHost(s->h_step);
     if (s->h_logits) cudaFreeHost(s->h_logits);
+    if (s->h_amax) cudaFreeHost(s->h_amax);
     free(s);
 }
 
-/* Capture the one-token step (step copy in, logits out) for the current cache and
-   pattern set; with pdl, its kernels chained by programmatic dependent launch. */
-static zmlx_status capture_decode(cu_sess *s, bool pdl, zerr *e) {
+/* What leaves the device after a step whose last row's logits are in s->logits: those
+   logits (into the pinned buffer), or (amax) their greedy token. */
+static zmlx_status logits_out(cu_sess *s, bool amax, bool pdl, zerr *e) {
+    const cu_ctx *c = s->c;
+    const size_t V = (size_t)c->m->cfg.vocab_size;
+    if (amax) {
+        const cu_q q = {.st = c->stream, .pdl = pdl, .fast = zcu_fast(c)};
+        CU_TRY(e, cuk_argmax(s->logits, (int64_t)V, s->d_amw, s->d_amax, q));
+        CU_TRY(e, cudaMemcpyAsync(s->h_amax, s->d_amax, sizeof(int32_t), cudaMemcpyDeviceToHost, c->stream));
+        return ZMLX_OK;
+    }
+    CU_TRY(e, cudaMemcpyAsync(s->h_logits, s->logits, V * sizeof(float), cudaMemcpyDeviceToHost, c->stream));
+    return ZMLX_OK;
+}
+
+/* Capture the one-token step (step copy in, logits out; amax: the greedy token out
+   instead) for the current cache and pattern set; with pdl, its kernels chained by
+   programmatic dependent launch. */
+static zmlx_status capture_decode(cu_sess *s, bool pdl, bool amax, zerr *e) {
     cudaStream_t st = s->c->stream;
-    const size_t V = (size_t)s->c->m->cfg.vocab_size;
     drop_graph(s);
     CU_TRY(e, cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
     zmlx_status r = ZMLX_OK;
@@ -288,10 +307,7 @@ static zmlx_status capture_decode(cu_sess *s, bool pdl, zerr *e) {
                                       cudaMemcpyHostToDevice, st);
     if (err != cudaSuccess) r = zcu_fail(e, err, "cudaMemcpyAsync(step)", __FILE__, __LINE__, __func__);
     if (r == ZMLX_OK) r = zcu_decode(s, pdl, e);
-    if (r == ZMLX_OK) {
-        err = cudaMemcpyAsync(s->h_logits, s->logits, V * sizeof(float), cudaMemcpyDeviceToHost, st);
-        if (err != cudaSuccess) r = zcu_fail(e, err, "cudaMemcpyAsync(logits)", __FILE__, __LINE__, __func__);
-    }
+    if (r == ZMLX_OK) r = logits_out(s, amax, pdl, e);
     cudaGraph_t g = NULL;
     err = cudaStreamEndCapture(st, &g); /* always: leaves the stream usable */
     if (r != ZMLX_OK) {
@@ -306,19 +322,21 @@ static zmlx_status capture_decode(cu_sess *s, bool pdl, zerr *e) {
     s->graph_cap = s->cap;
     s->graph_patterns = s->c->m->patterns;
     s->graph_pdl = pdl;
+    s->graph_amax = amax;
     return ZMLX_OK;
 }
 
 /* The decode graph for the current cache and patterns (captured when needed): with PDL
    where the device has it, else (or if that capture fails) without. */
-static zmlx_status decode_graph(cu_sess *s, zerr *e) {
-    if (s->graph && s->graph_cap == s->cap && s->graph_patterns == s->c->m->patterns) return ZMLX_OK;
+static zmlx_status decode_graph(cu_sess *s, bool amax, zerr *e) {
+    if (s->graph && s->graph_cap == s->cap && s->graph_patterns == s->c->m->patterns && s->graph_amax == amax)
+        return ZMLX_OK;
     if (s->c->pdl) {
         zerr e2 = {{0}};
-        if (capture_decode(s, true, &e2) == ZMLX_OK) return ZMLX_OK;
+        if (capture_decode(s, true, amax, &e2) == ZMLX_OK) return ZMLX_OK;
         (void)cudaGetLastError();
     }
-    return capture_decode(s, false, e);
+    return capture_decode(s, false, amax, e);
 }
 
 zmlx_status zcu_session_eval(void *ctx, void *dev, const zdev_eval *ev, int64_t *bytes, zerr *e) {
@@ -326,23 +344,26 @@ zmlx_status zcu_session_eval(void *ctx, void *dev, const zdev_eval *ev, int64_t 
     const cu_ctx *c = s->c;
     cudaStream_t st = c->stream;
     const int64_t V = c->m->cfg.vocab_size;
+    const bool amax = ev->argmax != NULL; /* the greedy token of the last row, no logits */
+    if (amax && ev->logits) return zerr_set(e, ZMLX_ERR_INVALID_ARG, "argmax and logits both asked for");
     zmlx_status r = reserve_cache(s, ev->pos + ev->n, e);
     if (r != ZMLX_OK) return r;
     for (int64_t done = 0; done < ev->n;) {
         const int64_t n = ev->n - done < s->chunk ? ev->n - done : s->chunk;
         const bool last = done + n == ev->n;
         const bool absorbed = ev->path == ZMLX_ATTN_ABSORBED || (ev->path == ZMLX_ATTN_AUTO && n == 1);
-        const bool want = ev->logits && (ev->all_logits || last);
-        float *dst = !want ? NULL : ev->all_logits ? ev->logits + done * V : ev->logits;
+        const bool want = (ev->logits && (ev->all_logits || last)) || (amax && last);
+        float *dst = !ev->logits || !want ? NULL : ev->all_logits ? ev->logits + done * V : ev->logits;
         s->h_step->pos = (int32_t)(ev->pos + done);
         s->h_step->n = (int32_t)n;
         memcpy(s->h_step->ids, ev->ids + done, (size_t)n * sizeof(int32_t));
         if (n == 1 && absorbed && want) { /* the decode graph */
-            r = decode_graph(s, e);
+            r = decode_graph(s, amax, e);
             if (r != ZMLX_OK) return r;
             CU_TRY(e, cudaGraphLaunch(s->graph, st));
             CU_TRY(e, cudaStreamSynchronize(st));
-            memcpy(dst, s->h_logits, (size_t)V * sizeof(float));
+            if (amax) *ev->argmax = *s->h_amax;
+            else memcpy(dst, s->h_logits, (size_t)V * sizeof(float));
             done += n;
             continue;
         }
@@ -352,17 +373,17 @@ zmlx_status zcu_session_eval(void *ctx, void *dev, const zdev_eval *ev, int64_t 
             r = zcu_decode(s, c->pdl, e); /* the graph's step, launched directly */
         } else {
             const int64_t nsplit = n == 1 ? zcu_dec_nsplit(s, s->cap) : 1;
-            r = zcu_chunk(s, n, ev->pos + done + n, absorbed, nsplit, want, ev->all_logits, e);
+            r = zcu_chunk(s, n, ev->pos + done + n, absorbed, nsplit, want, ev->logits && ev->all_logits, e);
         }
         if (r != ZMLX_OK) return r;
-        if (want && ev->all_logits)
+        if (want && ev->logits && ev->all_logits)
             CU_TRY(e, cudaMemcpyAsync(dst, s->logits, (size_t)(n * V) * sizeof(float),
                                       cudaMemcpyDeviceToHost, st));
-        else if (want)
-            CU_TRY(e, cudaMemcpyAsync(s->h_logits, s->logits, (size_t)V * sizeof(float),
-                                      cudaMemcpyDeviceToHost, st));
+        else if (want && (r = logits_out(s, amax, false, e)) != ZMLX_OK)
+            return r;
         CU_TRY(e, cudaStreamSynchronize(st));
-        if (want && !ev->all_logits) memcpy(dst, s->h_logits, (size_t)V * sizeof(float));
+        if (want && amax) *ev->argmax = *s->h_amax;
+        else if (want && !ev->all_logits) memcpy(dst, s->h_logits, (size_t)V * sizeof(float));
         done += n;
     }
     *bytes = s->bytes;
