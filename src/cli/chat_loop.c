@@ -77,6 +77,12 @@ static bool is_stop(const cli_chat *c, int32_t t) {
     return false;
 }
 
+/* The tokens into the cache: the logits for the sampler, or (greedy) the next token. */
+static zmlx_status eval(cli_chat *c, const int32_t *ids, size_t n) {
+    if (c->greedy) return zmlx_session_eval_greedy(c->s, ids, n, &c->next);
+    return zmlx_session_eval(c->s, ids, n, c->logits, 0);
+}
+
 /* One reply, streamed to stdout; every token but a stop id goes into the cache. */
 static bool chat_reply(cli_chat *c, zmlx_detok_stream *ds, size_t *gen, const char **stop) {
     const char *s;
@@ -84,7 +90,7 @@ static bool chat_reply(cli_chat *c, zmlx_detok_stream *ds, size_t *gen, const ch
     *gen = 0;
     *stop = "max_tokens";
     while ((long long)*gen < c->max_tokens) {
-        int32_t t = zmlx_sampler_sample(c->smp, c->logits);
+        int32_t t = c->greedy ? c->next : zmlx_sampler_sample(c->smp, c->logits);
         if (is_stop(c, t)) {
             *stop = "eos";
             break;
@@ -92,7 +98,7 @@ static bool chat_reply(cli_chat *c, zmlx_detok_stream *ds, size_t *gen, const ch
         ++*gen;
         if (zmlx_detok_stream_push(ds, t, &s, &n) == ZMLX_OK) fwrite(s, 1, n, stdout);
         fflush(stdout);
-        if (zmlx_session_eval(c->s, &t, 1, c->logits, 0) != ZMLX_OK) {
+        if (eval(c, &t, 1) != ZMLX_OK) {
             cli_error("%s", zmlx_session_error(c->s));
             return false;
         }
@@ -110,7 +116,7 @@ static bool chat_turn(cli_chat *c, zmlx_detok_stream *ds, const char *line, int 
     const char *stop;
     int32_t *ids = cli_chat_ids(c, line, &n);
     if (!ids) return false;
-    zmlx_status st = zmlx_session_eval(c->s, ids, n, c->logits, 0);
+    zmlx_status st = eval(c, ids, n);
     free(ids);
     if (st != ZMLX_OK) {
         cli_error("%s%s", zmlx_session_error(c->s),

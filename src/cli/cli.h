@@ -69,6 +69,8 @@ typedef struct cli_chat {
     size_t n_stop;
     long long max_tokens;
     float *logits; /* [vocab_size] */
+    bool greedy;   /* sample by zmlx_session_eval_greedy (on a GPU: the argmax there) */
+    int32_t next;  /* greedy: the token the last evaluation chose */
 } cli_chat;
 
 /* Template and stop ids for c->m (model path or builtin spec `path`); false after an error. */

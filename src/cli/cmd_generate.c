@@ -262,6 +262,7 @@ int cmd_generate(int argc, char **argv) {
         chat.smp = g.smp;
         chat.max_tokens = o.max_tokens;
         chat.logits = g.logits;
+        chat.greedy = o.sp.temperature == 0.0f || o.sp.top_k == 1;
         if (o.ignore_eos) chat.n_stop = 0;
         rc = cli_chat_loop(&chat);
         goto done;
