@@ -275,6 +275,9 @@ zmlx_status zmlx_sampler_init(const zmlx_sampler_params *params, int32_t vocab_s
 void zmlx_sampler_free(zmlx_sampler *sampler);
 /* Choose the next token from one row of logits (not modified). */
 int32_t zmlx_sampler_sample(zmlx_sampler *sampler, const float *logits);
+/* Whether these parameters sample greedily (temperature 0 or top_k 1): the token is then
+   zmlx_logits_argmax of the logits (zmlx_session_eval_greedy can return it directly). */
+int zmlx_sampler_params_greedy(const zmlx_sampler_params *params);
 /* The greedy token: the first index of the largest of logits[0 .. n) (a NaN never wins;
    logits[0] NaN gives 0). */
 int32_t zmlx_logits_argmax(const float *logits, int32_t n);

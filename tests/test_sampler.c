@@ -62,6 +62,12 @@ static void test_greedy(void) {
     float z[3] = {-0.0f, 0.0f, -1.0f};
     CHECK(zmlx_logits_argmax(z, 3) == 0);
     CHECK(zmlx_logits_argmax(d, 1) == 0);
+    zmlx_sampler_params gp = zmlx_sampler_default_params();
+    CHECK(zmlx_sampler_params_greedy(&gp));
+    gp.temperature = 0.7f;
+    CHECK(!zmlx_sampler_params_greedy(&gp));
+    gp.top_k = 1;
+    CHECK(zmlx_sampler_params_greedy(&gp));
     zmlx_sampler_free(s);
 
     /* defaults (params NULL) are greedy */

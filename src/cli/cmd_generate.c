@@ -203,6 +203,13 @@ typedef struct gen_state {
     logits_file lf;
 } gen_state;
 
+/* The tokens into the cache: the logits into g->logits for the sampler, or (greedy) the
+   next token into *next. */
+static zmlx_status gen_eval(gen_state *g, bool greedy, const int32_t *ids, size_t n, int32_t *next) {
+    if (greedy) return zmlx_session_eval_greedy(g->s, ids, n, next);
+    return zmlx_session_eval(g->s, ids, n, g->logits, 0);
+}
+
 static void gen_free(gen_state *g) {
     zmlx_detok_stream_free(g->ds);
     zmlx_sampler_free(g->smp);
@@ -262,7 +269,7 @@ int cmd_generate(int argc, char **argv) {
         chat.smp = g.smp;
         chat.max_tokens = o.max_tokens;
         chat.logits = g.logits;
-        chat.greedy = o.sp.temperature == 0.0f || o.sp.top_k == 1;
+        chat.greedy = zmlx_sampler_params_greedy(&o.sp);
         if (o.ignore_eos) chat.n_stop = 0;
         rc = cli_chat_loop(&chat);
         goto done;
@@ -279,12 +286,11 @@ int cmd_generate(int argc, char **argv) {
 
     /* greedy without a logits file: the session returns the token (on a GPU, its argmax
        taken there: one id copied back instead of the logits) */
-    const bool greedy = (o.sp.temperature == 0.0f || o.sp.top_k == 1) && !g.lf.f;
+    const bool greedy = zmlx_sampler_params_greedy(&o.sp) && !g.lf.f;
     int32_t next = 0;
     double t0 = cli_now();
     rc = 1;
-    if ((greedy ? zmlx_session_eval_greedy(g.s, g.prompt, n_prompt, &next)
-                : zmlx_session_eval(g.s, g.prompt, n_prompt, g.logits, 0)) != ZMLX_OK) {
+    if (gen_eval(&g, greedy, g.prompt, n_prompt, &next) != ZMLX_OK) {
         cli_error("%s", zmlx_session_error(g.s));
         goto done;
     }
@@ -306,8 +312,7 @@ int cmd_generate(int argc, char **argv) {
             break;
         }
         if ((long long)n_out == o.max_tokens) break;
-        if ((greedy ? zmlx_session_eval_greedy(g.s, &t, 1, &next) : zmlx_session_eval(g.s, &t, 1, g.logits, 0)) !=
-            ZMLX_OK) {
+        if (gen_eval(&g, greedy, &t, 1, &next) != ZMLX_OK) {
             cli_error("%s", zmlx_session_error(g.s));
             logits_finish(&g.lf, o.logits_out, false);
             goto done;

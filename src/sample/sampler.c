@@ -88,9 +88,13 @@ int32_t zmlx_logits_argmax(const float *logits, int32_t n) {
     return best;
 }
 
+int zmlx_sampler_params_greedy(const zmlx_sampler_params *p) {
+    return p->temperature == 0.0f || p->top_k == 1;
+}
+
 int32_t zmlx_sampler_sample(zmlx_sampler *sm, const float *logits) {
     const zmlx_sampler_params *p = &sm->p;
-    if (p->temperature == 0.0f || p->top_k == 1) return zmlx_logits_argmax(logits, sm->vocab);
+    if (zmlx_sampler_params_greedy(p)) return zmlx_logits_argmax(logits, sm->vocab);
     int32_t n = sm->vocab, best = zmlx_logits_argmax(logits, n);
     const double mx = logits[best];
     if (isinf(mx)) return best; /* an infinite logit takes all the mass */

@@ -246,6 +246,15 @@ extern "C" cudaError_t cuk_fill_random(void *p, int64_t n, bool bf16, uint32_t s
 
 enum { AM_THREADS = 256, AM_PER = 4, AM_MAX_BLOCKS = 1024 };
 
+/* k_argmax's work: the finished-block counter (a pair of int32, so what follows stays
+   8-byte aligned), the blocks' best values, then their indices. */
+enum {
+    AM_VALUES = 2 * sizeof(int32_t),
+    AM_INDICES = AM_VALUES + AM_MAX_BLOCKS * sizeof(float),
+    AM_WORK = AM_INDICES + AM_MAX_BLOCKS * sizeof(int64_t)
+};
+static_assert(AM_INDICES % 8 == 0, "the indices are int64");
+
 /* (v, i) beats the best so far (bv, bi; bi < 0: none): NaN never does, a larger value
    does, an equal one with a lower index does.  A strict order on the candidates, so a
    reduction gives one answer whatever the order it combines them in. */
@@ -292,8 +301,8 @@ __global__ void __launch_bounds__(AM_THREADS) k_argmax(const float *x, int64_t n
             if (b + k * stride < n && am_better(v[k], b + k * stride, bv, bi)) bv = v[k], bi = b + k * stride;
     }
     am_block(bv, bi, sv, si);
-    float *pv = reinterpret_cast<float *>(work + 2);
-    int64_t *pi = reinterpret_cast<int64_t *>(work + 2 + 2 * AM_MAX_BLOCKS);
+    float *pv = reinterpret_cast<float *>(reinterpret_cast<char *>(work) + AM_VALUES);
+    int64_t *pi = reinterpret_cast<int64_t *>(reinterpret_cast<char *>(work) + AM_INDICES);
     if (threadIdx.x == 0) {
         pv[blockIdx.x] = sv[0];
         pi[blockIdx.x] = si[0];
@@ -318,7 +327,7 @@ __global__ void __launch_bounds__(AM_THREADS) k_argmax(const float *x, int64_t n
 }
 
 extern "C" size_t cuk_argmax_work_bytes(void) {
-    return (size_t)(2 + 2 * AM_MAX_BLOCKS) * sizeof(int32_t) + (size_t)AM_MAX_BLOCKS * sizeof(int64_t);
+    return AM_WORK;
 }
 
 extern "C" cudaError_t cuk_argmax(const float *x, int64_t n, int32_t *work, int32_t *out, cu_q q) {
