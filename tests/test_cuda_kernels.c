@@ -55,7 +55,9 @@ static const wfmt F_MX = {ZW_MXFP4, 32, ZDT_U8};
 
 /* The one-pass prologue (dot.cuh's stage_load / stage_store, the default) and the three
    passes before it (ZMLX_CUDA_STAGE=0) stage the same values: job p's n outputs are the
-   same bits either way. */
+   same bits either way.  The lean kernels (k_mv_lean, k_mv_glu) take their jobs by
+   default and k_matvec's three passes under ZMLX_CUDA_STAGE=0, so this also holds them
+   to k_matvec's bits. */
 static bool stage_same(cu_mv p, size_t n) {
     dout a = out_new(n), b = out_new(n);
     float *ha = malloc(n * 4), *hb = malloc(n * 4);

@@ -339,7 +339,8 @@ __device__ __forceinline__ xstage stage_finish(int64_t cols, const float *norm, 
  * normalises them, sums the unit (affine) and writes the float4s (exact) or the unit's
  * int8 form (fast: q8.cuh's layout and roundings; a group's G / 32 units are consecutive
  * lanes, so its amax is a shuffle).  Call stage_store with whole warps (the shuffles);
- * tasks past `tot` store nothing.  A thread reads back only the slots it wrote.
+ * tasks past `tot` store nothing (ROW0: every task is of row 0, no division).  A thread
+ * reads back only the slots it wrote.
  */
 __device__ __forceinline__ void stage_norm(const float *norm, int64_t nu, int64_t t, float *sm) {
     if (t >= nu) return;
@@ -363,11 +364,11 @@ __device__ __forceinline__ void stage_load(const float *x, int64_t xs, int64_t n
     for (int i = 0; i < 8; i++) v[i] = src[i];
 }
 
-template <int K, bool FAST>
+template <int K, bool FAST, bool ROW0 = false>
 __device__ __forceinline__ void stage_store(float4 (&v)[8], int64_t t, int64_t tot, int64_t nu, float *sm,
                                             int64_t sf, bool norm, float inv, int group) {
     const bool on = t < tot;
-    const int64_t k = on ? (int64_t)((uint64_t)t / (uint64_t)nu) : 0, u = on ? t - k * nu : 0;
+    const int64_t k = on && !ROW0 ? (int64_t)((uint64_t)t / (uint64_t)nu) : 0, u = on ? t - k * nu : 0;
     const int64_t nup = (nu + 31) / 32 * 32;
     float *row = sm + k * sf;
     float4 *x4 = reinterpret_cast<float4 *>(row);

@@ -272,6 +272,251 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_matvec(const __grid_constant_
     else mv_batches<K, FAST, 4>(p, ss, sidx, o, o_hi, obw);
 }
 
+/*
+ * The lean launches (k_mv_lean): one or two jobs of one layout, each plain (x shared by
+ * every output) or per head (x row per group, W_UV), optionally normalised on load (x
+ * shared), with the store or residual-add epilogue — q_a + kv_a, q_b, W_UV, o, the bf16
+ * router and lm_head.  k_matvec's arithmetic (stage_norm / stage_load / stage_store,
+ * warp_sumsq's order, warp_dots: the same bits) in a kernel of their own, with the flags
+ * as template constants and no job table, routes or 64-bit divisions: the prologue and
+ * the bookkeeping around the products are most of a small launch's time (instructions
+ * per warp x cycles per instruction: ncu on an H100,
+ * benchmarks/device-2026-11-26zr-h100-hotspots/).  ZMLX_CUDA_MV_LEAN=0: k_matvec for
+ * these too (for measuring).
+ */
+typedef struct mv_lean_args {
+    cu_mv job[2];
+    int32_t opb[2]; /* outputs per block of each job (a multiple of MV_WARPS * OPW) */
+    int32_t first1; /* the first block of job 1 (grid size when there is one job) */
+} mv_lean_args;
+
+/* Group and row of output o of a per-head job (32-bit). */
+__device__ __forceinline__ void lean_pos(const cu_mv &p, int o, int *g, int *rr) {
+    const uint32_t q = (uint32_t)o / (uint32_t)p.rpg;
+    *g = (int)q;
+    *rr = (int)((uint32_t)o - q * (uint32_t)p.rpg);
+}
+
+/* This block's job of a lean launch, its index among the job's blocks and its outputs
+   [o_lo, o_hi). */
+__device__ __forceinline__ const cu_mv &lean_job(const mv_lean_args &a, int *bj, int *o_lo, int *o_hi) {
+    const int j = (int)blockIdx.x >= a.first1 ? 1 : 0, opb = j ? a.opb[1] : a.opb[0];
+    const cu_mv &p = j ? a.job[1] : a.job[0];
+    const int total = (int)(p.groups * p.rpg);
+    *bj = (int)blockIdx.x - (j ? a.first1 : 0);
+    *o_lo = *bj * opb;
+    *o_hi = total - *o_lo < opb ? total : *o_lo + opb;
+    return p;
+}
+
+template <int K, bool FAST, int OPW, bool NORM, bool HEADS>
+__global__ void __launch_bounds__(MV_THREADS, 2) k_mv_lean(const __grid_constant__ mv_lean_args a) {
+    extern __shared__ __align__(16) float sm[];
+    pdl_launch();
+    int bj, o_lo, o_hi;
+    const cu_mv &p = lean_job(a, &bj, &o_lo, &o_hi);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, tid = threadIdx.x;
+    const int nu = (int)(p.w.cols / 32);
+    const int64_t sf = stage_floats(p.w.cols, FAST);
+    int g_lo = 0, g_hi = 0, r_lo = o_lo;
+    if constexpr (HEADS) {
+        int r_;
+        lean_pos(p, o_lo, &g_lo, &r_lo);
+        lean_pos(p, o_hi - 1, &g_hi, &r_);
+    }
+    { /* the block's first batch of rows to L2 before the wait (model constants) */
+        int n = o_hi - o_lo < MV_WARPS * OPW ? o_hi - o_lo : MV_WARPS * OPW;
+        if (HEADS && n > p.rpg - r_lo) n = (int)p.rpg - r_lo;
+        const int64_t row = p.row0 + (int64_t)(HEADS ? g_lo % p.gmod : 0) * p.grs + r_lo;
+        const rowp rp = row_of(p.w, 0, row);
+        prefetch_l2(rp.d, (int64_t)n * p.w.ld);
+        if (p.w.scales) {
+            const int64_t sb = (int64_t)n * (p.w.cols >> lg2(p.w.group)) * sdt_size(p.w.sdt);
+            prefetch_l2(rp.s, sb);
+            if (p.w.biases) prefetch_l2(rp.b, sb);
+        }
+    }
+    if constexpr (NORM) stage_norm(p.norm, nu, tid, sm); /* constants: before the wait */
+    pdl_wait();
+    if constexpr (NORM) { /* one row, nu <= MV_THREADS units: a unit per thread */
+        float4 v[8];
+        stage_load(p.x, 0, nu, tid, nu, v);
+        const float inv = tid - lane < nu ? rms_inv(warp_sumsq(p.x, p.w.cols), p.w.cols, p.eps) : 0.0f;
+        if (tid - lane < nu) stage_store<K, FAST, true>(v, tid, nu, nu, sm, sf, true, inv, p.w.group);
+    } else {
+        const int tot = (g_hi - g_lo + 1) * nu;
+        for (int t = tid; t - lane < tot; t += MV_THREADS) { /* stage_rows, rows of 32-bit tasks */
+            const int k = HEADS ? (int)((uint32_t)t / (uint32_t)nu) : 0, u = t - k * nu;
+            float4 v[8];
+            const float4 *src = reinterpret_cast<const float4 *>(p.x + (int64_t)(g_lo + k) * p.xs) + (int64_t)u * 8;
+#pragma unroll
+            for (int i = 0; i < 8; i++) v[i] = t < tot ? src[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            stage_store<K, FAST, true>(v, t < tot ? u : nu, nu, nu, sm + k * sf, sf, false, 0.0f, p.w.group);
+        }
+    }
+    __syncthreads();
+    for (int o = o_lo + warp * OPW; o < o_hi; o += MV_WARPS * OPW) {
+        rowp r[OPW];
+        bool valid[OPW];
+        xstage xs[OPW];
+        int gk[OPW], rk[OPW];
+#pragma unroll
+        for (int k = 0; k < OPW; k++) {
+            valid[k] = o + k < o_hi;
+            gk[k] = HEADS ? g_lo : 0, rk[k] = o + k;
+            if (HEADS && valid[k]) lean_pos(p, o + k, &gk[k], &rk[k]);
+            const int64_t row = p.row0 + (int64_t)(HEADS ? gk[k] % p.gmod : 0) * p.grs + rk[k];
+            r[k] = row_of(p.w, 0, row);
+            xs[k] = xstage_at(sm + (HEADS ? gk[k] - g_lo : 0) * sf, p.w.cols);
+        }
+        float out[OPW];
+        warp_dots_s<K, OPW, FAST>(r, valid, xs, p.w.cols, p.w.group, p.w.sdt, out);
+#pragma unroll
+        for (int k = 0; k < OPW; k++) {
+            if (lane != k || !valid[k]) continue;
+            float *y = p.y + (int64_t)gk[k] * p.ys + rk[k];
+            *y = p.epi == CU_EPI_ADD ? __fadd_rn(*y, out[k]) : out[k];
+        }
+    }
+}
+
+/*
+ * The lean SwiGLU launch (k_mv_glu): one or two SwiGLU jobs normalised on load, the first
+ * optionally routed (moe_mlp: the routed experts' gate/up beside the shared expert's,
+ * the dense FFN's gate/up) — k_matvec's route (warp 0, warp_route), one-pass staging and
+ * SwiGLU products, the same bits, in a kernel of its own.
+ */
+template <int K, int OPW>
+__global__ void __launch_bounds__(MV_THREADS, 2) k_mv_glu(const __grid_constant__ mv_lean_args a) {
+    extern __shared__ __align__(16) float sm[];
+    __shared__ int sidx[ZCU_ROUTE_MAX_K];
+    pdl_launch();
+    int bj, o_lo, o_hi;
+    const cu_mv &p = lean_job(a, &bj, &o_lo, &o_hi);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, tid = threadIdx.x;
+    const int nu = (int)(p.w.cols / 32);
+    const int64_t sf = stage_floats(p.w.cols, true);
+    float *stg = sm;
+    if (p.routed) stg = sm + ((route_smem(p.route.cfg.n_experts, 1) + 15) & ~(size_t)15) / 4;
+    if (!p.routed) { /* the block's first batch of gate and up rows to L2 (model constants) */
+        const int n = o_hi - o_lo < MV_WARPS * OPW ? o_hi - o_lo : MV_WARPS * OPW;
+        const cuw *ws[2] = {&p.w, &p.up};
+        for (int i = 0; i < 2; i++) {
+            const rowp rp = row_of(*ws[i], 0, p.row0 + o_lo);
+            prefetch_l2(rp.d, (int64_t)n * ws[i]->ld);
+            const int64_t sb = (int64_t)n * (ws[i]->cols >> lg2(ws[i]->group)) * sdt_size(ws[i]->sdt);
+            prefetch_l2(rp.s, sb);
+            if (ws[i]->biases) prefetch_l2(rp.b, sb);
+        }
+    }
+    /* warp 0 routes, the staging tasks start at warp 2 (k_matvec's split) */
+    const int ts = (tid + MV_THREADS - 64) % MV_THREADS;
+    stage_norm(p.norm, nu, ts, stg); /* constants: before the wait */
+    pdl_wait();
+    float4 v[8];
+    stage_load(p.x, 0, nu, ts, nu, v);
+    if (p.routed && warp == 0) { /* this token's experts, as cuk_route chooses them */
+        const int *chosen;
+        const float *wsel;
+        warp_route(p.route.cfg, p.route.logits, p.route.bias, sm, &chosen, &wsel);
+        if (lane < p.route.cfg.k) {
+            sidx[lane] = chosen[lane];
+            if (bj == 0) {
+                if (p.route.idx) p.route.idx[lane] = chosen[lane];
+                if (p.route.w) p.route.w[lane] = wsel[lane];
+            }
+        }
+    }
+    if (ts - lane < nu) {
+        const float inv = rms_inv(warp_sumsq(p.x, p.w.cols), p.w.cols, p.eps);
+        stage_store<K, true, true>(v, ts, nu, nu, stg, sf, true, inv, p.w.group);
+    }
+    __syncthreads();
+    const xstage xs0 = xstage_at(stg, p.w.cols);
+    constexpr int NR = 2 * OPW;
+    for (int o = o_lo + warp * OPW; o < o_hi; o += MV_WARPS * OPW) {
+        rowp r[NR];
+        bool valid[NR];
+        xstage xs[NR];
+        int gk[OPW], rk[OPW];
+#pragma unroll
+        for (int i = 0; i < OPW; i++) {
+            gk[i] = 0, rk[i] = o + i;
+            if (o + i < o_hi && p.groups > 1) lean_pos(p, o + i, &gk[i], &rk[i]);
+            const int64_t e = o + i < o_hi && p.routed ? sidx[gk[i]] : 0;
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                valid[2 * i + h] = o + i < o_hi;
+                r[2 * i + h] = row_of(h ? p.up : p.w, e, p.row0 + rk[i]);
+                xs[2 * i + h] = xs0;
+            }
+        }
+        float out[NR];
+        warp_dots_s<K, NR, true>(r, valid, xs, p.w.cols, p.w.group, p.w.sdt, out);
+#pragma unroll
+        for (int i = 0; i < OPW; i++)
+            if (lane == i && o + i < o_hi) p.y[(int64_t)gk[i] * p.ys + rk[i]] = silu_mul(out[2 * i], out[2 * i + 1]);
+    }
+}
+
+/* Can k_mv_glu run job p (k: its place in the launch)? */
+static bool glu_ok(const cu_mv &p, int k) {
+    return p.epi == CU_EPI_SWIGLU && p.norm && p.xs == 0 && !p.idx && p.ne == 0 && p.gmod == 1 &&
+           p.w.cols / 32 <= MV_THREADS && p.groups >= 1 && p.groups * p.rpg < 0x40000000 &&
+           (!p.routed || (k == 0 && p.route.cfg.n_group <= 1 && p.groups <= p.route.cfg.k)) &&
+           (p.routed || p.groups == 1);
+}
+
+/* The lean form of job p: 0 none, else 1 + NORM + 2 HEADS (plain, norm, per head). */
+static int lean_form(const cu_mv &p) {
+    if (p.routed || p.idx || (p.epi != CU_EPI_STORE && p.epi != CU_EPI_ADD) || p.groups < 1 ||
+        p.groups * p.rpg >= 0x40000000 || p.ne > 0)
+        return 0;
+    if (p.norm) return p.xs == 0 && p.groups == 1 && p.w.cols / 32 <= MV_THREADS ? 2 : 0;
+    return p.xs == 0 && p.groups == 1 && p.gmod == 1 ? 1 : 3;
+}
+
+/* Shared memory of a lean job whose blocks cover opb outputs. */
+static size_t lean_smem(const cu_mv &p, int64_t opb, bool fast) {
+    int64_t span = lean_form(p) == 3 ? (opb + p.rpg - 2) / p.rpg + 1 : 1;
+    if (span > p.groups) span = p.groups;
+    return (size_t)span * (size_t)stage_floats(p.w.cols, fast) * sizeof(float);
+}
+
+template <int K, bool FAST, int OPW, bool NORM, bool HEADS>
+static cudaError_t lean_go(cu_q q, mv_lean_args a, unsigned blocks, size_t smem) {
+    return launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_lean<K, FAST, OPW, NORM, HEADS>, a);
+}
+
+template <int K, bool FAST, int OPW>
+static cudaError_t lean_form_go(int form, cu_q q, const mv_lean_args &a, unsigned blocks, size_t smem) {
+    if (form == 1) return lean_go<K, FAST, OPW, false, false>(q, a, blocks, smem);
+    if (form == 2) return lean_go<K, FAST, OPW, true, false>(q, a, blocks, smem);
+    return lean_go<K, FAST, OPW, false, true>(q, a, blocks, smem);
+}
+
+template <int K, bool FAST>
+static cudaError_t lean_opw_go(int opw, int form, cu_q q, const mv_lean_args &a, unsigned blocks, size_t smem) {
+    if (opw == 1) return lean_form_go<K, FAST, 1>(form, q, a, blocks, smem);
+    if (opw == 2) return lean_form_go<K, FAST, 2>(form, q, a, blocks, smem);
+    return lean_form_go<K, FAST, 4>(form, q, a, blocks, smem);
+}
+
+template <int K, bool FAST>
+static cudaError_t lean_attrs(int lim) {
+    const cudaFuncAttribute at = cudaFuncAttributeMaxDynamicSharedMemorySize;
+    cudaError_t err = cudaSuccess;
+#define ZCU_LEAN_ATTR(OPW)                                                                              \
+    if (err == cudaSuccess) err = cudaFuncSetAttribute(k_mv_lean<K, FAST, OPW, false, false>, at, lim); \
+    if (err == cudaSuccess) err = cudaFuncSetAttribute(k_mv_lean<K, FAST, OPW, true, false>, at, lim);  \
+    if (err == cudaSuccess) err = cudaFuncSetAttribute(k_mv_lean<K, FAST, OPW, false, true>, at, lim);
+    ZCU_LEAN_ATTR(1)
+    ZCU_LEAN_ATTR(2)
+    ZCU_LEAN_ATTR(4)
+#undef ZCU_LEAN_ATTR
+    return err;
+}
+
 static bool mv_job_ok(const cu_mv &p) {
     const cuw &w = p.w;
     if (!cuk_kind_ok(w.kind) || w.cols % 32 || w.cols <= 0 || p.gmod < 1 || p.rpg < 1 || p.groups < 0)
@@ -366,6 +611,62 @@ static cudaError_t mv_go(cu_q q, unsigned blocks, size_t smem, const mv_batch &b
     return launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_matvec<K, false>, b);
 }
 
+/* Launch jobs[0..n) (n <= 2, one layout) on k_mv_lean if they fit it (*done), else
+   leave them to k_matvec. */
+static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *done) {
+    *done = false;
+    const int kind = jobs[0].w.kind;
+    const bool q8 = fast && (kind == ZW_AFFINE4 || kind == ZW_AFFINE8);
+    if ((!q8 && kind != ZW_BF16) || !mv_loop() || mv_knob("ZMLX_CUDA_MV_LEAN", 1) == 0 ||
+        mv_knob("ZMLX_CUDA_STAGE", 1) == 0)
+        return cudaSuccess;
+    const bool glu = q8 && glu_ok(jobs[0], 0) && (n < 2 || glu_ok(jobs[1], 1));
+    const int form = glu ? 4 : lean_form(jobs[0]), opw = mv_opw(jobs[0]);
+    for (int k = 0; k < n; k++)
+        if ((!glu && lean_form(jobs[k]) != form) || mv_opw(jobs[k]) != opw || form == 0) return cudaSuccess;
+    size_t smem = 0;
+    const int64_t res = mv_resident(kind, q8, (size_t)stage_floats(jobs[0].w.cols, q8) * sizeof(float));
+    int64_t blocks1[2], total1 = 0, B[2];
+    const int64_t step = (int64_t)MV_WARPS * opw;
+    mv_lean_args a = {};
+    for (int k = 0; k < n; k++) {
+        blocks1[k] = (jobs[k].groups * jobs[k].rpg + step - 1) / step;
+        total1 += blocks1[k];
+    }
+    for (int k = 0; k < n; k++) {
+        const int64_t outs = jobs[k].groups * jobs[k].rpg;
+        B[k] = blocks1[k];
+        if (res > 0 && total1 > res) B[k] = res * blocks1[k] / total1 > 0 ? res * blocks1[k] / total1 : 1;
+        const int64_t opb = ((outs + B[k] - 1) / B[k] + step - 1) / step * step;
+        B[k] = (outs + opb - 1) / opb;
+        const size_t need = glu ? (size_t)stage_floats(jobs[k].w.cols, true) * sizeof(float) +
+                                      (jobs[k].routed ? (route_smem(jobs[k].route.cfg.n_experts, 1) + 15) & ~(size_t)15 : 0)
+                                : lean_smem(jobs[k], opb, q8);
+        if (need > MV_SMEM_MAX) return cudaSuccess;
+        if (need > smem) smem = need;
+        a.job[k] = jobs[k];
+        a.opb[k] = (int32_t)opb;
+    }
+    a.first1 = (int32_t)B[0];
+    const unsigned blocks = (unsigned)(B[0] + (n > 1 ? B[1] : 0));
+    if (blocks == 0) {
+        *done = true;
+        return cudaSuccess;
+    }
+    cudaError_t err;
+    if (glu && kind == ZW_AFFINE4)
+        err = opw == 1 ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE4, 1>, a)
+                       : launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE4, 2>, a);
+    else if (glu)
+        err = opw == 1 ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE8, 1>, a)
+                       : launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE8, 2>, a);
+    else if (kind == ZW_AFFINE4 && q8) err = lean_opw_go<ZW_AFFINE4, true>(opw, form, q, a, blocks, smem);
+    else if (kind == ZW_AFFINE8 && q8) err = lean_opw_go<ZW_AFFINE8, true>(opw, form, q, a, blocks, smem);
+    else err = lean_opw_go<ZW_BF16, false>(opw, form, q, a, blocks, smem);
+    *done = err == cudaSuccess;
+    return err;
+}
+
 extern "C" cudaError_t cuk_matvec(const cu_mv *jobs, int n_jobs, cu_q q) {
     if (n_jobs < 0 || n_jobs > ZCU_MV_JOBS) return cudaErrorInvalidValue;
     for (int i = 0; i < n_jobs; i++)
@@ -373,6 +674,17 @@ extern "C" cudaError_t cuk_matvec(const cu_mv *jobs, int n_jobs, cu_q q) {
     /* one launch per run of jobs with the same kind */
     for (int i = 0; i < n_jobs;) {
         const bool fast = q.fast && cuk_q8_kind(jobs[i].w.kind);
+        int jn = 1; /* the run of jobs of this kind */
+        while (i + jn < n_jobs && jobs[i + jn].w.kind == jobs[i].w.kind) jn++;
+        if (jn <= 2) {
+            bool done = false;
+            cudaError_t err = mv_lean(jobs + i, jn, q, fast, &done);
+            if (err != cudaSuccess) return err;
+            if (done) {
+                i += jn;
+                continue;
+            }
+        }
         mv_batch b = {};
         int j = i;
         while (j < n_jobs && jobs[j].w.kind == jobs[i].w.kind) b.job[b.n++] = jobs[j++];
@@ -619,7 +931,12 @@ static cudaError_t mv_attrs(int lim) {
     if constexpr (q8k<K>::ok) {
         if (err == cudaSuccess) err = cudaFuncSetAttribute(k_matvec<K, true>, a, lim);
         if (err == cudaSuccess) err = cudaFuncSetAttribute(k_combine<K, true>, a, lim);
+        if (err == cudaSuccess) err = lean_attrs<K, true>(lim);
+        if (err == cudaSuccess) err = cudaFuncSetAttribute(k_mv_glu<K, 1>, a, lim);
+        if (err == cudaSuccess) err = cudaFuncSetAttribute(k_mv_glu<K, 2>, a, lim);
     }
+    if constexpr (K == ZW_BF16)
+        if (err == cudaSuccess) err = lean_attrs<K, false>(lim);
     return err;
 }
 

@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""ncu_lines.py SRC.csv... — the heaviest CUDA source lines of kernel launches, from
+`ncu -i REPORT --page source --csv --print-source cuda,sass` (bench/cuda_hotspots.sh):
+per file, the warp-level instructions executed per line (summed over its SASS
+instructions) and their share of the launch, the 25 heaviest lines.  Columns are found
+by name, so the CSV's other columns may change between ncu versions."""
+import csv
+import sys
+from collections import defaultdict
+
+
+def col(header, *names):
+    for n in names:
+        for i, h in enumerate(header):
+            if h.strip().lower() == n.lower():
+                return i
+    for n in names:
+        for i, h in enumerate(header):
+            if n.lower() in h.strip().lower():
+                return i
+    return None
+
+
+def main(paths):
+    for path in paths:
+        with open(path, newline="", errors="replace") as f:
+            rows = [r for r in csv.reader(f)]
+        hi = next((i for i, r in enumerate(rows) if col(r, "Instructions Executed") is not None), None)
+        if hi is None:
+            print(f"== {path}: no 'Instructions Executed' column; first lines:")
+            for r in rows[:6]:
+                print("   ", ",".join(r)[:200])
+            continue
+        h = rows[hi]
+        ie = col(h, "Instructions Executed")
+        src = col(h, "Source", "Address")
+        loc = col(h, "Location", "File", "Line")
+        per = defaultdict(float)
+        total = 0.0
+        for r in rows[hi + 1:]:
+            if len(r) <= ie:
+                continue
+            try:
+                v = float(r[ie].replace(",", "") or 0)
+            except ValueError:
+                continue
+            key = (r[loc] if loc is not None else "") + " | " + (r[src].strip()[:90] if src is not None else "")
+            per[key] += v
+            total += v
+        print(f"== {path}: {total:.0f} warp instructions")
+        for k, v in sorted(per.items(), key=lambda kv: -kv[1])[:25]:
+            print(f"  {v:10.0f} {100 * v / max(total, 1):5.1f}%  {k}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
