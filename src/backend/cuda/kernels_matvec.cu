@@ -284,6 +284,22 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_matvec(const __grid_constant_
  * benchmarks/device-2026-11-26zr-h100-hotspots/).  ZMLX_CUDA_MV_LEAN=0: k_matvec for
  * these too (for measuring).
  */
+/* stage_rows with 32-bit tasks and no division for one row: rows [0, rows) of nu units
+   (row k from x + k * xs into sm + k * sf) by the whole block; no barrier. */
+template <int K, bool FAST>
+__device__ __forceinline__ void stage_rows32(const float *x, int64_t xs, int nu, int rows, float *sm, int64_t sf,
+                                             int group) {
+    const int tot = rows * nu, lane = threadIdx.x & 31;
+    for (int t = threadIdx.x; t - lane < tot; t += blockDim.x) {
+        const int k = rows > 1 ? (int)((uint32_t)t / (uint32_t)nu) : 0, u = t - k * nu;
+        float4 v[8];
+        const float4 *src = reinterpret_cast<const float4 *>(x + (int64_t)k * xs) + (int64_t)u * 8;
+#pragma unroll
+        for (int i = 0; i < 8; i++) v[i] = t < tot ? src[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        stage_store<K, FAST, true>(v, t < tot ? u : nu, nu, nu, sm + k * sf, sf, false, 0.0f, group);
+    }
+}
+
 typedef struct mv_lean_args {
     cu_mv job[2];
     int32_t opb[2]; /* outputs per block of each job (a multiple of MV_WARPS * OPW) */
@@ -344,15 +360,7 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_mv_lean(const __grid_constant
         const float inv = tid - lane < nu ? rms_inv(warp_sumsq(p.x, p.w.cols), p.w.cols, p.eps) : 0.0f;
         if (tid - lane < nu) stage_store<K, FAST, true>(v, tid, nu, nu, sm, sf, true, inv, p.w.group);
     } else {
-        const int tot = (g_hi - g_lo + 1) * nu;
-        for (int t = tid; t - lane < tot; t += MV_THREADS) { /* stage_rows, rows of 32-bit tasks */
-            const int k = HEADS ? (int)((uint32_t)t / (uint32_t)nu) : 0, u = t - k * nu;
-            float4 v[8];
-            const float4 *src = reinterpret_cast<const float4 *>(p.x + (int64_t)(g_lo + k) * p.xs) + (int64_t)u * 8;
-#pragma unroll
-            for (int i = 0; i < 8; i++) v[i] = t < tot ? src[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-            stage_store<K, FAST, true>(v, t < tot ? u : nu, nu, nu, sm + k * sf, sf, false, 0.0f, p.w.group);
-        }
+        stage_rows32<K, FAST>(p.x + (int64_t)g_lo * p.xs, p.xs, nu, HEADS ? g_hi - g_lo + 1 : 1, sm, sf, p.w.group);
     }
     __syncthreads();
     for (int o = o_lo + warp * OPW; o < o_hi; o += MV_WARPS * OPW) {
