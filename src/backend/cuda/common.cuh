@@ -111,23 +111,28 @@ __device__ __forceinline__ float block_max(float v, float *red) {
    l, l + 32, ... (FMA chain), then the warp's butterfly.  SQ_FLIGHT loads of a lane are
    in flight before their FMAs (same order: a prologue waits on this).  Eight: 64 (a row
    of 2,048 in one trip) made the decode 7% slower on an H100 (the registers it holds;
-   benchmarks/device-2026-11-26u-h100-sq-fold/).  Call with a whole warp. */
+   benchmarks/device-2026-11-26u-h100-sq-fold/).  warp_sumsq_f<F>: F in flight (the lean
+   kernels, which have the registers).  Call with a whole warp. */
 #ifndef ZMLX_CUDA_SQ_FLIGHT
 #define ZMLX_CUDA_SQ_FLIGHT 8 /* -D to build another depth, for measuring */
 #endif
 enum { SQ_FLIGHT = ZMLX_CUDA_SQ_FLIGHT };
-__device__ __forceinline__ float warp_sumsq(const float *x, int64_t d) {
+template <int F>
+__device__ __forceinline__ float warp_sumsq_f(const float *x, int64_t d) {
     const int lane = threadIdx.x & 31;
     float a = 0.0f;
-    for (int64_t c0 = lane; c0 < d; c0 += SQ_FLIGHT * 32) {
-        float v[SQ_FLIGHT];
+    for (int64_t c0 = lane; c0 < d; c0 += F * 32) {
+        float v[F];
 #pragma unroll
-        for (int k = 0; k < SQ_FLIGHT; k++) v[k] = c0 + 32 * k < d ? x[c0 + 32 * k] : 0.0f;
+        for (int k = 0; k < F; k++) v[k] = c0 + 32 * k < d ? x[c0 + 32 * k] : 0.0f;
 #pragma unroll
-        for (int k = 0; k < SQ_FLIGHT; k++)
+        for (int k = 0; k < F; k++)
             if (c0 + 32 * k < d) a = fmaf(v[k], v[k], a);
     }
     return warp_sum(a);
+}
+__device__ __forceinline__ float warp_sumsq(const float *x, int64_t d) {
+    return warp_sumsq_f<SQ_FLIGHT>(x, d);
 }
 
 /* 1 / sqrt(mean square + eps), as zop_rmsnorm. */

@@ -300,6 +300,11 @@ __device__ __forceinline__ void stage_rows32(const float *x, int64_t xs, int nu,
     }
 }
 
+#ifndef ZMLX_CUDA_SQ_LEAN
+#define ZMLX_CUDA_SQ_LEAN 32 /* the lean kernels' sum of squares: loads in flight per lane */
+#endif
+enum { SQ_LEAN = ZMLX_CUDA_SQ_LEAN };
+
 typedef struct mv_lean_args {
     cu_mv job[2];
     int32_t opb[2]; /* outputs per block of each job (a multiple of MV_WARPS * OPW) */
@@ -357,7 +362,7 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_mv_lean(const __grid_constant
     if constexpr (NORM) { /* one row, nu <= MV_THREADS units: a unit per thread */
         float4 v[8];
         stage_load(p.x, 0, nu, tid, nu, v);
-        const float inv = tid - lane < nu ? rms_inv(warp_sumsq(p.x, p.w.cols), p.w.cols, p.eps) : 0.0f;
+        const float inv = tid - lane < nu ? rms_inv(warp_sumsq_f<SQ_LEAN>(p.x, p.w.cols), p.w.cols, p.eps) : 0.0f;
         if (tid - lane < nu) stage_store<K, FAST, true>(v, tid, nu, nu, sm, sf, true, inv, p.w.group);
     } else {
         stage_rows32<K, FAST>(p.x + (int64_t)g_lo * p.xs, p.xs, nu, HEADS ? g_hi - g_lo + 1 : 1, sm, sf, p.w.group);
@@ -436,7 +441,7 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_mv_glu(const __grid_constant_
         }
     }
     if (ts - lane < nu) {
-        const float inv = rms_inv(warp_sumsq(p.x, p.w.cols), p.w.cols, p.eps);
+        const float inv = rms_inv(warp_sumsq_f<SQ_LEAN>(p.x, p.w.cols), p.w.cols, p.eps);
         stage_store<K, true, true>(v, ts, nu, nu, stg, sf, true, inv, p.w.group);
     }
     __syncthreads();
