@@ -27,5 +27,4 @@ for i in $(seq 0 $((n - 1))); do
     ncu -i "$OUT/rep.ncu-rep" --page source --csv --print-source cuda,sass --launch-skip "$i" --launch-count 1 \
         >"$OUT/src-$i.csv" 2>&1 || echo "source page $i: rc=$?"
 done
-ncu -i "$OUT/rep.ncu-rep" --page source --csv --print-source sass --launch-count 1 >"$OUT/sass-0.csv" 2>&1
 python3 tools/ncu_lines.py "$OUT"/src-*.csv | tee "$OUT/lines.txt"

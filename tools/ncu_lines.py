@@ -44,7 +44,11 @@ def main(paths):
                 v = float(r[ie].replace(",", "") or 0)
             except ValueError:
                 continue
-            key = (r[loc] if loc is not None else "") + " | " + (r[src].strip()[:90] if src is not None else "")
+            where = r[loc].strip() if loc is not None else ""
+            text = r[src].strip()[:90] if src is not None else ""
+            if not where and not text:
+                continue  # a SASS row under its CUDA line: already in the line's count
+            key = where + " | " + text
             per[key] += v
             total += v
         print(f"== {path}: {total:.0f} warp instructions")

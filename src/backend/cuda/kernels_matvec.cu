@@ -159,6 +159,18 @@ __device__ __forceinline__ void mv_batches(const cu_mv &p, const stage_set &ss, 
     }
 }
 
+/* Ask L2 for n rows of matrix e of w from `row` on: data, scales, biases (the block's
+   threads spread over the lines). */
+__device__ __forceinline__ void prefetch_rows(const cuw &w, int64_t e, int64_t row, int64_t n) {
+    const rowp rp = row_of(w, e, row);
+    prefetch_l2(rp.d, n * w.ld);
+    if (w.scales) {
+        const int64_t sb = n * (w.cols >> lg2(w.group)) * sdt_size(w.sdt);
+        prefetch_l2(rp.s, sb);
+        if (w.biases) prefetch_l2(rp.b, sb);
+    }
+}
+
 /* Ask L2 for the weight rows of outputs [o_lo, o_hi) of group g_lo (not routed). */
 __device__ __forceinline__ void mv_prefetch(const cu_mv &p, int64_t o_lo, int64_t o_hi) {
     int64_t g, r0;
@@ -166,17 +178,8 @@ __device__ __forceinline__ void mv_prefetch(const cu_mv &p, int64_t o_lo, int64_
     int64_t r1 = o_hi - g * p.rpg;
     if (r1 > p.rpg) r1 = p.rpg;
     const int64_t row = out_row(p, g, r0), n = r1 - r0;
-    const cuw *ws[2] = {&p.w, &p.up};
-    for (int i = 0; i < (p.epi == CU_EPI_SWIGLU ? 2 : 1); i++) {
-        const cuw &w = *ws[i];
-        const rowp rp = row_of(w, 0, row);
-        prefetch_l2(rp.d, n * w.ld);
-        if (w.scales) {
-            const int64_t sb = n * (w.cols >> lg2(w.group)) * sdt_size(w.sdt);
-            prefetch_l2(rp.s, sb);
-            if (w.biases) prefetch_l2(rp.b, sb);
-        }
-    }
+    prefetch_rows(p.w, 0, row, n);
+    if (p.epi == CU_EPI_SWIGLU) prefetch_rows(p.up, 0, row, n);
 }
 
 template <int K, bool FAST>
@@ -272,18 +275,6 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_matvec(const __grid_constant_
     else mv_batches<K, FAST, 4>(p, ss, sidx, o, o_hi, obw);
 }
 
-/*
- * The lean launches (k_mv_lean): one or two jobs of one layout, each plain (x shared by
- * every output) or per head (x row per group, W_UV), optionally normalised on load (x
- * shared), with the store or residual-add epilogue — q_a + kv_a, q_b, W_UV, o, the bf16
- * router and lm_head.  k_matvec's arithmetic (stage_norm / stage_load / stage_store,
- * warp_sumsq's order, warp_dots: the same bits) in a kernel of their own, with the flags
- * as template constants and no job table, routes or 64-bit divisions: the prologue and
- * the bookkeeping around the products are most of a small launch's time (instructions
- * per warp x cycles per instruction: ncu on an H100,
- * benchmarks/device-2026-11-26zr-h100-hotspots/).  ZMLX_CUDA_MV_LEAN=0: k_matvec for
- * these too (for measuring).
- */
 /* stage_rows with 32-bit tasks and no division for one row: rows [0, rows) of nu units
    (row k from x + k * xs into sm + k * sf) by the whole block; no barrier. */
 template <int K, bool FAST>
@@ -305,11 +296,34 @@ __device__ __forceinline__ void stage_rows32(const float *x, int64_t xs, int nu,
 #endif
 enum { SQ_LEAN = ZMLX_CUDA_SQ_LEAN };
 
+/*
+ * The lean launches (k_mv_lean): one or two jobs of one layout, each plain (x shared by
+ * every output) or per head (x row per group, W_UV), optionally normalised on load (x
+ * shared), with the store or residual-add epilogue — q_a + kv_a, q_b, W_UV, o, the bf16
+ * router and lm_head.  k_matvec's arithmetic (stage_norm / stage_load / stage_store,
+ * warp_sumsq's order, warp_dots: the same bits) in a kernel of their own, with the flags
+ * as template constants and no job table, routes or 64-bit divisions: the prologue and
+ * the bookkeeping around the products are most of a small launch's time (instructions
+ * per warp x cycles per instruction: ncu on an H100,
+ * benchmarks/device-2026-11-26zr-h100-hotspots/).  ZMLX_CUDA_MV_LEAN=0: k_matvec for
+ * these too (for measuring).
+ */
 typedef struct mv_lean_args {
     cu_mv job[2];
     int32_t opb[2]; /* outputs per block of each job (a multiple of MV_WARPS * OPW) */
     int32_t first1; /* the first block of job 1 (grid size when there is one job) */
 } mv_lean_args;
+
+/* The end of a lean norm-on-load prologue (one row, a unit per task): the staging warps
+   (tasks ts of this lane's warp below nu) sum x's squares, warp_sumsq's order with
+   SQ_LEAN loads in flight, and store their units normalised (v: stage_load's values). */
+template <int K, bool FAST>
+__device__ __forceinline__ void lean_norm_store(const cu_mv &p, float4 (&v)[8], int ts, int nu, float *sm,
+                                                int64_t sf) {
+    if (ts - (int)(threadIdx.x & 31) >= nu) return;
+    const float inv = rms_inv(warp_sumsq_f<SQ_LEAN>(p.x, p.w.cols), p.w.cols, p.eps);
+    stage_store<K, FAST, true>(v, ts, nu, nu, sm, sf, true, inv, p.w.group);
+}
 
 /* Group and row of output o of a per-head job (32-bit). */
 __device__ __forceinline__ void lean_pos(const cu_mv &p, int o, int *g, int *rr) {
@@ -348,22 +362,14 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_mv_lean(const __grid_constant
     { /* the block's first batch of rows to L2 before the wait (model constants) */
         int n = o_hi - o_lo < MV_WARPS * OPW ? o_hi - o_lo : MV_WARPS * OPW;
         if (HEADS && n > p.rpg - r_lo) n = (int)p.rpg - r_lo;
-        const int64_t row = p.row0 + (int64_t)(HEADS ? g_lo % p.gmod : 0) * p.grs + r_lo;
-        const rowp rp = row_of(p.w, 0, row);
-        prefetch_l2(rp.d, (int64_t)n * p.w.ld);
-        if (p.w.scales) {
-            const int64_t sb = (int64_t)n * (p.w.cols >> lg2(p.w.group)) * sdt_size(p.w.sdt);
-            prefetch_l2(rp.s, sb);
-            if (p.w.biases) prefetch_l2(rp.b, sb);
-        }
+        prefetch_rows(p.w, 0, p.row0 + (int64_t)(HEADS ? g_lo % p.gmod : 0) * p.grs + r_lo, n);
     }
     if constexpr (NORM) stage_norm(p.norm, nu, tid, sm); /* constants: before the wait */
     pdl_wait();
     if constexpr (NORM) { /* one row, nu <= MV_THREADS units: a unit per thread */
         float4 v[8];
         stage_load(p.x, 0, nu, tid, nu, v);
-        const float inv = tid - lane < nu ? rms_inv(warp_sumsq_f<SQ_LEAN>(p.x, p.w.cols), p.w.cols, p.eps) : 0.0f;
-        if (tid - lane < nu) stage_store<K, FAST, true>(v, tid, nu, nu, sm, sf, true, inv, p.w.group);
+        lean_norm_store<K, FAST>(p, v, tid, nu, sm, sf);
     } else {
         stage_rows32<K, FAST>(p.x + (int64_t)g_lo * p.xs, p.xs, nu, HEADS ? g_hi - g_lo + 1 : 1, sm, sf, p.w.group);
     }
@@ -413,14 +419,8 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_mv_glu(const __grid_constant_
     if (p.routed) stg = sm + ((route_smem(p.route.cfg.n_experts, 1) + 15) & ~(size_t)15) / 4;
     if (!p.routed) { /* the block's first batch of gate and up rows to L2 (model constants) */
         const int n = o_hi - o_lo < MV_WARPS * OPW ? o_hi - o_lo : MV_WARPS * OPW;
-        const cuw *ws[2] = {&p.w, &p.up};
-        for (int i = 0; i < 2; i++) {
-            const rowp rp = row_of(*ws[i], 0, p.row0 + o_lo);
-            prefetch_l2(rp.d, (int64_t)n * ws[i]->ld);
-            const int64_t sb = (int64_t)n * (ws[i]->cols >> lg2(ws[i]->group)) * sdt_size(ws[i]->sdt);
-            prefetch_l2(rp.s, sb);
-            if (ws[i]->biases) prefetch_l2(rp.b, sb);
-        }
+        prefetch_rows(p.w, 0, p.row0 + o_lo, n);
+        prefetch_rows(p.up, 0, p.row0 + o_lo, n);
     }
     /* warp 0 routes, the staging tasks start at warp 2 (k_matvec's split) */
     const int ts = (tid + MV_THREADS - 64) % MV_THREADS;
@@ -440,10 +440,7 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_mv_glu(const __grid_constant_
             }
         }
     }
-    if (ts - lane < nu) {
-        const float inv = rms_inv(warp_sumsq_f<SQ_LEAN>(p.x, p.w.cols), p.w.cols, p.eps);
-        stage_store<K, true, true>(v, ts, nu, nu, stg, sf, true, inv, p.w.group);
-    }
+    lean_norm_store<K, true>(p, v, ts, nu, stg, sf);
     __syncthreads();
     const xstage xs0 = xstage_at(stg, p.w.cols);
     constexpr int NR = 2 * OPW;
@@ -762,13 +759,7 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_combine(const __grid_constant
     if (sh) { /* the shared expert's rows do not depend on the route */
         const int64_t r0 = (int64_t)blockIdx.x * MV_WARPS;
         const int64_t n = d - r0 < MV_WARPS ? d - r0 : MV_WARPS;
-        const rowp rp = row_of(p.sh_down, 0, r0);
-        prefetch_l2(rp.d, n * p.sh_down.ld);
-        if (p.sh_down.scales) {
-            const int64_t sb = n * (p.sh_down.cols >> lg2(p.sh_down.group)) * sdt_size(p.sh_down.sdt);
-            prefetch_l2(rp.s, sb);
-            if (p.sh_down.biases) prefetch_l2(rp.b, sb);
-        }
+        prefetch_rows(p.sh_down, 0, r0, n);
     }
     pdl_wait();
     /* the one-pass prologue (dot.cuh): the K rows of h, then the shared expert's row */
