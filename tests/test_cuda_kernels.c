@@ -1295,7 +1295,27 @@ static float cache_val(const uint8_t *c, bool bf16, int64_t i) {
     return v;
 }
 
-/* max over (query, head) of max|out - ref| / max|v| (v in [-1, 1]: max|v| <= 1) */
+/* The reference attention of queries ql / qp into ref (zattn_head_ref). */
+static void absorbed_ref(const hcache *hc, bool bf16, int64_t H, int64_t R, int64_t rope, int64_t nq,
+                         int64_t T, float scale, const hsel *sl, const float *ql, const float *qp,
+                         float *ref) {
+    float *scores = malloc((size_t)T * 4);
+    zdtype kdt = bf16 ? ZDT_BF16 : ZDT_F32;
+    zattn_job j = {.n_heads = H, .n_q = nq, .T = T, .dk = R, .dr = rope, .dv = R, .q = ql,
+                   .qr = qp, .k = hc->lat, .k_stride = R, .kr = hc->kpe, .kr_stride = rope,
+                   .kr_dtype = kdt, .v = hc->lat, .v_stride = R, .kv_dtype = kdt, .scale = scale,
+                   .out = ref, .scratch = scores, .idx = sl->idx, .idx_n = sl->n, .idx_stride = sl->stride};
+    for (int64_t i = 0; i < nq; i++)
+        for (int64_t h = 0; h < H; h++) zattn_head_ref(&j, i, h, scores);
+    free(scores);
+}
+
+/* max over (query, head) of max|out - ref| / max|v| (v in [-1, 1]: max|v| <= 1).  A query
+   of at most ZCU_ATTN_SHORT entries takes the short path (attn.cuh, float32 throughout:
+   the 2e-5 limit even in fast mode); the rest the splits and the merge, and the same
+   launch again with ZMLX_CUDA_ATTN_SHORT=0 sends every query there. */
+static int64_t t_short = ZCU_ATTN_SHORT; /* what ZMLX_CUDA_ATTN_SHORT says */
+
 static void case_absorbed(bool bf16, int64_t H, int64_t R, int64_t rope, int64_t pos,
                           int64_t nq, int64_t nsplit, int64_t keep) {
     const int64_t W = R + rope, T = pos + nq;
@@ -1320,9 +1340,16 @@ static void case_absorbed(bool bf16, int64_t H, int64_t R, int64_t rope, int64_t
     cu_attn a = {.q = dq, .cache = dc, .cache_bf16 = bf16, .n_q = nq, .H = H, .R = R,
                  .rope = rope, .scale = scale, .step = dstep, .nsplit = nsplit, .part_o = po,
                  .part_ml = pml, .out = o.p, .idx = sl.didx, .idx_n = sl.dn, .idx_stride = sl.stride};
-    CHECK(cuk_attn_absorbed(&a, Q) == cudaSuccess);
-    float *out = malloc((size_t)(nq * H * R) * 4), *ref = malloc((size_t)(nq * H * R) * 4);
-    CHECKF(out_fetch(&o, out, "absorbed"), "absorbed attention");
+    bool shrt[64], any_short = false;
+    CHECK(nq <= 64);
+    for (int64_t i = 0; i < nq; i++) {
+        const int64_t n = sl.n && sl.n[i] >= 0 ? sl.n[i] : pos + i + 1;
+        shrt[i] = n <= t_short;
+        any_short |= shrt[i];
+    }
+    const size_t no = (size_t)(nq * H * R);
+    float *out = malloc(no * 4), *refx = malloc(no * 4), *reft = malloc(no * 4);
+    absorbed_ref(&hc, bf16, H, R, rope, nq, T, scale, &sl, ql, qp, refx);
     /* fast mode on a bf16 cache (the tensor-core splits): the reference of the bf16-rounded
        queries (the cache is exact bf16); the kernel also rounds the probabilities to bf16
        (the output moves by at most 2^-8 max|v|) and sums the scores in float32 (each
@@ -1332,6 +1359,7 @@ static void case_absorbed(bool bf16, int64_t H, int64_t R, int64_t rope, int64_t
     if (tc) {
         for (int64_t i = 0; i < nq * H * R; i++) ql[i] = (float)bf16r(ql[i]);
         for (int64_t i = 0; i < nq * H * rope; i++) qp[i] = (float)bf16r(qp[i]);
+        absorbed_ref(&hc, bf16, H, R, rope, nq, T, scale, &sl, ql, qp, reft);
         double qkmax = 0, vmax = 0;
         for (int64_t u = 0; u < T; u++) /* the values: the latent columns */
             for (int64_t c = 0; c < R; c++) vmax = fmax(vmax, fabs(cache_val(hc.rows, true, u * W + c)));
@@ -1342,37 +1370,62 @@ static void case_absorbed(bool bf16, int64_t H, int64_t R, int64_t rope, int64_t
         }
         const double g = 2.0 * (double)(W + 32) / 16777216.0;
         lim = vmax * (1.0 / 256.0 + 4.0 * g * qkmax * scale) + 1e-6;
+    } else {
+        memcpy(reft, refx, no * 4);
     }
-    if (tc) { /* one tile buffer and two (ZMLX_CUDA_DEC_STAGES; the default picks by the grid): same bits */
-        dout o1 = out_new((size_t)(nq * H * R));
-        cu_attn a1 = a;
-        a1.out = o1.p;
-        setenv("ZMLX_CUDA_DEC_STAGES", "1", 1);
-        CHECK(cuk_attn_absorbed(&a1, Q) == cudaSuccess);
-        setenv("ZMLX_CUDA_DEC_STAGES", "2", 1);
+    for (int pass = 0; pass < (any_short ? 2 : 1); pass++) {
+        /* pass 0: the default (short queries on the short path); pass 1: none */
+        char prev[16] = "";
+        if (getenv("ZMLX_CUDA_ATTN_SHORT")) snprintf(prev, sizeof prev, "%s", getenv("ZMLX_CUDA_ATTN_SHORT"));
+        if (pass == 1) setenv("ZMLX_CUDA_ATTN_SHORT", "0", 1);
         CHECK(cuk_attn_absorbed(&a, Q) == cudaSuccess);
-        unsetenv("ZMLX_CUDA_DEC_STAGES");
-        CHECKF(out_fetch(&o, out, "absorbed tc, two stages"), "absorbed attention tc");
-        float *y1 = malloc((size_t)(nq * H * R) * 4);
-        CHECKF(out_fetch(&o1, y1, "absorbed tc, one stage") && same_bits(y1, out, (size_t)(nq * H * R)),
-               "absorbed tc H=%lld pos=%lld: one tile buffer differs from two", (long long)H, (long long)pos);
-        free(y1);
-        out_free(&o1);
+        CHECKF(out_fetch(&o, out, "absorbed"), "absorbed attention");
+        if (tc) { /* one tile buffer and two (ZMLX_CUDA_DEC_STAGES; the default picks by the grid): same bits */
+            dout o1 = out_new(no);
+            cu_attn a1 = a;
+            a1.out = o1.p;
+            setenv("ZMLX_CUDA_DEC_STAGES", "1", 1);
+            CHECK(cuk_attn_absorbed(&a1, Q) == cudaSuccess);
+            setenv("ZMLX_CUDA_DEC_STAGES", "2", 1);
+            CHECK(cuk_attn_absorbed(&a, Q) == cudaSuccess);
+            unsetenv("ZMLX_CUDA_DEC_STAGES");
+            CHECKF(out_fetch(&o, out, "absorbed tc, two stages"), "absorbed attention tc");
+            float *y1 = malloc(no * 4);
+            CHECKF(out_fetch(&o1, y1, "absorbed tc, one stage") && same_bits(y1, out, no),
+                   "absorbed tc H=%lld pos=%lld: one tile buffer differs from two", (long long)H, (long long)pos);
+            free(y1);
+            out_free(&o1);
+        }
+        bool all_short = pass == 0;
+        for (int64_t i = 0; i < nq; i++) all_short &= shrt[i];
+        if (tc && all_short) { /* the short path in the float32 split kernel (hb 8): the same bits */
+            dout o8 = out_new(no);
+            cu_attn a8 = a;
+            a8.out = o8.p;
+            a8.hb = 8;
+            CHECK(cuk_attn_absorbed(&a8, Q) == cudaSuccess);
+            float *y8 = malloc(no * 4);
+            CHECKF(out_fetch(&o8, y8, "absorbed short, hb 8") && same_bits(y8, out, no),
+                   "absorbed short H=%lld pos=%lld: the float32 kernel's short path differs from the tensor-core one's",
+                   (long long)H, (long long)pos);
+            free(y8);
+            out_free(&o8);
+        }
+        if (prev[0]) setenv("ZMLX_CUDA_ATTN_SHORT", prev, 1);
+        else unsetenv("ZMLX_CUDA_ATTN_SHORT");
+        for (int64_t i = 0; i < nq; i++) {
+            const bool sp = pass == 0 && shrt[i];
+            const size_t off = (size_t)(i * H * R);
+            int64_t nan = 0;
+            const double worst = max_err(out + off, (sp ? refx : reft) + off, H * R, &nan);
+            const double li = sp ? 2e-5 : lim;
+            CHECKF(nan == 0 && worst <= li,
+                   "absorbed attention%s bf16=%d H=%lld R=%lld pos=%lld nq=%lld split=%lld keep=%lld query %lld: "
+                   "max err %.3g (limit %.3g), %lld NaN",
+                   sp ? " short" : tc ? " tc" : "", bf16, (long long)H, (long long)R, (long long)pos,
+                   (long long)nq, (long long)nsplit, (long long)keep, (long long)i, worst, li, (long long)nan);
+        }
     }
-    float *scores = malloc((size_t)T * 4);
-    zdtype kdt = bf16 ? ZDT_BF16 : ZDT_F32;
-    zattn_job j = {.n_heads = H, .n_q = nq, .T = T, .dk = R, .dr = rope, .dv = R, .q = ql,
-                   .qr = qp, .k = hc.lat, .k_stride = R, .kr = hc.kpe, .kr_stride = rope,
-                   .kr_dtype = kdt, .v = hc.lat, .v_stride = R, .kv_dtype = kdt, .scale = scale,
-                   .out = ref, .scratch = scores, .idx = sl.idx, .idx_n = sl.n, .idx_stride = sl.stride};
-    for (int64_t i = 0; i < nq; i++)
-        for (int64_t h = 0; h < H; h++) zattn_head_ref(&j, i, h, scores);
-    int64_t nan = 0;
-    const double worst = max_err(out, ref, nq * H * R, &nan);
-    CHECKF(nan == 0 && worst <= lim,
-           "absorbed attention%s bf16=%d H=%lld R=%lld pos=%lld nq=%lld split=%lld keep=%lld: max err %.3g "
-           "(limit %.3g), %lld NaN", tc ? " tc" : "", bf16, (long long)H, (long long)R, (long long)pos,
-           (long long)nq, (long long)nsplit, (long long)keep, worst, lim, (long long)nan);
     hsel_free(&sl);
     out_free(&o);
     cudaFree(dstep);
@@ -1385,8 +1438,8 @@ static void case_absorbed(bool bf16, int64_t H, int64_t R, int64_t rope, int64_t
     free(ql);
     free(qp);
     free(out);
-    free(ref);
-    free(scores);
+    free(refx);
+    free(reft);
 }
 
 
@@ -1750,6 +1803,16 @@ static void absorbed_cases(bool quick) {
         case_absorbed(b, 20, 512, 64, 0, 1, 1, 0);
         case_absorbed(b, 20, 512, 64, 4, 1, 2, 0);
         case_absorbed(b, 20, 512, 64, 37, 1, 8, 0);
+        case_absorbed(b, 20, 512, 64, 159, 1, 8, 0);  /* the short path's last context */
+        case_absorbed(b, 20, 512, 64, 160, 1, 8, 0);  /* the splits' first */
+        case_absorbed(b, 20, 512, 64, 40, 1, 1, 0);   /* one split (the launch widened: a block a head) */
+        case_absorbed(b, 7, 96, 32, 155, 8, 3, 0);    /* queries on both paths in one launch */
+        case_absorbed(b, 4, 64, 16, 300, 3, 2, 100);  /* sparse lists: short ones beside a dense long one */
+        setenv("ZMLX_CUDA_ATTN_SHORT", "16", 1);      /* a lower limit (the measuring knob) */
+        t_short = 16;
+        case_absorbed(b, 20, 512, 64, 12, 8, 8, 0);
+        unsetenv("ZMLX_CUDA_ATTN_SHORT");
+        t_short = ZCU_ATTN_SHORT;
         case_absorbed(b, 20, 512, 64, 300, 1, 3, 0);
         if (!quick) case_absorbed(b, 20, 512, 64, 4095, 1, 32, 0);
         case_absorbed(b, 20, 512, 64, 10, 5, 1, 0);   /* prefill on the absorbed path */

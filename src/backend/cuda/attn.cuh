@@ -31,4 +31,164 @@ __device__ __forceinline__ attn_span attn_span_of(const cu_attn &p, int64_t qi, 
     return a;
 }
 
+/* Query qi's entries (dense: positions 0 .. pos + qi; sparse: its list, *ix set).  Reads
+   the step and the lists: call after pdl_wait(). */
+__device__ __forceinline__ int64_t attn_entries(const cu_attn &p, int64_t qi, const int32_t **ix) {
+    *ix = nullptr;
+    if (p.idx && p.idx_n[qi] >= 0) {
+        *ix = p.idx + qi * p.idx_stride;
+        return p.idx_n[qi];
+    }
+    return (int64_t)p.step->pos + qi + 1;
+}
+
+/* Four consecutive cache elements as stored (bf16: uint2, f32: float4), and as floats. */
+template <bool BF16> struct cache_raw4 { typedef float4 t; };
+template <> struct cache_raw4<true> { typedef uint2 t; };
+template <bool BF16>
+__device__ __forceinline__ typename cache_raw4<BF16>::t cache4_raw(const void *c, int64_t i) {
+    if constexpr (BF16) return __ldg(reinterpret_cast<const uint2 *>(static_cast<const __nv_bfloat16 *>(c) + i));
+    else return __ldg(reinterpret_cast<const float4 *>(static_cast<const float *>(c) + i));
+}
+__device__ __forceinline__ float4 raw4_f(uint2 v) {
+    return make_float4(__uint_as_float(v.x << 16), __uint_as_float(v.x & 0xffff0000u),
+                       __uint_as_float(v.y << 16), __uint_as_float(v.y & 0xffff0000u));
+}
+__device__ __forceinline__ float4 raw4_f(float4 v) {
+    return v;
+}
+template <bool BF16>
+__device__ __forceinline__ float4 cache4(const void *c, int64_t i) {
+    return raw4_f(cache4_raw<BF16>(c, i));
+}
+
+/*
+ * Short contexts: a query whose entries number at most p.short_max (ZCU_ATTN_SHORT by
+ * default; ZMLX_CUDA_ATTN_SHORT lowers it, 0 = never) is attended by the split launch's
+ * blocks a head at a time and written to p.out whole; the merge leaves it alone.  At a
+ * context of 16 the splits' one busy block scored each position with one lane over the
+ * 576 columns and the merge then added one split to nothing.  Here warp w takes entries
+ * w, w + 8, ... in batches of JB rows whose loads are in flight together (as many as the
+ * host kernel's registers hold): a lane holds the 16-byte pieces lane + 32 k of the
+ * query and of each row, the warp's butterfly gives each score, and the warp keeps its
+ * own online softmax a row at a time (running max, sum, and the sum of p v over its
+ * lane's latent pieces, from the rows already in its registers: the same bits whatever
+ * JB, so in either split kernel); the eight warps' states then meet in shared memory as
+ * the merge combines splits.  Float32 throughout (queries, scores, probabilities; the
+ * cache as stored): softmax(scale q.k) v / l in one more order of the sums
+ * (tokens-class, as the splits).  Blocks of 256 threads; b of nb blocks for this query
+ * take heads b, b + nb, ...; sm holds 8 R + 16 floats (both split kernels have more: a
+ * tile of 32 rows of W >= R).  The split kernel marks the short query for the merge with
+ * l = -1 in split 0's statistics of each head (the value the merge reads first anyway:
+ * no extra trip for the other queries).
+ */
+enum { AS_MAX = ZCU_ATTN_SHORT, AS_WARPS = 8, AS_CH = 5 /* 16-byte pieces of a row per lane: W <= 640 */,
+       AS_LCH = ZCU_ATTN_MAX_R / 128 /* ... of its latent columns */ };
+
+__device__ __forceinline__ bool attn_short_q(const cu_attn &p, int64_t qi) {
+    const int32_t *ix;
+    return attn_entries(p, qi, &ix) <= p.short_max;
+}
+
+/* Blocks along x of a split launch with gy along y: the splits, and for the short path at
+   least a block per head of each query. */
+static inline int64_t attn_grid_x(const cu_attn *p, unsigned gy) {
+    const int64_t per = p->short_max > 0 ? (p->H + gy - 1) / gy : 1;
+    return p->nsplit > per ? p->nsplit : per;
+}
+
+template <bool BF16, int JB>
+__device__ __forceinline__ void attn_short(const cu_attn &p, int64_t qi, int b, int nb, float *sm) {
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int32_t *ix;
+    const int Ti = (int)attn_entries(p, qi, &ix);
+    const int W = (int)(p.R + p.rope), W4 = W / 4, R = (int)p.R, R4 = R / 4;
+    float *po = sm, *pm = sm + AS_WARPS * R, *pl = pm + AS_WARPS; /* [8][R] sums, [8] max, [8] sum */
+    typedef typename cache_raw4<BF16>::t raw;
+    for (int64_t h = b; h < p.H; h += nb) {
+        const float4 *qr = reinterpret_cast<const float4 *>(p.q + (qi * p.H + h) * W);
+        float4 qv[AS_CH], acc[AS_LCH];
+#pragma unroll
+        for (int k = 0; k < AS_CH; k++) {
+            const int c4 = lane + 32 * k;
+            qv[k] = c4 < W4 ? __ldg(qr + c4) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        }
+#pragma unroll
+        for (int k = 0; k < AS_LCH; k++) acc[k] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        float m = -INFINITY, l = 0.0f;
+        for (int j0 = 0; j0 < AS_MAX / AS_WARPS; j0 += JB) {
+            if (warp + AS_WARPS * j0 >= Ti) break; /* the batch has a row: m below is finite */
+            raw kv[JB][AS_CH];
+#pragma unroll
+            for (int j = 0; j < JB; j++) {
+                const int t = warp + AS_WARPS * (j0 + j);
+                const int64_t u = t < Ti ? (ix ? (int64_t)ix[t] : t) : 0;
+#pragma unroll
+                for (int k = 0; k < AS_CH; k++) {
+                    const int c4 = lane + 32 * k;
+                    if (t < Ti && c4 < W4) kv[j][k] = cache4_raw<BF16>(p.cache, u * W + 4 * c4);
+                    else kv[j][k] = raw();
+                }
+            }
+            float sc[JB];
+#pragma unroll
+            for (int j = 0; j < JB; j++) {
+                float a = 0.0f;
+#pragma unroll
+                for (int k = 0; k < AS_CH; k++) {
+                    const float4 kf = raw4_f(kv[j][k]);
+                    a = fmaf(qv[k].x, kf.x, a);
+                    a = fmaf(qv[k].y, kf.y, a);
+                    a = fmaf(qv[k].z, kf.z, a);
+                    a = fmaf(qv[k].w, kf.w, a);
+                }
+                sc[j] = __fmul_rn(warp_sum(a), p.scale);
+            }
+            /* the online softmax a row at a time: the same bits whatever JB */
+#pragma unroll
+            for (int j = 0; j < JB; j++) {
+                if (warp + AS_WARPS * (j0 + j) >= Ti) break;
+                const float mn = fmaxf(m, sc[j]), alpha = expf(__fsub_rn(m, mn)); /* 0 on the first row */
+                const float pj = expf(__fsub_rn(sc[j], mn));
+                l = __fadd_rn(__fmul_rn(l, alpha), pj);
+                m = mn;
+#pragma unroll
+                for (int k = 0; k < AS_LCH; k++) {
+                    const float4 kf = raw4_f(kv[j][k]);
+                    float4 a = acc[k];
+                    a.x = fmaf(pj, kf.x, __fmul_rn(a.x, alpha)), a.y = fmaf(pj, kf.y, __fmul_rn(a.y, alpha));
+                    a.z = fmaf(pj, kf.z, __fmul_rn(a.z, alpha)), a.w = fmaf(pj, kf.w, __fmul_rn(a.w, alpha));
+                    acc[k] = a;
+                }
+            }
+        }
+        /* the warps' states (a warp without entries: m = -inf, l = 0, sums 0) */
+#pragma unroll
+        for (int k = 0; k < AS_LCH; k++) {
+            const int c4 = lane + 32 * k;
+            if (c4 < R4) reinterpret_cast<float4 *>(po + warp * R)[c4] = acc[k];
+        }
+        if (lane == 0) pm[warp] = m, pl[warp] = l;
+        __syncthreads();
+        float M = -INFINITY;
+#pragma unroll
+        for (int w = 0; w < AS_WARPS; w++) M = fmaxf(M, pm[w]);
+        float wt[AS_WARPS], L = 0.0f;
+#pragma unroll
+        for (int w = 0; w < AS_WARPS; w++) {
+            wt[w] = pl[w] > 0.0f ? expf(__fsub_rn(pm[w], M)) : 0.0f;
+            L = __fadd_rn(L, __fmul_rn(pl[w], wt[w]));
+        }
+        const float inv = __fdiv_rn(1.0f, L);
+        for (int c = tid; c < R; c += AS_WARPS * 32) {
+            float o = 0.0f;
+#pragma unroll
+            for (int w = 0; w < AS_WARPS; w++) o = fmaf(wt[w], po[w * R + c], o);
+            p.out[(qi * p.H + h) * p.R + c] = __fmul_rn(o, inv);
+        }
+        if (tid == 0) p.part_ml[(qi * p.nsplit * p.H + h) * 2 + 1] = -1.0f; /* for the merge */
+        __syncthreads(); /* sm is rewritten for the next head */
+    }
+}
+
 #endif

@@ -321,6 +321,8 @@ cudaError_t cuk_cache_to_f32(const void *cache, bool bf16, int64_t W, int64_t R,
  */
 #define ZCU_ATTN_MAX_R 512 /* kv_lora_rank the absorbed kernel holds */
 #define ZCU_ATTN_MAX_SPLIT 256
+#define ZCU_ATTN_SHORT 160 /* entries up to which a query takes the short path (attn.cuh; on an
+                              H100 the splits win beyond about 170) */
 typedef struct cu_attn {
     const float *q;
     const void *cache; bool cache_bf16;
@@ -333,6 +335,8 @@ typedef struct cu_attn {
     float *out;     /* [n_q, H, R] */
     int32_t hb;     /* heads per block: 0 = as many as fit (the cache read once per token);
                        8 = more, smaller blocks (short contexts) */
+    int32_t short_max; /* set by cuk_attn_absorbed: queries of at most this many entries
+                          take the short path (attn.cuh; 0 = none) */
     /* DeepSeek-V3.2 sparse attention (zattn_job's idx): when idx is set and idx_n[i] >= 0,
        query i reads only the idx_n[i] positions idx[i * idx_stride ..] (ascending), cut
        into the splits as a context of that length; idx_n[i] < 0 is the dense case. */

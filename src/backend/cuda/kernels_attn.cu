@@ -24,6 +24,7 @@
 #include "backend/cuda/attn.cuh"
 
 #include <math.h>
+#include <stdlib.h>
 
 template <bool BF16>
 __device__ __forceinline__ float cache_at(const void *c, int64_t i) {
@@ -36,6 +37,7 @@ __device__ __forceinline__ float cache_at(const void *c, int64_t i) {
    updates its latent columns (tid, tid + 256) of every head. */
 enum { AT_TP = 32, AT_WARPS = 8, AT_THREADS = AT_WARPS * 32, AT_CPT = ZCU_ATTN_MAX_R / AT_THREADS };
 enum { AT_MAX_ROPE = 128, AT_MAX_W = ZCU_ATTN_MAX_R + AT_MAX_ROPE };
+static_assert(AT_THREADS == AS_WARPS * 32 && AT_MAX_W <= AS_CH * 128, "attn_short's block and row");
 
 /* Dynamic shared memory of k_attn_absorbed for a row width W and HB heads. */
 static size_t at_smem(int64_t W, int HB) {
@@ -43,8 +45,10 @@ static size_t at_smem(int64_t W, int HB) {
     return (size_t)(AT_TP * WS + HB * W + AT_TP * HB + HB) * sizeof(float);
 }
 
+/* bf16 caches, 8 heads a block (short caches): two blocks an SM (128 registers, as before the short
+   path, whose rows in flight would otherwise take more) */
 template <bool BF16, int HB>
-__global__ void __launch_bounds__(AT_THREADS) k_attn_absorbed(const __grid_constant__ cu_attn p) {
+__global__ void __launch_bounds__(AT_THREADS, BF16 && HB == 8 ? 2 : 1) k_attn_absorbed(const __grid_constant__ cu_attn p) {
     extern __shared__ __align__(16) float sm[];
     constexpr int ES = BF16 ? 2 : 4, NV = (AT_TP * AT_MAX_W * ES / 16 + AT_THREADS - 1) / AT_THREADS;
     constexpr int HPW = (HB + AT_WARPS - 1) / AT_WARPS;
@@ -58,6 +62,11 @@ __global__ void __launch_bounds__(AT_THREADS) k_attn_absorbed(const __grid_const
     const int64_t split = blockIdx.x, h0 = (int64_t)blockIdx.y * HB, qi = blockIdx.z;
     const int nh = (int)(p.H - h0 < HB ? p.H - h0 : HB);
     pdl_wait();
+    if (attn_short_q(p, qi)) { /* the whole query here, no merge */
+        attn_short<BF16, BF16 && HB == 8 ? 3 : 2>(p, qi, (int)(blockIdx.x + gridDim.x * blockIdx.y), (int)(gridDim.x * gridDim.y), sm);
+        return;
+    }
+    if (split >= p.nsplit) return; /* a block the short path asked for */
     const attn_span sp = attn_span_of(p, qi, split, AT_TP);
     const int32_t *ix = sp.ix;
     const int64_t t0 = sp.t0, t1 = sp.t1;
@@ -232,12 +241,18 @@ __global__ void __launch_bounds__(MG_THREADS) k_attn_merge(const __grid_constant
     __shared__ float wt[ZCU_ATTN_MAX_SPLIT];
     __shared__ float part[MG_SLICES][MG_COLS];
     __shared__ float inv_l;
+    __shared__ int whole;
     pdl_launch();
-    pdl_wait();
     const int64_t h = blockIdx.x, qi = blockIdx.y;
+    /* a dense short query is known before the wait (the step is the token's upload, done
+       before its first kernel); the wait still orders W_UV after the splits */
+    const bool dense_short = !p.idx && (int64_t)p.step->pos + qi + 1 <= p.short_max;
+    pdl_wait();
+    if (dense_short) return;
     const float *ml = p.part_ml + (qi * p.nsplit * p.H + h) * 2; /* split s at + s * H * 2 */
     if (threadIdx.x < 32) {
         const int lane = threadIdx.x;
+        if (lane == 0) whole = ml[1] < 0.0f; /* attn_short's mark (sparse lists): written whole */
         float M = -INFINITY;
         for (int64_t s = lane; s < p.nsplit; s += 32) {
             const float ls = ml[s * p.H * 2 + 1];
@@ -255,6 +270,7 @@ __global__ void __launch_bounds__(MG_THREADS) k_attn_merge(const __grid_constant
         if (lane == 0) inv_l = __fdiv_rn(1.0f, L);
     }
     __syncthreads();
+    if (whole) return;
     const int cl = threadIdx.x % MG_COLS, sl = threadIdx.x / MG_COLS;
     const int64_t c = (int64_t)blockIdx.z * MG_COLS + cl;
     float o = 0.0f;
@@ -296,12 +312,23 @@ static int at_heads(int64_t H, int64_t W) {
     return hb;
 }
 
+/* Entries up to which a query takes the short path: ZCU_ATTN_SHORT, or
+   ZMLX_CUDA_ATTN_SHORT (0 .. AS_MAX; 0 = never; for measuring). */
+static int32_t short_max(void) {
+    const char *v = getenv("ZMLX_CUDA_ATTN_SHORT");
+    if (!v || !*v) return ZCU_ATTN_SHORT;
+    char *end;
+    const long n = strtol(v, &end, 10);
+    return *end || n < 0 ? ZCU_ATTN_SHORT : n > AS_MAX ? AS_MAX : (int32_t)n;
+}
+
 /* The splits on the CUDA cores (float32). */
 static cudaError_t absorbed_splits(const cu_attn *p, int64_t W, cu_q q) {
     int HB = at_heads(p->H, W);
     if (p->hb == 8) HB = 8;
     const size_t smem = at_smem(W, HB);
-    const dim3 grid((unsigned)p->nsplit, (unsigned)((p->H + HB - 1) / HB), (unsigned)p->n_q);
+    const unsigned gy = (unsigned)((p->H + HB - 1) / HB);
+    const dim3 grid((unsigned)attn_grid_x(p, gy), gy, (unsigned)p->n_q);
 #define AT_GO(hb)                                                                                  \
     return p->cache_bf16 ? launch(q, grid, dim3(AT_THREADS), smem, k_attn_absorbed<true, hb>, *p)  \
                          : launch(q, grid, dim3(AT_THREADS), smem, k_attn_absorbed<false, hb>, *p)
@@ -314,8 +341,11 @@ static cudaError_t absorbed_splits(const cu_attn *p, int64_t W, cu_q q) {
 #undef AT_GO
 }
 
-extern "C" cudaError_t cuk_attn_absorbed(const cu_attn *p, cu_q q) {
-    if (p->n_q <= 0) return cudaSuccess;
+extern "C" cudaError_t cuk_attn_absorbed(const cu_attn *p_in, cu_q q) {
+    if (p_in->n_q <= 0) return cudaSuccess;
+    cu_attn pa = *p_in;
+    pa.short_max = p_in->R % 4 ? 0 : short_max(); /* attn_short: latent pieces of 4 */
+    const cu_attn *p = &pa;
     const int64_t W = p->R + p->rope;
     if (p->R < 1 || p->R > ZCU_ATTN_MAX_R || p->rope < 0 || p->rope > AT_MAX_ROPE || W % 8 ||
         p->nsplit < 1 || p->nsplit > ZCU_ATTN_MAX_SPLIT || p->n_q > 65535 || p->H < 1 ||

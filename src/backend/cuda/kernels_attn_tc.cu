@@ -68,18 +68,6 @@ __device__ __forceinline__ void st_bf16x4(__nv_bfloat16 *dst, float a, float b, 
     *reinterpret_cast<uint2 *>(dst) = v;
 }
 
-/* Four consecutive cache elements (f32 or bf16) as floats. */
-template <bool BF16>
-__device__ __forceinline__ float4 cache4(const void *c, int64_t i) {
-    if constexpr (BF16) {
-        const uint2 v = __ldg(reinterpret_cast<const uint2 *>(static_cast<const __nv_bfloat16 *>(c) + i));
-        return make_float4(__uint_as_float(v.x << 16), __uint_as_float(v.x & 0xffff0000u),
-                           __uint_as_float(v.y << 16), __uint_as_float(v.y & 0xffff0000u));
-    } else {
-        return __ldg(reinterpret_cast<const float4 *>(static_cast<const float *>(c) + i));
-    }
-}
-
 /* Copy tot float4s of a tile: element i = ld(i), stored by st(i, v); FA_LD loads of each
    thread in flight before their stores (one at a time, a tile of 64 keys waited ~40 us). */
 template <typename LD, typename ST>
@@ -293,6 +281,7 @@ extern "C" cudaError_t cuk_attn_tc_init(int optin) {
 
 enum { DT_TK = 32, DT_HB = 32, DT_WARPS = 8, DT_THREADS = DT_WARPS * 32, DT_MAXW = 576 + 64 };
 enum { DT_SLD = DT_TK + 1, DT_PLD = DT_TK + 8 };
+static_assert(DT_THREADS == AS_WARPS * 32 && DT_MAXW <= AS_CH * 128, "attn_short's block and row");
 
 /* Dynamic shared memory for rows of width W and ST tile buffers: Qs [32][W + 8], ST K
    tiles [32][W + 8] (bf16), S [32][33] (f32), P [32][40] (bf16), alpha [32] (f32). */
@@ -325,7 +314,7 @@ __device__ __forceinline__ void ldsm_x2_t(const __nv_bfloat16 *p, uint32_t &b0, 
 /* ST = 2: the next tile's rows in flight during this tile's products (one block per SM
    at W = 576); ST = 1: one buffer, two blocks per SM overlap each other instead. */
 template <int ST>
-__global__ void __launch_bounds__(DT_THREADS) k_attn_dec_tc(const __grid_constant__ cu_attn p) {
+__global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(const __grid_constant__ cu_attn p) {
     extern __shared__ __align__(16) __nv_bfloat16 dsm[];
     pdl_launch();
     const int64_t W = p.R + p.rope, LD = W + 8;
@@ -336,15 +325,22 @@ __global__ void __launch_bounds__(DT_THREADS) k_attn_dec_tc(const __grid_constan
     const int64_t split = blockIdx.x, h0 = (int64_t)blockIdx.y * DT_HB, qi = blockIdx.z;
     const int nh = (int)(p.H - h0 < DT_HB ? p.H - h0 : DT_HB);
     pdl_wait();
+    if (attn_short_q(p, qi)) { /* attn.cuh: the whole query here, float32, no merge */
+        attn_short<true, ST == 2 ? 4 : 2>(p, qi, (int)(blockIdx.x + gridDim.x * blockIdx.y), (int)(gridDim.x * gridDim.y),
+                         reinterpret_cast<float *>(dsm));
+        return;
+    }
+    if (split >= p.nsplit) return; /* a block the short path asked for */
     const attn_span sp = attn_span_of(p, qi, split, DT_TK); /* kernels_attn.cu's spans */
     const int32_t *ix = sp.ix;
     const int64_t t0 = sp.t0, t1 = sp.t1;
 
-    const int64_t c16 = W / 8; /* 16-byte pieces of a row */
+    const uint32_t c16 = (uint32_t)(W / 8); /* 16-byte pieces of a row (32-bit index math) */
     const uint8_t *cb = static_cast<const uint8_t *>(p.cache);
     auto issue = [&](int64_t tt, __nv_bfloat16 *dst) {
-        for (int64_t i = tid; i < DT_TK * c16; i += DT_THREADS) {
-            const int64_t r = i / c16, c = (i - r * c16) * 8, u = tt + r;
+        for (uint32_t i = tid; i < DT_TK * c16; i += DT_THREADS) {
+            const uint32_t r = i / c16, c = (i - r * c16) * 8;
+            const int64_t u = tt + r;
             const bool ok = u < t1;
             const int64_t row = ok ? (ix ? (int64_t)ix[u] : u) : 0;
             cp_async16(dst + r * LD + c, cb + (size_t)(row * W + c) * 2, ok);
@@ -352,11 +348,22 @@ __global__ void __launch_bounds__(DT_THREADS) k_attn_dec_tc(const __grid_constan
     };
     if (t0 < t1) issue(t0, Kb);
     cp_async_commit();
-    for (int64_t i = tid; i < DT_HB * (W / 4); i += DT_THREADS) { /* the queries, bf16 */
-        const int64_t r = i / (W / 4), c = (i - r * (W / 4)) * 4;
-        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        if (r < nh) v = __ldg(reinterpret_cast<const float4 *>(p.q + (qi * p.H + h0 + r) * W + c));
-        st_bf16x4(Qs + r * LD + c, v.x, v.y, v.z, v.w);
+    { /* the queries, bf16: the block's rows are consecutive, eight loads of a thread in flight */
+        const uint32_t w4 = (uint32_t)(W / 4), tot = DT_HB * w4, have = (uint32_t)nh * w4;
+        const float4 *src = reinterpret_cast<const float4 *>(p.q + (qi * p.H + h0) * W);
+        for (uint32_t i0 = tid; i0 < tot; i0 += 8 * DT_THREADS) {
+            float4 v[8];
+#pragma unroll
+            for (int k = 0; k < 8; k++) {
+                const uint32_t i = i0 + k * DT_THREADS;
+                v[k] = i < have ? __ldg(src + i) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            }
+#pragma unroll
+            for (int k = 0; k < 8; k++) {
+                const uint32_t i = i0 + k * DT_THREADS, r = i / w4;
+                if (i < tot) st_bf16x4(Qs + r * LD + (i - r * w4) * 4, v[k].x, v[k].y, v[k].z, v[k].w);
+            }
+        }
     }
 
     /* softmax state: warp w holds heads 4w .. 4w + 3 (lane-uniform) */
@@ -484,14 +491,15 @@ extern "C" bool cuk_attn_dec_tc_ok(const cu_attn *p) {
 /* The splits (the merge follows in cuk_attn_absorbed). */
 extern "C" cudaError_t cuk_attn_dec_tc(const cu_attn *p, cu_q q) {
     if (!cuk_attn_dec_tc_ok(p)) return cudaErrorInvalidValue;
-    const dim3 grid((unsigned)p->nsplit, (unsigned)((p->H + DT_HB - 1) / DT_HB), (unsigned)p->n_q);
+    const unsigned gy = (unsigned)((p->H + DT_HB - 1) / DT_HB);
+    const dim3 grid((unsigned)attn_grid_x(p, gy), gy, (unsigned)p->n_q);
     /* more blocks than SMs: one tile buffer, so two blocks fit an SM (H200, 32k: 117 -> 129
        tok/s); fewer: two buffers, the next tile in flight (4k: 174.5 vs 172.4 with one).
        ZMLX_CUDA_DEC_STAGES=1|2 (a measuring knob) chooses. */
     int dev = 0, sms = 0;
     if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
         (void)cudaGetLastError();
-    const int64_t blocks = (int64_t)grid.x * grid.y * grid.z;
+    const int64_t blocks = p->nsplit * grid.y * grid.z; /* the splits' */
     int st = blocks > sms ? 1 : 2;
     const char *env = getenv("ZMLX_CUDA_DEC_STAGES");
     if (env && (!strcmp(env, "1") || !strcmp(env, "2"))) st = env[0] - '0';
