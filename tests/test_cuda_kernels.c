@@ -24,8 +24,9 @@
  *   - the router: chosen experts and their order exactly as zop_route (ties included),
  *     weights to 1e-6; the grouping of a chunk by expert exactly as moe.c;
  *   - attention, absorbed (all heads per block, split over the context, f32 and bf16
- *     caches, one and several queries) and expanded, dense and over sparse position
- *     lists (DeepSeek-V3.2), against zattn_head_ref to 2e-5;
+ *     caches, one and several queries; short contexts on the short path and, again,
+ *     on the splits) and expanded, dense and over sparse position lists
+ *     (DeepSeek-V3.2), against zattn_head_ref to 2e-5;
  *   - the DSA indexer: keys' LayerNorm + rope and the cache write, queries' rope, the
  *     scores against a double-precision reference, the top-k exactly zidx_topk's.
  * Without a GPU: "SKIP: no CUDA device".  ZMLX_TEST_CUDA_QUICK=1 runs a smaller set (for
