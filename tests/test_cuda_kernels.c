@@ -58,23 +58,26 @@ static const wfmt F_MX = {ZW_MXFP4, 32, ZDT_U8};
    passes before it (ZMLX_CUDA_STAGE=0) stage the same values: job p's n outputs are the
    same bits either way.  The lean kernels (k_mv_lean, k_mv_glu) take their jobs by
    default and k_matvec's three passes under ZMLX_CUDA_STAGE=0, so this also holds them
-   to k_matvec's bits. */
-static bool stage_same(cu_mv p, size_t n) {
+   to k_matvec's bits.  knob_same: the same with another knob set to 0. */
+static bool knob_same(cu_mv p, size_t n, const char *knob) {
     dout a = out_new(n), b = out_new(n);
     float *ha = malloc(n * 4), *hb = malloc(n * 4);
     p.y = a.p;
     CHECK(cuk_matvec(&p, 1, QPDL) == cudaSuccess);
-    setenv("ZMLX_CUDA_STAGE", "0", 1);
+    setenv(knob, "0", 1);
     p.y = b.p;
     CHECK(cuk_matvec(&p, 1, QPDL) == cudaSuccess);
-    unsetenv("ZMLX_CUDA_STAGE");
-    const bool ok = out_fetch(&a, ha, "one-pass prologue") && out_fetch(&b, hb, "three-pass prologue") &&
-                    same_bits(ha, hb, n);
+    unsetenv(knob);
+    const bool ok = out_fetch(&a, ha, "default") && out_fetch(&b, hb, knob) && same_bits(ha, hb, n);
     out_free(&a);
     out_free(&b);
     free(ha);
     free(hb);
     return ok;
+}
+
+static bool stage_same(cu_mv p, size_t n) {
+    return knob_same(p, n, "ZMLX_CUDA_STAGE");
 }
 
 /* Plain matvec against the bound; then, bit for bit: a slice of rows launched alone (a
@@ -409,6 +412,9 @@ static void case_moe(wfmt f, int E, int K, int64_t mI, int64_t d, bool shared) {
         jn.eps = 1e-5f;
         CHECKF(stage_same(jf, (size_t)(K * mI)) && stage_same(jn, (size_t)(K * mI)),
                "moe %s E=%d K=%d: the one-pass prologue differs from the three passes", fn, E, K);
+        /* k_mv_glu with the next rows in flight (PIPE) and without */
+        CHECKF(knob_same(jn, (size_t)(K * mI), "ZMLX_CUDA_GLU_PIPE"),
+               "moe %s E=%d K=%d: k_mv_glu's pipelined loop differs from its plain one", fn, E, K);
         cudaFree(dnw);
         free(nw);
     }

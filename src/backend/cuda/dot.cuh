@@ -263,6 +263,60 @@ __device__ __forceinline__ void warp_dots_s(const rowp (&r)[NR], const bool (&va
     warp_dots<K, NR, FAST>(r, valid, xs, cols, group, sdt, out);
 }
 
+/*
+ * warp_dots in two halves, for fast mode on the int8 layouts with the scale type SDT a
+ * constant and at most NJ units of a row per lane: wd_load issues the rows' loads into a
+ * wd_raw, wd_sum does warp_dots' arithmetic on it (the same order, the same bits), so a
+ * warp can have its next rows in flight while it sums the current ones.
+ */
+template <int K, int NR, int NJ> struct wd_raw {
+    uint32_t w[NR][NJ][fmt<K>::NW];
+    float sc[NR][NJ], bi[NR][NJ];
+};
+
+template <int K, int NR, int NJ, int SDT>
+__device__ __forceinline__ void wd_load(const rowp (&r)[NR], const bool (&valid)[NR], int nj, int group,
+                                        wd_raw<K, NR, NJ> &raw) {
+    const int lane = threadIdx.x & 31, gsh = lg2(group) - 5;
+#pragma unroll
+    for (int k = 0; k < NR; k++)
+#pragma unroll
+        for (int b = 0; b < NJ; b++) {
+            const int u = b * 32 + lane;
+            if (valid[k] && b < nj) {
+                load_unit<K>(r[k].d, u, raw.w[k][b]);
+                raw.sc[k][b] = ld_scale_t<SDT>(SDT, r[k].s, u >> gsh);
+                raw.bi[k][b] = ld_scale_t<SDT>(SDT, r[k].b, u >> gsh);
+            }
+        }
+}
+
+template <int K, int NR, int NJ>
+__device__ __forceinline__ void wd_sum(const wd_raw<K, NR, NJ> &raw, const bool (&valid)[NR],
+                                       const xstage (&xs)[NR], int nj, float (&out)[NR]) {
+    static_assert(q8k<K>::ok, "wd_sum: the int8 layouts");
+    const int lane = threadIdx.x & 31;
+    float acc[NR];
+#pragma unroll
+    for (int k = 0; k < NR; k++) {
+        acc[k] = 0.0f;
+#pragma unroll
+        for (int b = 0; b < NJ; b++) {
+            const int u = b * 32 + lane;
+            if (!valid[k] || b >= nj) continue;
+            const int4 *xq = xs[k].xq + (b * 2) * 32 + lane;
+            const int I = unit_dot_q8<K>(raw.w[k][b], xq[0], xq[32]);
+            const float a = raw.sc[k][b];
+            const float t = fmaf(a, (float)q8k<K>::m, raw.bi[k][b]);
+            const float v = fmaf(__fmul_rn(a, xs[k].d[u]), (float)(I - q8k<K>::m * xs[k].qs[u]),
+                                 __fmul_rn(t, xs[k].xsum[u]));
+            acc[k] = __fadd_rn(acc[k], v);
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < NR; k++) out[k] = warp_sum(acc[k]);
+}
+
 /* Floats of shared memory one staged row of `cols` takes (x padded to whole warps of
    units, then the unit sums; fast: then xq, d, qs as q8.cuh lays them out). */
 __host__ __device__ __forceinline__ int64_t stage_floats(int64_t cols, bool fast = false) {

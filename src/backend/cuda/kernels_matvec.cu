@@ -403,9 +403,12 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_mv_lean(const __grid_constant
  * The lean SwiGLU launch (k_mv_glu): one or two SwiGLU jobs normalised on load, the first
  * optionally routed (moe_mlp: the routed experts' gate/up beside the shared expert's,
  * the dense FFN's gate/up) — k_matvec's route (warp 0, warp_route), one-pass staging and
- * SwiGLU products, the same bits, in a kernel of its own.
+ * SwiGLU products, the same bits, in a kernel of its own.  PIPE (one output a batch, rows
+ * of at most 2,048 columns, bf16 scales): each warp's next gate and up rows are loaded
+ * (dot.cuh's wd_load) while it sums the current ones (wd_sum: the same bits).
  */
-template <int K, int OPW>
+enum { GLU_NJ = 2 }; /* PIPE: units of a row per lane (cols <= 64 * 32) */
+template <int K, int OPW, bool PIPE>
 __global__ void __launch_bounds__(MV_THREADS, 2) k_mv_glu(const __grid_constant__ mv_lean_args a) {
     extern __shared__ __align__(16) float sm[];
     __shared__ int sidx[ZCU_ROUTE_MAX_K];
@@ -444,28 +447,60 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_mv_glu(const __grid_constant_
     __syncthreads();
     const xstage xs0 = xstage_at(stg, p.w.cols);
     constexpr int NR = 2 * OPW;
-    for (int o = o_lo + warp * OPW; o < o_hi; o += MV_WARPS * OPW) {
-        rowp r[NR];
-        bool valid[NR];
-        xstage xs[NR];
-        int gk[OPW], rk[OPW];
-#pragma unroll
-        for (int i = 0; i < OPW; i++) {
-            gk[i] = 0, rk[i] = o + i;
-            if (o + i < o_hi && p.groups > 1) lean_pos(p, o + i, &gk[i], &rk[i]);
-            const int64_t e = o + i < o_hi && p.routed ? sidx[gk[i]] : 0;
-#pragma unroll
-            for (int h = 0; h < 2; h++) {
-                valid[2 * i + h] = o + i < o_hi;
-                r[2 * i + h] = row_of(h ? p.up : p.w, e, p.row0 + rk[i]);
-                xs[2 * i + h] = xs0;
-            }
+    if constexpr (PIPE) {
+        static_assert(OPW == 1, "k_mv_glu PIPE: one output a batch");
+        const int nj = lane < nu ? (nu - lane + 31) / 32 : 0;
+        const xstage xs[2] = {xs0, xs0};
+        /* output o's gate and up rows (valid: o < o_hi), its group and row */
+        auto rows = [&](int o, rowp (&r)[2], bool (&valid)[2], int &g, int &rr) {
+            g = 0, rr = o;
+            if (o < o_hi && p.groups > 1) lean_pos(p, o, &g, &rr);
+            const int64_t e = o < o_hi && p.routed ? sidx[g] : 0;
+            r[0] = row_of(p.w, e, p.row0 + rr), r[1] = row_of(p.up, e, p.row0 + rr);
+            valid[0] = valid[1] = o < o_hi;
+        };
+        rowp r[2];
+        bool valid[2];
+        int g, rr;
+        wd_raw<K, 2, GLU_NJ> cur, nxt;
+        int o = o_lo + warp;
+        rows(o, r, valid, g, rr);
+        wd_load<K, 2, GLU_NJ, CU_SDT_BF16>(r, valid, nj, p.w.group, cur);
+        for (; o < o_hi; o += MV_WARPS) {
+            rowp r2[2];
+            bool valid2[2];
+            int g2, rr2;
+            rows(o + MV_WARPS, r2, valid2, g2, rr2);
+            wd_load<K, 2, GLU_NJ, CU_SDT_BF16>(r2, valid2, nj, p.w.group, nxt); /* in flight while we sum */
+            float out[2];
+            wd_sum<K, 2, GLU_NJ>(cur, valid, xs, nj, out);
+            if (lane == 0) p.y[(int64_t)g * p.ys + rr] = silu_mul(out[0], out[1]);
+            cur = nxt, valid[0] = valid2[0], valid[1] = valid2[1], g = g2, rr = rr2;
         }
-        float out[NR];
-        warp_dots_s<K, NR, true>(r, valid, xs, p.w.cols, p.w.group, p.w.sdt, out);
+    } else {
+        for (int o = o_lo + warp * OPW; o < o_hi; o += MV_WARPS * OPW) {
+            rowp r[NR];
+            bool valid[NR];
+            xstage xs[NR];
+            int gk[OPW], rk[OPW];
 #pragma unroll
-        for (int i = 0; i < OPW; i++)
-            if (lane == i && o + i < o_hi) p.y[(int64_t)gk[i] * p.ys + rk[i]] = silu_mul(out[2 * i], out[2 * i + 1]);
+            for (int i = 0; i < OPW; i++) {
+                gk[i] = 0, rk[i] = o + i;
+                if (o + i < o_hi && p.groups > 1) lean_pos(p, o + i, &gk[i], &rk[i]);
+                const int64_t e = o + i < o_hi && p.routed ? sidx[gk[i]] : 0;
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    valid[2 * i + h] = o + i < o_hi;
+                    r[2 * i + h] = row_of(h ? p.up : p.w, e, p.row0 + rk[i]);
+                    xs[2 * i + h] = xs0;
+                }
+            }
+            float out[NR];
+            warp_dots_s<K, NR, true>(r, valid, xs, p.w.cols, p.w.group, p.w.sdt, out);
+#pragma unroll
+            for (int i = 0; i < OPW; i++)
+                if (lane == i && o + i < o_hi) p.y[(int64_t)gk[i] * p.ys + rk[i]] = silu_mul(out[2 * i], out[2 * i + 1]);
+        }
     }
 }
 
@@ -664,12 +699,18 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
         return cudaSuccess;
     }
     cudaError_t err;
+    bool pipe = glu && opw == 1 && mv_knob("ZMLX_CUDA_GLU_PIPE", 1) != 0;
+    for (int k = 0; k < n && pipe; k++)
+        pipe = jobs[k].w.cols <= GLU_NJ * 32 * 32 && jobs[k].w.sdt == CU_SDT_BF16 && jobs[k].up.sdt == CU_SDT_BF16 &&
+               jobs[k].w.group == jobs[k].up.group;
     if (glu && kind == ZW_AFFINE4)
-        err = opw == 1 ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE4, 1>, a)
-                       : launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE4, 2>, a);
+        err = pipe     ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE4, 1, true>, a)
+              : opw == 1 ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE4, 1, false>, a)
+                       : launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE4, 2, false>, a);
     else if (glu)
-        err = opw == 1 ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE8, 1>, a)
-                       : launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE8, 2>, a);
+        err = pipe     ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE8, 1, true>, a)
+              : opw == 1 ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE8, 1, false>, a)
+                       : launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE8, 2, false>, a);
     else if (kind == ZW_AFFINE4 && q8) err = lean_opw_go<ZW_AFFINE4, true>(opw, form, q, a, blocks, smem);
     else if (kind == ZW_AFFINE8 && q8) err = lean_opw_go<ZW_AFFINE8, true>(opw, form, q, a, blocks, smem);
     else err = lean_opw_go<ZW_BF16, false>(opw, form, q, a, blocks, smem);
@@ -936,8 +977,9 @@ static cudaError_t mv_attrs(int lim) {
         if (err == cudaSuccess) err = cudaFuncSetAttribute(k_matvec<K, true>, a, lim);
         if (err == cudaSuccess) err = cudaFuncSetAttribute(k_combine<K, true>, a, lim);
         if (err == cudaSuccess) err = lean_attrs<K, true>(lim);
-        if (err == cudaSuccess) err = cudaFuncSetAttribute(k_mv_glu<K, 1>, a, lim);
-        if (err == cudaSuccess) err = cudaFuncSetAttribute(k_mv_glu<K, 2>, a, lim);
+        if (err == cudaSuccess) err = cudaFuncSetAttribute(k_mv_glu<K, 1, false>, a, lim);
+        if (err == cudaSuccess) err = cudaFuncSetAttribute(k_mv_glu<K, 2, false>, a, lim);
+        if (err == cudaSuccess) err = cudaFuncSetAttribute(k_mv_glu<K, 1, true>, a, lim);
     }
     if constexpr (K == ZW_BF16)
         if (err == cudaSuccess) err = lean_attrs<K, false>(lim);
