@@ -457,6 +457,19 @@ static void case_moe(wfmt f, int E, int K, int64_t mI, int64_t d, bool shared) {
     CHECK(cuk_combine(&cb, QPDL) == cudaSuccess);
     CHECKF(out_fetch(&xb, yb, "combine fused") && same_bits(ya, yb, (size_t)d),
            "moe %s: down + combine + residual (fused) differ from the unfused chain", fn);
+    { /* the rows loaded before the staging (EARLY, where it applies) and after it */
+        dout xe = out_from(res, (size_t)d);
+        cu_combine ce = cb;
+        ce.x = xe.p;
+        setenv("ZMLX_CUDA_COMBINE_EARLY", "0", 1);
+        CHECK(cuk_combine(&ce, QPDL) == cudaSuccess);
+        unsetenv("ZMLX_CUDA_COMBINE_EARLY");
+        float *ye = malloc((size_t)d * 4);
+        CHECKF(out_fetch(&xe, ye, "combine, rows after the staging") && same_bits(yb, ye, (size_t)d),
+               "moe %s: k_combine's early rows differ from its rows after the staging", fn);
+        free(ye);
+        out_free(&xe);
+    }
     /* fused with the shared output precomputed, no residual */
     cu_combine cc = cb;
     cc.sh_down = (cuw){0};

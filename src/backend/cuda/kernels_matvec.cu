@@ -790,7 +790,11 @@ extern "C" cudaError_t cuk_matvec(const cu_mv *jobs, int n_jobs, cu_q q) {
 
 /* ---------------------------------------------------------------- combine */
 
-template <int K, bool FAST>
+/* EARLY (fast, affine 4-bit, bf16 scales, at most four experts, rows of at most 2,048 columns, the shared
+   expert's of the same shape): the warp's routed rows and the shared expert's row are
+   loaded into registers (dot.cuh's wd_load) as soon as the route is read, before the
+   block stages h, and summed after it (wd_sum: the same bits). */
+template <int K, bool FAST, bool EARLY>
 __global__ void __launch_bounds__(MV_THREADS, 2) k_combine(const __grid_constant__ cu_combine p) {
     extern __shared__ __align__(16) float sm[];
     pdl_launch();
@@ -803,56 +807,104 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_combine(const __grid_constant
         prefetch_rows(p.sh_down, 0, r0, n);
     }
     pdl_wait();
-    /* the one-pass prologue (dot.cuh): the K rows of h, then the shared expert's row */
-    const int64_t sf = stage_floats(p.down.cols, FAST), nu = p.down.cols / 32;
-    stage_rows<K, FAST>(p.h, p.hs, nu, p.K * nu, threadIdx.x, sm, sf, p.down.group);
-    xstage xsh = {};
-    if (sh) {
-        const int64_t snu = p.sh_down.cols / 32;
-        stage_rows<K, FAST>(p.sh_h, 0, snu, snu, threadIdx.x, sm + p.K * sf, 0, p.sh_down.group);
-        xsh = xstage_at(sm + p.K * sf, p.sh_down.cols);
-    }
-    __syncthreads();
-    if (r >= d) return;
-    /* route order: score descending, ties to the lower expert index; no FMA */
-    float acc = 0.0f;
-    for (int64_t k0 = 0; k0 < p.K; k0 += 4) {
-        rowp rp[4];
-        bool valid[4];
-        xstage xs[4];
+    if constexpr (EARLY) {
+        const int nu = (int)(p.down.cols / 32), nj = lane < nu ? (nu - lane + 31) / 32 : 0;
+        rowp rp[4], rs[1];
+        bool valid[4], vs[1] = {sh && r < d};
 #pragma unroll
         for (int i = 0; i < 4; i++) {
-            valid[i] = k0 + i < p.K;
-            const int64_t k = valid[i] ? k0 + i : 0;
-            rp[i] = row_of(p.down, valid[i] ? (int64_t)p.idx[k] : 0, r);
-            xs[i] = xstage_at(sm + k * sf, p.down.cols);
+            valid[i] = i < p.K && r < d;
+            rp[i] = row_of(p.down, valid[i] ? (int64_t)p.idx[i] : 0, r);
         }
-        float out[4];
-        warp_dots_s<K, 4, FAST>(rp, valid, xs, p.down.cols, p.down.group, p.down.sdt, out);
+        rs[0] = row_of(p.sh_down, 0, r);
+        wd_raw<K, 4, GLU_NJ> raw;
+        wd_raw<K, 1, GLU_NJ> rsh;
+        wd_load<K, 4, GLU_NJ, CU_SDT_BF16>(rp, valid, nj, p.down.group, raw);
+        wd_load<K, 1, GLU_NJ, CU_SDT_BF16>(rs, vs, nj, p.sh_down.group, rsh);
+        const int64_t sf = stage_floats(p.down.cols, true);
+        stage_rows<K, true>(p.h, p.hs, nu, p.K * nu, threadIdx.x, sm, sf, p.down.group);
+        if (sh) stage_rows<K, true>(p.sh_h, 0, nu, nu, threadIdx.x, sm + p.K * sf, 0, p.sh_down.group);
+        __syncthreads();
+        if (r >= d) return;
+        xstage xs[4], xsh[1] = {xstage_at(sm + p.K * sf, p.down.cols)};
+#pragma unroll
+        for (int i = 0; i < 4; i++) xs[i] = xstage_at(sm + (i < p.K ? i : 0) * sf, p.down.cols);
+        float out[4], osh[1];
+        wd_sum<K, 4, GLU_NJ>(raw, valid, xs, nj, out);
+        float acc = 0.0f; /* route order, no FMA: k_combine's sum */
 #pragma unroll
         for (int i = 0; i < 4; i++)
-            if (valid[i]) acc = __fadd_rn(acc, __fmul_rn(p.w[k0 + i], out[i]));
+            if (valid[i]) acc = __fadd_rn(acc, __fmul_rn(p.w[i], out[i]));
+        if (sh) {
+            wd_sum<K, 1, GLU_NJ>(rsh, vs, xsh, nj, osh);
+            acc = __fadd_rn(acc, osh[0]);
+        } else if (p.sh_out) {
+            acc = __fadd_rn(acc, p.sh_out[r]);
+        }
+        if (lane != 0) return;
+        if (p.residual) p.x[r] = __fadd_rn(p.x[r], acc);
+        else p.out[r] = acc;
+    } else {
+        /* the one-pass prologue (dot.cuh): the K rows of h, then the shared expert's row */
+        const int64_t sf = stage_floats(p.down.cols, FAST), nu = p.down.cols / 32;
+        stage_rows<K, FAST>(p.h, p.hs, nu, p.K * nu, threadIdx.x, sm, sf, p.down.group);
+        xstage xsh = {};
+        if (sh) {
+            const int64_t snu = p.sh_down.cols / 32;
+            stage_rows<K, FAST>(p.sh_h, 0, snu, snu, threadIdx.x, sm + p.K * sf, 0, p.sh_down.group);
+            xsh = xstage_at(sm + p.K * sf, p.sh_down.cols);
+        }
+        __syncthreads();
+        if (r >= d) return;
+        /* route order: score descending, ties to the lower expert index; no FMA */
+        float acc = 0.0f;
+        for (int64_t k0 = 0; k0 < p.K; k0 += 4) {
+            rowp rp[4];
+            bool valid[4];
+            xstage xs[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                valid[i] = k0 + i < p.K;
+                const int64_t k = valid[i] ? k0 + i : 0;
+                rp[i] = row_of(p.down, valid[i] ? (int64_t)p.idx[k] : 0, r);
+                xs[i] = xstage_at(sm + k * sf, p.down.cols);
+            }
+            float out[4];
+            warp_dots_s<K, 4, FAST>(rp, valid, xs, p.down.cols, p.down.group, p.down.sdt, out);
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                if (valid[i]) acc = __fadd_rn(acc, __fmul_rn(p.w[k0 + i], out[i]));
+        }
+        if (sh) {
+            rowp rp[1] = {row_of(p.sh_down, 0, r)};
+            bool valid[1] = {true};
+            xstage xs[1] = {xsh};
+            float out[1];
+            warp_dots_s<K, 1, FAST>(rp, valid, xs, p.sh_down.cols, p.sh_down.group, p.sh_down.sdt, out);
+            acc = __fadd_rn(acc, out[0]);
+        } else if (p.sh_out) {
+            acc = __fadd_rn(acc, p.sh_out[r]);
+        }
+        if (lane != 0) return;
+        if (p.residual) p.x[r] = __fadd_rn(p.x[r], acc);
+        else p.out[r] = acc;
     }
-    if (sh) {
-        rowp rp[1] = {row_of(p.sh_down, 0, r)};
-        bool valid[1] = {true};
-        xstage xs[1] = {xsh};
-        float out[1];
-        warp_dots_s<K, 1, FAST>(rp, valid, xs, p.sh_down.cols, p.sh_down.group, p.sh_down.sdt, out);
-        acc = __fadd_rn(acc, out[0]);
-    } else if (p.sh_out) {
-        acc = __fadd_rn(acc, p.sh_out[r]);
-    }
-    if (lane != 0) return;
-    if (p.residual) p.x[r] = __fadd_rn(p.x[r], acc);
-    else p.out[r] = acc;
 }
 
 template <int K>
 static cudaError_t combine_go(cu_q q, unsigned blocks, size_t smem, const cu_combine &p, bool fast) {
-    if constexpr (q8k<K>::ok)
-        if (fast) return launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_combine<K, true>, p);
-    return launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_combine<K, false>, p);
+    if constexpr (q8k<K>::ok) {
+        const bool sh = p.sh_h && p.sh_down.rows > 0;
+        /* affine 4-bit only: 8-bit rows in registers spill */
+        const bool early = K == ZW_AFFINE4 && fast && p.K <= 4 && p.down.cols <= GLU_NJ * 32 * 32 && p.down.sdt == CU_SDT_BF16 &&
+                           (!sh || (p.sh_down.cols == p.down.cols && p.sh_down.sdt == CU_SDT_BF16 &&
+                                    p.sh_down.group == p.down.group)) &&
+                           mv_knob("ZMLX_CUDA_COMBINE_EARLY", 1) != 0;
+        if constexpr (K == ZW_AFFINE4)
+            if (early) return launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_combine<K, true, true>, p);
+        if (fast) return launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_combine<K, true, false>, p);
+    }
+    return launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_combine<K, false, false>, p);
 }
 
 extern "C" cudaError_t cuk_combine(const cu_combine *p, cu_q q) {
@@ -972,10 +1024,12 @@ template <int K>
 static cudaError_t mv_attrs(int lim) {
     const cudaFuncAttribute a = cudaFuncAttributeMaxDynamicSharedMemorySize;
     cudaError_t err = cudaFuncSetAttribute(k_matvec<K, false>, a, lim);
-    if (err == cudaSuccess) err = cudaFuncSetAttribute(k_combine<K, false>, a, lim);
+    if (err == cudaSuccess) err = cudaFuncSetAttribute(k_combine<K, false, false>, a, lim);
     if constexpr (q8k<K>::ok) {
         if (err == cudaSuccess) err = cudaFuncSetAttribute(k_matvec<K, true>, a, lim);
-        if (err == cudaSuccess) err = cudaFuncSetAttribute(k_combine<K, true>, a, lim);
+        if (err == cudaSuccess) err = cudaFuncSetAttribute(k_combine<K, true, false>, a, lim);
+        if constexpr (K == ZW_AFFINE4)
+            if (err == cudaSuccess) err = cudaFuncSetAttribute(k_combine<K, true, true>, a, lim);
         if (err == cudaSuccess) err = lean_attrs<K, true>(lim);
         if (err == cudaSuccess) err = cudaFuncSetAttribute(k_mv_glu<K, 1, false>, a, lim);
         if (err == cudaSuccess) err = cudaFuncSetAttribute(k_mv_glu<K, 2, false>, a, lim);
