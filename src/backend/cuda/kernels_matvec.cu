@@ -790,6 +790,15 @@ extern "C" cudaError_t cuk_matvec(const cu_mv *jobs, int n_jobs, cu_q q) {
 
 /* ---------------------------------------------------------------- combine */
 
+/* k_combine's end: the shared expert's output added when it was computed elsewhere
+   (sh_out; sh: its row was in this launch), then lane 0 stores or adds to the residual. */
+__device__ __forceinline__ void combine_store(const cu_combine &p, int64_t r, float acc, bool sh) {
+    if (!sh && p.sh_out) acc = __fadd_rn(acc, p.sh_out[r]);
+    if ((threadIdx.x & 31) != 0) return;
+    if (p.residual) p.x[r] = __fadd_rn(p.x[r], acc);
+    else p.out[r] = acc;
+}
+
 /* EARLY (fast, affine 4-bit, bf16 scales, at most four experts, rows of at most 2,048 columns, the shared
    expert's of the same shape): the warp's routed rows and the shared expert's row are
    loaded into registers (dot.cuh's wd_load) as soon as the route is read, before the
@@ -838,12 +847,8 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_combine(const __grid_constant
         if (sh) {
             wd_sum<K, 1, GLU_NJ>(rsh, vs, xsh, nj, osh);
             acc = __fadd_rn(acc, osh[0]);
-        } else if (p.sh_out) {
-            acc = __fadd_rn(acc, p.sh_out[r]);
         }
-        if (lane != 0) return;
-        if (p.residual) p.x[r] = __fadd_rn(p.x[r], acc);
-        else p.out[r] = acc;
+        combine_store(p, r, acc, sh);
     } else {
         /* the one-pass prologue (dot.cuh): the K rows of h, then the shared expert's row */
         const int64_t sf = stage_floats(p.down.cols, FAST), nu = p.down.cols / 32;
@@ -882,12 +887,8 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_combine(const __grid_constant
             float out[1];
             warp_dots_s<K, 1, FAST>(rp, valid, xs, p.sh_down.cols, p.sh_down.group, p.sh_down.sdt, out);
             acc = __fadd_rn(acc, out[0]);
-        } else if (p.sh_out) {
-            acc = __fadd_rn(acc, p.sh_out[r]);
         }
-        if (lane != 0) return;
-        if (p.residual) p.x[r] = __fadd_rn(p.x[r], acc);
-        else p.out[r] = acc;
+        combine_store(p, r, acc, sh);
     }
 }
 
