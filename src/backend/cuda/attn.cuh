@@ -1,35 +1,12 @@
 /*
  * attn.cuh — what the two absorbed-attention split kernels share (kernels_attn.cu's float32
  * one, kernels_attn_tc.cu's tensor-core one): which positions a split reads, so both
- * feed the same merge.
+ * feed the same merge, and the short-context path both host.
  */
 #ifndef ZMLX_BACKEND_CUDA_ATTN_CUH
 #define ZMLX_BACKEND_CUDA_ATTN_CUH
 
 #include "backend/cuda/common.cuh"
-
-/* Query qi's entries [t0, t1) in split `split`: its context is positions 0 .. pos + qi
-   (dense) or the idx_n[qi] listed positions ix (sparse, DeepSeek-V3.2); the context of
-   the whole step (pos + n_q, or the list) is cut into nsplit spans of a multiple of
-   `tile` entries.  Reads the step and the lists: call after pdl_wait(). */
-struct attn_span {
-    const int32_t *ix; /* sparse: the positions (ascending); NULL dense */
-    int64_t t0, t1;
-};
-__device__ __forceinline__ attn_span attn_span_of(const cu_attn &p, int64_t qi, int64_t split, int tile) {
-    const int64_t pos = p.step->pos;
-    int64_t Ti = pos + qi + 1, tot = pos + p.n_q;
-    attn_span a = {nullptr, 0, 0};
-    if (p.idx && p.idx_n[qi] >= 0) {
-        a.ix = p.idx + qi * p.idx_stride;
-        Ti = tot = p.idx_n[qi];
-    }
-    int64_t span = (tot + p.nsplit - 1) / p.nsplit;
-    span = (span + tile - 1) / tile * tile;
-    a.t0 = split * span;
-    a.t1 = a.t0 + span < Ti ? a.t0 + span : Ti;
-    return a;
-}
 
 /* Query qi's entries (dense: positions 0 .. pos + qi; sparse: its list, *ix set).  Reads
    the step and the lists: call after pdl_wait(). */
@@ -40,6 +17,24 @@ __device__ __forceinline__ int64_t attn_entries(const cu_attn &p, int64_t qi, co
         return p.idx_n[qi];
     }
     return (int64_t)p.step->pos + qi + 1;
+}
+
+/* Query qi's entries [t0, t1) in split `split`: its context is positions 0 .. pos + qi
+   (dense) or the idx_n[qi] listed positions ix (sparse, DeepSeek-V3.2); the context of
+   the whole step (pos + n_q, or the list) is cut into nsplit spans of a multiple of
+   `tile` entries.  Reads the step and the lists: call after pdl_wait(). */
+struct attn_span {
+    const int32_t *ix; /* sparse: the positions (ascending); NULL dense */
+    int64_t t0, t1;
+};
+__device__ __forceinline__ attn_span attn_span_of(const cu_attn &p, int64_t qi, int64_t split, int tile) {
+    attn_span a = {nullptr, 0, 0};
+    const int64_t Ti = attn_entries(p, qi, &a.ix), tot = a.ix ? Ti : (int64_t)p.step->pos + p.n_q;
+    int64_t span = (tot + p.nsplit - 1) / p.nsplit;
+    span = (span + tile - 1) / tile * tile;
+    a.t0 = split * span;
+    a.t1 = a.t0 + span < Ti ? a.t0 + span : Ti;
+    return a;
 }
 
 /* Four consecutive cache elements as stored (bf16: uint2, f32: float4), and as floats. */
@@ -76,8 +71,8 @@ __device__ __forceinline__ float4 cache4(const void *c, int64_t i) {
  * JB, so in either split kernel); the eight warps' states then meet in shared memory as
  * the merge combines splits.  Float32 throughout (queries, scores, probabilities; the
  * cache as stored): softmax(scale q.k) v / l in one more order of the sums
- * (tokens-class, as the splits).  Blocks of 256 threads; b of nb blocks for this query
- * take heads b, b + nb, ...; sm holds 8 R + 16 floats (both split kernels have more: a
+ * (tokens-class, as the splits).  Blocks of 256 threads; block b of the nb (x, y) blocks
+ * for this query takes heads b, b + nb, ...; sm holds 8 R + 16 floats (both split kernels have more: a
  * tile of 32 rows of W >= R).  The split kernel marks the short query for the merge with
  * l = -1 in split 0's statistics of each head (the value the merge reads first anyway:
  * no extra trip for the other queries).
@@ -98,8 +93,9 @@ static inline int64_t attn_grid_x(const cu_attn *p, unsigned gy) {
 }
 
 template <bool BF16, int JB>
-__device__ __forceinline__ void attn_short(const cu_attn &p, int64_t qi, int b, int nb, float *sm) {
+__device__ __forceinline__ void attn_short(const cu_attn &p, int64_t qi, float *sm) {
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int b = (int)(blockIdx.x + gridDim.x * blockIdx.y), nb = (int)(gridDim.x * gridDim.y);
     const int32_t *ix;
     const int Ti = (int)attn_entries(p, qi, &ix);
     const int W = (int)(p.R + p.rope), W4 = W / 4, R = (int)p.R, R4 = R / 4;

@@ -17,9 +17,20 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 extern "C" {
 #include "model/weight.h"
+}
+
+/* A measuring knob's value, from the environment (host): `def` when unset or not a
+   number >= 0. */
+static inline int64_t cu_knob(const char *name, int64_t def) {
+    const char *e = getenv(name);
+    if (!e || !*e) return def;
+    char *end;
+    const long long v = strtoll(e, &end, 10);
+    return *end || v < 0 ? def : (int64_t)v;
 }
 
 /* ------------------------------------------------------------------ loads */

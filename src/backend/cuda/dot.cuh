@@ -118,6 +118,11 @@ __device__ __forceinline__ int lg2(int v) {
     return __ffs(v) - 1;
 }
 
+/* Units of a row of nu units lane `lane` takes (units lane, lane + 32, ...). */
+__device__ __forceinline__ int lane_units(int nu, int lane) {
+    return lane < nu ? (nu - lane + 31) / 32 : 0;
+}
+
 /* One row of a matrix as the warp reads it. */
 struct rowp {
     const uint8_t *d;   /* packed data of the row */
@@ -196,7 +201,7 @@ __device__ __forceinline__ void warp_dots(const rowp (&r)[NR], const bool (&vali
     constexpr int NW = fmt<K>::NW;
     constexpr int UB0 = 32 / (NR * NW), UB = UB0 < 1 ? 1 : UB0 > 4 ? 4 : UB0;
     const int lane = threadIdx.x & 31;
-    const int nu = (int)(cols / 32), nj = lane < nu ? (nu - lane + 31) / 32 : 0;
+    const int nu = (int)(cols / 32), nj = lane_units(nu, lane);
     const int gsh = fmt<K>::quant ? lg2(group) - 5 : 0; /* unit u lies in group u >> gsh */
     float acc[NR];
 #pragma unroll
@@ -269,6 +274,7 @@ __device__ __forceinline__ void warp_dots_s(const rowp (&r)[NR], const bool (&va
  * wd_raw, wd_sum does warp_dots' arithmetic on it (the same order, the same bits), so a
  * warp can have its next rows in flight while it sums the current ones.
  */
+enum { WD_NJ = 2 }; /* units a lane holds where the callers keep rows in registers: cols <= 2,048 */
 template <int K, int NR, int NJ> struct wd_raw {
     uint32_t w[NR][NJ][fmt<K>::NW];
     float sc[NR][NJ], bi[NR][NJ];

@@ -24,7 +24,6 @@
 #include "backend/cuda/attn.cuh"
 
 #include <math.h>
-#include <stdlib.h>
 
 template <bool BF16>
 __device__ __forceinline__ float cache_at(const void *c, int64_t i) {
@@ -63,7 +62,7 @@ __global__ void __launch_bounds__(AT_THREADS, BF16 && HB == 8 ? 2 : 1) k_attn_ab
     const int nh = (int)(p.H - h0 < HB ? p.H - h0 : HB);
     pdl_wait();
     if (attn_short_q(p, qi)) { /* the whole query here, no merge */
-        attn_short<BF16, BF16 && HB == 8 ? 3 : 2>(p, qi, (int)(blockIdx.x + gridDim.x * blockIdx.y), (int)(gridDim.x * gridDim.y), sm);
+        attn_short<BF16, BF16 && HB == 8 ? 3 : 2>(p, qi, sm);
         return;
     }
     if (split >= p.nsplit) return; /* a block the short path asked for */
@@ -315,11 +314,8 @@ static int at_heads(int64_t H, int64_t W) {
 /* Entries up to which a query takes the short path: ZCU_ATTN_SHORT, or
    ZMLX_CUDA_ATTN_SHORT (0 .. AS_MAX; 0 = never; for measuring). */
 static int32_t short_max(void) {
-    const char *v = getenv("ZMLX_CUDA_ATTN_SHORT");
-    if (!v || !*v) return ZCU_ATTN_SHORT;
-    char *end;
-    const long n = strtol(v, &end, 10);
-    return *end || n < 0 ? ZCU_ATTN_SHORT : n > AS_MAX ? AS_MAX : (int32_t)n;
+    const int64_t n = cu_knob("ZMLX_CUDA_ATTN_SHORT", ZCU_ATTN_SHORT);
+    return n > AS_MAX ? AS_MAX : (int32_t)n;
 }
 
 /* The splits on the CUDA cores (float32). */

@@ -326,8 +326,7 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
     const int nh = (int)(p.H - h0 < DT_HB ? p.H - h0 : DT_HB);
     pdl_wait();
     if (attn_short_q(p, qi)) { /* attn.cuh: the whole query here, float32, no merge */
-        attn_short<true, ST == 2 ? 4 : 2>(p, qi, (int)(blockIdx.x + gridDim.x * blockIdx.y), (int)(gridDim.x * gridDim.y),
-                         reinterpret_cast<float *>(dsm));
+        attn_short<true, ST == 2 ? 4 : 2>(p, qi, reinterpret_cast<float *>(dsm));
         return;
     }
     if (split >= p.nsplit) return; /* a block the short path asked for */

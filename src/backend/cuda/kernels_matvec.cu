@@ -399,6 +399,13 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_mv_lean(const __grid_constant
     }
 }
 
+/* Can rows of w go through dot.cuh's wd_load / wd_sum (bf16 scales, at most WD_NJ units
+   a lane), alike (same columns and group) to `like` when given? */
+static bool wd_fits(const cuw &w, const cuw *like = nullptr) {
+    return w.cols <= WD_NJ * 32 * 32 && w.sdt == CU_SDT_BF16 &&
+           (!like || (w.cols == like->cols && w.group == like->group));
+}
+
 /*
  * The lean SwiGLU launch (k_mv_glu): one or two SwiGLU jobs normalised on load, the first
  * optionally routed (moe_mlp: the routed experts' gate/up beside the shared expert's,
@@ -407,7 +414,6 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_mv_lean(const __grid_constant
  * of at most 2,048 columns, bf16 scales): each warp's next gate and up rows are loaded
  * (dot.cuh's wd_load) while it sums the current ones (wd_sum: the same bits).
  */
-enum { GLU_NJ = 2 }; /* PIPE: units of a row per lane (cols <= 64 * 32) */
 template <int K, int OPW, bool PIPE>
 __global__ void __launch_bounds__(MV_THREADS, 2) k_mv_glu(const __grid_constant__ mv_lean_args a) {
     extern __shared__ __align__(16) float sm[];
@@ -449,7 +455,7 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_mv_glu(const __grid_constant_
     constexpr int NR = 2 * OPW;
     if constexpr (PIPE) {
         static_assert(OPW == 1, "k_mv_glu PIPE: one output a batch");
-        const int nj = lane < nu ? (nu - lane + 31) / 32 : 0;
+        const int nj = lane_units(nu, lane);
         const xstage xs[2] = {xs0, xs0};
         /* output o's gate and up rows (valid: o < o_hi), its group and row */
         auto rows = [&](int o, rowp (&r)[2], bool (&valid)[2], int &g, int &rr) {
@@ -462,18 +468,18 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_mv_glu(const __grid_constant_
         rowp r[2];
         bool valid[2];
         int g, rr;
-        wd_raw<K, 2, GLU_NJ> cur, nxt;
+        wd_raw<K, 2, WD_NJ> cur, nxt;
         int o = o_lo + warp;
         rows(o, r, valid, g, rr);
-        wd_load<K, 2, GLU_NJ, CU_SDT_BF16>(r, valid, nj, p.w.group, cur);
+        wd_load<K, 2, WD_NJ, CU_SDT_BF16>(r, valid, nj, p.w.group, cur);
         for (; o < o_hi; o += MV_WARPS) {
             rowp r2[2];
             bool valid2[2];
             int g2, rr2;
             rows(o + MV_WARPS, r2, valid2, g2, rr2);
-            wd_load<K, 2, GLU_NJ, CU_SDT_BF16>(r2, valid2, nj, p.w.group, nxt); /* in flight while we sum */
+            wd_load<K, 2, WD_NJ, CU_SDT_BF16>(r2, valid2, nj, p.w.group, nxt); /* in flight while we sum */
             float out[2];
-            wd_sum<K, 2, GLU_NJ>(cur, valid, xs, nj, out);
+            wd_sum<K, 2, WD_NJ>(cur, valid, xs, nj, out);
             if (lane == 0) p.y[(int64_t)g * p.ys + rr] = silu_mul(out[0], out[1]);
             cur = nxt, valid[0] = valid2[0], valid[1] = valid2[1], g = g2, rr = rr2;
         }
@@ -613,15 +619,6 @@ static bool mv_loop(void) {
     return !(e && e[0] == '0' && e[1] == 0);
 }
 
-/* A measuring knob's value (`def` when unset or not a number >= 0). */
-static int64_t mv_knob(const char *name, int64_t def) {
-    const char *e = getenv(name);
-    if (!e || !*e) return def;
-    char *end;
-    const long long v = strtoll(e, &end, 10);
-    return *end || v < 0 ? def : (int64_t)v;
-}
-
 template <int K>
 static int mv_occupancy(bool fast, size_t smem) {
     int n = 0;
@@ -662,8 +659,8 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
     *done = false;
     const int kind = jobs[0].w.kind;
     const bool q8 = fast && (kind == ZW_AFFINE4 || kind == ZW_AFFINE8);
-    if ((!q8 && kind != ZW_BF16) || !mv_loop() || mv_knob("ZMLX_CUDA_MV_LEAN", 1) == 0 ||
-        mv_knob("ZMLX_CUDA_STAGE", 1) == 0)
+    if ((!q8 && kind != ZW_BF16) || !mv_loop() || cu_knob("ZMLX_CUDA_MV_LEAN", 1) == 0 ||
+        cu_knob("ZMLX_CUDA_STAGE", 1) == 0)
         return cudaSuccess;
     const bool glu = q8 && glu_ok(jobs[0], 0) && (n < 2 || glu_ok(jobs[1], 1));
     const int form = glu ? 4 : lean_form(jobs[0]), opw = mv_opw(jobs[0]);
@@ -699,10 +696,8 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
         return cudaSuccess;
     }
     cudaError_t err;
-    bool pipe = glu && opw == 1 && mv_knob("ZMLX_CUDA_GLU_PIPE", 1) != 0;
-    for (int k = 0; k < n && pipe; k++)
-        pipe = jobs[k].w.cols <= GLU_NJ * 32 * 32 && jobs[k].w.sdt == CU_SDT_BF16 && jobs[k].up.sdt == CU_SDT_BF16 &&
-               jobs[k].w.group == jobs[k].up.group;
+    bool pipe = glu && opw == 1 && cu_knob("ZMLX_CUDA_GLU_PIPE", 1) != 0;
+    for (int k = 0; k < n && pipe; k++) pipe = wd_fits(jobs[k].w) && wd_fits(jobs[k].up, &jobs[k].w);
     if (glu && kind == ZW_AFFINE4)
         err = pipe     ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE4, 1, true>, a)
               : opw == 1 ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE4, 1, false>, a)
@@ -750,7 +745,7 @@ extern "C" cudaError_t cuk_matvec(const cu_mv *jobs, int n_jobs, cu_q q) {
             }
             res = mv_resident(jobs[i].w.kind, fast, s1);
         }
-        b.stage1 = mv_knob("ZMLX_CUDA_STAGE", 1) != 0;
+        b.stage1 = cu_knob("ZMLX_CUDA_STAGE", 1) != 0;
         int64_t total1 = 0, blocks1[ZCU_MV_JOBS]; /* blocks of one batch per warp */
         for (int k = 0; k < b.n; k++) {
             const cu_mv &p = b.job[k];
@@ -817,7 +812,7 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_combine(const __grid_constant
     }
     pdl_wait();
     if constexpr (EARLY) {
-        const int nu = (int)(p.down.cols / 32), nj = lane < nu ? (nu - lane + 31) / 32 : 0;
+        const int nu = (int)(p.down.cols / 32), nj = lane_units(nu, lane);
         rowp rp[4], rs[1];
         bool valid[4], vs[1] = {sh && r < d};
 #pragma unroll
@@ -826,10 +821,10 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_combine(const __grid_constant
             rp[i] = row_of(p.down, valid[i] ? (int64_t)p.idx[i] : 0, r);
         }
         rs[0] = row_of(p.sh_down, 0, r);
-        wd_raw<K, 4, GLU_NJ> raw;
-        wd_raw<K, 1, GLU_NJ> rsh;
-        wd_load<K, 4, GLU_NJ, CU_SDT_BF16>(rp, valid, nj, p.down.group, raw);
-        wd_load<K, 1, GLU_NJ, CU_SDT_BF16>(rs, vs, nj, p.sh_down.group, rsh);
+        wd_raw<K, 4, WD_NJ> raw;
+        wd_raw<K, 1, WD_NJ> rsh;
+        wd_load<K, 4, WD_NJ, CU_SDT_BF16>(rp, valid, nj, p.down.group, raw);
+        wd_load<K, 1, WD_NJ, CU_SDT_BF16>(rs, vs, nj, p.sh_down.group, rsh);
         const int64_t sf = stage_floats(p.down.cols, true);
         stage_rows<K, true>(p.h, p.hs, nu, p.K * nu, threadIdx.x, sm, sf, p.down.group);
         if (sh) stage_rows<K, true>(p.sh_h, 0, nu, nu, threadIdx.x, sm + p.K * sf, 0, p.sh_down.group);
@@ -839,13 +834,13 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_combine(const __grid_constant
 #pragma unroll
         for (int i = 0; i < 4; i++) xs[i] = xstage_at(sm + (i < p.K ? i : 0) * sf, p.down.cols);
         float out[4], osh[1];
-        wd_sum<K, 4, GLU_NJ>(raw, valid, xs, nj, out);
+        wd_sum<K, 4, WD_NJ>(raw, valid, xs, nj, out);
         float acc = 0.0f; /* route order, no FMA: k_combine's sum */
 #pragma unroll
         for (int i = 0; i < 4; i++)
             if (valid[i]) acc = __fadd_rn(acc, __fmul_rn(p.w[i], out[i]));
         if (sh) {
-            wd_sum<K, 1, GLU_NJ>(rsh, vs, xsh, nj, osh);
+            wd_sum<K, 1, WD_NJ>(rsh, vs, xsh, nj, osh);
             acc = __fadd_rn(acc, osh[0]);
         }
         combine_store(p, r, acc, sh);
@@ -897,10 +892,8 @@ static cudaError_t combine_go(cu_q q, unsigned blocks, size_t smem, const cu_com
     if constexpr (q8k<K>::ok) {
         const bool sh = p.sh_h && p.sh_down.rows > 0;
         /* affine 4-bit only: 8-bit rows in registers spill */
-        const bool early = K == ZW_AFFINE4 && fast && p.K <= 4 && p.down.cols <= GLU_NJ * 32 * 32 && p.down.sdt == CU_SDT_BF16 &&
-                           (!sh || (p.sh_down.cols == p.down.cols && p.sh_down.sdt == CU_SDT_BF16 &&
-                                    p.sh_down.group == p.down.group)) &&
-                           mv_knob("ZMLX_CUDA_COMBINE_EARLY", 1) != 0;
+        const bool early = K == ZW_AFFINE4 && fast && p.K <= 4 && wd_fits(p.down) &&
+                           (!sh || wd_fits(p.sh_down, &p.down)) && cu_knob("ZMLX_CUDA_COMBINE_EARLY", 1) != 0;
         if constexpr (K == ZW_AFFINE4)
             if (early) return launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_combine<K, true, true>, p);
         if (fast) return launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_combine<K, true, false>, p);
