@@ -18,7 +18,8 @@
 #      ZMLX_AB_VARIANTS="NAME=VALUE[,NAME=VALUE] ..." also runs the new build under each
 #      setting;
 #      ZMLX_AB_ARGS: more zmlx-cuda_decode arguments (e.g. "--prefill 512,4096")
-# $OUT: log.txt, summary.txt, tests.log, sanitizer.log, ab.txt.
+# $OUT: log.txt, summary.txt, tests.log, sanitizer.log (san-TOOL-N.log: a failing run's
+# whole report), ab.txt.
 set -u
 D=${ZMLX_AB_DIR:-.device/ab}
 B=$D/bin
@@ -57,14 +58,15 @@ san() { # tool what command...
     local tool=$1 what=$2
     shift 2
     time_left || return
-    timeout -k 5 $(lim 120) compute-sanitizer --tool "$tool" --error-exitcode 9 "$@" >"$T/san.log" 2>&1
+    timeout -k 5 $(lim "${SAN_LIM:-120}") compute-sanitizer --tool "$tool" --error-exitcode 9 "$@" >"$T/san.log" 2>&1
     local rc=$?
+    [ "$rc" = 0 ] || cp "$T/san.log" "$OUT/san-$tool-$SECONDS.log" # the hazards themselves, when any
     { echo "== $tool $what: rc=$rc"; grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|Race|CHECK failed" "$T/san.log" | head -8; } >>"$SAN"
     note "$tool $what: rc=$rc $(grep -hE 'ERROR SUMMARY|RACECHECK SUMMARY' "$T/san.log" | head -n 1)"
 }
 export ZMLX_TEST_CUDA_QUICK=1
 san memcheck "test_cuda_kernels (quick)" "$B/test_cuda_kernels"
-san racecheck "test_cuda_kernels (quick)" "$B/test_cuda_kernels"
+SAN_LIM=200 san racecheck "test_cuda_kernels (quick)" "$B/test_cuda_kernels"
 unset ZMLX_TEST_CUDA_QUICK
 san memcheck "generate dsv32-tiny (indexer, decode graph)" "$B/zmlx" generate "$D/fixtures/models/dsv32-tiny" \
     --backend cuda --prompt-ids "$PROMPT" --max-tokens 16 --ignore-eos --precision exact

@@ -12,8 +12,8 @@
  *     norm-on-load vs rmsnorm + matvec, SwiGLU job vs gate + up + silu_mul, residual
  *     epilogue vs store + add, the route in the experts' prologue vs route + indexed
  *     experts, down + combine vs down + shared + combine, the MLA epilogue in the W_UK^T
- *     launch vs the standalone one, the rope table vs computed cos/sin, several jobs per
- *     launch vs one each, different rows-per-warp schedules (and ZMLX_CUDA_MV_LOOP=0's
+ *     launch vs the standalone one, the rope table vs computed cos/sin, the short-context
+ *     attention with W_UV in one launch vs the two, several jobs per launch vs one each, different rows-per-warp schedules (and ZMLX_CUDA_MV_LOOP=0's
  *     one batch per warp), PDL launches vs plain ones;
  *   - elementwise steps that repeat the reference's arithmetic (rope, combine residual,
  *     embedding of every layout, cache conversion) bit for bit; the RMSNorms and SwiGLU
@@ -1848,6 +1848,115 @@ static void absorbed_cases(bool quick) {
     }
 }
 
+/*
+ * The short-context attention with W_UV in one launch (cuk_attn_uv, glm47_rope) against
+ * the launches it replaces — the absorbed attention (its short path) and the per-head
+ * W_UV — BIT FOR BIT, for 8, 1 and 3 blocks a head (several W_UV batches a warp) and
+ * under PDL; the query rows from W_UK^T's launch as decode.c runs it.  Fast mode
+ * (tq_fast), kv_b of format f, position pos (pos + 1 entries).
+ */
+static void case_attn_uv(wfmt f, bool bf16, int64_t H, int64_t nope, int64_t vd, int64_t R, int64_t rope,
+                         int64_t pos) {
+    if (pos + 1 > cuk_attn_short_max()) return;
+    char fn[48];
+    wfmt_name(f, fn, sizeof fn);
+    const int64_t hs = nope + vd, qk = nope + rope, W = R + rope, half = rope / 2, cap = pos + 3;
+    hmat m = hmat_new(f, H * hs, R);
+    cuw dw = to_dev(&m);
+    hcache hc = hcache_new(bf16, cap, R, rope);
+    float *q = malloc((size_t)(H * qk) * 4), *kv = malloc((size_t)W * 4), *kvn = malloc((size_t)R * 4);
+    float *inv = malloc((size_t)(half + 1) * 4);
+    fill(q, (size_t)(H * qk), 1.0f);
+    fill(kv, (size_t)W, 2.0f);
+    fill(kvn, (size_t)R, 1.0f);
+    for (int64_t i = 0; i < half; i++) inv[i] = (float)(1.0 / pow(1e4, (double)(2 * i) / (double)rope));
+    cu_step step = {.pos = (int32_t)pos, .n = 1};
+    cu_step *dstep = dup_dev(&step, sizeof step);
+    float *dq = dup_dev(q, (size_t)(H * qk) * 4), *dkvn = dup_dev(kvn, (size_t)R * 4), *dkv = dup_dev(kv, (size_t)W * 4);
+    float *dinv = dup_dev(inv, (size_t)(half + 1) * 4), *tab, *qabs, *olat, *po, *pml, *cs;
+    CU(cudaMalloc((void **)&tab, (size_t)((pos + 1) * rope + 1) * 4));
+    CHECK(cuk_rope_table(tab, 0, pos + 1, dinv, 1.0f, rope, Q) == cudaSuccess);
+    CU(cudaMalloc((void **)&qabs, (size_t)(H * W) * 4));
+    CU(cudaMalloc((void **)&olat, (size_t)(H * R) * 4));
+    CU(cudaMalloc((void **)&po, (size_t)(2 * H * R) * 4));
+    CU(cudaMalloc((void **)&pml, (size_t)(2 * H * 2) * 4));
+    CU(cudaMalloc((void **)&cs, (size_t)(rope + 1) * 4));
+    const size_t ny = (size_t)(H * vd);
+    float *y0 = malloc(ny * 4), *y1 = malloc(ny * 4);
+    /* the query rows and the token's cache row (W_UK^T with the MLA epilogue) */
+    void *dc = dup_dev(hc.rows, (size_t)(cap * W) * hc.es);
+    cu_prep pp = {.kv = dkv, .R = R, .rope = rope, .kv_norm = dkvn, .eps = 1e-6f, .inv_freq = dinv,
+                  .mscale = 1.0f, .table = tab, .cache = dc, .cache_bf16 = bf16, .cs = cs, .step = dstep, .n = 1};
+    cu_mvt uk = {.w = dw, .nr = nope, .row0 = 0, .grs = hs, .gmod = H, .groups = H, .x = dq, .xs = qk,
+                 .y = qabs, .ys = W, .rope = rope, .inv_freq = dinv, .mscale = 1.0f, .table = tab,
+                 .step = dstep, .prep = &pp};
+    CHECK(cuk_matvec_t(&uk, Q) == cudaSuccess);
+    /* the two launches */
+    dout o = out_new(ny);
+    cu_attn at = {.q = qabs, .cache = dc, .cache_bf16 = bf16, .n_q = 1, .H = H, .R = R, .rope = rope,
+                  .scale = 0.07f, .step = dstep, .nsplit = 2, .part_o = po, .part_ml = pml, .out = olat, .hb = 8};
+    cu_mv uv = {.w = dw, .groups = H, .rpg = vd, .row0 = nope, .grs = hs, .gmod = H, .x = olat, .xs = R,
+                .y = o.p, .ys = vd, .epi = CU_EPI_STORE};
+    CHECK(cuk_attn_absorbed(&at, Q) == cudaSuccess);
+    CHECK(cuk_matvec(&uv, 1, Q) == cudaSuccess);
+    CHECKF(out_fetch(&o, y0, "attention + W_UV"), "attention + W_UV %s", fn);
+    const int splits[4] = {8, 1, 3, 3};
+    for (int si = 0; si < 4; si++) {
+        dout of = out_new(ny);
+        cu_attn_uv au = {.at = at, .uv = uv, .split = splits[si]};
+        au.at.out = NULL, au.at.part_o = au.at.part_ml = NULL, au.uv.x = NULL, au.uv.y = of.p;
+        if (f.sdt != ZDT_BF16) { /* scales other than MLX's bf16: the two launches */
+            CHECKF(!cuk_attn_uv_ok(&au, Q), "attn_uv %s: taken with scales other than bf16", fn);
+            out_free(&of);
+            break;
+        }
+        CHECK(cuk_attn_uv_ok(&au, Q));
+        CHECK(cuk_attn_uv(&au, si == 3 ? QPDL : Q) == cudaSuccess);
+        CHECKF(out_fetch(&of, y1, "attn_uv") && same_bits(y0, y1, ny),
+               "attn_uv %s bf16=%d H=%lld pos=%lld split %d: W_UV's output differs from the two launches'", fn,
+               bf16, (long long)H, (long long)pos, splits[si]);
+        au.at.idx = au.at.idx_n = (const int32_t *)dstep; /* sparse lists: not this launch's */
+        CHECK(!cuk_attn_uv_ok(&au, Q) && cuk_attn_uv(&au, Q) == cudaErrorInvalidValue);
+        au.at.idx = au.at.idx_n = NULL;
+        CHECK(!cuk_attn_uv_ok(&au, (cu_q){S, false, false})); /* exact mode: the two launches */
+        out_free(&of);
+    }
+    out_free(&o);
+    free(y0);
+    free(y1);
+    cudaFree(dc);
+    cudaFree(cs);
+    cudaFree(pml);
+    cudaFree(po);
+    cudaFree(olat);
+    cudaFree(qabs);
+    cudaFree(tab);
+    cudaFree(dinv);
+    cudaFree(dkv);
+    cudaFree(dkvn);
+    cudaFree(dq);
+    cudaFree(dstep);
+    free(inv);
+    free(kvn);
+    free(kv);
+    free(q);
+    hcache_free(&hc);
+    cuw_free(&dw);
+    hmat_free(&m);
+}
+
+static void attn_uv_cases(bool quick) {
+    for (int b = 0; b < 2; b++) {
+        case_attn_uv((wfmt){ZW_AFFINE8, 32, ZDT_BF16}, b, 3, 8, 20, 96, 8, 40); /* partial batches */
+        case_attn_uv((wfmt){ZW_AFFINE8, 32, ZDT_F16}, b, 3, 8, 20, 96, 8, 40);  /* refused: f16 scales */
+        if (quick) continue; /* (compute-sanitizer) */
+        case_attn_uv(F_Q4, b, 20, 192, 256, 512, 64, 15); /* GLM-4.7-Flash */
+        case_attn_uv(F_Q4, b, 20, 192, 256, 512, 64, 0);  /* the first token */
+        case_attn_uv(F_Q4, b, 20, 192, 256, 512, 64, 159); /* the short path's last context */
+        case_attn_uv((wfmt){ZW_AFFINE4, 128, ZDT_BF16}, b, 5, 128, 128, 256, 64, 7);
+    }
+}
+
 /* Fast mode (tq_fast): the int8-activation layouts (affine 4- and 8-bit) in every group
    and scale type against the bound with the activations' error and the CPU's model of the
    same arithmetic, the patterns' fused kernels against their unfused chains bit for bit
@@ -1899,6 +2008,7 @@ static void fast_cases(bool quick) {
         case_expanded(b, 4, 32, 16, 32, 64, 30, 4, 8);       /* sparse: float32 kernel */
     }
     absorbed_cases(quick); /* with a bf16 cache and W % 16 == 0: the tensor-core splits */
+    attn_uv_cases(quick);
 }
 
 static void other_cases(bool quick) {

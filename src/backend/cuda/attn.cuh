@@ -71,9 +71,9 @@ __device__ __forceinline__ float4 cache4(const void *c, int64_t i) {
  * JB, so in either split kernel); the eight warps' states then meet in shared memory as
  * the merge combines splits.  Float32 throughout (queries, scores, probabilities; the
  * cache as stored): softmax(scale q.k) v / l in one more order of the sums
- * (tokens-class, as the splits).  Blocks of 256 threads; block b of the nb (x, y) blocks
- * for this query takes heads b, b + nb, ...; sm holds 8 R + 16 floats (both split kernels have more: a
- * tile of 32 rows of W >= R).  The split kernel marks the short query for the merge with
+ * (tokens-class, as the splits).  Blocks of 8 warps or more; in a split launch block b of
+ * the nb (x, y) blocks for this query takes heads b, b + nb, ...; sm holds 8 R + 16 floats
+ * (both split kernels have more: a tile of 32 rows of W >= R).  The split kernel marks the short query for the merge with
  * l = -1 in split 0's statistics of each head (the value the merge reads first anyway:
  * no extra trip for the other queries).
  */
@@ -92,22 +92,26 @@ static inline int64_t attn_grid_x(const cu_attn *p, unsigned gy) {
     return p->nsplit > per ? p->nsplit : per;
 }
 
+/*
+ * One head of a short query: Ti entries (positions ix[t], or t when ix is NULL), the
+ * query row q (W floats, global or shared memory), out[0 .. R) the normalised output.
+ * Every warp of the block calls it (warps past AS_WARPS only meet the barrier); sm:
+ * AS_WARPS * R + 16 floats.
+ */
 template <bool BF16, int JB>
-__device__ __forceinline__ void attn_short(const cu_attn &p, int64_t qi, float *sm) {
+__device__ __forceinline__ void attn_short_head(const cu_attn &p, int Ti, const int32_t *ix, const float *q,
+                                                float *out, float *sm) {
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const int b = (int)(blockIdx.x + gridDim.x * blockIdx.y), nb = (int)(gridDim.x * gridDim.y);
-    const int32_t *ix;
-    const int Ti = (int)attn_entries(p, qi, &ix);
     const int W = (int)(p.R + p.rope), W4 = W / 4, R = (int)p.R, R4 = R / 4;
     float *po = sm, *pm = sm + AS_WARPS * R, *pl = pm + AS_WARPS; /* [8][R] sums, [8] max, [8] sum */
     typedef typename cache_raw4<BF16>::t raw;
-    for (int64_t h = b; h < p.H; h += nb) {
-        const float4 *qr = reinterpret_cast<const float4 *>(p.q + (qi * p.H + h) * W);
+    if (warp < AS_WARPS) {
+        const float4 *qr = reinterpret_cast<const float4 *>(q);
         float4 qv[AS_CH], acc[AS_LCH];
 #pragma unroll
         for (int k = 0; k < AS_CH; k++) {
             const int c4 = lane + 32 * k;
-            qv[k] = c4 < W4 ? __ldg(qr + c4) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            qv[k] = c4 < W4 ? qr[c4] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         }
 #pragma unroll
         for (int k = 0; k < AS_LCH; k++) acc[k] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
@@ -165,24 +169,36 @@ __device__ __forceinline__ void attn_short(const cu_attn &p, int64_t qi, float *
             if (c4 < R4) reinterpret_cast<float4 *>(po + warp * R)[c4] = acc[k];
         }
         if (lane == 0) pm[warp] = m, pl[warp] = l;
-        __syncthreads();
-        float M = -INFINITY;
+    }
+    __syncthreads();
+    float M = -INFINITY;
 #pragma unroll
-        for (int w = 0; w < AS_WARPS; w++) M = fmaxf(M, pm[w]);
-        float wt[AS_WARPS], L = 0.0f;
+    for (int w = 0; w < AS_WARPS; w++) M = fmaxf(M, pm[w]);
+    float wt[AS_WARPS], L = 0.0f;
 #pragma unroll
-        for (int w = 0; w < AS_WARPS; w++) {
-            wt[w] = pl[w] > 0.0f ? expf(__fsub_rn(pm[w], M)) : 0.0f;
-            L = __fadd_rn(L, __fmul_rn(pl[w], wt[w]));
-        }
-        const float inv = __fdiv_rn(1.0f, L);
-        for (int c = tid; c < R; c += AS_WARPS * 32) {
-            float o = 0.0f;
+    for (int w = 0; w < AS_WARPS; w++) {
+        wt[w] = pl[w] > 0.0f ? expf(__fsub_rn(pm[w], M)) : 0.0f;
+        L = __fadd_rn(L, __fmul_rn(pl[w], wt[w]));
+    }
+    const float inv = __fdiv_rn(1.0f, L);
+    for (int c = tid; c < R; c += blockDim.x) {
+        float o = 0.0f;
 #pragma unroll
-            for (int w = 0; w < AS_WARPS; w++) o = fmaf(wt[w], po[w * R + c], o);
-            p.out[(qi * p.H + h) * p.R + c] = __fmul_rn(o, inv);
-        }
-        if (tid == 0) p.part_ml[(qi * p.nsplit * p.H + h) * 2 + 1] = -1.0f; /* for the merge */
+        for (int w = 0; w < AS_WARPS; w++) o = fmaf(wt[w], po[w * R + c], o);
+        out[c] = __fmul_rn(o, inv);
+    }
+}
+
+/* The short path of a split launch: query qi's heads b, b + nb, ... (block b of nb), each
+   into p.out, marked for the merge. */
+template <bool BF16, int JB>
+__device__ __forceinline__ void attn_short(const cu_attn &p, int64_t qi, float *sm) {
+    const int b = (int)(blockIdx.x + gridDim.x * blockIdx.y), nb = (int)(gridDim.x * gridDim.y);
+    const int32_t *ix;
+    const int Ti = (int)attn_entries(p, qi, &ix), W = (int)(p.R + p.rope);
+    for (int64_t h = b; h < p.H; h += nb) {
+        attn_short_head<BF16, JB>(p, Ti, ix, p.q + (qi * p.H + h) * W, p.out + (qi * p.H + h) * p.R, sm);
+        if (threadIdx.x == 0) p.part_ml[(qi * p.nsplit * p.H + h) * 2 + 1] = -1.0f; /* for the merge */
         __syncthreads(); /* sm is rewritten for the next head */
     }
 }

@@ -80,6 +80,16 @@ zmlx_status zcu_ctx_open(cu_ctx *c, int device, const zmlx_model *m, zerr *e) {
     /* programmatic dependent launch: Hopper and later; ZMLX_CUDA_PDL=0 turns it off */
     const char *pdl = getenv("ZMLX_CUDA_PDL");
     c->pdl = prop.major >= 9 && !(pdl && !strcmp(pdl, "0"));
+    /* the short-context attention with W_UV (decode.c): blocks per head, 0 = off (measuring) */
+    const char *au = getenv("ZMLX_CUDA_ATTN_UV");
+    c->attn_uv_split = 8;
+    if (au && *au) {
+        char *end = NULL;
+        const long v = strtol(au, &end, 10);
+        if (*end || v < 0 || v > 64)
+            return zerr_set(e, ZMLX_ERR_INVALID_ARG, "ZMLX_CUDA_ATTN_UV=%s: expected 0 .. 64", au);
+        c->attn_uv_split = (int)v;
+    }
     CU_TRY(e, cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     CU_TRY(e, cuk_init());
     c->m = m;

@@ -51,6 +51,7 @@ typedef struct cu_ctx {
     int sms;                            /* multiprocessors */
     int cc_major;
     bool pdl;                           /* programmatic dependent launch (sm_90+, ZMLX_CUDA_PDL != 0) */
+    int attn_uv_split;                  /* cuk_attn_uv's blocks per head (ZMLX_CUDA_ATTN_UV; 0: off) */
     cudaStream_t stream;
     const zmlx_model *m;                /* host model: config, rope, scales, pattern plan */
     void *warena;                       /* every weight, one allocation */
@@ -71,7 +72,16 @@ static inline bool zcu_fast(const cu_ctx *c) {
 /* Open `device` (-1: the current one) for c: properties, stream, kernel attributes. */
 zmlx_status zcu_ctx_open(cu_ctx *c, int device, const zmlx_model *m, zerr *e);
 
-/* A device session: the chunk buffers (one allocation), the cache, the decode graph. */
+/* A captured decode step, valid for its cache capacity, pattern set and ending. */
+typedef struct cu_graph {
+    cudaGraphExec_t exec;
+    int64_t cap;
+    zpatch_set patterns;
+    bool pdl;
+    bool amax;                 /* ends with the argmax (one id out), not the logits */
+} cu_graph;
+
+/* A device session: the chunk buffers (one allocation), the cache, the decode graphs. */
 typedef struct cu_sess {
     cu_ctx *c;
     int64_t max_pos, cap;
@@ -110,11 +120,8 @@ typedef struct cu_sess {
     int32_t *d_amw;            /* cuk_argmax's work (zeroed with the arena) */
     float *lat_f32, *kvb;      /* expanded path: [xcap, R], [xcap, H * (nope + vd)] */
     int64_t xcap;
-    cudaGraphExec_t graph;     /* the decode step, valid for graph_cap and graph_patterns */
-    int64_t graph_cap;
-    zpatch_set graph_patterns;
-    bool graph_pdl;
-    bool graph_amax;           /* the graph ends with the argmax (one id out), not the logits */
+    cu_graph graph[2];         /* the decode step: [1] with cuk_attn_uv (short contexts,
+                                  zcu_short_uv), [0] without */
     int64_t bytes;
 } cu_sess;
 
@@ -130,8 +137,12 @@ int64_t zcu_dec_nsplit(const cu_sess *s, int64_t cap);
 
 /* decode.c: enqueue the one-token absorbed step (its cu_step already on the device):
    embedding, every layer, final norm and lm_head into s->logits; pdl as the launches may
-   overlap (the first kernel never does). */
-zmlx_status zcu_decode(cu_sess *s, bool pdl, zerr *e);
+   overlap (the first kernel never does).  `short_uv`: the step's position is within
+   cuk_attn_short_max(), so the layers may run their attention and W_UV as one
+   cuk_attn_uv launch (glm47_rope). */
+zmlx_status zcu_decode(cu_sess *s, bool pdl, bool short_uv, zerr *e);
+/* May the step at position pos (one token) take cuk_attn_uv? */
+bool zcu_short_uv(const cu_sess *s, int64_t pos);
 
 /* chunk.c: enqueue a chunk of n tokens (its cu_step on the device); T = positions after
    it; logits of every row (all), of the last (last), or none. */

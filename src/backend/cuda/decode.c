@@ -14,7 +14,8 @@
  *                     read it, on load (q_a + kv_a in one launch, router, experts, lm_head)
  *   glm47_rope        cos/sin from the session's table; the MLA epilogue (latent norm,
  *                     k_pe rope, cache write) in extra blocks of the W_UK^T launch, q_a's
- *                     norm on load in q_b
+ *                     norm on load in q_b; at short contexts (fast mode, 4/8-bit kv_b)
+ *                     the attention and W_UV in one launch (cuk_attn_uv)
  *   swiglu_mlp        gate + up + SiLU*up of the dense MLP / shared expert in one launch
  *   moe_mlp           the route computed in the experts' launch, gate + up + SiLU*up of
  *                     the K experts in that one launch
@@ -23,7 +24,7 @@
  *                     another kind; down/combine): the same grid, concurrently
  *   downproj_combine  the K down projections streamed into the route-ordered sum
  *   moe_combine       + shared + residual folded into that sum
- * With the preset a MoE layer is 10 launches (25 in the baseline).
+ * With the preset a MoE layer is 10 launches (25 in the baseline), 8 with cuk_attn_uv.
  * DeepSeek-V3.2: the indexer's key and head-weight products join the q_a / kv_a launch,
  * its query product the q_b launch (separate launches in the baseline), then indexer.c's
  * three launches (keys into the cache + rope, scores, top-k) feed the attention's list.
@@ -39,6 +40,7 @@ typedef struct dec {
     cu_q q;            /* q.pdl after the first launch */
     bool first;
     bool f_pending;    /* s->f holds a block output not yet added to s->x */
+    bool short_uv;     /* the position allows cuk_attn_uv (zcu_short_uv) */
 } dec;
 
 /* The queue for the next launch: the step's first kernel follows a copy, never PDL. */
@@ -151,17 +153,24 @@ static zmlx_status attention(dec *D, int l, zerr *e) {
                  .inv_freq = c->inv_freq, .mscale = m->rope_mscale,
                  .table = fused_rope ? s->rope_tab : NULL, .step = s->d_step,
                  .prep = fused_rope ? &pp : NULL};
-    CU_TRY(e, cuk_matvec_t(&qt, qn(D)));
     cu_attn a = {.q = s->qabs, .cache = cache, .cache_bf16 = s->kv_bf16, .n_q = 1, .H = H, .R = R,
                  .rope = rope, .scale = m->attn_scale, .step = s->d_step,
                  .nsplit = zcu_dec_nsplit(s, s->cap), .part_o = s->part_o, .part_ml = s->part_ml,
                  .out = s->olat, .hb = s->cap <= 2048 ? 8 : 0,
                  .idx = dsa ? s->sel : NULL, .idx_n = s->sel_n, .idx_stride = s->sel_cap};
-    CU_TRY(e, cuk_attn_absorbed(&a, qn(D)));
     /* o_h = W_UV[h] o_lat_h */
     cu_mv uv = {.w = L->kv_b, .groups = H, .rpg = vd, .row0 = nope, .grs = hs, .gmod = H,
                 .x = s->olat, .xs = R, .y = s->attn, .ys = vd, .epi = CU_EPI_STORE};
-    CU_TRY(e, cuk_matvec(&uv, 1, qn(D)));
+    CU_TRY(e, cuk_matvec_t(&qt, qn(D)));
+    /* glm47_rope at a short context: the attention and W_UV in one launch
+       (kernels_attn_uv.cu: the same bits) */
+    const cu_attn_uv au = {.at = a, .uv = uv, .split = c->attn_uv_split};
+    if (D->short_uv && fused_rope && !dsa && c->attn_uv_split > 0 && cuk_attn_uv_ok(&au, D->q)) {
+        CU_TRY(e, cuk_attn_uv(&au, qn(D)));
+    } else {
+        CU_TRY(e, cuk_attn_absorbed(&a, qn(D)));
+        CU_TRY(e, cuk_matvec(&uv, 1, qn(D)));
+    }
     cu_mv o = mv_plain(L->o, s->attn, NULL, eps, pl->residual_norm ? s->x : s->f,
                        pl->residual_norm ? CU_EPI_ADD : CU_EPI_STORE);
     CU_TRY(e, cuk_matvec(&o, 1, qn(D)));
@@ -280,11 +289,15 @@ static zmlx_status moe_ffn(dec *D, int l, const float *xin, const float *norm, z
     return ZMLX_OK;
 }
 
-zmlx_status zcu_decode(cu_sess *s, bool pdl, zerr *e) {
+bool zcu_short_uv(const cu_sess *s, int64_t pos) {
+    return s->c->attn_uv_split > 0 && pos + 1 <= cuk_attn_short_max();
+}
+
+zmlx_status zcu_decode(cu_sess *s, bool pdl, bool short_uv, zerr *e) {
     const cu_ctx *c = s->c;
     const zmlx_model *m = c->m;
     const zmlx_config *cf = &m->cfg;
-    dec D = {.s = s, .q = {c->stream, pdl, zcu_fast(c)}, .first = true, .f_pending = false};
+    dec D = {.s = s, .q = {c->stream, pdl, zcu_fast(c)}, .first = true, .f_pending = false, .short_uv = short_uv};
     CU_TRY(e, cuk_embed(c->embed, s->d_step, 1, s->x, qn(&D)));
     for (int l = 0; l < cf->n_layers; l++) {
         zmlx_status r = attention(&D, l, e);

@@ -502,6 +502,22 @@ __device__ __forceinline__ void stage_rows(const float *x, int64_t xs, int64_t n
     }
 }
 
+/* `rows` rows of nu units (row k at x + k * xs, global or shared memory) staged into sm
+   + k * sf, a unit per thread in 32-bit index math (stage_load + stage_store); no barrier. */
+template <int K, bool FAST>
+__device__ __forceinline__ void stage_rows32(const float *x, int64_t xs, int nu, int rows, float *sm, int64_t sf,
+                                             int group) {
+    const int tot = rows * nu, lane = threadIdx.x & 31;
+    for (int t = threadIdx.x; t - lane < tot; t += blockDim.x) {
+        const int k = rows > 1 ? (int)((uint32_t)t / (uint32_t)nu) : 0, u = t - k * nu;
+        float4 v[8];
+        const float4 *src = reinterpret_cast<const float4 *>(x + (int64_t)k * xs) + (int64_t)u * 8;
+#pragma unroll
+        for (int i = 0; i < 8; i++) v[i] = t < tot ? src[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        stage_store<K, FAST, true>(v, t < tot ? u : nu, nu, nu, sm + k * sf, sf, false, 0.0f, group);
+    }
+}
+
 /*
  * Elements c0 .. c0 + 7 (c0 % 8 == 0) of a row as the reference dequantizes them
  * (weight.c: s * q + b in float32, two roundings; mxfp4 value * s).

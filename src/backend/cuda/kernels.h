@@ -351,6 +351,29 @@ cudaError_t cuk_attn_absorbed(const cu_attn *p, cu_q q);
 bool cuk_attn_dec_tc_ok(const cu_attn *p);
 cudaError_t cuk_attn_dec_tc(const cu_attn *p, cu_q q);
 
+/* Entries up to which a decode query takes the short path (ZCU_ATTN_SHORT, or lower
+   with ZMLX_CUDA_ATTN_SHORT; 0 = never): where cuk_attn_uv may run. */
+int32_t cuk_attn_short_max(void);
+
+/*
+ * The absorbed attention of one token at a short context with its W_UV product in one
+ * launch (glm47_rope's decode): y_h = W_UV[h] o_lat_h for every head, what
+ *   cuk_attn_absorbed(at) (its short path)  o_lat_h over positions 0 .. step->pos
+ *   cuk_matvec(uv)                          y_h = W_UV[h] o_lat_h
+ * compute, bit for bit, except that at.out and the splits' buffers are neither read nor
+ * written (o_lat stays on chip).  One query (at.n_q == 1), dense (at.idx NULL),
+ * step->pos + 1 <= cuk_attn_short_max() (the launch traps otherwise), fast mode, W_UV
+ * affine 4- or 8-bit with bf16 scales (MLX's), R <= 512; `split` blocks per head, each
+ * computing the head's attention and 1/split of W_UV's rows.
+ */
+typedef struct cu_attn_uv {
+    cu_attn at;
+    cu_mv uv;
+    int32_t split;
+} cu_attn_uv;
+bool cuk_attn_uv_ok(const cu_attn_uv *p, cu_q q);
+cudaError_t cuk_attn_uv(const cu_attn_uv *p, cu_q q);
+
 /*
  * Expanded MLA attention: q [n, H, nope + rope] (q_pe rotated), per-position keys/values
  * kvb [T, H, nope + vd] (from kv_b), rope keys in the cache rows at offset R (width W);

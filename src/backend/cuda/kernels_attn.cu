@@ -311,13 +311,6 @@ static int at_heads(int64_t H, int64_t W) {
     return hb;
 }
 
-/* Entries up to which a query takes the short path: ZCU_ATTN_SHORT, or
-   ZMLX_CUDA_ATTN_SHORT (0 .. AS_MAX; 0 = never; for measuring). */
-static int32_t short_max(void) {
-    const int64_t n = cu_knob("ZMLX_CUDA_ATTN_SHORT", ZCU_ATTN_SHORT);
-    return n > AS_MAX ? AS_MAX : (int32_t)n;
-}
-
 /* The splits on the CUDA cores (float32). */
 static cudaError_t absorbed_splits(const cu_attn *p, int64_t W, cu_q q) {
     int HB = at_heads(p->H, W);
@@ -340,7 +333,7 @@ static cudaError_t absorbed_splits(const cu_attn *p, int64_t W, cu_q q) {
 extern "C" cudaError_t cuk_attn_absorbed(const cu_attn *p_in, cu_q q) {
     if (p_in->n_q <= 0) return cudaSuccess;
     cu_attn pa = *p_in;
-    pa.short_max = p_in->R % 4 ? 0 : short_max(); /* attn_short: latent pieces of 4 */
+    pa.short_max = p_in->R % 4 ? 0 : cuk_attn_short_max(); /* attn_short: latent pieces of 4 */
     const cu_attn *p = &pa;
     const int64_t W = p->R + p->rope;
     if (p->R < 1 || p->R > ZCU_ATTN_MAX_R || p->rope < 0 || p->rope > AT_MAX_ROPE || W % 8 ||

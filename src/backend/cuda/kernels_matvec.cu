@@ -277,20 +277,6 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_matvec(const __grid_constant_
 
 /* stage_rows with 32-bit tasks and no division for one row: rows [0, rows) of nu units
    (row k from x + k * xs into sm + k * sf) by the whole block; no barrier. */
-template <int K, bool FAST>
-__device__ __forceinline__ void stage_rows32(const float *x, int64_t xs, int nu, int rows, float *sm, int64_t sf,
-                                             int group) {
-    const int tot = rows * nu, lane = threadIdx.x & 31;
-    for (int t = threadIdx.x; t - lane < tot; t += blockDim.x) {
-        const int k = rows > 1 ? (int)((uint32_t)t / (uint32_t)nu) : 0, u = t - k * nu;
-        float4 v[8];
-        const float4 *src = reinterpret_cast<const float4 *>(x + (int64_t)k * xs) + (int64_t)u * 8;
-#pragma unroll
-        for (int i = 0; i < 8; i++) v[i] = t < tot ? src[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        stage_store<K, FAST, true>(v, t < tot ? u : nu, nu, nu, sm + k * sf, sf, false, 0.0f, group);
-    }
-}
-
 #ifndef ZMLX_CUDA_SQ_LEAN
 #define ZMLX_CUDA_SQ_LEAN 32 /* the lean kernels' sum of squares: loads in flight per lane */
 #endif
@@ -1012,6 +998,7 @@ extern "C" cudaError_t cuk_matvec_t(const cu_mvt *p, cu_q q) {
 extern "C" cudaError_t cuk_attn_init(void); /* kernels_attn.cu */
 extern "C" cudaError_t cuk_idx_init(void);  /* kernels_idx.cu */
 extern "C" cudaError_t cuk_attn_tc_init(int optin); /* kernels_attn_tc.cu */
+extern "C" cudaError_t cuk_attn_uv_init(int optin); /* kernels_attn_uv.cu */
 
 /* Large dynamic shared memory for the matvec and combine kernels of layout K. */
 template <int K>
@@ -1041,6 +1028,7 @@ extern "C" cudaError_t cuk_init(void) {
     if (err == cudaSuccess) err = cuk_attn_init();
     if (err == cudaSuccess) err = cuk_idx_init();
     if (err == cudaSuccess) err = cuk_attn_tc_init(optin);
+    if (err == cudaSuccess) err = cuk_attn_uv_init(optin);
     const int lim = optin < MV_SMEM_MAX ? optin : MV_SMEM_MAX;
     for (int kind = 0; kind < ZW_COUNT && err == cudaSuccess; kind++) {
         if (!cuk_kind_ok(kind)) continue; /* a layout with no device kernels (fp8) */
