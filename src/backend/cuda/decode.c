@@ -165,7 +165,7 @@ static zmlx_status attention(dec *D, int l, zerr *e) {
     /* glm47_rope at a short context: the attention and W_UV in one launch
        (kernels_attn_uv.cu: the same bits) */
     const cu_attn_uv au = {.at = a, .uv = uv, .split = c->attn_uv_split};
-    if (D->short_uv && fused_rope && !dsa && c->attn_uv_split > 0 && cuk_attn_uv_ok(&au, D->q)) {
+    if (D->short_uv && fused_rope && !dsa && cuk_attn_uv_ok(&au, D->q)) { /* short_uv: split > 0 */
         CU_TRY(e, cuk_attn_uv(&au, qn(D)));
     } else {
         CU_TRY(e, cuk_attn_absorbed(&a, qn(D)));

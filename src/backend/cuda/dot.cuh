@@ -502,8 +502,9 @@ __device__ __forceinline__ void stage_rows(const float *x, int64_t xs, int64_t n
     }
 }
 
-/* `rows` rows of nu units (row k at x + k * xs, global or shared memory) staged into sm
-   + k * sf, a unit per thread in 32-bit index math (stage_load + stage_store); no barrier. */
+/* stage_rows with 32-bit tasks and no division for one row: rows [0, rows) of nu units
+   (row k from x + k * xs, global or shared memory, into sm + k * sf) by the whole block;
+   no barrier. */
 template <int K, bool FAST>
 __device__ __forceinline__ void stage_rows32(const float *x, int64_t xs, int nu, int rows, float *sm, int64_t sf,
                                              int group) {

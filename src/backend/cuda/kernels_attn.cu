@@ -311,6 +311,13 @@ static int at_heads(int64_t H, int64_t W) {
     return hb;
 }
 
+/* Entries up to which a query takes the short path: ZCU_ATTN_SHORT, or
+   ZMLX_CUDA_ATTN_SHORT (0 .. AS_MAX; 0 = never; for measuring). */
+extern "C" int32_t cuk_attn_short_max(void) {
+    const int64_t n = cu_knob("ZMLX_CUDA_ATTN_SHORT", ZCU_ATTN_SHORT);
+    return n > AS_MAX ? AS_MAX : n < 0 ? 0 : (int32_t)n;
+}
+
 /* The splits on the CUDA cores (float32). */
 static cudaError_t absorbed_splits(const cu_attn *p, int64_t W, cu_q q) {
     int HB = at_heads(p->H, W);

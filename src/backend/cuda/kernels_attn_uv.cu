@@ -101,11 +101,6 @@ __global__ void __launch_bounds__(AU_THREADS, 2) k_attn_uv(const __grid_constant
     }
 }
 
-extern "C" int32_t cuk_attn_short_max(void) {
-    const int64_t n = cu_knob("ZMLX_CUDA_ATTN_SHORT", ZCU_ATTN_SHORT);
-    return n > AS_MAX ? AS_MAX : n < 0 ? 0 : (int32_t)n;
-}
-
 extern "C" bool cuk_attn_uv_ok(const cu_attn_uv *p, cu_q q) {
     const cu_mv &uv = p->uv;
     const cu_attn &at = p->at;

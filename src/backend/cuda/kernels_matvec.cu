@@ -275,8 +275,6 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_matvec(const __grid_constant_
     else mv_batches<K, FAST, 4>(p, ss, sidx, o, o_hi, obw);
 }
 
-/* stage_rows with 32-bit tasks and no division for one row: rows [0, rows) of nu units
-   (row k from x + k * xs into sm + k * sf) by the whole block; no barrier. */
 #ifndef ZMLX_CUDA_SQ_LEAN
 #define ZMLX_CUDA_SQ_LEAN 32 /* the lean kernels' sum of squares: loads in flight per lane */
 #endif
