@@ -1400,19 +1400,22 @@ static void case_absorbed(bool bf16, int64_t H, int64_t R, int64_t rope, int64_t
         if (pass == 1) setenv("ZMLX_CUDA_ATTN_SHORT", "0", 1);
         CHECK(cuk_attn_absorbed(&a, Q) == cudaSuccess);
         CHECKF(out_fetch(&o, out, "absorbed"), "absorbed attention");
-        if (tc) { /* one tile buffer and two (ZMLX_CUDA_DEC_STAGES; the default picks by the grid): same bits */
+        if (tc) { /* one tile buffer and two to four (ZMLX_CUDA_DEC_STAGES; the default picks by the grid): same bits */
             dout o1 = out_new(no);
             cu_attn a1 = a;
             a1.out = o1.p;
             setenv("ZMLX_CUDA_DEC_STAGES", "1", 1);
             CHECK(cuk_attn_absorbed(&a1, Q) == cudaSuccess);
-            setenv("ZMLX_CUDA_DEC_STAGES", "2", 1);
-            CHECK(cuk_attn_absorbed(&a, Q) == cudaSuccess);
-            unsetenv("ZMLX_CUDA_DEC_STAGES");
-            CHECKF(out_fetch(&o, out, "absorbed tc, two stages"), "absorbed attention tc");
             float *y1 = malloc(no * 4);
-            CHECKF(out_fetch(&o1, y1, "absorbed tc, one stage") && same_bits(y1, out, no),
-                   "absorbed tc H=%lld pos=%lld: one tile buffer differs from two", (long long)H, (long long)pos);
+            CHECKF(out_fetch(&o1, y1, "absorbed tc, one stage"), "absorbed attention tc");
+            for (int st = 2; st <= 4; st++) {
+                char v[2] = {(char)('0' + st), 0};
+                setenv("ZMLX_CUDA_DEC_STAGES", v, 1);
+                CHECK(cuk_attn_absorbed(&a, Q) == cudaSuccess);
+                CHECKF(out_fetch(&o, out, "absorbed tc, several stages") && same_bits(y1, out, no),
+                       "absorbed tc H=%lld pos=%lld: %d tile buffers differ from one", (long long)H, (long long)pos, st);
+            }
+            unsetenv("ZMLX_CUDA_DEC_STAGES");
             free(y1);
             out_free(&o1);
         }
@@ -1835,6 +1838,10 @@ static void absorbed_cases(bool quick) {
         t_short = ZCU_ATTN_SHORT;
         case_absorbed(b, 20, 512, 64, 300, 1, 3, 0);
         if (!quick) case_absorbed(b, 20, 512, 64, 4095, 1, 32, 0);
+        case_absorbed(b, 20, 512, 64, 4095, 1, 132, 0); /* a split per H100 SM: 128 of 132 hold a tile */
+        case_absorbed(b, 20, 512, 64, 4095, 1, 16, 0);  /* eight tiles a split: every stage depth's pipeline */
+        case_absorbed(b, 20, 512, 64, 1000, 1, 5, 0);   /* seven tiles a split, the last split three and a part */
+        if (!quick) case_absorbed(b, 20, 512, 64, 8191, 1, 256, 0); /* the most splits the merge takes */
         case_absorbed(b, 20, 512, 64, 10, 5, 1, 0);   /* prefill on the absorbed path */
         case_absorbed(b, 4, 64, 16, 20, 3, 2, 0);     /* tiny, several queries and splits */
         case_absorbed(b, 7, 96, 8, 50, 2, 3, 0);      /* heads not a multiple of 4 */

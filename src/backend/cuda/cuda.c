@@ -67,6 +67,19 @@ static int cuda_threads(const void *vc) {
     return 1;
 }
 
+/* An integer setting from the environment: def when unset, lo .. hi or an error naming it. */
+static zmlx_status env_int(const char *name, int def, int lo, int hi, int *out, zerr *e) {
+    const char *v = getenv(name);
+    *out = def;
+    if (!v || !*v) return ZMLX_OK;
+    char *end = NULL;
+    const long x = strtol(v, &end, 10);
+    if (*end || x < lo || x > hi)
+        return zerr_set(e, ZMLX_ERR_INVALID_ARG, "%s=%s: expected %d .. %d", name, v, lo, hi);
+    *out = (int)x;
+    return ZMLX_OK;
+}
+
 zmlx_status zcu_ctx_open(cu_ctx *c, int device, const zmlx_model *m, zerr *e) {
     zmlx_status st = cuda_probe(e);
     if (st != ZMLX_OK) return st;
@@ -80,16 +93,13 @@ zmlx_status zcu_ctx_open(cu_ctx *c, int device, const zmlx_model *m, zerr *e) {
     /* programmatic dependent launch: Hopper and later; ZMLX_CUDA_PDL=0 turns it off */
     const char *pdl = getenv("ZMLX_CUDA_PDL");
     c->pdl = prop.major >= 9 && !(pdl && !strcmp(pdl, "0"));
-    /* the short-context attention with W_UV (decode.c): blocks per head, 0 = off (measuring) */
-    const char *au = getenv("ZMLX_CUDA_ATTN_UV");
-    c->attn_uv_split = 8;
-    if (au && *au) {
-        char *end = NULL;
-        const long v = strtol(au, &end, 10);
-        if (*end || v < 0 || v > 64)
-            return zerr_set(e, ZMLX_ERR_INVALID_ARG, "ZMLX_CUDA_ATTN_UV=%s: expected 0 .. 64", au);
-        c->attn_uv_split = (int)v;
-    }
+    /* measuring knobs: the short-context attention with W_UV's blocks per head (decode.c;
+       0 = off), the decode attention's least positions per split and most splits (step.c;
+       0 = one per multiprocessor) */
+    st = env_int("ZMLX_CUDA_ATTN_UV", 8, 0, 64, &c->attn_uv_split, e);
+    if (st == ZMLX_OK) st = env_int("ZMLX_CUDA_DEC_SPAN", 32, 32, 1 << 20, &c->dec_span, e);
+    if (st == ZMLX_OK) st = env_int("ZMLX_CUDA_DEC_SPLITS", 0, 0, 256, &c->dec_splits, e);
+    if (st != ZMLX_OK) return st;
     CU_TRY(e, cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     CU_TRY(e, cuk_init());
     c->m = m;

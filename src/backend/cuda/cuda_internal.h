@@ -52,6 +52,8 @@ typedef struct cu_ctx {
     int cc_major;
     bool pdl;                           /* programmatic dependent launch (sm_90+, ZMLX_CUDA_PDL != 0) */
     int attn_uv_split;                  /* cuk_attn_uv's blocks per head (ZMLX_CUDA_ATTN_UV; 0: off) */
+    int dec_span, dec_splits;           /* decode attention: least positions a split, most splits
+                                           (ZMLX_CUDA_DEC_SPAN / _SPLITS; 0: one per SM) */
     cudaStream_t stream;
     const zmlx_model *m;                /* host model: config, rope, scales, pattern plan */
     void *warena;                       /* every weight, one allocation */

@@ -230,11 +230,17 @@ __global__ void __launch_bounds__(AT_THREADS, BF16 && HB == 8 ? 2 : 1) k_attn_ab
 }
 
 /* out[qi, h] = sum_s exp(m_s - M) o_s / sum_s exp(m_s - M) l_s over the non-empty splits.
-   Block (h, qi, column chunk): warp 0 reduces the split statistics (lane l takes splits
-   l, l + 32, ..., then the butterfly: one fixed order); then MG_SLICES slices of the
-   threads sum their splits for MG_COLS columns (eight loads in flight per thread) and the
-   slices are added in order. */
-enum { MG_COLS = 64, MG_SLICES = 4, MG_THREADS = MG_COLS * MG_SLICES };
+   Block (h, qi, chunk of MG_COLS columns), lane = column, warp = slice.  Right after the
+   wait every thread asks for its slice's splits (s = slice, slice + MG_SLICES, ...:
+   MG_LD loads in flight, one trip for up to 256 splits) while warp 0 reduces the split
+   statistics (lane l takes splits l, l + 32, ..., all loaded at once, then the butterfly:
+   one fixed order); each thread then sums its splits in order and the slices are added in
+   order.  Every split kernel writes (m, l) of every split below nsplit (an empty one l = 0,
+   weight 0), so a partial is only used where its weight is not 0. */
+enum { MG_COLS = 32, MG_SLICES = 16, MG_THREADS = MG_COLS * MG_SLICES, MG_LD = 16,
+       MG_SPL = ZCU_ATTN_MAX_SPLIT / 32 };
+static_assert(MG_LD * MG_SLICES >= ZCU_ATTN_MAX_SPLIT && MG_SPL * 32 >= ZCU_ATTN_MAX_SPLIT,
+              "the merge holds every split in one trip");
 
 __global__ void __launch_bounds__(MG_THREADS) k_attn_merge(const __grid_constant__ cu_attn p) {
     __shared__ float wt[ZCU_ATTN_MAX_SPLIT];
@@ -243,58 +249,59 @@ __global__ void __launch_bounds__(MG_THREADS) k_attn_merge(const __grid_constant
     __shared__ int whole;
     pdl_launch();
     const int64_t h = blockIdx.x, qi = blockIdx.y;
+    const int lane = threadIdx.x & 31, sl = threadIdx.x >> 5;
+    const int64_t c = (int64_t)blockIdx.z * MG_COLS + lane, ss = p.H * p.R; /* split s at + s * ss */
+    const float *po = p.part_o + (qi * p.nsplit * p.H + h) * p.R + c;
     /* a dense short query is known before the wait (the step is the token's upload, done
        before its first kernel); the wait still orders W_UV after the splits */
     const bool dense_short = !p.idx && (int64_t)p.step->pos + qi + 1 <= p.short_max;
     pdl_wait();
     if (dense_short) return;
+    float v[MG_LD];
+#pragma unroll
+    for (int k = 0; k < MG_LD; k++) {
+        const int64_t s = sl + (int64_t)k * MG_SLICES;
+        v[k] = s < p.nsplit && c < p.R ? po[s * ss] : 0.0f;
+    }
     const float *ml = p.part_ml + (qi * p.nsplit * p.H + h) * 2; /* split s at + s * H * 2 */
-    if (threadIdx.x < 32) {
-        const int lane = threadIdx.x;
-        if (lane == 0) whole = ml[1] < 0.0f; /* attn_short's mark (sparse lists): written whole */
-        float M = -INFINITY;
-        for (int64_t s = lane; s < p.nsplit; s += 32) {
-            const float ls = ml[s * p.H * 2 + 1];
-            if (ls > 0.0f) M = fmaxf(M, ml[s * p.H * 2]);
+    if (sl == 0) {
+        float2 st[MG_SPL];
+#pragma unroll
+        for (int k = 0; k < MG_SPL; k++) {
+            const int64_t s = lane + 32 * k;
+            st[k] = s < p.nsplit ? *reinterpret_cast<const float2 *>(ml + s * p.H * 2) : make_float2(0.0f, 0.0f);
         }
+        if (lane == 0) whole = st[0].y < 0.0f; /* attn_short's mark (sparse lists): written whole */
+        float M = -INFINITY;
+#pragma unroll
+        for (int k = 0; k < MG_SPL; k++)
+            if (st[k].y > 0.0f) M = fmaxf(M, st[k].x);
         M = warp_max(M);
         float L = 0.0f;
-        for (int64_t s = lane; s < p.nsplit; s += 32) {
-            const float ls = ml[s * p.H * 2 + 1];
-            const float w = ls > 0.0f ? expf(__fsub_rn(ml[s * p.H * 2], M)) : 0.0f;
-            L = __fadd_rn(L, __fmul_rn(ls > 0.0f ? ls : 0.0f, w));
-            wt[s] = w;
+#pragma unroll
+        for (int k = 0; k < MG_SPL; k++) {
+            const int64_t s = lane + 32 * k;
+            const float w = st[k].y > 0.0f ? expf(__fsub_rn(st[k].x, M)) : 0.0f;
+            L = __fadd_rn(L, __fmul_rn(st[k].y > 0.0f ? st[k].y : 0.0f, w));
+            if (s < p.nsplit) wt[s] = w;
         }
         L = warp_sum(L);
         if (lane == 0) inv_l = __fdiv_rn(1.0f, L);
     }
     __syncthreads();
     if (whole) return;
-    const int cl = threadIdx.x % MG_COLS, sl = threadIdx.x / MG_COLS;
-    const int64_t c = (int64_t)blockIdx.z * MG_COLS + cl;
     float o = 0.0f;
-    if (c < p.R) {
-        const float *po = p.part_o + (qi * p.nsplit * p.H + h) * p.R + c; /* split s at + s * H * R */
-        for (int64_t s0 = sl; s0 < p.nsplit; s0 += 8 * MG_SLICES) {
-            float v[8];
 #pragma unroll
-            for (int k = 0; k < 8; k++) {
-                const int64_t s = s0 + k * MG_SLICES;
-                v[k] = s < p.nsplit && wt[s] != 0.0f ? po[s * p.H * p.R] : 0.0f;
-            }
-#pragma unroll
-            for (int k = 0; k < 8; k++) {
-                const int64_t s = s0 + k * MG_SLICES;
-                if (s < p.nsplit && wt[s] != 0.0f) o = fmaf(wt[s], v[k], o);
-            }
-        }
+    for (int k = 0; k < MG_LD; k++) {
+        const int64_t s = sl + (int64_t)k * MG_SLICES;
+        if (s < p.nsplit && wt[s] != 0.0f) o = fmaf(wt[s], v[k], o);
     }
-    part[sl][cl] = o;
+    part[sl][lane] = o;
     __syncthreads();
     if (sl == 0 && c < p.R) {
-        float t = part[0][cl];
+        float t = part[0][lane];
 #pragma unroll
-        for (int k = 1; k < MG_SLICES; k++) t = __fadd_rn(t, part[k][cl]);
+        for (int k = 1; k < MG_SLICES; k++) t = __fadd_rn(t, part[k][lane]);
         p.out[(qi * p.H + h) * p.R + c] = __fmul_rn(t, inv_l);
     }
 }

@@ -279,7 +279,7 @@ extern "C" cudaError_t cuk_attn_tc_init(int optin) {
 
 /* ------------------------------------------------------------------ decode (absorbed) */
 
-enum { DT_TK = 32, DT_HB = 32, DT_WARPS = 8, DT_THREADS = DT_WARPS * 32, DT_MAXW = 576 + 64 };
+enum { DT_TK = 32, DT_HB = 32, DT_WARPS = 8, DT_THREADS = DT_WARPS * 32, DT_MAXW = 576 + 64, DT_ST_FEW = 2 };
 enum { DT_SLD = DT_TK + 1, DT_PLD = DT_TK + 8 };
 static_assert(DT_THREADS == AS_WARPS * 32 && DT_MAXW <= AS_CH * 128, "attn_short's block and row");
 
@@ -297,11 +297,9 @@ __device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool va
 __device__ __forceinline__ void cp_async_commit(void) {
     asm volatile("cp.async.commit_group;");
 }
-__device__ __forceinline__ void cp_async_wait1(void) {
-    asm volatile("cp.async.wait_group 1;" ::: "memory");
-}
-__device__ __forceinline__ void cp_async_wait0(void) {
-    asm volatile("cp.async.wait_group 0;" ::: "memory");
+/* Wait until at most N of this thread's newest copy groups are in flight. */
+template <int N> __device__ __forceinline__ void cp_async_wait(void) {
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 }
 
 /* The B operand (k = 16 keys x n = 8 columns) of rows stored [key][column]: lanes 0-15
@@ -311,8 +309,8 @@ __device__ __forceinline__ void ldsm_x2_t(const __nv_bfloat16 *p, uint32_t &b0, 
     asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(b0), "=r"(b1) : "r"(s));
 }
 
-/* ST = 2: the next tile's rows in flight during this tile's products (one block per SM
-   at W = 576); ST = 1: one buffer, two blocks per SM overlap each other instead. */
+/* ST >= 2: the next ST - 1 tiles' rows in flight during this tile's products (one block
+   per SM at W = 576); ST = 1: one buffer, two blocks per SM overlap each other instead. */
 template <int ST>
 __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(const __grid_constant__ cu_attn p) {
     extern __shared__ __align__(16) __nv_bfloat16 dsm[];
@@ -326,7 +324,7 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
     const int nh = (int)(p.H - h0 < DT_HB ? p.H - h0 : DT_HB);
     pdl_wait();
     if (attn_short_q(p, qi)) { /* attn.cuh: the whole query here, float32, no merge */
-        attn_short<true, ST == 2 ? 4 : 2>(p, qi, reinterpret_cast<float *>(dsm));
+        attn_short<true, ST >= 2 ? 4 : 2>(p, qi, reinterpret_cast<float *>(dsm));
         return;
     }
     if (split >= p.nsplit) return; /* a block the short path asked for */
@@ -347,6 +345,11 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
     };
     if (t0 < t1) issue(t0, Kb);
     cp_async_commit();
+#pragma unroll
+    for (int k = 1; k < ST - 1; k++) { /* the next tiles but one, each a group of its own */
+        if (t0 + k * DT_TK < t1) issue(t0 + k * DT_TK, Kb + k * DT_TK * LD);
+        cp_async_commit();
+    }
     { /* the queries, bf16: the block's rows are consecutive, eight loads of a thread in flight */
         const uint32_t w4 = (uint32_t)(W / 4), tot = DT_HB * w4, have = (uint32_t)nh * w4;
         const float4 *src = reinterpret_cast<const float4 *>(p.q + (qi * p.H + h0) * W);
@@ -377,21 +380,22 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
     /* scores: warp w computes heads 16 (w & 1) .. +16 x keys 8 (w >> 1) .. +8 */
     const int sm_ = (warp & 1) * 16, sn = (warp >> 1) * 8;
 
-    int buf = 0;
-    for (int64_t tt = t0; tt < t1; tt += DT_TK, buf ^= 1) {
-        if constexpr (ST == 2) {
-            if (tt + DT_TK < t1) issue(tt + DT_TK, Kb + (buf ^ 1) * DT_TK * LD);
+    int buf = 0; /* this tile's buffer */
+    for (int64_t tt = t0; tt < t1; tt += DT_TK, buf = buf + 1 == ST ? 0 : buf + 1) {
+        if constexpr (ST >= 2) { /* tile tt + ST - 1 into the buffer the last tile left */
+            const int64_t ta = tt + (int64_t)(ST - 1) * DT_TK;
+            if (ta < t1) issue(ta, Kb + (buf == 0 ? ST - 1 : buf - 1) * DT_TK * LD);
             cp_async_commit();
-            cp_async_wait1(); /* this tile's rows have landed (the next tile's may not) */
+            cp_async_wait<ST - 1>(); /* this tile's rows have landed (the later tiles' may not) */
         } else {
             if (tt != t0) { /* the first tile was issued before the queries */
                 issue(tt, Kb);
                 cp_async_commit();
             }
-            cp_async_wait0();
+            cp_async_wait<0>();
         }
         __syncthreads();
-        const __nv_bfloat16 *Ks = Kb + (ST == 2 ? buf : 0) * DT_TK * LD;
+        const __nv_bfloat16 *Ks = Kb + buf * DT_TK * LD;
         {
             /* two chains of products (even and odd k steps; W % 16 == 0), then their sum */
             float sc[4] = {0.0f, 0.0f, 0.0f, 0.0f}, s2[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -493,24 +497,35 @@ extern "C" cudaError_t cuk_attn_dec_tc(const cu_attn *p, cu_q q) {
     const unsigned gy = (unsigned)((p->H + DT_HB - 1) / DT_HB);
     const dim3 grid((unsigned)attn_grid_x(p, gy), gy, (unsigned)p->n_q);
     /* more blocks than SMs: one tile buffer, so two blocks fit an SM (H200, 32k: 117 -> 129
-       tok/s); fewer: two buffers, the next tile in flight (4k: 174.5 vs 172.4 with one).
-       ZMLX_CUDA_DEC_STAGES=1|2 (a measuring knob) chooses. */
+       tok/s); fewer: DT_ST_FEW buffers, the next tile in flight (4k: 174.5 vs 172.4 with
+       one; H100, 32k, 132 splits: three buffers 0.99x of two, four 0.98x).
+       ZMLX_CUDA_DEC_STAGES=1..4 (a measuring knob) chooses. */
     int dev = 0, sms = 0;
     if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
         (void)cudaGetLastError();
     const int64_t blocks = p->nsplit * grid.y * grid.z; /* the splits' */
-    int st = blocks > sms ? 1 : 2;
-    const char *env = getenv("ZMLX_CUDA_DEC_STAGES");
-    if (env && (!strcmp(env, "1") || !strcmp(env, "2"))) st = env[0] - '0';
-    if (st == 1) return launch(q, grid, dim3(DT_THREADS), dt_smem(p->R + p->rope, 1), k_attn_dec_tc<1>, *p);
-    return launch(q, grid, dim3(DT_THREADS), dt_smem(p->R + p->rope, 2), k_attn_dec_tc<2>, *p);
+    int st = (int)cu_knob("ZMLX_CUDA_DEC_STAGES", blocks > sms ? 1 : DT_ST_FEW);
+    const size_t W = (size_t)(p->R + p->rope);
+    cudaFuncAttributes fa;
+    while (st > 2 && (cudaFuncGetAttributes(&fa, st == 4 ? k_attn_dec_tc<4> : k_attn_dec_tc<3>) != cudaSuccess ||
+                      dt_smem(W, st) > (size_t)fa.maxDynamicSharedSizeBytes)) {
+        (void)cudaGetLastError();
+        st--; /* what this device's shared memory holds */
+    }
+    const dim3 b(DT_THREADS);
+    if (st <= 1) return launch(q, grid, b, dt_smem(W, 1), k_attn_dec_tc<1>, *p);
+    if (st == 2) return launch(q, grid, b, dt_smem(W, 2), k_attn_dec_tc<2>, *p);
+    if (st == 3) return launch(q, grid, b, dt_smem(W, 3), k_attn_dec_tc<3>, *p);
+    return launch(q, grid, b, dt_smem(W, 4), k_attn_dec_tc<4>, *p);
 }
 
 static cudaError_t dt_init(int optin) {
-    const size_t want = dt_smem(DT_MAXW, 2);
-    const int bytes = want < (size_t)optin ? (int)want : optin;
-    cudaError_t err = cudaFuncSetAttribute(k_attn_dec_tc<2>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-    if (err == cudaSuccess)
-        err = cudaFuncSetAttribute(k_attn_dec_tc<1>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+    cudaError_t err = cudaSuccess;
+    for (int st = 1; st <= 4 && err == cudaSuccess; st++) { /* as much as each asks, within the opt-in */
+        const size_t want = dt_smem(DT_MAXW, st);
+        const int bytes = want < (size_t)optin ? (int)want : optin;
+        err = cudaFuncSetAttribute(st == 1 ? k_attn_dec_tc<1> : st == 2 ? k_attn_dec_tc<2> : st == 3 ? k_attn_dec_tc<3> : k_attn_dec_tc<4>,
+                                   cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+    }
     return err;
 }
