@@ -7,7 +7,8 @@
 # launch.  Stage as bench/cuda_ab.sh says (.device/ab) and run `bash bench/cuda_hotspots.sh`
 # with it carried.  $OUT: rep.ncu-rep, src-N.csv, lines.txt.
 # Env: ZMLX_HOT_MODEL (builtin:glm47-flash:layers=4), ZMLX_HOT_SKIP (launches of the
-# kernel to skip, default 12: into the second token), ZMLX_HOT_COUNT (launches, 8).
+# kernel to skip, default 12: into the second token), ZMLX_HOT_COUNT (launches, 8),
+# ZMLX_HOT_CTX (the synthetic context, default 16).
 set -u
 D=${ZMLX_AB_DIR:-.device/ab}
 B=$D/bin
@@ -19,7 +20,7 @@ export LD_LIBRARY_PATH="$PWD/$D/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 timeout 240 ncu -f -o "$OUT/rep" --graph-profiling node --kernel-name "regex:${ZMLX_HOT_KERNEL:-k_matvec}" \
     --launch-skip "${ZMLX_HOT_SKIP:-12}" --launch-count "${ZMLX_HOT_COUNT:-8}" --section SourceCounters \
     --section LaunchStats "$B/zmlx-cuda_decode" "$MODEL" --precision fast --kv-dtype bf16 --patterns default \
-    --ctx 16 --synthetic --tokens 3 --runs 1 >"$OUT/ncu.log" 2>&1
+    --ctx "${ZMLX_HOT_CTX:-16}" --synthetic --tokens 3 --runs 1 >"$OUT/ncu.log" 2>&1
 echo "ncu rc=$?"
 tail -n 3 "$OUT/ncu.log"
 n=${ZMLX_HOT_COUNT:-8}

@@ -2,7 +2,8 @@
 """ncu_lines.py SRC.csv... — the heaviest CUDA source lines of kernel launches, from
 `ncu -i REPORT --page source --csv --print-source cuda,sass` (bench/cuda_hotspots.sh):
 per file, the warp-level instructions executed per line (summed over its SASS
-instructions) and their share of the launch, the 25 heaviest lines.  Columns are found
+instructions) and their share of the launch, the 25 heaviest lines, and each line's
+share of the warp stall samples when the CSV has them.  Columns are found
 by name, so the CSV's other columns may change between ncu versions."""
 import csv
 import sys
@@ -33,10 +34,12 @@ def main(paths):
             continue
         h = rows[hi]
         ie = col(h, "Instructions Executed")
+        ws = col(h, "Warp Stall Sampling (All Samples)")
         src = col(h, "Source", "Address")
         loc = col(h, "Location", "File", "Line")
         per = defaultdict(float)
-        total = 0.0
+        stall = defaultdict(float)
+        total = stotal = 0.0
         for r in rows[hi + 1:]:
             if len(r) <= ie:
                 continue
@@ -51,9 +54,17 @@ def main(paths):
             key = where + " | " + text
             per[key] += v
             total += v
-        print(f"== {path}: {total:.0f} warp instructions")
+            if ws is not None and len(r) > ws:
+                try:
+                    w = float(r[ws].replace(",", "") or 0)
+                except ValueError:
+                    w = 0.0
+                stall[key] += w
+                stotal += w
+        print(f"== {path}: {total:.0f} warp instructions" + (f", {stotal:.0f} stall samples" if stotal else ""))
         for k, v in sorted(per.items(), key=lambda kv: -kv[1])[:25]:
-            print(f"  {v:10.0f} {100 * v / max(total, 1):5.1f}%  {k}")
+            st = f" stalls {100 * stall[k] / stotal:5.1f}%" if stotal else ""
+            print(f"  {v:10.0f} {100 * v / max(total, 1):5.1f}%{st}  {k}")
 
 
 if __name__ == "__main__":

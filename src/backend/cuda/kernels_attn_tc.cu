@@ -302,20 +302,38 @@ template <int N> __device__ __forceinline__ void cp_async_wait(void) {
     asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 }
 
-/* The B operand (k = 16 keys x n = 8 columns) of rows stored [key][column]: lanes 0-15
-   name rows k0 .. k0 + 15 at column n0. */
-__device__ __forceinline__ void ldsm_x2_t(const __nv_bfloat16 *p, uint32_t &b0, uint32_t &b1) {
+/* Four 8 x 8 b16 matrices from shared memory, lanes 8j .. 8j + 7 naming the rows of
+   matrix j; r_j is the mma operand register of matrix j (TRANS: transposed). */
+template <bool TRANS>
+__device__ __forceinline__ void ldsm_x4(const __nv_bfloat16 *p, uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3) {
     const uint32_t s = (uint32_t)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(b0), "=r"(b1) : "r"(s));
+    if constexpr (TRANS)
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                     : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(s));
+    else
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                     : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(s));
+}
+__device__ __forceinline__ void ldsm_x2(const __nv_bfloat16 *p, uint32_t &r0, uint32_t &r1) {
+    const uint32_t s = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(r0), "=r"(r1) : "r"(s));
+}
+
+/* Where lane asks ldsm_x4 for the A operand (16 x 16, row-major, row stride ld) at row
+   0, column 0 of the tile: matrices (rows 0-7, k 0-7), (8-15, 0-7), (0-7, 8-15), (8-15, 8-15). */
+__device__ __forceinline__ int a_lane(int lane, int ld) {
+    return ((lane & 7) + ((lane >> 3) & 1) * 8) * ld + (lane >> 4) * 8;
 }
 
 /* ST >= 2: the next ST - 1 tiles' rows in flight during this tile's products (one block
-   per SM at W = 576); ST = 1: one buffer, two blocks per SM overlap each other instead. */
-template <int ST>
+   per SM at W = 576); ST = 1: one buffer, two blocks per SM overlap each other instead.
+   WC: the row width as a constant (576: MLA's 512 latent and 64 rope columns, GLM's and
+   DeepSeek's; the arithmetic then folds), 0: p.R + p.rope at run time. */
+template <int ST, int WC>
 __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(const __grid_constant__ cu_attn p) {
     extern __shared__ __align__(16) __nv_bfloat16 dsm[];
     pdl_launch();
-    const int64_t W = p.R + p.rope, LD = W + 8;
+    const int W = WC ? WC : (int)(p.R + p.rope), R = WC ? WC - 64 : (int)p.R, LD = W + 8;
     __nv_bfloat16 *Qs = dsm, *Kb = Qs + DT_HB * LD; /* Kb: ST tiles */
     float *Ss = reinterpret_cast<float *>(Kb + ST * DT_TK * LD), *al = Ss + DT_HB * DT_SLD;
     __nv_bfloat16 *Ps = reinterpret_cast<__nv_bfloat16 *>(al + DT_HB);
@@ -335,11 +353,22 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
     const uint32_t c16 = (uint32_t)(W / 8); /* 16-byte pieces of a row (32-bit index math) */
     const uint8_t *cb = static_cast<const uint8_t *>(p.cache);
     auto issue = [&](int64_t tt, __nv_bfloat16 *dst) {
+        if (!ix) { /* dense: the tile's rows are one run of the cache; piece i lands at
+                      row r = i / c16 of the padded tile, (i + r) * 8 */
+            const uint8_t *src = cb + (size_t)tt * W * 2;
+#pragma unroll
+            for (uint32_t i = tid; i < DT_TK * c16; i += DT_THREADS) {
+                const uint32_t r = i / c16;
+                const bool ok = tt + r < t1;
+                cp_async16(dst + (i + r) * 8, ok ? src + (size_t)i * 16 : cb, ok);
+            }
+            return;
+        }
         for (uint32_t i = tid; i < DT_TK * c16; i += DT_THREADS) {
             const uint32_t r = i / c16, c = (i - r * c16) * 8;
             const int64_t u = tt + r;
             const bool ok = u < t1;
-            const int64_t row = ok ? (ix ? (int64_t)ix[u] : u) : 0;
+            const int64_t row = ok ? (int64_t)ix[u] : 0;
             cp_async16(dst + r * LD + c, cb + (size_t)(row * W + c) * 2, ok);
         }
     };
@@ -350,18 +379,19 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
         if (t0 + k * DT_TK < t1) issue(t0 + k * DT_TK, Kb + k * DT_TK * LD);
         cp_async_commit();
     }
-    { /* the queries, bf16: the block's rows are consecutive, eight loads of a thread in flight */
+    { /* the queries, bf16: the block's rows are consecutive, twelve loads of a thread in
+         flight (GLM's 20 heads of 576: one trip) */
         const uint32_t w4 = (uint32_t)(W / 4), tot = DT_HB * w4, have = (uint32_t)nh * w4;
         const float4 *src = reinterpret_cast<const float4 *>(p.q + (qi * p.H + h0) * W);
-        for (uint32_t i0 = tid; i0 < tot; i0 += 8 * DT_THREADS) {
-            float4 v[8];
+        for (uint32_t i0 = tid; i0 < tot; i0 += 12 * DT_THREADS) {
+            float4 v[12];
 #pragma unroll
-            for (int k = 0; k < 8; k++) {
+            for (int k = 0; k < 12; k++) {
                 const uint32_t i = i0 + k * DT_THREADS;
                 v[k] = i < have ? __ldg(src + i) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
             }
 #pragma unroll
-            for (int k = 0; k < 8; k++) {
+            for (int k = 0; k < 12; k++) {
                 const uint32_t i = i0 + k * DT_THREADS, r = i / w4;
                 if (i < tot) st_bf16x4(Qs + r * LD + (i - r * w4) * 4, v[k].x, v[k].y, v[k].z, v[k].w);
             }
@@ -377,8 +407,13 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
     float acc[16][4];
 #pragma unroll
     for (int j = 0; j < 16; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
-    /* scores: warp w computes heads 16 (w & 1) .. +16 x keys 8 (w >> 1) .. +8 */
+    /* scores: warp w computes heads 16 (w & 1) .. +16 x keys 8 (w >> 1) .. +8; its ldmatrix
+       rows: the queries' A operand, and the keys' B operands of two k steps (k 0-7, 8-15,
+       16-23, 24-31 of keys sn .. sn + 7) */
     const int sm_ = (warp & 1) * 16, sn = (warp >> 1) * 8;
+    const __nv_bfloat16 *qa = Qs + sm_ * LD + a_lane(lane, LD), *pa = Ps + om * DT_PLD + a_lane(lane, DT_PLD);
+    const int kb_off = (sn + (lane & 7)) * LD + (lane >> 3) * 8;
+    const int vb_off = (lane & 15) * LD + on + (lane >> 4) * 8; /* V: keys kb + 0-15, columns +0 / +8 */
 
     int buf = 0; /* this tile's buffer */
     for (int64_t tt = t0; tt < t1; tt += DT_TK, buf = buf + 1 == ST ? 0 : buf + 1) {
@@ -399,13 +434,20 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
         {
             /* two chains of products (even and odd k steps; W % 16 == 0), then their sum */
             float sc[4] = {0.0f, 0.0f, 0.0f, 0.0f}, s2[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-            const __nv_bfloat16 *qa = Qs + (sm_ + g) * LD + 2 * t, *kb = Ks + (sn + g) * LD + 2 * t;
-            for (int64_t kk = 0; kk < W; kk += 32) {
-                mma_bf16(sc, lds32(qa + kk), lds32(qa + 8 * LD + kk), lds32(qa + kk + 8),
-                         lds32(qa + 8 * LD + kk + 8), lds32(kb + kk), lds32(kb + kk + 8));
-                if (kk + 16 < W)
-                    mma_bf16(s2, lds32(qa + kk + 16), lds32(qa + 8 * LD + kk + 16), lds32(qa + kk + 24),
-                             lds32(qa + 8 * LD + kk + 24), lds32(kb + kk + 16), lds32(kb + kk + 24));
+            const __nv_bfloat16 *kb = Ks + kb_off;
+#pragma unroll
+            for (int kk = 0; kk < W; kk += 32) {
+                uint32_t a0, a1, a2, a3, b0, b1, b2, b3;
+                ldsm_x4<false>(qa + kk, a0, a1, a2, a3);
+                if (kk + 16 < W) {
+                    ldsm_x4<false>(kb + kk, b0, b1, b2, b3);
+                    mma_bf16(sc, a0, a1, a2, a3, b0, b1);
+                    ldsm_x4<false>(qa + kk + 16, a0, a1, a2, a3);
+                    mma_bf16(s2, a0, a1, a2, a3, b2, b3);
+                } else {
+                    ldsm_x2(kb + kk, b0, b1);
+                    mma_bf16(sc, a0, a1, a2, a3, b0, b1);
+                }
             }
 #pragma unroll
             for (int i = 0; i < 4; i++) sc[i] += s2[i];
@@ -433,20 +475,21 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
         __syncthreads();
         {
             const float a0 = al[om + g], a1 = al[om + g + 8];
+            if (__any_sync(0xffffffffu, a0 != 1.0f || a1 != 1.0f)) /* x * 1 is x: skipped */
 #pragma unroll
-            for (int j = 0; j < 16; j++) acc[j][0] *= a0, acc[j][1] *= a0, acc[j][2] *= a1, acc[j][3] *= a1;
+                for (int j = 0; j < 16; j++) acc[j][0] *= a0, acc[j][1] *= a0, acc[j][2] *= a1, acc[j][3] *= a1;
 #pragma unroll
             for (int kb = 0; kb < DT_TK; kb += 16) {
-                const __nv_bfloat16 *pa = Ps + (om + g) * DT_PLD + kb + 2 * t;
-                const uint32_t a0r = lds32(pa), a1r = lds32(pa + 8 * DT_PLD), a2r = lds32(pa + 8),
-                               a3r = lds32(pa + 8 * DT_PLD + 8);
-                const __nv_bfloat16 *vb = Ks + (kb + (lane & 15)) * LD + on;
+                uint32_t a0r, a1r, a2r, a3r;
+                ldsm_x4<false>(pa + kb, a0r, a1r, a2r, a3r);
+                const __nv_bfloat16 *vb = Ks + kb * LD + vb_off;
 #pragma unroll
-                for (int j = 0; j < 16; j++) {
-                    if (on + 8 * j >= p.R) break;
-                    uint32_t b0, b1;
-                    ldsm_x2_t(vb + 8 * j, b0, b1);
+                for (int j = 0; j < 16; j += 2) { /* R % 16 == 0: n tiles come in pairs */
+                    if (on + 8 * j >= R) break;
+                    uint32_t b0, b1, b2, b3;
+                    ldsm_x4<true>(vb + 8 * j, b0, b1, b2, b3);
                     mma_bf16(acc[j], a0r, a1r, a2r, a3r, b0, b1);
+                    mma_bf16(acc[j + 1], a0r, a1r, a2r, a3r, b2, b3);
                 }
             }
         }
@@ -457,13 +500,13 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
 #pragma unroll
     for (int j = 0; j < 16; j++) {
         const int64_t c = on + 8 * j + 2 * t;
-        if (c >= p.R) break;
+        if (c >= R) break;
         if (om + g < nh) {
-            float *o = p.part_o + (base + om + g) * p.R + c;
+            float *o = p.part_o + (base + om + g) * R + c;
             o[0] = acc[j][0], o[1] = acc[j][1];
         }
         if (om + g + 8 < nh) {
-            float *o = p.part_o + (base + om + g + 8) * p.R + c;
+            float *o = p.part_o + (base + om + g + 8) * R + c;
             o[0] = acc[j][2], o[1] = acc[j][3];
         }
     }
@@ -477,6 +520,16 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
     }
 }
 
+typedef void (*dt_fn)(cu_attn);
+
+/* The instance for st tile buffers (1 .. 4) and rows of MLA's 576 columns or any. */
+template <int WC> static dt_fn dt_kernel_w(int st) {
+    return st <= 1 ? k_attn_dec_tc<1, WC> : st == 2 ? k_attn_dec_tc<2, WC> : st == 3 ? k_attn_dec_tc<3, WC> : k_attn_dec_tc<4, WC>;
+}
+static dt_fn dt_kernel(const cu_attn *p, int st) {
+    return p->R == 512 && p->rope == 64 ? dt_kernel_w<576>(st) : dt_kernel_w<0>(st);
+}
+
 extern "C" bool cuk_attn_dec_tc_ok(const cu_attn *p) {
     const int64_t W = p->R + p->rope;
     if (!p->cache_bf16 || p->R % 16 || p->R > 512 || W % 16 || W > DT_MAXW || p->H < 1 ||
@@ -484,7 +537,7 @@ extern "C" bool cuk_attn_dec_tc_ok(const cu_attn *p) {
         p->nsplit > ZCU_ATTN_MAX_SPLIT)
         return false;
     cudaFuncAttributes fa;
-    if (cudaFuncGetAttributes(&fa, k_attn_dec_tc<2>) != cudaSuccess) {
+    if (cudaFuncGetAttributes(&fa, dt_kernel(p, 2)) != cudaSuccess) {
         (void)cudaGetLastError();
         return false;
     }
@@ -505,18 +558,15 @@ extern "C" cudaError_t cuk_attn_dec_tc(const cu_attn *p, cu_q q) {
         (void)cudaGetLastError();
     const int64_t blocks = p->nsplit * grid.y * grid.z; /* the splits' */
     int st = (int)cu_knob("ZMLX_CUDA_DEC_STAGES", blocks > sms ? 1 : DT_ST_FEW);
+    st = st < 1 ? 1 : st > 4 ? 4 : st;
     const size_t W = (size_t)(p->R + p->rope);
     cudaFuncAttributes fa;
-    while (st > 2 && (cudaFuncGetAttributes(&fa, st == 4 ? k_attn_dec_tc<4> : k_attn_dec_tc<3>) != cudaSuccess ||
+    while (st > 2 && (cudaFuncGetAttributes(&fa, dt_kernel(p, st)) != cudaSuccess ||
                       dt_smem(W, st) > (size_t)fa.maxDynamicSharedSizeBytes)) {
         (void)cudaGetLastError();
         st--; /* what this device's shared memory holds */
     }
-    const dim3 b(DT_THREADS);
-    if (st <= 1) return launch(q, grid, b, dt_smem(W, 1), k_attn_dec_tc<1>, *p);
-    if (st == 2) return launch(q, grid, b, dt_smem(W, 2), k_attn_dec_tc<2>, *p);
-    if (st == 3) return launch(q, grid, b, dt_smem(W, 3), k_attn_dec_tc<3>, *p);
-    return launch(q, grid, b, dt_smem(W, 4), k_attn_dec_tc<4>, *p);
+    return launch(q, grid, dim3(DT_THREADS), dt_smem(W, st), dt_kernel(p, st), *p);
 }
 
 static cudaError_t dt_init(int optin) {
@@ -524,8 +574,9 @@ static cudaError_t dt_init(int optin) {
     for (int st = 1; st <= 4 && err == cudaSuccess; st++) { /* as much as each asks, within the opt-in */
         const size_t want = dt_smem(DT_MAXW, st);
         const int bytes = want < (size_t)optin ? (int)want : optin;
-        err = cudaFuncSetAttribute(st == 1 ? k_attn_dec_tc<1> : st == 2 ? k_attn_dec_tc<2> : st == 3 ? k_attn_dec_tc<3> : k_attn_dec_tc<4>,
-                                   cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+        const cudaFuncAttribute at = cudaFuncAttributeMaxDynamicSharedMemorySize;
+        err = cudaFuncSetAttribute(dt_kernel_w<0>(st), at, bytes);
+        if (err == cudaSuccess) err = cudaFuncSetAttribute(dt_kernel_w<576>(st), at, bytes);
     }
     return err;
 }
