@@ -232,15 +232,15 @@ __global__ void __launch_bounds__(AT_THREADS, BF16 && HB == 8 ? 2 : 1) k_attn_ab
 /* out[qi, h] = sum_s exp(m_s - M) o_s / sum_s exp(m_s - M) l_s over the non-empty splits.
    Block (h, qi, chunk of MG_COLS columns), lane = column, warp = slice.  Right after the
    wait every thread asks for its slice's splits (s = slice, slice + MG_SLICES, ...:
-   MG_LD loads in flight, one trip for up to 256 splits) while warp 0 reduces the split
-   statistics (lane l takes splits l, l + 32, ..., all loaded at once, then the butterfly:
-   one fixed order); each thread then sums its splits in order and the slices are added in
-   order.  Every split kernel writes (m, l) of every split below nsplit (an empty one l = 0,
-   weight 0), so a partial is only used where its weight is not 0. */
-enum { MG_COLS = 32, MG_SLICES = 16, MG_THREADS = MG_COLS * MG_SLICES, MG_LD = 16,
+   MG_LD loads in flight, one trip for a split per SM of an H100 or H200) while warp 0
+   reduces the split statistics (lane l takes splits l, l + 32, ..., all loaded at once,
+   then the butterfly: one fixed order); each thread then sums its splits in order and the
+   slices are added in order.  Every split kernel writes (m, l) of every split below
+   nsplit (an empty one l = 0, weight 0), so a partial is only used where its weight is
+   not 0.  Blocks of 256 threads: GLM's 20 heads x 16 chunks are one wave (4 blocks an SM). */
+enum { MG_COLS = 32, MG_SLICES = 8, MG_THREADS = MG_COLS * MG_SLICES, MG_LD = 17,
        MG_SPL = ZCU_ATTN_MAX_SPLIT / 32 };
-static_assert(MG_LD * MG_SLICES >= ZCU_ATTN_MAX_SPLIT && MG_SPL * 32 >= ZCU_ATTN_MAX_SPLIT,
-              "the merge holds every split in one trip");
+static_assert(MG_SPL * 32 >= ZCU_ATTN_MAX_SPLIT, "warp 0 holds every split's statistics");
 
 __global__ void __launch_bounds__(MG_THREADS) k_attn_merge(const __grid_constant__ cu_attn p) {
     __shared__ float wt[ZCU_ATTN_MAX_SPLIT];
@@ -291,10 +291,19 @@ __global__ void __launch_bounds__(MG_THREADS) k_attn_merge(const __grid_constant
     __syncthreads();
     if (whole) return;
     float o = 0.0f;
+    for (int64_t s0 = sl;; s0 += (int64_t)MG_LD * MG_SLICES) { /* this thread's splits, in order */
 #pragma unroll
-    for (int k = 0; k < MG_LD; k++) {
-        const int64_t s = sl + (int64_t)k * MG_SLICES;
-        if (s < p.nsplit && wt[s] != 0.0f) o = fmaf(wt[s], v[k], o);
+        for (int k = 0; k < MG_LD; k++) {
+            const int64_t s = s0 + (int64_t)k * MG_SLICES;
+            if (s < p.nsplit && wt[s] != 0.0f) o = fmaf(wt[s], v[k], o);
+        }
+        const int64_t s1 = s0 + (int64_t)MG_LD * MG_SLICES;
+        if (s1 >= p.nsplit) break;
+#pragma unroll
+        for (int k = 0; k < MG_LD; k++) { /* more splits than a trip holds */
+            const int64_t s = s1 + (int64_t)k * MG_SLICES;
+            v[k] = s < p.nsplit && c < p.R ? po[s * ss] : 0.0f;
+        }
     }
     part[sl][lane] = o;
     __syncthreads();
