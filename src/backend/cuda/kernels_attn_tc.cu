@@ -20,9 +20,10 @@
  * (the spans of kernels_attn.cu, whose merge it feeds) in tiles of 32 latent rows
  * [lat | k_pe] copied into shared memory by cp.async one tile ahead (rows past the span
  * zero-filled; sparse lists gathered); S = Q K^T by mma.sync (eight warps, one 16 x 8
- * tile each), the online softmax per head (one warp per four heads, lane = position), then
- * O += P V with V = the same rows' latent columns read by ldmatrix.trans (each warp 16 x
- * 128 of the 32 x 512 output).  The cache is exact bf16; the queries and the
+ * tile each), the online softmax per head (one warp per four heads, lane = position; exp2
+ * of scores in log2 units, the maxima handed to the merge in natural units), then O += P V
+ * with V = the same rows' latent columns read by ldmatrix.trans (each warp 16 x 128 of the
+ * 32 x 512 output).  The cache is exact bf16; the queries and the
  * probabilities are rounded to bf16.
  *
  * tests/test_cuda_kernels.c holds both to a double-precision attention of the same bf16
@@ -294,6 +295,10 @@ __device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool va
     const uint32_t s = (uint32_t)__cvta_generic_to_shared(smem);
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(gmem), "r"(valid ? 16 : 0));
 }
+/* A whole 16-byte piece to a shared-memory address. */
+__device__ __forceinline__ void cp_async16s(uint32_t s, const void *gmem) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(gmem));
+}
 __device__ __forceinline__ void cp_async_commit(void) {
     asm volatile("cp.async.commit_group;");
 }
@@ -356,11 +361,18 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
         if (!ix) { /* dense: the tile's rows are one run of the cache; piece i lands at
                       row r = i / c16 of the padded tile, (i + r) * 8 */
             const uint8_t *src = cb + (size_t)tt * W * 2;
+            if (tt + DT_TK <= t1) { /* a whole tile (all but a split's last): no guards */
+                const uint32_t sd = (uint32_t)__cvta_generic_to_shared(dst);
+#pragma unroll
+                for (uint32_t i = tid; i < DT_TK * c16; i += DT_THREADS)
+                    cp_async16s(sd + (i + i / c16) * 16, src + (size_t)i * 16);
+                return;
+            }
+            const uint32_t rows = (uint32_t)(t1 - tt);
 #pragma unroll
             for (uint32_t i = tid; i < DT_TK * c16; i += DT_THREADS) {
                 const uint32_t r = i / c16;
-                const bool ok = tt + r < t1;
-                cp_async16(dst + (i + r) * 8, ok ? src + (size_t)i * 16 : cb, ok);
+                cp_async16(dst + (i + r) * 8, r < rows ? src + (size_t)i * 16 : cb, r < rows);
             }
             return;
         }
@@ -415,6 +427,7 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
     const int kb_off = (sn + (lane & 7)) * LD + (lane >> 3) * 8;
     const int vb_off = (lane & 15) * LD + on + (lane >> 4) * 8; /* V: keys kb + 0-15, columns +0 / +8 */
 
+    const float sl2 = p.scale * 1.4426950408889634f; /* scores in log2 units: exp2 */
     int buf = 0; /* this tile's buffer */
     for (int64_t tt = t0; tt < t1; tt += DT_TK, buf = buf + 1 == ST ? 0 : buf + 1) {
         if constexpr (ST >= 2) { /* tile tt + ST - 1 into the buffer the last tile left */
@@ -462,10 +475,10 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
 #pragma unroll
             for (int i = 0; i < 4; i++) {
                 const int hh = 4 * warp + i;
-                const float s = valid ? Ss[hh * DT_SLD + lane] * p.scale : -INFINITY;
+                const float s = valid ? Ss[hh * DT_SLD + lane] * sl2 : -INFINITY;
                 const float mn = fmaxf(m[i], warp_max(s)); /* finite: the tile has a valid row */
-                const float pr = valid ? expf(s - mn) : 0.0f;
-                const float alpha = expf(m[i] - mn);
+                const float pr = valid ? exp2f(s - mn) : 0.0f;
+                const float alpha = exp2f(m[i] - mn);
                 l[i] = fmaf(l[i], alpha, warp_sum(pr));
                 m[i] = mn;
                 Ps[hh * DT_PLD + lane] = __float2bfloat16_rn(pr);
@@ -514,7 +527,7 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
     for (int i = 0; i < 4; i++) {
         const int hh = 4 * warp + i;
         if (hh < nh && lane == 0) {
-            p.part_ml[(base + hh) * 2] = m[i];
+            p.part_ml[(base + hh) * 2] = m[i] * 0.6931471805599453f; /* the merge's natural units */
             p.part_ml[(base + hh) * 2 + 1] = l[i];
         }
     }
