@@ -1400,22 +1400,37 @@ static void case_absorbed(bool bf16, int64_t H, int64_t R, int64_t rope, int64_t
         if (pass == 1) setenv("ZMLX_CUDA_ATTN_SHORT", "0", 1);
         CHECK(cuk_attn_absorbed(&a, Q) == cudaSuccess);
         CHECKF(out_fetch(&o, out, "absorbed"), "absorbed attention");
-        if (tc) { /* one tile buffer and two to four (ZMLX_CUDA_DEC_STAGES; the default picks by the grid): same bits */
+        if (tc) { /* tiles of 32 and 64 rows (ZMLX_CUDA_DEC_TILE), each within the limit; one
+                     tile buffer and more (ZMLX_CUDA_DEC_STAGES; the default picks by the
+                     grid): the same bits */
             dout o1 = out_new(no);
             cu_attn a1 = a;
             a1.out = o1.p;
-            setenv("ZMLX_CUDA_DEC_STAGES", "1", 1);
-            CHECK(cuk_attn_absorbed(&a1, Q) == cudaSuccess);
             float *y1 = malloc(no * 4);
-            CHECKF(out_fetch(&o1, y1, "absorbed tc, one stage"), "absorbed attention tc");
-            for (int st = 2; st <= 4; st++) {
-                char v[2] = {(char)('0' + st), 0};
-                setenv("ZMLX_CUDA_DEC_STAGES", v, 1);
-                CHECK(cuk_attn_absorbed(&a, Q) == cudaSuccess);
-                CHECKF(out_fetch(&o, out, "absorbed tc, several stages") && same_bits(y1, out, no),
-                       "absorbed tc H=%lld pos=%lld: %d tile buffers differ from one", (long long)H, (long long)pos, st);
+            for (int tk = 32; tk <= 64; tk += 32) {
+                setenv("ZMLX_CUDA_DEC_TILE", tk == 32 ? "32" : "64", 1);
+                setenv("ZMLX_CUDA_DEC_STAGES", "1", 1);
+                CHECK(cuk_attn_absorbed(&a1, Q) == cudaSuccess);
+                CHECKF(out_fetch(&o1, y1, "absorbed tc, one stage"), "absorbed attention tc");
+                for (int64_t i = 0; i < nq; i++) {
+                    if (pass == 0 && shrt[i]) continue; /* the short path: checked below */
+                    int64_t nan = 0;
+                    const double worst = max_err(y1 + i * H * R, reft + i * H * R, H * R, &nan);
+                    CHECKF(nan == 0 && worst <= lim, "absorbed tc tiles of %d H=%lld pos=%lld split=%lld query %lld: "
+                           "max err %.3g (limit %.3g), %lld NaN", tk, (long long)H, (long long)pos,
+                           (long long)nsplit, (long long)i, worst, lim, (long long)nan);
+                }
+                for (int st = 2; st <= 4; st++) {
+                    char v[2] = {(char)('0' + st), 0};
+                    setenv("ZMLX_CUDA_DEC_STAGES", v, 1);
+                    CHECK(cuk_attn_absorbed(&a, Q) == cudaSuccess);
+                    CHECKF(out_fetch(&o, out, "absorbed tc, several stages") && same_bits(y1, out, no),
+                           "absorbed tc H=%lld pos=%lld tiles of %d: %d tile buffers differ from one", (long long)H,
+                           (long long)pos, tk, st);
+                }
             }
             unsetenv("ZMLX_CUDA_DEC_STAGES");
+            unsetenv("ZMLX_CUDA_DEC_TILE");
             free(y1);
             out_free(&o1);
         }

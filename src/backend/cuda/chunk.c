@@ -58,7 +58,7 @@ static zmlx_status attention(cu_sess *s, int l, int64_t n, int64_t T, bool absor
         cu_attn a = {.q = s->qabs, .cache = cache, .cache_bf16 = s->kv_bf16, .n_q = n, .H = H,
                      .R = R, .rope = rope, .scale = m->attn_scale, .step = s->d_step,
                      .nsplit = nsplit, .part_o = s->part_o, .part_ml = s->part_ml, .out = s->olat,
-                     .idx = dsa ? s->sel : NULL, .idx_n = s->sel_n, .idx_stride = s->sel_cap};
+                     .cap = s->cap, .idx = dsa ? s->sel : NULL, .idx_n = s->sel_n, .idx_stride = s->sel_cap};
         CU_TRY(e, cuk_attn_absorbed(&a, q));
         cu_mv uv = {.w = L->kv_b, .groups = n * H, .rpg = vd, .row0 = nope, .grs = hs, .gmod = H,
                     .x = s->olat, .xs = R, .y = s->attn, .ys = vd};

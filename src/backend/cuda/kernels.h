@@ -337,6 +337,9 @@ typedef struct cu_attn {
                        8 = more, smaller blocks (short contexts) */
     int32_t short_max; /* set by cuk_attn_absorbed: queries of at most this many entries
                           take the short path (attn.cuh; 0 = none) */
+    int64_t cap;       /* positions the cache holds (the decode graph's capacity; 0 = not
+                          known): the tensor-core splits take 64-row tiles where it gives
+                          every split two of them */
     /* DeepSeek-V3.2 sparse attention (zattn_job's idx): when idx is set and idx_n[i] >= 0,
        query i reads only the idx_n[i] positions idx[i * idx_stride ..] (ascending), cut
        into the splits as a context of that length; idx_n[i] < 0 is the dense case. */

@@ -280,15 +280,15 @@ extern "C" cudaError_t cuk_attn_tc_init(int optin) {
 
 /* ------------------------------------------------------------------ decode (absorbed) */
 
-enum { DT_TK = 32, DT_HB = 32, DT_WARPS = 8, DT_THREADS = DT_WARPS * 32, DT_MAXW = 576 + 64, DT_ST_FEW = 2 };
-enum { DT_SLD = DT_TK + 1, DT_PLD = DT_TK + 8 };
+enum { DT_HB = 32, DT_WARPS = 8, DT_THREADS = DT_WARPS * 32, DT_MAXW = 576 + 64, DT_ST_FEW = 2 };
 static_assert(DT_THREADS == AS_WARPS * 32 && DT_MAXW <= AS_CH * 128, "attn_short's block and row");
 
-/* Dynamic shared memory for rows of width W and ST tile buffers: Qs [32][W + 8], ST K
-   tiles [32][W + 8] (bf16), S [32][33] (f32), P [32][40] (bf16), alpha [32] (f32). */
-static size_t dt_smem(int64_t W, int ST) {
-    return (size_t)((1 + ST) * DT_HB * (W + 8)) * 2 + (size_t)(DT_HB * DT_SLD + DT_HB) * 4 +
-           (size_t)(DT_HB * DT_PLD) * 2;
+/* Dynamic shared memory for rows of width W and ST tile buffers of TK rows: Qs [32][W + 8],
+   ST K tiles [TK][W + 8] (bf16), S [32][TK + 1] (f32), alpha [32] (f32), P [32][TK + 8]
+   (bf16). */
+static size_t dt_smem(int64_t W, int ST, int TK) {
+    return (size_t)((DT_HB + ST * TK) * (W + 8)) * 2 + (size_t)(DT_HB * (TK + 1) + DT_HB) * 4 +
+           (size_t)(DT_HB * (TK + 8)) * 2;
 }
 
 __device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool valid) {
@@ -333,14 +333,18 @@ __device__ __forceinline__ int a_lane(int lane, int ld) {
 /* ST >= 2: the next ST - 1 tiles' rows in flight during this tile's products (one block
    per SM at W = 576); ST = 1: one buffer, two blocks per SM overlap each other instead.
    WC: the row width as a constant (576: MLA's 512 latent and 64 rope columns, GLM's and
-   DeepSeek's; the arithmetic then folds), 0: p.R + p.rope at run time. */
-template <int ST, int WC>
+   DeepSeek's; the arithmetic then folds), 0: p.R + p.rope at run time.  TK: rows a tile
+   (32, or 64 for long splits: half the barriers and butterflies a row; each lane then
+   holds two positions of the softmax and each warp two key tiles of the scores). */
+template <int ST, int WC, int TK>
 __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(const __grid_constant__ cu_attn p) {
+    static_assert(TK == 32 || TK == 64, "tiles of 32 or 64 rows");
+    constexpr int SLD = TK + 1, PLD = TK + 8, NKT = TK / 32; /* NKT: key tiles of 8 a warp */
     extern __shared__ __align__(16) __nv_bfloat16 dsm[];
     pdl_launch();
     const int W = WC ? WC : (int)(p.R + p.rope), R = WC ? WC - 64 : (int)p.R, LD = W + 8;
     __nv_bfloat16 *Qs = dsm, *Kb = Qs + DT_HB * LD; /* Kb: ST tiles */
-    float *Ss = reinterpret_cast<float *>(Kb + ST * DT_TK * LD), *al = Ss + DT_HB * DT_SLD;
+    float *Ss = reinterpret_cast<float *>(Kb + ST * TK * LD), *al = Ss + DT_HB * SLD;
     __nv_bfloat16 *Ps = reinterpret_cast<__nv_bfloat16 *>(al + DT_HB);
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
     const int64_t split = blockIdx.x, h0 = (int64_t)blockIdx.y * DT_HB, qi = blockIdx.z;
@@ -351,7 +355,7 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
         return;
     }
     if (split >= p.nsplit) return; /* a block the short path asked for */
-    const attn_span sp = attn_span_of(p, qi, split, DT_TK); /* kernels_attn.cu's spans */
+    const attn_span sp = attn_span_of(p, qi, split, TK); /* kernels_attn.cu's spans */
     const int32_t *ix = sp.ix;
     const int64_t t0 = sp.t0, t1 = sp.t1;
 
@@ -361,22 +365,22 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
         if (!ix) { /* dense: the tile's rows are one run of the cache; piece i lands at
                       row r = i / c16 of the padded tile, (i + r) * 8 */
             const uint8_t *src = cb + (size_t)tt * W * 2;
-            if (tt + DT_TK <= t1) { /* a whole tile (all but a split's last): no guards */
+            if (tt + TK <= t1) { /* a whole tile (all but a split's last): no guards */
                 const uint32_t sd = (uint32_t)__cvta_generic_to_shared(dst);
 #pragma unroll
-                for (uint32_t i = tid; i < DT_TK * c16; i += DT_THREADS)
+                for (uint32_t i = tid; i < TK * c16; i += DT_THREADS)
                     cp_async16s(sd + (i + i / c16) * 16, src + (size_t)i * 16);
                 return;
             }
             const uint32_t rows = (uint32_t)(t1 - tt);
 #pragma unroll
-            for (uint32_t i = tid; i < DT_TK * c16; i += DT_THREADS) {
+            for (uint32_t i = tid; i < TK * c16; i += DT_THREADS) {
                 const uint32_t r = i / c16;
                 cp_async16(dst + (i + r) * 8, r < rows ? src + (size_t)i * 16 : cb, r < rows);
             }
             return;
         }
-        for (uint32_t i = tid; i < DT_TK * c16; i += DT_THREADS) {
+        for (uint32_t i = tid; i < TK * c16; i += DT_THREADS) {
             const uint32_t r = i / c16, c = (i - r * c16) * 8;
             const int64_t u = tt + r;
             const bool ok = u < t1;
@@ -388,7 +392,7 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
     cp_async_commit();
 #pragma unroll
     for (int k = 1; k < ST - 1; k++) { /* the next tiles but one, each a group of its own */
-        if (t0 + k * DT_TK < t1) issue(t0 + k * DT_TK, Kb + k * DT_TK * LD);
+        if (t0 + k * TK < t1) issue(t0 + k * TK, Kb + k * TK * LD);
         cp_async_commit();
     }
     { /* the queries, bf16: the block's rows are consecutive, twelve loads of a thread in
@@ -419,20 +423,20 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
     float acc[16][4];
 #pragma unroll
     for (int j = 0; j < 16; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
-    /* scores: warp w computes heads 16 (w & 1) .. +16 x keys 8 (w >> 1) .. +8; its ldmatrix
-       rows: the queries' A operand, and the keys' B operands of two k steps (k 0-7, 8-15,
-       16-23, 24-31 of keys sn .. sn + 7) */
-    const int sm_ = (warp & 1) * 16, sn = (warp >> 1) * 8;
-    const __nv_bfloat16 *qa = Qs + sm_ * LD + a_lane(lane, LD), *pa = Ps + om * DT_PLD + a_lane(lane, DT_PLD);
+    /* scores: warp w computes heads 16 (w & 1) .. +16 x keys 8 NKT (w >> 1) .. +8 NKT; its
+       ldmatrix rows: the queries' A operand, and each key tile's B operands of two k steps
+       (k 0-7, 8-15, 16-23, 24-31 of keys sn + 8 u .. +7) */
+    const int sm_ = (warp & 1) * 16, sn = (warp >> 1) * 8 * NKT;
+    const __nv_bfloat16 *qa = Qs + sm_ * LD + a_lane(lane, LD), *pa = Ps + om * PLD + a_lane(lane, PLD);
     const int kb_off = (sn + (lane & 7)) * LD + (lane >> 3) * 8;
     const int vb_off = (lane & 15) * LD + on + (lane >> 4) * 8; /* V: keys kb + 0-15, columns +0 / +8 */
 
     const float sl2 = p.scale * 1.4426950408889634f; /* scores in log2 units: exp2 */
     int buf = 0; /* this tile's buffer */
-    for (int64_t tt = t0; tt < t1; tt += DT_TK, buf = buf + 1 == ST ? 0 : buf + 1) {
+    for (int64_t tt = t0; tt < t1; tt += TK, buf = buf + 1 == ST ? 0 : buf + 1) {
         if constexpr (ST >= 2) { /* tile tt + ST - 1 into the buffer the last tile left */
-            const int64_t ta = tt + (int64_t)(ST - 1) * DT_TK;
-            if (ta < t1) issue(ta, Kb + (buf == 0 ? ST - 1 : buf - 1) * DT_TK * LD);
+            const int64_t ta = tt + (int64_t)(ST - 1) * TK;
+            if (ta < t1) issue(ta, Kb + (buf == 0 ? ST - 1 : buf - 1) * TK * LD);
             cp_async_commit();
             cp_async_wait<ST - 1>(); /* this tile's rows have landed (the later tiles' may not) */
         } else {
@@ -443,46 +447,72 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
             cp_async_wait<0>();
         }
         __syncthreads();
-        const __nv_bfloat16 *Ks = Kb + buf * DT_TK * LD;
+        const __nv_bfloat16 *Ks = Kb + buf * TK * LD;
         {
-            /* two chains of products (even and odd k steps; W % 16 == 0), then their sum */
-            float sc[4] = {0.0f, 0.0f, 0.0f, 0.0f}, s2[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            /* two chains of products per key tile (even and odd k steps; W % 16 == 0), then
+               their sum */
+            float sc[NKT][4], s2[NKT][4];
+#pragma unroll
+            for (int u = 0; u < NKT; u++)
+#pragma unroll
+                for (int i = 0; i < 4; i++) sc[u][i] = s2[u][i] = 0.0f;
             const __nv_bfloat16 *kb = Ks + kb_off;
 #pragma unroll
             for (int kk = 0; kk < W; kk += 32) {
-                uint32_t a0, a1, a2, a3, b0, b1, b2, b3;
+                uint32_t a0, a1, a2, a3, c0, c1, c2, c3;
                 ldsm_x4<false>(qa + kk, a0, a1, a2, a3);
                 if (kk + 16 < W) {
-                    ldsm_x4<false>(kb + kk, b0, b1, b2, b3);
-                    mma_bf16(sc, a0, a1, a2, a3, b0, b1);
-                    ldsm_x4<false>(qa + kk + 16, a0, a1, a2, a3);
-                    mma_bf16(s2, a0, a1, a2, a3, b2, b3);
+                    ldsm_x4<false>(qa + kk + 16, c0, c1, c2, c3);
+#pragma unroll
+                    for (int u = 0; u < NKT; u++) {
+                        uint32_t b0, b1, b2, b3;
+                        ldsm_x4<false>(kb + u * 8 * LD + kk, b0, b1, b2, b3);
+                        mma_bf16(sc[u], a0, a1, a2, a3, b0, b1);
+                        mma_bf16(s2[u], c0, c1, c2, c3, b2, b3);
+                    }
                 } else {
-                    ldsm_x2(kb + kk, b0, b1);
-                    mma_bf16(sc, a0, a1, a2, a3, b0, b1);
+#pragma unroll
+                    for (int u = 0; u < NKT; u++) {
+                        uint32_t b0, b1;
+                        ldsm_x2(kb + u * 8 * LD + kk, b0, b1);
+                        mma_bf16(sc[u], a0, a1, a2, a3, b0, b1);
+                    }
                 }
             }
 #pragma unroll
-            for (int i = 0; i < 4; i++) sc[i] += s2[i];
-            Ss[(sm_ + g) * DT_SLD + sn + 2 * t] = sc[0];
-            Ss[(sm_ + g) * DT_SLD + sn + 2 * t + 1] = sc[1];
-            Ss[(sm_ + g + 8) * DT_SLD + sn + 2 * t] = sc[2];
-            Ss[(sm_ + g + 8) * DT_SLD + sn + 2 * t + 1] = sc[3];
+            for (int u = 0; u < NKT; u++) {
+#pragma unroll
+                for (int i = 0; i < 4; i++) sc[u][i] += s2[u][i];
+                float *sr = Ss + (sm_ + g) * SLD + sn + 8 * u + 2 * t;
+                sr[0] = sc[u][0], sr[1] = sc[u][1], sr[8 * SLD] = sc[u][2], sr[8 * SLD + 1] = sc[u][3];
+            }
         }
         __syncthreads();
-        {
-            const bool valid = tt + lane < t1;
+        { /* lane: positions tt + lane (and tt + 32 + lane when TK = 64) */
+            const bool valid = tt + lane < t1, valid2 = NKT == 2 && tt + 32 + lane < t1;
 #pragma unroll
             for (int i = 0; i < 4; i++) {
                 const int hh = 4 * warp + i;
-                const float s = valid ? Ss[hh * DT_SLD + lane] * sl2 : -INFINITY;
-                const float mn = fmaxf(m[i], warp_max(s)); /* finite: the tile has a valid row */
-                const float pr = valid ? exp2f(s - mn) : 0.0f;
-                const float alpha = exp2f(m[i] - mn);
-                l[i] = fmaf(l[i], alpha, warp_sum(pr));
-                m[i] = mn;
-                Ps[hh * DT_PLD + lane] = __float2bfloat16_rn(pr);
-                if (lane == 0) al[hh] = alpha;
+                const float s = valid ? Ss[hh * SLD + lane] * sl2 : -INFINITY;
+                if constexpr (NKT == 1) {
+                    const float mn = fmaxf(m[i], warp_max(s)); /* finite: the tile has a valid row */
+                    const float pr = valid ? exp2f(s - mn) : 0.0f;
+                    const float alpha = exp2f(m[i] - mn);
+                    l[i] = fmaf(l[i], alpha, warp_sum(pr));
+                    m[i] = mn;
+                    Ps[hh * PLD + lane] = __float2bfloat16_rn(pr);
+                    if (lane == 0) al[hh] = alpha;
+                } else {
+                    const float s_2 = valid2 ? Ss[hh * SLD + 32 + lane] * sl2 : -INFINITY;
+                    const float mn = fmaxf(m[i], warp_max(fmaxf(s, s_2)));
+                    const float pr = valid ? exp2f(s - mn) : 0.0f, pr2 = valid2 ? exp2f(s_2 - mn) : 0.0f;
+                    const float alpha = exp2f(m[i] - mn);
+                    l[i] = fmaf(l[i], alpha, warp_sum(pr + pr2));
+                    m[i] = mn;
+                    Ps[hh * PLD + lane] = __float2bfloat16_rn(pr);
+                    Ps[hh * PLD + 32 + lane] = __float2bfloat16_rn(pr2);
+                    if (lane == 0) al[hh] = alpha;
+                }
             }
         }
         __syncthreads();
@@ -492,7 +522,7 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
 #pragma unroll
                 for (int j = 0; j < 16; j++) acc[j][0] *= a0, acc[j][1] *= a0, acc[j][2] *= a1, acc[j][3] *= a1;
 #pragma unroll
-            for (int kb = 0; kb < DT_TK; kb += 16) {
+            for (int kb = 0; kb < TK; kb += 16) {
                 uint32_t a0r, a1r, a2r, a3r;
                 ldsm_x4<false>(pa + kb, a0r, a1r, a2r, a3r);
                 const __nv_bfloat16 *vb = Ks + kb * LD + vb_off;
@@ -535,12 +565,27 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
 
 typedef void (*dt_fn)(cu_attn);
 
-/* The instance for st tile buffers (1 .. 4) and rows of MLA's 576 columns or any. */
-template <int WC> static dt_fn dt_kernel_w(int st) {
-    return st <= 1 ? k_attn_dec_tc<1, WC> : st == 2 ? k_attn_dec_tc<2, WC> : st == 3 ? k_attn_dec_tc<3, WC> : k_attn_dec_tc<4, WC>;
+/* The instance for st tile buffers (1 .. 4; tiles of 64 rows: 1 .. 2, more do not fit an
+   SM) and rows of MLA's 576 columns or any. */
+template <int WC> static dt_fn dt_kernel_w(int st, int tk) {
+    if (tk == 64) return st <= 1 ? k_attn_dec_tc<1, WC, 64> : k_attn_dec_tc<2, WC, 64>;
+    return st <= 1   ? k_attn_dec_tc<1, WC, 32>
+           : st == 2 ? k_attn_dec_tc<2, WC, 32>
+           : st == 3 ? k_attn_dec_tc<3, WC, 32>
+                     : k_attn_dec_tc<4, WC, 32>;
 }
-static dt_fn dt_kernel(const cu_attn *p, int st) {
-    return p->R == 512 && p->rope == 64 ? dt_kernel_w<576>(st) : dt_kernel_w<0>(st);
+static dt_fn dt_kernel(const cu_attn *p, int st, int tk) {
+    return p->R == 512 && p->rope == 64 ? dt_kernel_w<576>(st, tk) : dt_kernel_w<0>(st, tk);
+}
+
+/* Does the instance fit this device's shared memory (its attribute as dt_init set it)? */
+static bool dt_fits(const cu_attn *p, int st, int tk) {
+    cudaFuncAttributes fa;
+    if (cudaFuncGetAttributes(&fa, dt_kernel(p, st, tk)) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return false;
+    }
+    return dt_smem(p->R + p->rope, st, tk) <= (size_t)fa.maxDynamicSharedSizeBytes;
 }
 
 extern "C" bool cuk_attn_dec_tc_ok(const cu_attn *p) {
@@ -549,12 +594,7 @@ extern "C" bool cuk_attn_dec_tc_ok(const cu_attn *p) {
         (p->H + DT_HB - 1) / DT_HB > 65535 || p->n_q > 65535 || p->nsplit < 1 ||
         p->nsplit > ZCU_ATTN_MAX_SPLIT)
         return false;
-    cudaFuncAttributes fa;
-    if (cudaFuncGetAttributes(&fa, dt_kernel(p, 2)) != cudaSuccess) {
-        (void)cudaGetLastError();
-        return false;
-    }
-    return dt_smem(W, 2) <= (size_t)fa.maxDynamicSharedSizeBytes;
+    return dt_fits(p, 2, 32);
 }
 
 /* The splits (the merge follows in cuk_attn_absorbed). */
@@ -565,31 +605,30 @@ extern "C" cudaError_t cuk_attn_dec_tc(const cu_attn *p, cu_q q) {
     /* more blocks than SMs: one tile buffer, so two blocks fit an SM (H200, 32k: 117 -> 129
        tok/s); fewer: DT_ST_FEW buffers, the next tile in flight (4k: 174.5 vs 172.4 with
        one; H100, 32k, 132 splits: three buffers 0.99x of two, four 0.98x).
-       ZMLX_CUDA_DEC_STAGES=1..4 (a measuring knob) chooses. */
+       ZMLX_CUDA_DEC_STAGES=1..4 (a measuring knob) chooses.  Tiles of 64 rows where the
+       cache's capacity gives every split at least two of them (ZMLX_CUDA_DEC_TILE=32|64). */
     int dev = 0, sms = 0;
     if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
         (void)cudaGetLastError();
     const int64_t blocks = p->nsplit * grid.y * grid.z; /* the splits' */
     int st = (int)cu_knob("ZMLX_CUDA_DEC_STAGES", blocks > sms ? 1 : DT_ST_FEW);
     st = st < 1 ? 1 : st > 4 ? 4 : st;
-    const size_t W = (size_t)(p->R + p->rope);
-    cudaFuncAttributes fa;
-    while (st > 2 && (cudaFuncGetAttributes(&fa, dt_kernel(p, st)) != cudaSuccess ||
-                      dt_smem(W, st) > (size_t)fa.maxDynamicSharedSizeBytes)) {
-        (void)cudaGetLastError();
-        st--; /* what this device's shared memory holds */
-    }
-    return launch(q, grid, dim3(DT_THREADS), dt_smem(W, st), dt_kernel(p, st), *p);
+    int tk = (int)cu_knob("ZMLX_CUDA_DEC_TILE", p->cap > 0 && p->cap / p->nsplit >= 128 ? 64 : 32) == 64 ? 64 : 32;
+    if (tk == 64 && st > 2) st = 2;
+    while (st > 1 && !dt_fits(p, st, tk)) st--; /* what this device's shared memory holds */
+    if (tk == 64 && !dt_fits(p, st, tk)) tk = 32;
+    return launch(q, grid, dim3(DT_THREADS), dt_smem(p->R + p->rope, st, tk), dt_kernel(p, st, tk), *p);
 }
 
 static cudaError_t dt_init(int optin) {
     cudaError_t err = cudaSuccess;
-    for (int st = 1; st <= 4 && err == cudaSuccess; st++) { /* as much as each asks, within the opt-in */
-        const size_t want = dt_smem(DT_MAXW, st);
-        const int bytes = want < (size_t)optin ? (int)want : optin;
-        const cudaFuncAttribute at = cudaFuncAttributeMaxDynamicSharedMemorySize;
-        err = cudaFuncSetAttribute(dt_kernel_w<0>(st), at, bytes);
-        if (err == cudaSuccess) err = cudaFuncSetAttribute(dt_kernel_w<576>(st), at, bytes);
-    }
+    for (int tk = 32; tk <= 64; tk += 32)
+        for (int st = 1; st <= (tk == 64 ? 2 : 4) && err == cudaSuccess; st++) { /* as much as each asks, within the opt-in */
+            const size_t want = dt_smem(DT_MAXW, st, tk);
+            const int bytes = want < (size_t)optin ? (int)want : optin;
+            const cudaFuncAttribute at = cudaFuncAttributeMaxDynamicSharedMemorySize;
+            err = cudaFuncSetAttribute(dt_kernel_w<0>(st, tk), at, bytes);
+            if (err == cudaSuccess) err = cudaFuncSetAttribute(dt_kernel_w<576>(st, tk), at, bytes);
+        }
     return err;
 }
