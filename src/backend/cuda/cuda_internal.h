@@ -143,7 +143,9 @@ int64_t zcu_dec_nsplit(const cu_sess *s, int64_t cap);
    cuk_attn_short_max(), so the layers may run their attention and W_UV as one
    cuk_attn_uv launch (glm47_rope). */
 zmlx_status zcu_decode(cu_sess *s, bool pdl, bool short_uv, zerr *e);
-/* May the step at position pos (one token) take cuk_attn_uv? */
+/* May the step at position pos (one token) take cuk_attn_uv?  Fast mode, glm47_rope on
+   some layer and the position within the short limit; otherwise the decode keeps the one
+   graph without it (an exact-mode or baseline session captured the same graph twice). */
 bool zcu_short_uv(const cu_sess *s, int64_t pos);
 
 /* chunk.c: enqueue a chunk of n tokens (its cu_step on the device); T = positions after

@@ -290,7 +290,11 @@ static zmlx_status moe_ffn(dec *D, int l, const float *xin, const float *norm, z
 }
 
 bool zcu_short_uv(const cu_sess *s, int64_t pos) {
-    return s->c->attn_uv_split > 0 && pos + 1 <= cuk_attn_short_max();
+    const zmlx_model *m = s->c->m;
+    if (s->c->attn_uv_split <= 0 || !zcu_fast(s->c) || pos + 1 > cuk_attn_short_max()) return false;
+    for (int l = 0; l < m->cfg.n_layers; l++) /* glm47_rope on some layer: cuk_attn_uv can run */
+        if (m->plan[l].rope_table) return true;
+    return false; /* the graph would be the other one again */
 }
 
 zmlx_status zcu_decode(cu_sess *s, bool pdl, bool short_uv, zerr *e) {

@@ -575,8 +575,8 @@ static int mv_opw(const cu_mv &p) {
     const int max = p.epi == CU_EPI_SWIGLU ? 2 : 4;
     /* ZMLX_CUDA_MV_ROWCOLS (default 2048): the row length under which warps take several
        rows; for measuring other thresholds */
-    const char *e = getenv("ZMLX_CUDA_MV_ROWCOLS");
-    const int64_t short_cols = e && atol(e) > 0 ? atol(e) : 2048;
+    int64_t short_cols = cu_knob("ZMLX_CUDA_MV_ROWCOLS", 2048);
+    if (short_cols == 0) short_cols = 2048;
     int opw = 1;
     while (opw < max && outs / ((int64_t)MV_WARPS * opw * 2) >= 512) opw *= 2;
     while (opw < max && p.w.cols * opw < short_cols && outs / ((int64_t)MV_WARPS * opw * 2) >= 64) opw *= 2;
@@ -599,8 +599,7 @@ static size_t mv_need(const cu_mv &p, int64_t opb, bool fast) {
 /* ZMLX_CUDA_MV_LOOP=0: one batch per warp (every launch as many blocks as batches), the
    schedule before warps looped; for measuring the difference. */
 static bool mv_loop(void) {
-    const char *e = getenv("ZMLX_CUDA_MV_LOOP");
-    return !(e && e[0] == '0' && e[1] == 0);
+    return cu_knob("ZMLX_CUDA_MV_LOOP", 1) != 0;
 }
 
 template <int K>
