@@ -258,11 +258,14 @@ __global__ void __launch_bounds__(MG_THREADS) k_attn_merge(const __grid_constant
     pdl_wait();
     if (dense_short) return;
     float v[MG_LD];
+    auto load = [&](int64_t s0) { /* this thread's MG_LD splits from s0, in flight at once */
 #pragma unroll
-    for (int k = 0; k < MG_LD; k++) {
-        const int64_t s = sl + (int64_t)k * MG_SLICES;
-        v[k] = s < p.nsplit && c < p.R ? po[s * ss] : 0.0f;
-    }
+        for (int k = 0; k < MG_LD; k++) {
+            const int64_t s = s0 + (int64_t)k * MG_SLICES;
+            v[k] = s < p.nsplit && c < p.R ? po[s * ss] : 0.0f;
+        }
+    };
+    load(sl);
     const float *ml = p.part_ml + (qi * p.nsplit * p.H + h) * 2; /* split s at + s * H * 2 */
     if (sl == 0) {
         float2 st[MG_SPL];
@@ -297,13 +300,8 @@ __global__ void __launch_bounds__(MG_THREADS) k_attn_merge(const __grid_constant
             const int64_t s = s0 + (int64_t)k * MG_SLICES;
             if (s < p.nsplit && wt[s] != 0.0f) o = fmaf(wt[s], v[k], o);
         }
-        const int64_t s1 = s0 + (int64_t)MG_LD * MG_SLICES;
-        if (s1 >= p.nsplit) break;
-#pragma unroll
-        for (int k = 0; k < MG_LD; k++) { /* more splits than a trip holds */
-            const int64_t s = s1 + (int64_t)k * MG_SLICES;
-            v[k] = s < p.nsplit && c < p.R ? po[s * ss] : 0.0f;
-        }
+        if (s0 + (int64_t)MG_LD * MG_SLICES >= p.nsplit) break;
+        load(s0 + (int64_t)MG_LD * MG_SLICES); /* more splits than a trip holds */
     }
     part[sl][lane] = o;
     __syncthreads();

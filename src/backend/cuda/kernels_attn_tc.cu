@@ -494,25 +494,24 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
             for (int i = 0; i < 4; i++) {
                 const int hh = 4 * warp + i;
                 const float s = valid ? Ss[hh * SLD + lane] * sl2 : -INFINITY;
-                if constexpr (NKT == 1) {
-                    const float mn = fmaxf(m[i], warp_max(s)); /* finite: the tile has a valid row */
-                    const float pr = valid ? exp2f(s - mn) : 0.0f;
-                    const float alpha = exp2f(m[i] - mn);
-                    l[i] = fmaf(l[i], alpha, warp_sum(pr));
-                    m[i] = mn;
-                    Ps[hh * PLD + lane] = __float2bfloat16_rn(pr);
-                    if (lane == 0) al[hh] = alpha;
-                } else {
-                    const float s_2 = valid2 ? Ss[hh * SLD + 32 + lane] * sl2 : -INFINITY;
-                    const float mn = fmaxf(m[i], warp_max(fmaxf(s, s_2)));
-                    const float pr = valid ? exp2f(s - mn) : 0.0f, pr2 = valid2 ? exp2f(s_2 - mn) : 0.0f;
-                    const float alpha = exp2f(m[i] - mn);
-                    l[i] = fmaf(l[i], alpha, warp_sum(pr + pr2));
-                    m[i] = mn;
-                    Ps[hh * PLD + lane] = __float2bfloat16_rn(pr);
-                    Ps[hh * PLD + 32 + lane] = __float2bfloat16_rn(pr2);
-                    if (lane == 0) al[hh] = alpha;
+                float s_2 = -INFINITY, top = s; /* the lane's second position (TK = 64) */
+                if constexpr (NKT == 2) {
+                    s_2 = valid2 ? Ss[hh * SLD + 32 + lane] * sl2 : -INFINITY;
+                    top = fmaxf(s, s_2);
                 }
+                const float mn = fmaxf(m[i], warp_max(top)); /* finite: the tile has a valid row */
+                const float pr = valid ? exp2f(s - mn) : 0.0f;
+                float pr2 = 0.0f, sum = pr;
+                if constexpr (NKT == 2) {
+                    pr2 = valid2 ? exp2f(s_2 - mn) : 0.0f;
+                    sum = pr + pr2;
+                }
+                const float alpha = exp2f(m[i] - mn);
+                l[i] = fmaf(l[i], alpha, warp_sum(sum));
+                m[i] = mn;
+                Ps[hh * PLD + lane] = __float2bfloat16_rn(pr);
+                if constexpr (NKT == 2) Ps[hh * PLD + 32 + lane] = __float2bfloat16_rn(pr2);
+                if (lane == 0) al[hh] = alpha;
             }
         }
         __syncthreads();

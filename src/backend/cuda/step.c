@@ -126,11 +126,13 @@ static zmlx_status plan_buffers(cu_sess *s, zerr *e) {
     return ZMLX_OK;
 }
 
+static void drop_one_graph(cu_graph *g) {
+    if (g->exec) cudaGraphExecDestroy(g->exec);
+    *g = (cu_graph){0};
+}
+
 static void drop_graph(cu_sess *s) {
-    for (int i = 0; i < 2; i++) {
-        if (s->graph[i].exec) cudaGraphExecDestroy(s->graph[i].exec);
-        s->graph[i] = (cu_graph){0};
-    }
+    for (int i = 0; i < 2; i++) drop_one_graph(&s->graph[i]);
 }
 
 /* Make the cache (and the rope table) hold `want` positions (doubling, at most max_pos). */
@@ -307,8 +309,7 @@ static zmlx_status logits_out(cu_sess *s, bool amax, bool pdl, zerr *e) {
 static zmlx_status capture_decode(cu_sess *s, bool pdl, bool amax, bool short_uv, zerr *e) {
     cudaStream_t st = s->c->stream;
     cu_graph *gr = &s->graph[short_uv];
-    if (gr->exec) cudaGraphExecDestroy(gr->exec);
-    *gr = (cu_graph){0};
+    drop_one_graph(gr);
     CU_TRY(e, cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
     zmlx_status r = ZMLX_OK;
     cudaError_t err = cudaMemcpyAsync(s->d_step, s->h_step, offsetof(cu_step, ids) + sizeof(int32_t),
