@@ -358,7 +358,7 @@ static void hexperts_free(hexperts *x) {
  *                                                          moe_combine, shared_overlap)
  * and the SwiGLU outputs against the double reference (bound propagated through silu).
  */
-static void case_moe(wfmt f, int E, int K, int64_t mI, int64_t d, bool shared) {
+static void case_moe(wfmt f, int E, int K, int64_t mI, int64_t d, bool shared, bool ties) {
     char fn[48];
     wfmt_name(f, fn, sizeof fn);
     hexperts hx = hexperts_new(f, E, mI, d);
@@ -370,6 +370,8 @@ static void case_moe(wfmt f, int E, int K, int64_t mI, int64_t d, bool shared) {
     fill(x, (size_t)d, 1.0f);
     fill(lg, (size_t)E, 3.0f);
     fill(bias, (size_t)E, 0.1f);
+    if (ties) /* pairs of equal scores: the lower expert first */
+        for (int e = 0; e < E; e++) lg[e] = (float)(e / 2) * 0.125f - 1.0f, bias[e] = 0.0f;
     fill(sh, (size_t)mI, 1.0f);
     fill(res, (size_t)d, 2.0f);
     float *dx = dup_dev(x, (size_t)d * 4), *dl = dup_dev(lg, (size_t)E * 4), *db = dup_dev(bias, (size_t)E * 4);
@@ -415,6 +417,28 @@ static void case_moe(wfmt f, int E, int K, int64_t mI, int64_t d, bool shared) {
         /* k_mv_glu with the next rows in flight (PIPE) and without */
         CHECKF(knob_same(jn, (size_t)(K * mI), "ZMLX_CUDA_GLU_PIPE"),
                "moe %s E=%d K=%d: k_mv_glu's pipelined loop differs from its plain one", fn, E, K);
+        /* k_mv_glu's route, in registers and in warp_route's shared-memory form: cuk_route's
+           experts and weights, bit for bit */
+        for (int v = 0; v < 2; v++) {
+            int32_t *gidx, i3[ZCU_ROUTE_MAX_K];
+            CU(cudaMalloc((void **)&gidx, (size_t)K * 4));
+            dout gw = out_new((size_t)K), gy = out_new((size_t)(K * mI));
+            cu_mv jr = jn;
+            jr.route.idx = gidx, jr.route.w = gw.p, jr.y = gy.p;
+            if (v) setenv("ZMLX_CUDA_ROUTE_REG", "0", 1);
+            CHECK(cuk_matvec(&jr, 1, QPDL) == cudaSuccess);
+            if (v) unsetenv("ZMLX_CUDA_ROUTE_REG");
+            float *w3 = malloc((size_t)K * 4);
+            CHECKF(out_fetch(&gw, w3, "glu route w"), "moe %s glu route", fn);
+            CU(cudaMemcpy(i3, gidx, (size_t)K * 4, cudaMemcpyDeviceToHost));
+            CHECKF(!memcmp(i1, i3, (size_t)K * 4) && same_bits(w1, w3, (size_t)K),
+                   "moe %s E=%d K=%d ties=%d: the SwiGLU launch's route (%s) differs from cuk_route", fn, E,
+                   K, (int)ties, v ? "shared memory" : "registers");
+            free(w3);
+            out_free(&gw);
+            out_free(&gy);
+            cudaFree(gidx);
+        }
         cudaFree(dnw);
         free(nw);
     }
@@ -1812,11 +1836,11 @@ static void product_cases(bool quick) {
     case_per_head((wfmt){ZW_AFFINE8, 32, ZDT_F16}, 3, 8, 16, 96, 8);
     if (!quick) case_per_head(F_MX, 5, 16, 32, 128, 32);
     case_multi();
-    case_moe(F_Q4, quick ? 8 : 64, 4, 1536, 2048, true);
-    case_moe(F_BF16, 8, 4, 256, 512, true);
-    case_moe(F_F32, 5, 3, 64, 128, false);
-    case_moe((wfmt){ZW_AFFINE3, 64, ZDT_BF16}, 6, 4, 64, 128, true);
-    case_moe(F_MX, 16, 8, 64, 128, true); /* K = 8: two chunks of four experts */
+    case_moe(F_Q4, quick ? 8 : 64, 4, 1536, 2048, true, false);
+    case_moe(F_BF16, 8, 4, 256, 512, true, false);
+    case_moe(F_F32, 5, 3, 64, 128, false, false);
+    case_moe((wfmt){ZW_AFFINE3, 64, ZDT_BF16}, 6, 4, 64, 128, true, false);
+    case_moe(F_MX, 16, 8, 64, 128, true, false); /* K = 8: two chunks of four experts */
     case_moe_slices(F_Q4, 64, 4, 256, 512, 2);  /* several GPUs: expert slices (ep.h) */
     case_moe_slices(F_BF16, 10, 4, 64, 128, 3);
     case_moe_slices(F_MX, 16, 8, 64, 128, 4);
@@ -2002,9 +2026,12 @@ static void fast_cases(bool quick) {
     case_per_head(F_Q4, 20, 192, 256, 512, 64);
     case_per_head((wfmt){ZW_AFFINE8, 32, ZDT_F16}, 3, 8, 16, 96, 8);
     case_multi();
-    case_moe(F_Q4, quick ? 8 : 64, 4, 1536, 2048, true);
-    case_moe((wfmt){ZW_AFFINE8, 128, ZDT_F32}, 6, 4, 256, 512, true);
-    case_moe(F_Q4, 16, 8, 64, 128, false); /* K = 8: two chunks of four experts */
+    case_moe(F_Q4, quick ? 8 : 64, 4, 1536, 2048, true, false);
+    case_moe((wfmt){ZW_AFFINE8, 128, ZDT_F32}, 6, 4, 256, 512, true, false);
+    case_moe(F_Q4, 16, 8, 64, 128, false, false); /* K = 8: two chunks of four experts */
+    case_moe(F_Q4, 64, 4, 64, 128, true, true);   /* ties in the route */
+    case_moe(F_Q4, 48, 6, 64, 128, false, true);  /* experts l and l + 32 on some lanes only */
+    case_moe(F_Q4, 20, 4, 64, 128, true, true);   /* fewer experts than lanes */
     case_moe_slices(F_Q4, 64, 4, 256, 512, 2);
     /* prefill on the tensor cores (kernels_gemm_tc.cu, kernels_attn_tc.cu): every layout,
        partial tiles of rows and tokens, gathers, grouped experts */

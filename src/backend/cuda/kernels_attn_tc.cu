@@ -20,8 +20,10 @@
  * (the spans of kernels_attn.cu, whose merge it feeds) in tiles of 32 latent rows
  * [lat | k_pe] copied into shared memory by cp.async one tile ahead (rows past the span
  * zero-filled; sparse lists gathered); S = Q K^T by mma.sync (eight warps, one 16 x 8
- * tile each), the online softmax per head (one warp per four heads, lane = position; exp2
- * of scores in log2 units, the maxima handed to the merge in natural units), then O += P V
+ * tile each), the online softmax per head (one warp per four heads side by side, eight
+ * lanes a head, a lane four or eight positions: three shuffles per reduction, the sums in
+ * warp_sum's tree; exp2 of scores in log2 units, the maxima handed to the merge in natural
+ * units), then O += P V
  * with V = the same rows' latent columns read by ldmatrix.trans (each warp 16 x 128 of the
  * 32 x 512 output).  The cache is exact bf16; the queries and the
  * probabilities are rounded to bf16.
@@ -284,10 +286,10 @@ enum { DT_HB = 32, DT_WARPS = 8, DT_THREADS = DT_WARPS * 32, DT_MAXW = 576 + 64,
 static_assert(DT_THREADS == AS_WARPS * 32 && DT_MAXW <= AS_CH * 128, "attn_short's block and row");
 
 /* Dynamic shared memory for rows of width W and ST tile buffers of TK rows: Qs [32][W + 8],
-   ST K tiles [TK][W + 8] (bf16), S [32][TK + 1] (f32), alpha [32] (f32), P [32][TK + 8]
+   ST K tiles [TK][W + 8] (bf16), S [32][TK + 8] (f32), alpha [32] (f32), P [32][TK + 8]
    (bf16). */
 static size_t dt_smem(int64_t W, int ST, int TK) {
-    return (size_t)((DT_HB + ST * TK) * (W + 8)) * 2 + (size_t)(DT_HB * (TK + 1) + DT_HB) * 4 +
+    return (size_t)((DT_HB + ST * TK) * (W + 8)) * 2 + (size_t)(DT_HB * (TK + 8) + DT_HB) * 4 +
            (size_t)(DT_HB * (TK + 8)) * 2;
 }
 
@@ -307,11 +309,11 @@ template <int N> __device__ __forceinline__ void cp_async_wait(void) {
     asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 }
 
-/* Four 8 x 8 b16 matrices from shared memory, lanes 8j .. 8j + 7 naming the rows of
-   matrix j; r_j is the mma operand register of matrix j (TRANS: transposed). */
+/* Four 8 x 8 b16 matrices from shared memory (s: a shared-space address, bytes), lanes
+   8j .. 8j + 7 naming the rows of matrix j; r_j is the mma operand register of matrix j
+   (TRANS: transposed). */
 template <bool TRANS>
-__device__ __forceinline__ void ldsm_x4(const __nv_bfloat16 *p, uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3) {
-    const uint32_t s = (uint32_t)__cvta_generic_to_shared(p);
+__device__ __forceinline__ void ldsm_x4(uint32_t s, uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3) {
     if constexpr (TRANS)
         asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
                      : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(s));
@@ -319,8 +321,7 @@ __device__ __forceinline__ void ldsm_x4(const __nv_bfloat16 *p, uint32_t &r0, ui
         asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
                      : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(s));
 }
-__device__ __forceinline__ void ldsm_x2(const __nv_bfloat16 *p, uint32_t &r0, uint32_t &r1) {
-    const uint32_t s = (uint32_t)__cvta_generic_to_shared(p);
+__device__ __forceinline__ void ldsm_x2(uint32_t s, uint32_t &r0, uint32_t &r1) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(r0), "=r"(r1) : "r"(s));
 }
 
@@ -339,7 +340,9 @@ __device__ __forceinline__ int a_lane(int lane, int ld) {
 template <int ST, int WC, int TK>
 __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(const __grid_constant__ cu_attn p) {
     static_assert(TK == 32 || TK == 64, "tiles of 32 or 64 rows");
-    constexpr int SLD = TK + 1, PLD = TK + 8, NKT = TK / 32; /* NKT: key tiles of 8 a warp */
+    /* SLD = TK + 8: the softmax's eight-lane groups read four heads' rows at banks 8 apart,
+       the score stores' half-warps land on distinct banks */
+    constexpr int SLD = TK + 8, PLD = TK + 8, NKT = TK / 32; /* NKT: key tiles of 8 a warp */
     extern __shared__ __align__(16) __nv_bfloat16 dsm[];
     pdl_launch();
     const int W = WC ? WC : (int)(p.R + p.rope), R = WC ? WC - 64 : (int)p.R, LD = W + 8;
@@ -414,10 +417,8 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
         }
     }
 
-    /* softmax state: warp w holds heads 4w .. 4w + 3 (lane-uniform) */
-    float m[4], l[4];
-#pragma unroll
-    for (int i = 0; i < 4; i++) m[i] = -INFINITY, l[i] = 0.0f;
+    /* softmax state of head 4 w + hq (uniform over its eight lanes) */
+    float m = -INFINITY, l = 0.0f;
     /* output: warp w holds heads 16 (w & 1) .. +16, columns 128 (w >> 1) .. +128 */
     const int om = (warp & 1) * 16, on = (warp >> 1) * 128;
     float acc[16][4];
@@ -427,9 +428,16 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
        ldmatrix rows: the queries' A operand, and each key tile's B operands of two k steps
        (k 0-7, 8-15, 16-23, 24-31 of keys sn + 8 u .. +7) */
     const int sm_ = (warp & 1) * 16, sn = (warp >> 1) * 8 * NKT;
-    const __nv_bfloat16 *qa = Qs + sm_ * LD + a_lane(lane, LD), *pa = Ps + om * PLD + a_lane(lane, PLD);
-    const int kb_off = (sn + (lane & 7)) * LD + (lane >> 3) * 8;
-    const int vb_off = (lane & 15) * LD + on + (lane >> 4) * 8; /* V: keys kb + 0-15, columns +0 / +8 */
+    /* shared-space byte addresses of the lane's ldmatrix rows (one conversion, not one per load) */
+    const uint32_t qa = (uint32_t)__cvta_generic_to_shared(Qs + sm_ * LD + a_lane(lane, LD));
+    const uint32_t pa = (uint32_t)__cvta_generic_to_shared(Ps + om * PLD + a_lane(lane, PLD));
+    const uint32_t kb0 = (uint32_t)__cvta_generic_to_shared(Kb);
+    const uint32_t kb_off = 2u * (uint32_t)((sn + (lane & 7)) * LD + (lane >> 3) * 8);
+    const uint32_t vb_off = 2u * (uint32_t)((lane & 15) * LD + on + (lane >> 4) * 8); /* V: keys kb + 0-15, columns +0 / +8 */
+    /* softmax: the warp's four heads side by side, eight lanes each; lane j of head 4 w + hq
+       holds positions j + 8 i (and 32 + j + 8 i when TK = 64): warp_sum's lanes j + 8 i, so
+       the in-lane pairs and three shuffles add in warp_sum's tree (the same bits) */
+    const int hq = lane >> 3, hj = lane & 7;
 
     const float sl2 = p.scale * 1.4426950408889634f; /* scores in log2 units: exp2 */
     int buf = 0; /* this tile's buffer */
@@ -447,7 +455,7 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
             cp_async_wait<0>();
         }
         __syncthreads();
-        const __nv_bfloat16 *Ks = Kb + buf * TK * LD;
+        const uint32_t Ks = kb0 + 2u * (uint32_t)(buf * TK * LD);
         {
             /* two chains of products per key tile (even and odd k steps; W % 16 == 0), then
                their sum */
@@ -456,17 +464,17 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
             for (int u = 0; u < NKT; u++)
 #pragma unroll
                 for (int i = 0; i < 4; i++) sc[u][i] = s2[u][i] = 0.0f;
-            const __nv_bfloat16 *kb = Ks + kb_off;
+            const uint32_t kb = Ks + kb_off;
 #pragma unroll
             for (int kk = 0; kk < W; kk += 32) {
                 uint32_t a0, a1, a2, a3, c0, c1, c2, c3;
-                ldsm_x4<false>(qa + kk, a0, a1, a2, a3);
+                ldsm_x4<false>(qa + 2 * kk, a0, a1, a2, a3);
                 if (kk + 16 < W) {
-                    ldsm_x4<false>(qa + kk + 16, c0, c1, c2, c3);
+                    ldsm_x4<false>(qa + 2 * (kk + 16), c0, c1, c2, c3);
 #pragma unroll
                     for (int u = 0; u < NKT; u++) {
                         uint32_t b0, b1, b2, b3;
-                        ldsm_x4<false>(kb + u * 8 * LD + kk, b0, b1, b2, b3);
+                        ldsm_x4<false>(kb + 2 * (u * 8 * LD + kk), b0, b1, b2, b3);
                         mma_bf16(sc[u], a0, a1, a2, a3, b0, b1);
                         mma_bf16(s2[u], c0, c1, c2, c3, b2, b3);
                     }
@@ -474,7 +482,7 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
 #pragma unroll
                     for (int u = 0; u < NKT; u++) {
                         uint32_t b0, b1;
-                        ldsm_x2(kb + u * 8 * LD + kk, b0, b1);
+                        ldsm_x2(kb + 2 * (u * 8 * LD + kk), b0, b1);
                         mma_bf16(sc[u], a0, a1, a2, a3, b0, b1);
                     }
                 }
@@ -488,31 +496,44 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
             }
         }
         __syncthreads();
-        { /* lane: positions tt + lane (and tt + 32 + lane when TK = 64) */
-            const bool valid = tt + lane < t1, valid2 = NKT == 2 && tt + 32 + lane < t1;
+        { /* head hh, lane j: positions j + 8 i (the original lanes j + 8 i; with TK = 64 also
+             32 + j + 8 i, their second positions) */
+            const int hh = 4 * warp + hq;
+            const float *srow = Ss + hh * SLD + hj;
+            float s[4], s_2[4], top = -INFINITY;
 #pragma unroll
             for (int i = 0; i < 4; i++) {
-                const int hh = 4 * warp + i;
-                const float s = valid ? Ss[hh * SLD + lane] * sl2 : -INFINITY;
-                float s_2 = -INFINITY, top = s; /* the lane's second position (TK = 64) */
+                s[i] = tt + hj + 8 * i < t1 ? __fmul_rn(srow[8 * i], sl2) : -INFINITY;
+                top = fmaxf(top, s[i]);
                 if constexpr (NKT == 2) {
-                    s_2 = valid2 ? Ss[hh * SLD + 32 + lane] * sl2 : -INFINITY;
-                    top = fmaxf(s, s_2);
+                    s_2[i] = tt + 32 + hj + 8 * i < t1 ? __fmul_rn(srow[32 + 8 * i], sl2) : -INFINITY;
+                    top = fmaxf(top, s_2[i]);
                 }
-                const float mn = fmaxf(m[i], warp_max(top)); /* finite: the tile has a valid row */
-                const float pr = valid ? exp2f(s - mn) : 0.0f;
-                float pr2 = 0.0f, sum = pr;
-                if constexpr (NKT == 2) {
-                    pr2 = valid2 ? exp2f(s_2 - mn) : 0.0f;
-                    sum = pr + pr2;
-                }
-                const float alpha = exp2f(m[i] - mn);
-                l[i] = fmaf(l[i], alpha, warp_sum(sum));
-                m[i] = mn;
-                Ps[hh * PLD + lane] = __float2bfloat16_rn(pr);
-                if constexpr (NKT == 2) Ps[hh * PLD + 32 + lane] = __float2bfloat16_rn(pr2);
-                if (lane == 0) al[hh] = alpha;
             }
+#pragma unroll
+            for (int o = 4; o > 0; o >>= 1) top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, o));
+            const float mn = fmaxf(m, top); /* finite: the tile has a valid row */
+            float v[4];
+            __nv_bfloat16 *prow = Ps + hh * PLD + hj;
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const float pr = tt + hj + 8 * i < t1 ? exp2f(s[i] - mn) : 0.0f;
+                prow[8 * i] = __float2bfloat16_rn(pr);
+                v[i] = pr;
+                if constexpr (NKT == 2) {
+                    const float pr2 = tt + 32 + hj + 8 * i < t1 ? exp2f(s_2[i] - mn) : 0.0f;
+                    prow[32 + 8 * i] = __float2bfloat16_rn(pr2);
+                    v[i] = __fadd_rn(pr, pr2);
+                }
+            }
+            /* warp_sum's tree: lanes L and L ^ 16, then ^ 8 (in the lane), then ^ 4, 2, 1 */
+            float sum = __fadd_rn(__fadd_rn(v[0], v[2]), __fadd_rn(v[1], v[3]));
+#pragma unroll
+            for (int o = 4; o > 0; o >>= 1) sum = __fadd_rn(sum, __shfl_xor_sync(0xffffffffu, sum, o));
+            const float alpha = exp2f(m - mn);
+            l = fmaf(l, alpha, sum);
+            m = mn;
+            if (hj == 0) al[hh] = alpha;
         }
         __syncthreads();
         {
@@ -523,13 +544,13 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
 #pragma unroll
             for (int kb = 0; kb < TK; kb += 16) {
                 uint32_t a0r, a1r, a2r, a3r;
-                ldsm_x4<false>(pa + kb, a0r, a1r, a2r, a3r);
-                const __nv_bfloat16 *vb = Ks + kb * LD + vb_off;
+                ldsm_x4<false>(pa + 2 * kb, a0r, a1r, a2r, a3r);
+                const uint32_t vb = Ks + 2u * (uint32_t)(kb * LD) + vb_off;
 #pragma unroll
                 for (int j = 0; j < 16; j += 2) { /* R % 16 == 0: n tiles come in pairs */
                     if (on + 8 * j >= R) break;
                     uint32_t b0, b1, b2, b3;
-                    ldsm_x4<true>(vb + 8 * j, b0, b1, b2, b3);
+                    ldsm_x4<true>(vb + 16 * j, b0, b1, b2, b3);
                     mma_bf16(acc[j], a0r, a1r, a2r, a3r, b0, b1);
                     mma_bf16(acc[j + 1], a0r, a1r, a2r, a3r, b2, b3);
                 }
@@ -552,13 +573,10 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
             o[0] = acc[j][2], o[1] = acc[j][3];
         }
     }
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const int hh = 4 * warp + i;
-        if (hh < nh && lane == 0) {
-            p.part_ml[(base + hh) * 2] = m[i] * 0.6931471805599453f; /* the merge's natural units */
-            p.part_ml[(base + hh) * 2 + 1] = l[i];
-        }
+    if (4 * warp + hq < nh && hj == 0) {
+        const int64_t hh = base + 4 * warp + hq;
+        p.part_ml[hh * 2] = m * 0.6931471805599453f; /* the merge's natural units */
+        p.part_ml[hh * 2 + 1] = l;
     }
 }
 

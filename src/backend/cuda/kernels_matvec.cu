@@ -296,6 +296,7 @@ typedef struct mv_lean_args {
     cu_mv job[2];
     int32_t opb[2]; /* outputs per block of each job (a multiple of MV_WARPS * OPW) */
     int32_t first1; /* the first block of job 1 (grid size when there is one job) */
+    int32_t route_reg; /* k_mv_glu: the route in registers (route.cuh's warp_route_reg) */
 } mv_lean_args;
 
 /* The end of a lean norm-on-load prologue (one row, a unit per task): the staging warps
@@ -418,18 +419,32 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_mv_glu(const __grid_constant_
     /* warp 0 routes, the staging tasks start at warp 2 (k_matvec's split) */
     const int ts = (tid + MV_THREADS - 64) % MV_THREADS;
     stage_norm(p.norm, nu, ts, stg); /* constants: before the wait */
+    const bool rreg = p.routed && a.route_reg;
+    float rb0 = 0.0f, rb1 = 0.0f; /* the router's bias (a constant): before the wait */
+    if (rreg && warp == 0 && p.route.bias) {
+        if (lane < p.route.cfg.n_experts) rb0 = p.route.bias[lane];
+        if (lane + 32 < p.route.cfg.n_experts) rb1 = p.route.bias[lane + 32];
+    }
     pdl_wait();
     float4 v[8];
     stage_load(p.x, 0, nu, ts, nu, v);
     if (p.routed && warp == 0) { /* this token's experts, as cuk_route chooses them */
-        const int *chosen;
-        const float *wsel;
-        warp_route(p.route.cfg, p.route.logits, p.route.bias, sm, &chosen, &wsel);
+        int ce;
+        float cw;
+        if (rreg) {
+            warp_route_reg(p.route.cfg, p.route.logits, rb0, rb1, p.route.bias != nullptr, &ce, &cw);
+        } else {
+            const int *chosen;
+            const float *wsel;
+            warp_route(p.route.cfg, p.route.logits, p.route.bias, sm, &chosen, &wsel);
+            ce = lane < p.route.cfg.k ? chosen[lane] : 0;
+            cw = lane < p.route.cfg.k ? wsel[lane] : 0.0f;
+        }
         if (lane < p.route.cfg.k) {
-            sidx[lane] = chosen[lane];
+            sidx[lane] = ce;
             if (bj == 0) {
-                if (p.route.idx) p.route.idx[lane] = chosen[lane];
-                if (p.route.w) p.route.w[lane] = wsel[lane];
+                if (p.route.idx) p.route.idx[lane] = ce;
+                if (p.route.w) p.route.w[lane] = cw;
             }
         }
     }
@@ -441,31 +456,48 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_mv_glu(const __grid_constant_
         static_assert(OPW == 1, "k_mv_glu PIPE: one output a batch");
         const int nj = lane_units(nu, lane);
         const xstage xs[2] = {xs0, xs0};
-        /* output o's gate and up rows (valid: o < o_hi), its group and row */
-        auto rows = [&](int o, rowp (&r)[2], bool (&valid)[2], int &g, int &rr) {
-            g = 0, rr = o;
-            if (o < o_hi && p.groups > 1) lean_pos(p, o, &g, &rr);
-            const int64_t e = o < o_hi && p.routed ? sidx[g] : 0;
+        /* output o's gate and up rows (valid: o < o_hi), its group g and row rr; a warp's
+           next output is MV_WARPS further: within the group its rows are MV_WARPS rows on
+           (pointer steps), past it the next group's (row_of) — no division per batch */
+        auto rows_at = [&](int g, int rr, rowp (&r)[2]) {
+            const int64_t e = p.routed ? sidx[g] : 0;
             r[0] = row_of(p.w, e, p.row0 + rr), r[1] = row_of(p.up, e, p.row0 + rr);
-            valid[0] = valid[1] = o < o_hi;
+        };
+        const int64_t sd0 = (int64_t)MV_WARPS * p.w.ld, sd1 = (int64_t)MV_WARPS * p.up.ld;
+        const int64_t ss0 = (int64_t)MV_WARPS * (p.w.cols >> lg2(p.w.group)) * 2; /* bf16 scales */
+        auto step = [&](const rowp &a, int64_t sd) {
+            rowp b;
+            b.d = a.d + sd;
+            b.s = a.s ? static_cast<const uint8_t *>(a.s) + ss0 : nullptr;
+            b.b = a.b ? static_cast<const uint8_t *>(a.b) + ss0 : nullptr;
+            return b;
         };
         rowp r[2];
         bool valid[2];
-        int g, rr;
+        int o = o_lo + warp, g = 0, rr = o;
+        if (o < o_hi && p.groups > 1) lean_pos(p, o, &g, &rr);
+        valid[0] = valid[1] = o < o_hi;
+        if (o < o_hi) rows_at(g, rr, r);
         wd_raw<K, 2, WD_NJ> cur, nxt;
-        int o = o_lo + warp;
-        rows(o, r, valid, g, rr);
         wd_load<K, 2, WD_NJ, CU_SDT_BF16>(r, valid, nj, p.w.group, cur);
         for (; o < o_hi; o += MV_WARPS) {
-            rowp r2[2];
+            rowp r2[2] = {r[0], r[1]};
             bool valid2[2];
-            int g2, rr2;
-            rows(o + MV_WARPS, r2, valid2, g2, rr2);
+            int g2 = g, rr2 = rr + MV_WARPS;
+            valid2[0] = valid2[1] = o + MV_WARPS < o_hi;
+            if (valid2[0]) {
+                if (rr2 < p.rpg) {
+                    r2[0] = step(r[0], sd0), r2[1] = step(r[1], sd1);
+                } else {
+                    while (rr2 >= p.rpg) rr2 -= (int)p.rpg, g2++;
+                    rows_at(g2, rr2, r2);
+                }
+            }
             wd_load<K, 2, WD_NJ, CU_SDT_BF16>(r2, valid2, nj, p.w.group, nxt); /* in flight while we sum */
             float out[2];
             wd_sum<K, 2, WD_NJ>(cur, valid, xs, nj, out);
             if (lane == 0) p.y[(int64_t)g * p.ys + rr] = silu_mul(out[0], out[1]);
-            cur = nxt, valid[0] = valid2[0], valid[1] = valid2[1], g = g2, rr = rr2;
+            cur = nxt, valid[0] = valid2[0], valid[1] = valid2[1], g = g2, rr = rr2, r[0] = r2[0], r[1] = r2[1];
         }
     } else {
         for (int o = o_lo + warp * OPW; o < o_hi; o += MV_WARPS * OPW) {
@@ -673,6 +705,8 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
         a.opb[k] = (int32_t)opb;
     }
     a.first1 = (int32_t)B[0];
+    /* ZMLX_CUDA_ROUTE_REG=0: warp_route's shared-memory form in k_mv_glu (for measuring) */
+    a.route_reg = glu && jobs[0].routed && route_reg_ok(jobs[0].route.cfg) && cu_knob("ZMLX_CUDA_ROUTE_REG", 1) != 0;
     const unsigned blocks = (unsigned)(B[0] + (n > 1 ? B[1] : 0));
     if (blocks == 0) {
         *done = true;

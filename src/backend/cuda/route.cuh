@@ -137,4 +137,50 @@ __device__ __forceinline__ void warp_route(const cu_route_cfg &c, const float *l
     *w_out = wsel;
 }
 
+/*
+ * warp_route for the common case in registers: at most 64 experts, no groups, sigmoid
+ * scores (GLM-4.7-Flash, DeepSeek-V3's ungrouped configs).  Lane l holds experts l and
+ * l + 32 (their probabilities and selection scores), each pick is warp_best's scan and
+ * butterfly on those registers (the same order, so the same expert), and lane n < k
+ * ends with pick n and its weight, from zop_route's operations in warp_route's order
+ * (the sum over the picks in k order, then the division and the scale): the same bits,
+ * without warp_route's shared-memory round trips.  b0, b1: bias[l], bias[l + 32] (0 where
+ * there is no bias or no such expert), which the caller may load before the PDL wait.
+ */
+__host__ __device__ __forceinline__ bool route_reg_ok(const cu_route_cfg &c) {
+    return c.n_experts <= 64 && c.n_group <= 1 && !c.softmax_scoring && c.k <= 32;
+}
+
+__device__ __forceinline__ void warp_route_reg(const cu_route_cfg &c, const float *lg, float b0, float b1,
+                                               bool has_bias, int *e_out, float *w_out) {
+    const int E = c.n_experts, lane = threadIdx.x & 31, e1 = lane + 32;
+    const bool on0 = lane < E, on1 = e1 < E;
+    const float l0 = on0 ? lg[lane] : 0.0f, l1 = on1 ? lg[e1] : 0.0f;
+    const float p0 = __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-l0))), p1 = __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-l1)));
+    const float s0 = has_bias ? __fadd_rn(p0, b0) : p0, s1 = has_bias ? __fadd_rn(p1, b1) : p1;
+    bool t0 = !on0, t1 = !on1; /* taken (or absent) */
+    int mine = -1;
+    float mw = 0.0f, sum = 0.0f;
+    for (int n = 0; n < c.k; n++) {
+        float bv = -INFINITY;
+        int bi = -1;
+        if (!t0) bv = s0, bi = lane;
+        if (!t1 && (bi < 0 || ranks_before(s1, e1, bv, bi))) bv = s1, bi = e1;
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) {
+            const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+            const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+            if (oi >= 0 && (bi < 0 || ranks_before(ov, oi, bv, bi))) bv = ov, bi = oi;
+        }
+        t0 = t0 || bi == lane;
+        t1 = t1 || bi == e1;
+        const float pw = __shfl_sync(0xffffffffu, bi >= 32 ? p1 : p0, bi & 31); /* p[bi] */
+        sum = __fadd_rn(sum, pw);
+        if (lane == n) mine = bi, mw = pw;
+    }
+    if (c.norm_topk_prob) mw = __fdiv_rn(mw, __fadd_rn(sum, 1e-20f));
+    *e_out = mine;
+    *w_out = __fmul_rn(mw, c.scale);
+}
+
 #endif
