@@ -158,6 +158,9 @@ static void case_matvec(wfmt f, int64_t rows, int64_t cols) {
     CHECKF(stage_same(p, (size_t)rows) && stage_same(pb, (size_t)rows),
            "matvec %s [%lld, %lld]: the one-pass prologue differs from the three passes", fn,
            (long long)rows, (long long)cols);
+    CHECKF(knob_same(p, (size_t)rows, "ZMLX_CUDA_MV_EARLY") && knob_same(pb, (size_t)rows, "ZMLX_CUDA_MV_EARLY"),
+           "matvec %s [%lld, %lld]: the rows loaded before the wait differ from the batch loop's", fn,
+           (long long)rows, (long long)cols);
 
     /* residual epilogue: y = r + W x  ==  (W x) then r + that */
     float *res = malloc((size_t)rows * 4), *want = malloc((size_t)rows * 4);
@@ -212,6 +215,8 @@ static void case_per_head(wfmt f, int64_t H, int64_t nope, int64_t vd, int64_t R
         }
     DOTCHK_OK(c, "per-head W_UV %s H=%lld", fn, (long long)H);
     CHECKF(stage_same(p, (size_t)(H * vd)), "per-head W_UV %s: the one-pass prologue differs", fn);
+    CHECKF(knob_same(p, (size_t)(H * vd), "ZMLX_CUDA_MV_EARLY"),
+           "per-head W_UV %s: the rows loaded before the wait differ from the batch loop's", fn);
     out_free(&o);
 
     /* transposed into rows of R + rope + 3 (3 canaries after each) at position 11 */
@@ -680,6 +685,46 @@ static void case_multi(void) {
         out_free(&one[i]);
     }
     CHECKF(same == 3, "matvec: %lld of 3 jobs of a batch match their single launch", (long long)same);
+    { /* q_a + kv_a: two jobs normalised on load in one launch (their rows loaded before the
+         PDL wait) give each one's single launch and the batch loop's bits */
+        float *nw = malloc(2048 * 4);
+        fill(nw, 2048, 0.5f);
+        float *dnw = dup_dev(nw, 2048 * 4);
+        const int64_t n2[2] = {768, 576};
+        dout pr[2], sg[2], lp[2];
+        cu_mv q2[2], q3[2];
+        for (int i = 0; i < 2; i++) {
+            pr[i] = out_new((size_t)n2[i]), sg[i] = out_new((size_t)n2[i]), lp[i] = out_new((size_t)n2[i]);
+            q2[i] = (cu_mv){.w = i ? da : dc, .groups = 1, .rpg = n2[i], .gmod = 1, .x = dx, .norm = dnw,
+                            .eps = 1e-5f, .y = pr[i].p};
+            q3[i] = q2[i];
+            q3[i].y = lp[i].p;
+        }
+        CHECK(cuk_matvec(q2, 2, QPDL) == cudaSuccess);
+        setenv("ZMLX_CUDA_MV_EARLY", "0", 1);
+        CHECK(cuk_matvec(q3, 2, QPDL) == cudaSuccess);
+        unsetenv("ZMLX_CUDA_MV_EARLY");
+        int64_t ok2 = 0;
+        for (int i = 0; i < 2; i++) {
+            cu_mv s1 = q2[i];
+            s1.y = sg[i].p;
+            CHECK(cuk_matvec(&s1, 1, QPDL) == cudaSuccess);
+            float *h1 = malloc((size_t)n2[i] * 4), *h2 = malloc((size_t)n2[i] * 4), *h3 = malloc((size_t)n2[i] * 4);
+            CHECKF(out_fetch(&pr[i], h1, "pair") && out_fetch(&sg[i], h2, "single") && out_fetch(&lp[i], h3, "loop"),
+                   "norm pair job %d", i);
+            ok2 += same_bits(h1, h2, (size_t)n2[i]) && same_bits(h1, h3, (size_t)n2[i]);
+            free(h1);
+            free(h2);
+            free(h3);
+            out_free(&pr[i]);
+            out_free(&sg[i]);
+            out_free(&lp[i]);
+        }
+        CHECKF(ok2 == 2, "matvec: %lld of 2 jobs normalised on load in one launch match their single launch "
+                         "and the batch loop", (long long)ok2);
+        cudaFree(dnw);
+        free(nw);
+    }
     cu_mv bad = j[2];
     bad.up = db; /* up of another kind and shape: refused */
     CHECK(cuk_matvec(&bad, 1, Q) == cudaErrorInvalidValue);

@@ -329,7 +329,12 @@ __device__ __forceinline__ const cu_mv &lean_job(const mv_lean_args &a, int *bj,
     return p;
 }
 
-template <int K, bool FAST, int OPW, bool NORM, bool HEADS>
+/* NJ > 0 (affine 4-bit, fast, bf16 scales, the block's outputs at most one batch a warp,
+   at most NJ units of a row a lane): the warp's batch is loaded into registers before the
+   PDL wait (dot.cuh's wd_load; model constants) and summed after the staging (wd_sum:
+   warp_dots' arithmetic, the same bits), so the rows' trip to memory overlaps the
+   previous launch instead of following the staging. */
+template <int K, bool FAST, int OPW, bool NORM, bool HEADS, int NJ = 0>
 __global__ void __launch_bounds__(MV_THREADS, 2) k_mv_lean(const __grid_constant__ mv_lean_args a) {
     extern __shared__ __align__(16) float sm[];
     pdl_launch();
@@ -344,7 +349,34 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_mv_lean(const __grid_constant
         lean_pos(p, o_lo, &g_lo, &r_lo);
         lean_pos(p, o_hi - 1, &g_hi, &r_);
     }
-    { /* the block's first batch of rows to L2 before the wait (model constants) */
+    /* the rows of batch o (valid: o + k < o_hi), their groups and rows */
+    rowp r[OPW];
+    bool valid[OPW];
+    int gk[OPW], rk[OPW];
+    auto batch = [&](int o) {
+#pragma unroll
+        for (int k = 0; k < OPW; k++) {
+            valid[k] = o + k < o_hi;
+            gk[k] = HEADS ? g_lo : 0, rk[k] = o + k;
+            if (HEADS && valid[k]) lean_pos(p, o + k, &gk[k], &rk[k]);
+            const int64_t row = p.row0 + (int64_t)(HEADS ? gk[k] % p.gmod : 0) * p.grs + rk[k];
+            r[k] = row_of(p.w, 0, row);
+        }
+    };
+    /* lane k stores output k of the batch */
+    auto store = [&](const float (&out)[OPW]) {
+#pragma unroll
+        for (int k = 0; k < OPW; k++) {
+            if (lane != k || !valid[k]) continue;
+            float *y = p.y + (int64_t)gk[k] * p.ys + rk[k];
+            *y = p.epi == CU_EPI_ADD ? __fadd_rn(*y, out[k]) : out[k];
+        }
+    };
+    wd_raw<K, OPW, NJ ? NJ : 1> raw;
+    if constexpr (NJ > 0) {
+        batch(o_lo + warp * OPW);
+        wd_load<K, OPW, NJ, CU_SDT_BF16>(r, valid, lane_units(nu, lane), p.w.group, raw);
+    } else { /* the block's first batch of rows to L2 before the wait (model constants) */
         int n = o_hi - o_lo < MV_WARPS * OPW ? o_hi - o_lo : MV_WARPS * OPW;
         if (HEADS && n > p.rpg - r_lo) n = (int)p.rpg - r_lo;
         prefetch_rows(p.w, 0, p.row0 + (int64_t)(HEADS ? g_lo % p.gmod : 0) * p.grs + r_lo, n);
@@ -359,27 +391,22 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_mv_lean(const __grid_constant
         stage_rows32<K, FAST>(p.x + (int64_t)g_lo * p.xs, p.xs, nu, HEADS ? g_hi - g_lo + 1 : 1, sm, sf, p.w.group);
     }
     __syncthreads();
-    for (int o = o_lo + warp * OPW; o < o_hi; o += MV_WARPS * OPW) {
-        rowp r[OPW];
-        bool valid[OPW];
+    if constexpr (NJ > 0) {
         xstage xs[OPW];
-        int gk[OPW], rk[OPW];
 #pragma unroll
-        for (int k = 0; k < OPW; k++) {
-            valid[k] = o + k < o_hi;
-            gk[k] = HEADS ? g_lo : 0, rk[k] = o + k;
-            if (HEADS && valid[k]) lean_pos(p, o + k, &gk[k], &rk[k]);
-            const int64_t row = p.row0 + (int64_t)(HEADS ? gk[k] % p.gmod : 0) * p.grs + rk[k];
-            r[k] = row_of(p.w, 0, row);
-            xs[k] = xstage_at(sm + (HEADS ? gk[k] - g_lo : 0) * sf, p.w.cols);
-        }
+        for (int k = 0; k < OPW; k++) xs[k] = xstage_at(sm + (HEADS ? gk[k] - g_lo : 0) * sf, p.w.cols);
         float out[OPW];
-        warp_dots_s<K, OPW, FAST>(r, valid, xs, p.w.cols, p.w.group, p.w.sdt, out);
+        wd_sum<K, OPW, NJ>(raw, valid, xs, lane_units(nu, lane), out);
+        store(out);
+    } else {
+        for (int o = o_lo + warp * OPW; o < o_hi; o += MV_WARPS * OPW) {
+            batch(o);
+            xstage xs[OPW];
 #pragma unroll
-        for (int k = 0; k < OPW; k++) {
-            if (lane != k || !valid[k]) continue;
-            float *y = p.y + (int64_t)gk[k] * p.ys + rk[k];
-            *y = p.epi == CU_EPI_ADD ? __fadd_rn(*y, out[k]) : out[k];
+            for (int k = 0; k < OPW; k++) xs[k] = xstage_at(sm + (HEADS ? gk[k] - g_lo : 0) * sf, p.w.cols);
+            float out[OPW];
+            warp_dots_s<K, OPW, FAST>(r, valid, xs, p.w.cols, p.w.group, p.w.sdt, out);
+            store(out);
         }
     }
 }
@@ -550,16 +577,26 @@ static size_t lean_smem(const cu_mv &p, int64_t opb, bool fast) {
     return (size_t)span * (size_t)stage_floats(p.w.cols, fast) * sizeof(float);
 }
 
-template <int K, bool FAST, int OPW, bool NORM, bool HEADS>
+template <int K, bool FAST, int OPW, bool NORM, bool HEADS, int NJ = 0>
 static cudaError_t lean_go(cu_q q, mv_lean_args a, unsigned blocks, size_t smem) {
-    return launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_lean<K, FAST, OPW, NORM, HEADS>, a);
+    return launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_lean<K, FAST, OPW, NORM, HEADS, NJ>, a);
 }
 
-template <int K, bool FAST, int OPW>
+template <int K, bool FAST, int OPW, int NJ = 0>
 static cudaError_t lean_form_go(int form, cu_q q, const mv_lean_args &a, unsigned blocks, size_t smem) {
-    if (form == 1) return lean_go<K, FAST, OPW, false, false>(q, a, blocks, smem);
-    if (form == 2) return lean_go<K, FAST, OPW, true, false>(q, a, blocks, smem);
-    return lean_go<K, FAST, OPW, false, true>(q, a, blocks, smem);
+    if (form == 1) return lean_go<K, FAST, OPW, false, false, NJ>(q, a, blocks, smem);
+    if (form == 2) return lean_go<K, FAST, OPW, true, false, NJ>(q, a, blocks, smem);
+    return lean_go<K, FAST, OPW, false, true, NJ>(q, a, blocks, smem);
+}
+
+/* The rows-before-the-wait instances (k_mv_lean's NJ): one batch a warp, affine 4-bit,
+   fast; nj: the most units of a row a lane holds.  NJ_EARLY_MAX: o_proj's 5,120 columns. */
+enum { NJ_EARLY_MAX = 8 };
+static cudaError_t lean_early_go(int opw, int nj, int form, cu_q q, const mv_lean_args &a, unsigned blocks,
+                                 size_t smem) {
+    if (opw == 4 && nj <= 1) return lean_form_go<ZW_AFFINE4, true, 4, 1>(form, q, a, blocks, smem);
+    if (opw == 1 && nj <= 2) return lean_form_go<ZW_AFFINE4, true, 1, 2>(form, q, a, blocks, smem);
+    return lean_form_go<ZW_AFFINE4, true, 1, NJ_EARLY_MAX>(form, q, a, blocks, smem);
 }
 
 template <int K, bool FAST>
@@ -581,6 +618,16 @@ static cudaError_t lean_attrs(int lim) {
     ZCU_LEAN_ATTR(2)
     ZCU_LEAN_ATTR(4)
 #undef ZCU_LEAN_ATTR
+    if constexpr (K == ZW_AFFINE4 && FAST) {
+#define ZCU_EARLY_ATTR(OPW, NJ)                                                                                   \
+    if (err == cudaSuccess) err = cudaFuncSetAttribute(k_mv_lean<K, FAST, OPW, false, false, NJ>, at, lim);      \
+    if (err == cudaSuccess) err = cudaFuncSetAttribute(k_mv_lean<K, FAST, OPW, true, false, NJ>, at, lim);       \
+    if (err == cudaSuccess) err = cudaFuncSetAttribute(k_mv_lean<K, FAST, OPW, false, true, NJ>, at, lim);
+        ZCU_EARLY_ATTR(4, 1)
+        ZCU_EARLY_ATTR(1, 2)
+        ZCU_EARLY_ATTR(1, NJ_EARLY_MAX)
+#undef ZCU_EARLY_ATTR
+    }
     return err;
 }
 
@@ -712,6 +759,20 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
         *done = true;
         return cudaSuccess;
     }
+    /* rows before the wait (k_mv_lean's NJ): every block one batch a warp;
+       ZMLX_CUDA_MV_EARLY=0 turns it off (for measuring) */
+    int early_nj = 0;
+    if (!glu && q8 && kind == ZW_AFFINE4 && (opw == 1 || opw == 4) && cu_knob("ZMLX_CUDA_MV_EARLY", 1) != 0) {
+        early_nj = 1;
+        for (int k = 0; k < n && early_nj > 0; k++) {
+            const int nj = (int)((jobs[k].w.cols / 32 + 31) / 32);
+            if (a.opb[k] > (int64_t)MV_WARPS * opw || jobs[k].w.sdt != CU_SDT_BF16 ||
+                nj > (opw == 4 ? 1 : NJ_EARLY_MAX))
+                early_nj = 0;
+            else if (nj > early_nj)
+                early_nj = nj;
+        }
+    }
     cudaError_t err;
     bool pipe = glu && opw == 1 && cu_knob("ZMLX_CUDA_GLU_PIPE", 1) != 0;
     for (int k = 0; k < n && pipe; k++) pipe = wd_fits(jobs[k].w) && wd_fits(jobs[k].up, &jobs[k].w);
@@ -723,6 +784,7 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
         err = pipe     ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE8, 1, true>, a)
               : opw == 1 ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE8, 1, false>, a)
                        : launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE8, 2, false>, a);
+    else if (early_nj > 0) err = lean_early_go(opw, early_nj, form, q, a, blocks, smem);
     else if (kind == ZW_AFFINE4 && q8) err = lean_opw_go<ZW_AFFINE4, true>(opw, form, q, a, blocks, smem);
     else if (kind == ZW_AFFINE8 && q8) err = lean_opw_go<ZW_AFFINE8, true>(opw, form, q, a, blocks, smem);
     else err = lean_opw_go<ZW_BF16, false>(opw, form, q, a, blocks, smem);
