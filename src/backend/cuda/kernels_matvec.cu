@@ -884,7 +884,14 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_combine(const __grid_constant
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int64_t d = p.down.rows, r = (int64_t)blockIdx.x * MV_WARPS + warp;
     const bool sh = p.sh_h && p.sh_down.rows > 0;
-    if (sh) { /* the shared expert's rows do not depend on the route */
+    /* EARLY: the warp's row of the shared expert's down projection into registers before
+       the wait (a model constant, it does not depend on the route); else to L2 */
+    wd_raw<K, 1, WD_NJ> rsh;
+    bool vs[1] = {sh && r < d};
+    if constexpr (EARLY) {
+        const rowp rs[1] = {row_of(p.sh_down, 0, r)};
+        wd_load<K, 1, WD_NJ, CU_SDT_BF16>(rs, vs, lane_units((int)(p.down.cols / 32), lane), p.sh_down.group, rsh);
+    } else if (sh) {
         const int64_t r0 = (int64_t)blockIdx.x * MV_WARPS;
         const int64_t n = d - r0 < MV_WARPS ? d - r0 : MV_WARPS;
         prefetch_rows(p.sh_down, 0, r0, n);
@@ -892,18 +899,15 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_combine(const __grid_constant
     pdl_wait();
     if constexpr (EARLY) {
         const int nu = (int)(p.down.cols / 32), nj = lane_units(nu, lane);
-        rowp rp[4], rs[1];
-        bool valid[4], vs[1] = {sh && r < d};
+        rowp rp[4];
+        bool valid[4];
 #pragma unroll
         for (int i = 0; i < 4; i++) {
             valid[i] = i < p.K && r < d;
             rp[i] = row_of(p.down, valid[i] ? (int64_t)p.idx[i] : 0, r);
         }
-        rs[0] = row_of(p.sh_down, 0, r);
         wd_raw<K, 4, WD_NJ> raw;
-        wd_raw<K, 1, WD_NJ> rsh;
         wd_load<K, 4, WD_NJ, CU_SDT_BF16>(rp, valid, nj, p.down.group, raw);
-        wd_load<K, 1, WD_NJ, CU_SDT_BF16>(rs, vs, nj, p.sh_down.group, rsh);
         const int64_t sf = stage_floats(p.down.cols, true);
         stage_rows<K, true>(p.h, p.hs, nu, p.K * nu, threadIdx.x, sm, sf, p.down.group);
         if (sh) stage_rows<K, true>(p.sh_h, 0, nu, nu, threadIdx.x, sm + p.K * sf, 0, p.sh_down.group);
@@ -1006,7 +1010,7 @@ extern "C" cudaError_t cuk_combine(const cu_combine *p, cu_q q) {
    slices: a head's W_UK (192 or 128 rows) is 2-3 rows per thread, all loads in flight at
    once, and GLM's 20 heads x 512 columns make 320 blocks (16 x 16 made 80: 16 us, most
    of it waiting on memory one row group at a time). */
-enum { TM_CG = 4, TM_RS = 64, TM_THREADS = TM_CG * TM_RS };
+enum { TM_CG = 4, TM_RS = 64, TM_THREADS = TM_CG * TM_RS, TM_NR = 4 /* rows of a slice before the wait */ };
 
 typedef struct mvt_args {
     cu_mvt p;
@@ -1029,9 +1033,13 @@ __global__ void __launch_bounds__(TM_THREADS) k_matvec_t(const __grid_constant__
     const int cg = threadIdx.x % TM_CG, rs = threadIdx.x / TM_CG;
     const int64_t cb = (int64_t)blockIdx.x * TM_CG * 8, c0 = cb + (int64_t)cg * 8;
     const int64_t rbase = p.row0 + (g % p.gmod) * p.grs;
-    if (threadIdx.x < p.nr && c0 < p.w.cols) { /* this block's slice of each row */
-        const rowp rp = row_of(p.w, 0, rbase + threadIdx.x);
-        prefetch_line(rp.d + cb * fmt<K>::bits / 8);
+    /* the slice's first TM_NR rows (rs, rs + TM_RS, ..), dequantized before the wait: model
+       constants, so their trip to memory overlaps the previous launch */
+    float wv[TM_NR][8];
+    if (c0 < p.w.cols) {
+#pragma unroll
+        for (int j = 0; j < TM_NR; j++)
+            if (rs + (int64_t)j * TM_RS < p.nr) deq8<K>(p.w, row_of(p.w, 0, rbase + rs + (int64_t)j * TM_RS), c0, wv[j]);
     }
     pdl_wait();
     const float *xg = p.x + g * p.xs;
@@ -1049,13 +1057,20 @@ __global__ void __launch_bounds__(TM_THREADS) k_matvec_t(const __grid_constant__
 #pragma unroll
     for (int e = 0; e < 8; e++) acc[e] = 0.0f;
     if (c0 < p.w.cols) {
-#pragma unroll 4
-        for (int64_t i = rs; i < p.nr; i += TM_RS) { /* nr <= 4 * TM_RS: one round of loads */
-            const float xi = xg[i];
-            float wv[8];
-            deq8<K>(p.w, row_of(p.w, 0, rbase + i), c0, wv);
 #pragma unroll
-            for (int e = 0; e < 8; e++) acc[e] = fmaf(wv[e], xi, acc[e]);
+        for (int j = 0; j < TM_NR; j++) {
+            const int64_t i = rs + (int64_t)j * TM_RS;
+            if (i >= p.nr) break;
+            const float xi = xg[i];
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[e] = fmaf(wv[j][e], xi, acc[e]);
+        }
+        for (int64_t i = rs + (int64_t)TM_NR * TM_RS; i < p.nr; i += TM_RS) { /* rows past TM_NR * TM_RS */
+            const float xi = xg[i];
+            float w1[8];
+            deq8<K>(p.w, row_of(p.w, 0, rbase + i), c0, w1);
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[e] = fmaf(w1[e], xi, acc[e]);
         }
     }
 #pragma unroll
