@@ -2064,6 +2064,7 @@ static void fast_cases(bool quick) {
             case_matvec(f, 37, 256);
         }
     case_matvec(F_BF16, 33, 64); /* no int8 path: the exact kernel */
+    case_matvec(F_BF16, 64, 2048); /* the router: its rows before the wait */
     case_matvec(F_Q4, 2048, 5120);
     case_matvec(F_Q4, 5120, 768);
     case_matvec(F_Q4, 2048, 1536); /* the experts' down: 48 units per row */

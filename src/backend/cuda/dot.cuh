@@ -291,8 +291,8 @@ __device__ __forceinline__ void wd_load(const rowp (&r)[NR], const bool (&valid)
             const int u = b * 32 + lane;
             if (valid[k] && b < nj) {
                 load_unit<K>(r[k].d, u, raw.w[k][b]);
-                raw.sc[k][b] = ld_scale_t<SDT>(SDT, r[k].s, u >> gsh);
-                raw.bi[k][b] = ld_scale_t<SDT>(SDT, r[k].b, u >> gsh);
+                if constexpr (fmt<K>::quant) raw.sc[k][b] = ld_scale_t<SDT>(SDT, r[k].s, u >> gsh);
+                if constexpr (fmt<K>::affine) raw.bi[k][b] = ld_scale_t<SDT>(SDT, r[k].b, u >> gsh);
             }
         }
 }
@@ -300,7 +300,7 @@ __device__ __forceinline__ void wd_load(const rowp (&r)[NR], const bool (&valid)
 template <int K, int NR, int NJ>
 __device__ __forceinline__ void wd_sum(const wd_raw<K, NR, NJ> &raw, const bool (&valid)[NR],
                                        const xstage (&xs)[NR], int nj, float (&out)[NR]) {
-    static_assert(q8k<K>::ok, "wd_sum: the int8 layouts");
+    static_assert(q8k<K>::ok || !fmt<K>::quant, "wd_sum: the int8 layouts, or unquantized rows (exact)");
     const int lane = threadIdx.x & 31;
     float acc[NR];
 #pragma unroll
@@ -310,13 +310,17 @@ __device__ __forceinline__ void wd_sum(const wd_raw<K, NR, NJ> &raw, const bool 
         for (int b = 0; b < NJ; b++) {
             const int u = b * 32 + lane;
             if (!valid[k] || b >= nj) continue;
-            const int4 *xq = xs[k].xq + (b * 2) * 32 + lane;
-            const int I = unit_dot_q8<K>(raw.w[k][b], xq[0], xq[32]);
-            const float a = raw.sc[k][b];
-            const float t = fmaf(a, (float)q8k<K>::m, raw.bi[k][b]);
-            const float v = fmaf(__fmul_rn(a, xs[k].d[u]), (float)(I - q8k<K>::m * xs[k].qs[u]),
-                                 __fmul_rn(t, xs[k].xsum[u]));
-            acc[k] = __fadd_rn(acc[k], v);
+            if constexpr (!fmt<K>::quant) { /* warp_dots' exact unit dot (bf16, f16, f32 rows) */
+                acc[k] = __fadd_rn(acc[k], unit_dot<K>(raw.w[k][b], xs[k].x4 + (b * 8) * 32 + lane));
+            } else {
+                const int4 *xq = xs[k].xq + (b * 2) * 32 + lane;
+                const int I = unit_dot_q8<K>(raw.w[k][b], xq[0], xq[32]);
+                const float a = raw.sc[k][b];
+                const float t = fmaf(a, (float)q8k<K>::m, raw.bi[k][b]);
+                const float v = fmaf(__fmul_rn(a, xs[k].d[u]), (float)(I - q8k<K>::m * xs[k].qs[u]),
+                                     __fmul_rn(t, xs[k].xsum[u]));
+                acc[k] = __fadd_rn(acc[k], v);
+            }
         }
     }
 #pragma unroll

@@ -589,11 +589,13 @@ static cudaError_t lean_form_go(int form, cu_q q, const mv_lean_args &a, unsigne
     return lean_go<K, FAST, OPW, false, true, NJ>(q, a, blocks, smem);
 }
 
-/* The rows-before-the-wait instances (k_mv_lean's NJ): one batch a warp, affine 4-bit,
-   fast; nj: the most units of a row a lane holds.  NJ_EARLY_MAX: o_proj's 5,120 columns. */
+/* The rows-before-the-wait instances (k_mv_lean's NJ): one batch a warp, affine 4-bit
+   fast or bf16 (the router: rows of 2,048, one warp each); nj: the most units of a row a
+   lane holds.  NJ_EARLY_MAX: o_proj's 5,120 columns. */
 enum { NJ_EARLY_MAX = 8 };
-static cudaError_t lean_early_go(int opw, int nj, int form, cu_q q, const mv_lean_args &a, unsigned blocks,
-                                 size_t smem) {
+static cudaError_t lean_early_go(int kind, int opw, int nj, int form, cu_q q, const mv_lean_args &a,
+                                 unsigned blocks, size_t smem) {
+    if (kind == ZW_BF16) return lean_form_go<ZW_BF16, false, 1, 2>(form, q, a, blocks, smem);
     if (opw == 4 && nj <= 1) return lean_form_go<ZW_AFFINE4, true, 4, 1>(form, q, a, blocks, smem);
     if (opw == 1 && nj <= 2) return lean_form_go<ZW_AFFINE4, true, 1, 2>(form, q, a, blocks, smem);
     return lean_form_go<ZW_AFFINE4, true, 1, NJ_EARLY_MAX>(form, q, a, blocks, smem);
@@ -618,6 +620,11 @@ static cudaError_t lean_attrs(int lim) {
     ZCU_LEAN_ATTR(2)
     ZCU_LEAN_ATTR(4)
 #undef ZCU_LEAN_ATTR
+    if constexpr (K == ZW_BF16 && !FAST) {
+        if (err == cudaSuccess) err = cudaFuncSetAttribute(k_mv_lean<K, FAST, 1, false, false, 2>, at, lim);
+        if (err == cudaSuccess) err = cudaFuncSetAttribute(k_mv_lean<K, FAST, 1, true, false, 2>, at, lim);
+        if (err == cudaSuccess) err = cudaFuncSetAttribute(k_mv_lean<K, FAST, 1, false, true, 2>, at, lim);
+    }
     if constexpr (K == ZW_AFFINE4 && FAST) {
 #define ZCU_EARLY_ATTR(OPW, NJ)                                                                                   \
     if (err == cudaSuccess) err = cudaFuncSetAttribute(k_mv_lean<K, FAST, OPW, false, false, NJ>, at, lim);      \
@@ -762,12 +769,14 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
     /* rows before the wait (k_mv_lean's NJ): every block one batch a warp;
        ZMLX_CUDA_MV_EARLY=0 turns it off (for measuring) */
     int early_nj = 0;
-    if (!glu && q8 && kind == ZW_AFFINE4 && (opw == 1 || opw == 4) && cu_knob("ZMLX_CUDA_MV_EARLY", 1) != 0) {
+    const bool bf = kind == ZW_BF16 && !q8;
+    if (!glu && ((q8 && kind == ZW_AFFINE4 && (opw == 1 || opw == 4)) || (bf && opw == 1)) &&
+        cu_knob("ZMLX_CUDA_MV_EARLY", 1) != 0) {
         early_nj = 1;
         for (int k = 0; k < n && early_nj > 0; k++) {
             const int nj = (int)((jobs[k].w.cols / 32 + 31) / 32);
-            if (a.opb[k] > (int64_t)MV_WARPS * opw || jobs[k].w.sdt != CU_SDT_BF16 ||
-                nj > (opw == 4 ? 1 : NJ_EARLY_MAX))
+            if (a.opb[k] > (int64_t)MV_WARPS * opw || (!bf && jobs[k].w.sdt != CU_SDT_BF16) ||
+                nj > (bf ? 2 : opw == 4 ? 1 : NJ_EARLY_MAX))
                 early_nj = 0;
             else if (nj > early_nj)
                 early_nj = nj;
@@ -784,7 +793,7 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
         err = pipe     ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE8, 1, true>, a)
               : opw == 1 ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE8, 1, false>, a)
                        : launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE8, 2, false>, a);
-    else if (early_nj > 0) err = lean_early_go(opw, early_nj, form, q, a, blocks, smem);
+    else if (early_nj > 0) err = lean_early_go(kind, opw, early_nj, form, q, a, blocks, smem);
     else if (kind == ZW_AFFINE4 && q8) err = lean_opw_go<ZW_AFFINE4, true>(opw, form, q, a, blocks, smem);
     else if (kind == ZW_AFFINE8 && q8) err = lean_opw_go<ZW_AFFINE8, true>(opw, form, q, a, blocks, smem);
     else err = lean_opw_go<ZW_BF16, false>(opw, form, q, a, blocks, smem);
