@@ -270,9 +270,10 @@ __device__ __forceinline__ void warp_dots_s(const rowp (&r)[NR], const bool (&va
 
 /*
  * warp_dots in two halves, for fast mode on the int8 layouts with the scale type SDT a
- * constant and at most NJ units of a row per lane: wd_load issues the rows' loads into a
- * wd_raw, wd_sum does warp_dots' arithmetic on it (the same order, the same bits), so a
- * warp can have its next rows in flight while it sums the current ones.
+ * constant (or for unquantized rows, exact: bf16 / f16 / f32) and at most NJ units of a
+ * row per lane: wd_load issues the rows' loads into a wd_raw, wd_sum does warp_dots'
+ * arithmetic on it (the same order, the same bits), so a warp can have its next rows in
+ * flight while it sums the current ones, or its rows loaded before the PDL wait.
  */
 enum { WD_NJ = 2 }; /* units a lane holds where the callers keep rows in registers: cols <= 2,048 */
 template <int K, int NR, int NJ> struct wd_raw {

@@ -329,11 +329,11 @@ __device__ __forceinline__ const cu_mv &lean_job(const mv_lean_args &a, int *bj,
     return p;
 }
 
-/* NJ > 0 (affine 4-bit, fast, bf16 scales, the block's outputs at most one batch a warp,
-   at most NJ units of a row a lane): the warp's batch is loaded into registers before the
-   PDL wait (dot.cuh's wd_load; model constants) and summed after the staging (wd_sum:
-   warp_dots' arithmetic, the same bits), so the rows' trip to memory overlaps the
-   previous launch instead of following the staging. */
+/* NJ > 0 (affine 4-bit fast with bf16 scales, or bf16 rows exact; the block's outputs at
+   most one batch a warp, at most NJ units of a row a lane): the warp's batch is loaded
+   into registers before the PDL wait (dot.cuh's wd_load; model constants) and summed after
+   the staging (wd_sum: warp_dots' arithmetic, the same bits), so the rows' trip to memory
+   overlaps the previous launch instead of following the staging (lean_early_go). */
 template <int K, bool FAST, int OPW, bool NORM, bool HEADS, int NJ = 0>
 __global__ void __launch_bounds__(MV_THREADS, 2) k_mv_lean(const __grid_constant__ mv_lean_args a) {
     extern __shared__ __align__(16) float sm[];
