@@ -685,6 +685,27 @@ static void case_multi(void) {
         out_free(&one[i]);
     }
     CHECKF(same == 3, "matvec: %lld of 3 jobs of a batch match their single launch", (long long)same);
+    { /* a large dense SwiGLU (two rows a batch by its size) in the pipelined loop, one
+         output a batch, against the plain loop (ZMLX_CUDA_GLU_PIPE=0); the matrices from a
+         copy of the generator, so the later cases draw what they drew before */
+        const trng keep = cu_rng;
+        hmat g2 = hmat_new(F_Q4, 6144, 1024), u2 = hmat_new(F_Q4, 6144, 1024);
+        cu_rng = keep;
+        float *nw = malloc(1024 * 4);
+        for (int i = 0; i < 1024; i++) nw[i] = 0.75f + 0.25f * (float)(i % 3);
+        float *dnw = dup_dev(nw, 1024 * 4);
+        cuw dg2 = to_dev(&g2), du2 = to_dev(&u2);
+        const cu_mv jg = {.w = dg2, .up = du2, .groups = 1, .rpg = 6144, .gmod = 1, .x = dx, .norm = dnw,
+                          .eps = 1e-5f, .epi = CU_EPI_SWIGLU};
+        CHECKF(knob_same(jg, 6144, "ZMLX_CUDA_GLU_PIPE"),
+               "matvec: a dense SwiGLU's pipelined loop differs from its plain one");
+        cuw_free(&dg2);
+        cuw_free(&du2);
+        hmat_free(&g2);
+        hmat_free(&u2);
+        cudaFree(dnw);
+        free(nw);
+    }
     { /* q_a + kv_a: two jobs normalised on load in one launch (their rows loaded before the
          PDL wait) give each one's single launch and the batch loop's bits */
         float *nw = malloc(2048 * 4);

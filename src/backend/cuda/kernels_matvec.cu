@@ -732,9 +732,14 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
         cu_knob("ZMLX_CUDA_STAGE", 1) == 0)
         return cudaSuccess;
     const bool glu = q8 && glu_ok(jobs[0], 0) && (n < 2 || glu_ok(jobs[1], 1));
-    const int form = glu ? 4 : lean_form(jobs[0]), opw = mv_opw(jobs[0]);
+    /* SwiGLU rows that fit the pipelined loop (one output a batch, its next rows in flight)
+       take it whatever the launch's size (ZMLX_CUDA_GLU_PIPE=0: not, for measuring) */
+    bool pipe = glu && cu_knob("ZMLX_CUDA_GLU_PIPE", 1) != 0;
+    for (int k = 0; k < n && pipe; k++) pipe = wd_fits(jobs[k].w) && wd_fits(jobs[k].up, &jobs[k].w);
+    const int form = glu ? 4 : lean_form(jobs[0]), opw = pipe ? 1 : mv_opw(jobs[0]);
     for (int k = 0; k < n; k++)
-        if ((!glu && lean_form(jobs[k]) != form) || mv_opw(jobs[k]) != opw || form == 0) return cudaSuccess;
+        if ((!glu && lean_form(jobs[k]) != form) || (!pipe && mv_opw(jobs[k]) != opw) || form == 0)
+            return cudaSuccess;
     size_t smem = 0;
     const int64_t res = mv_resident(kind, q8, (size_t)stage_floats(jobs[0].w.cols, q8) * sizeof(float));
     int64_t blocks1[2], total1 = 0, B[2];
@@ -783,8 +788,6 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
         }
     }
     cudaError_t err;
-    bool pipe = glu && opw == 1 && cu_knob("ZMLX_CUDA_GLU_PIPE", 1) != 0;
-    for (int k = 0; k < n && pipe; k++) pipe = wd_fits(jobs[k].w) && wd_fits(jobs[k].up, &jobs[k].w);
     if (glu && kind == ZW_AFFINE4)
         err = pipe     ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE4, 1, true>, a)
               : opw == 1 ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE4, 1, false>, a)
