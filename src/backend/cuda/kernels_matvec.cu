@@ -591,8 +591,11 @@ static cudaError_t lean_form_go(int form, cu_q q, const mv_lean_args &a, unsigne
 
 /* The rows-before-the-wait instances (k_mv_lean's NJ): one batch a warp, affine 4-bit
    fast or bf16 (the router: rows of 2,048, one warp each); nj: the most units of a row a
-   lane holds.  NJ_EARLY_MAX: o_proj's 5,120 columns. */
+   lane holds, at most early_nj_max.  NJ_EARLY_MAX: o_proj's 5,120 columns. */
 enum { NJ_EARLY_MAX = 8 };
+static int early_nj_max(bool bf, int opw) {
+    return bf ? 2 : opw == 4 ? 1 : NJ_EARLY_MAX;
+}
 static cudaError_t lean_early_go(int kind, int opw, int nj, int form, cu_q q, const mv_lean_args &a,
                                  unsigned blocks, size_t smem) {
     if (kind == ZW_BF16) return lean_form_go<ZW_BF16, false, 1, 2>(form, q, a, blocks, smem);
@@ -781,7 +784,7 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
         for (int k = 0; k < n && early_nj > 0; k++) {
             const int nj = (int)((jobs[k].w.cols / 32 + 31) / 32);
             if (a.opb[k] > (int64_t)MV_WARPS * opw || (!bf && jobs[k].w.sdt != CU_SDT_BF16) ||
-                nj > (bf ? 2 : opw == 4 ? 1 : NJ_EARLY_MAX))
+                nj > early_nj_max(bf, opw))
                 early_nj = 0;
             else if (nj > early_nj)
                 early_nj = nj;
