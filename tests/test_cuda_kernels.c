@@ -548,6 +548,109 @@ static void case_moe(wfmt f, int E, int K, int64_t mI, int64_t d, bool shared, b
 }
 
 /*
+ * The router inside the experts' launch (cuk_glu_router): the bf16 router's logits
+ * (normalised on load) in the launch's first blocks, the routed experts' SwiGLU (and the
+ * shared expert's) routing once they are written — logits, route, SwiGLU outputs bit for
+ * bit those of the router's launch then the experts' (cuk_matvec), twice in a row with
+ * cuk_combine setting the logits back to ZCU_LOGIT_UNSET between; exact mode and a
+ * logits buffer that is not the route's fall back (cuk_glu_router_ok false).
+ */
+static void case_router_in(int E, int K, int64_t mI, int64_t d, bool shared) {
+    hexperts hx = hexperts_new(F_Q4, E, mI, d);
+    hmat rm = hmat_new(F_BF16, E, d), sg = hmat_new(F_Q4, mI, d), su = hmat_new(F_Q4, mI, d);
+    hmat shd = hmat_new(F_Q4, d, mI);
+    cuw dg = stack_dev(hx.g, E), du = stack_dev(hx.u, E), dd = stack_dev(hx.dn, E), dr = to_dev(&rm);
+    cuw dsg = to_dev(&sg), dsu = to_dev(&su), dsh = to_dev(&shd);
+    float *x = malloc((size_t)d * 4), *nw = malloc((size_t)d * 4), *bias = malloc((size_t)E * 4);
+    fill(x, (size_t)d, 1.0f);
+    for (int64_t i = 0; i < d; i++) nw[i] = 0.75f + 0.25f * (float)(i % 3);
+    fill(bias, (size_t)E, 0.1f);
+    float *dx = dup_dev(x, (size_t)d * 4), *dnw = dup_dev(nw, (size_t)d * 4), *db = dup_dev(bias, (size_t)E * 4);
+    const cu_route_cfg rc = {.n_experts = E, .k = K, .n_group = 1, .topk_group = 1,
+                             .norm_topk_prob = true, .scale = 2.5f};
+    const size_t nh = (size_t)(K * mI);
+    /* two launches */
+    dout lg1 = out_new((size_t)E), h1 = out_new(nh), w1 = out_new((size_t)K), s1 = out_new((size_t)mI);
+    int32_t *idx1, *idx2;
+    CU(cudaMalloc((void **)&idx1, (size_t)K * 4));
+    CU(cudaMalloc((void **)&idx2, (size_t)K * 4));
+    const cu_mv rj = {.w = dr, .groups = 1, .rpg = E, .gmod = 1, .x = dx, .norm = dnw, .eps = 1e-5f, .y = lg1.p};
+    cu_mv ex[2] = {{.w = dg, .up = du, .routed = true,
+                    .route = {.logits = lg1.p, .bias = db, .cfg = rc, .idx = idx1, .w = w1.p},
+                    .groups = K, .rpg = mI, .gmod = 1, .x = dx, .norm = dnw, .eps = 1e-5f, .y = h1.p, .ys = mI,
+                    .epi = CU_EPI_SWIGLU},
+                   {.w = dsg, .up = dsu, .groups = 1, .rpg = mI, .gmod = 1, .x = dx, .norm = dnw, .eps = 1e-5f,
+                    .y = s1.p, .epi = CU_EPI_SWIGLU}};
+    const int n = shared ? 2 : 1;
+    CHECK(cuk_matvec(&rj, 1, QPDL) == cudaSuccess);
+    CHECK(cuk_matvec(ex, n, QPDL) == cudaSuccess);
+    float *a[4], *b[4];
+    const size_t sz[4] = {(size_t)E, nh, (size_t)K, (size_t)mI};
+    dout *o1[4] = {&lg1, &h1, &w1, &s1};
+    for (int i = 0; i < 4; i++) {
+        a[i] = malloc(sz[i] * 4), b[i] = malloc(sz[i] * 4);
+        CHECKF(out_fetch(o1[i], a[i], "router + experts"), "router_in E=%d: two launches (output %d)", E, i);
+    }
+    int32_t i1[ZCU_ROUTE_MAX_K], i2[ZCU_ROUTE_MAX_K];
+    CU(cudaMemcpy(i1, idx1, (size_t)K * 4, cudaMemcpyDeviceToHost));
+    /* one launch, twice (the combine sets the logits back between) */
+    float *sig;
+    CU(cudaMalloc((void **)&sig, (size_t)E * 4));
+    CU(cudaMemset(sig, 0xff, (size_t)E * 4));
+    CU(cudaDeviceSynchronize());
+    dout h2 = out_new(nh), w2 = out_new((size_t)K), s2 = out_new((size_t)mI);
+    cu_mv rj2 = rj, ex2[2] = {ex[0], ex[1]};
+    rj2.y = sig;
+    ex2[0].route.logits = sig, ex2[0].route.idx = idx2, ex2[0].route.w = w2.p, ex2[0].y = h2.p, ex2[1].y = s2.p;
+    CHECKF(!cuk_glu_router_ok(&rj, ex2, n, QPDL), "router_in: a router writing elsewhere than the route's logits");
+    if (!tq_fast) { /* the int8 SwiGLU only */
+        CHECKF(!cuk_glu_router_ok(&rj2, ex2, n, QPDL), "router_in: exact mode");
+    } else {
+        CHECKF(cuk_glu_router_ok(&rj2, ex2, n, QPDL), "router_in E=%d K=%d: cuk_glu_router_ok", E, K);
+        for (int rep = 0; rep < 2; rep++) {
+            CHECK(cuk_glu_router(&rj2, ex2, n, QPDL) == cudaSuccess);
+            dout lgc = out_new((size_t)E);
+            CU(cudaStreamSynchronize(S));
+            CU(cudaMemcpy(lgc.p, sig, (size_t)E * 4, cudaMemcpyDeviceToDevice));
+            dout *o2[4] = {&lgc, &h2, &w2, &s2};
+            int same = 0;
+            for (int i = 0; i < 4; i++) {
+                CHECKF(out_fetch(o2[i], b[i], "router in the experts' launch"), "router_in: output %d", i);
+                same += (i == 3 && !shared) || same_bits(a[i], b[i], sz[i]);
+            }
+            CU(cudaMemcpy(i2, idx2, (size_t)K * 4, cudaMemcpyDeviceToHost));
+            CHECKF(same == 4 && !memcmp(i1, i2, (size_t)K * 4),
+                   "router_in E=%d K=%d shared=%d run %d: %d of 4 outputs (logits, SwiGLU, route w, shared) "
+                   "and the route match the two launches",
+                   E, K, (int)shared, rep, same);
+            out_free(&lgc);
+            /* the combine after it sets the logits back */
+            dout xr = out_new((size_t)d);
+            const cu_combine cb = {.down = dd, .idx = idx2, .w = w2.p, .K = K, .h = h2.p, .hs = mI,
+                                   .sh_down = shared ? dsh : (cuw){0}, .sh_h = shared ? s2.p : NULL, .x = xr.p,
+                                   .residual = true, .reset = sig, .nreset = E};
+            CHECK(cuk_combine(&cb, QPDL) == cudaSuccess);
+            uint32_t *hs = malloc((size_t)E * 4);
+            CU(cudaStreamSynchronize(S));
+            CU(cudaMemcpy(hs, sig, (size_t)E * 4, cudaMemcpyDeviceToHost));
+            int unset = 0;
+            for (int e = 0; e < E; e++) unset += hs[e] == ZCU_LOGIT_UNSET;
+            CHECKF(unset == E, "router_in: the combine set %d of %d logits back", unset, E);
+            free(hs);
+            out_free(&xr);
+        }
+    }
+    for (int i = 0; i < 4; i++) free(a[i]), free(b[i]);
+    out_free(&lg1), out_free(&h1), out_free(&w1), out_free(&s1);
+    out_free(&h2), out_free(&w2), out_free(&s2);
+    cudaFree(idx1), cudaFree(idx2), cudaFree(sig), cudaFree(dx), cudaFree(dnw), cudaFree(db);
+    cuw_free(&dg), cuw_free(&du), cuw_free(&dd), cuw_free(&dr), cuw_free(&dsg), cuw_free(&dsu), cuw_free(&dsh);
+    hexperts_free(&hx);
+    hmat_free(&rm), hmat_free(&sg), hmat_free(&su), hmat_free(&shd);
+    free(x), free(nw), free(bias);
+}
+
+/*
  * Expert slices (several GPUs, backend/cuda/ep.h): rank r of R holds experts
  * [e0, e0 + ne) as its own stack and runs the experts' products with cu_mv.e0 / ne —
  * routed gate + up (idx) + silu_mul, the fused route + SwiGLU (moe_mlp), the down
@@ -2099,6 +2202,8 @@ static void fast_cases(bool quick) {
     case_moe(F_Q4, 64, 4, 64, 128, true, true);   /* ties in the route */
     case_moe(F_Q4, 48, 6, 64, 128, false, true);  /* experts l and l + 32 on some lanes only */
     case_moe(F_Q4, 20, 4, 64, 128, true, true);   /* fewer experts than lanes */
+    case_router_in(quick ? 16 : 64, 4, 1536, 2048, true);
+    case_router_in(48, 6, 64, 128, false);
     case_moe_slices(F_Q4, 64, 4, 256, 512, 2);
     /* prefill on the tensor cores (kernels_gemm_tc.cu, kernels_attn_tc.cu): every layout,
        partial tiles of rows and tokens, gathers, grouped experts */

@@ -177,6 +177,14 @@ __device__ __forceinline__ void rope_pair(float a, float b, float c, float s, fl
     *rb = __fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s));
 }
 
+/* A float another block of the running grid may write: a relaxed load at GPU scope, a
+   volatile asm (read again on every call; __ldcv's asm may be hoisted out of a loop). */
+__device__ __forceinline__ float ld_relaxed_gpu(const float *p) {
+    float v;
+    asm volatile("ld.relaxed.gpu.global.f32 %0, [%1];" : "=f"(v) : "l"(p) : "memory");
+    return v;
+}
+
 /* ------------------------------------------------------------------ PDL and launches */
 
 /* Let the next kernel on the stream launch (its blocks still wait for our completion

@@ -105,6 +105,8 @@ typedef struct cu_sess {
     float *part_o, *part_ml;   /* attention splits */
     float *logits;             /* [C, V] */
     float *rlog, *rw;          /* [C, E], [C, K] */
+    float *rsig;               /* [E] decode's logits inside the experts' launch
+                                  (cuk_glu_router; ZCU_LOGIT_UNSET between layers) */
     int32_t *ridx, *goff, *glist, *gslot; /* [C, K], [E + 1], [C * K], [C, K] */
     float *ge, *ue, *de;       /* [C * K, mI], [C * K, mI], [C * K, d] */
     float *sg, *su, *sd;       /* [C, sI], [C, sI], [C, d] shared expert */

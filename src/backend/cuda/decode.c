@@ -204,6 +204,7 @@ static zmlx_status moe_ffn(dec *D, int l, const float *xin, const float *norm, z
     const cu_ep *ep = c->ep;
     const int32_t e0 = ep ? ep->e0 : 0, ne = ep ? ep->ne : 0;
     const bool down_combine = pl->down_combine && !ep;
+    bool router_in = false; /* cuk_glu_router: the combine resets s->rsig */
     const cu_route_cfg rc = {.n_experts = cf->n_routed_experts, .k = (int32_t)K,
                              .n_group = cf->n_group, .topk_group = cf->topk_group,
                              .norm_topk_prob = cf->norm_topk_prob,
@@ -227,15 +228,26 @@ static zmlx_status moe_ffn(dec *D, int l, const float *xin, const float *norm, z
             jobs[nj++] = mv_plain(L->sh_gate, xin, norm, eps, s->sg, CU_EPI_STORE);
             jobs[nj++] = mv_plain(L->sh_up, xin, norm, eps, s->su, CU_EPI_STORE);
         }
-        CU_TRY(e, cuk_matvec(jobs, nj, qn(D)));
-        if (overlap && !pl->glu_fused) CU_TRY(e, cuk_silu_mul(s->sg, s->su, L->sh_gate.rows, s->sg, qn(D)));
         cu_mv ex[2] = {{.w = L->exp_gate, .up = L->exp_up, .routed = true,
-                        .route = {.logits = s->rlog, .bias = L->router_bias, .cfg = rc, .idx = s->ridx,
+                        .route = {.logits = s->rsig, .bias = L->router_bias, .cfg = rc, .idx = s->ridx,
                                   .w = s->rw},
                         .groups = K, .rpg = mI, .gmod = 1, .x = xin, .norm = norm, .eps = eps,
                         .y = s->ge, .ys = mI, .epi = CU_EPI_SWIGLU, .e0 = e0, .ne = ne},
                        sh_glu};
-        CU_TRY(e, cuk_matvec(ex, sh_with_experts ? 2 : 1, qn(D)));
+        const int nex = sh_with_experts ? 2 : 1;
+        /* the router alone before the experts: its logits inside their launch (the combine
+           sets them back), one launch boundary fewer */
+        cu_mv rj = jobs[0];
+        rj.y = s->rsig;
+        router_in = down_combine && nj == 1 && cuk_glu_router_ok(&rj, ex, nex, D->q);
+        if (router_in) {
+            CU_TRY(e, cuk_glu_router(&rj, ex, nex, qn(D)));
+        } else {
+            ex[0].route.logits = s->rlog;
+            CU_TRY(e, cuk_matvec(jobs, nj, qn(D)));
+            if (overlap && !pl->glu_fused) CU_TRY(e, cuk_silu_mul(s->sg, s->su, L->sh_gate.rows, s->sg, qn(D)));
+            CU_TRY(e, cuk_matvec(ex, nex, qn(D)));
+        }
     } else {
         /* baseline: router, route, one launch for every expert's gate, one for up */
         CU_TRY(e, cuk_matvec(jobs, 1, qn(D)));
@@ -268,7 +280,8 @@ static zmlx_status moe_ffn(dec *D, int l, const float *xin, const float *norm, z
         cu_combine cb = {.down = L->exp_down, .idx = s->ridx, .w = s->rw, .K = K, .h = s->ge, .hs = mI,
                          .sh_down = overlap ? L->sh_down : (cuw){0}, .sh_h = overlap ? s->sg : NULL,
                          .sh_out = shared && !overlap ? s->sd : NULL, .x = s->x, .out = s->f,
-                         .residual = pl->combine_residual};
+                         .residual = pl->combine_residual, .reset = router_in ? s->rsig : NULL,
+                         .nreset = router_in ? (int32_t)cf->n_routed_experts : 0};
         CU_TRY(e, cuk_combine(&cb, qn(D)));
     } else {
         nj = 0;

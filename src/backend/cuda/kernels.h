@@ -88,6 +88,10 @@ cudaError_t cuk_init(void);
 /* ---------------------------------------------------------------- router */
 
 #define ZCU_ROUTE_MAX_E 1024
+/* A router logit not yet written (all ones: a NaN the device's arithmetic never makes,
+   its NaNs being 0x7fffffff), where the experts' launch computes the logits itself
+   (cuk_glu_router). */
+#define ZCU_LOGIT_UNSET 0xffffffffu
 #define ZCU_ROUTE_MAX_K 16
 typedef struct cu_route_cfg {
     int32_t n_experts, k, n_group, topk_group;
@@ -164,6 +168,18 @@ typedef struct cu_mv {
 cudaError_t cuk_matvec(const cu_mv *jobs, int n_jobs, cu_q q);
 
 /*
+ * The router's logits and the routed experts' SwiGLU in one launch (moe_mlp): `router`
+ * (bf16 rows, normalised on load, y = the experts' route.logits) runs in the launch's
+ * first blocks, the experts' blocks (jobs: the routed experts, then optionally the shared
+ * expert) route once those logits are all written.  The logits buffer must hold
+ * ZCU_LOGIT_UNSET (all ones) before the launch and is set back by the next cuk_combine
+ * (cu_combine.reset), so no other kernel may use it.  The same bits as cuk_matvec of the
+ * router, then of the jobs.  cuk_glu_router_ok: can it run these (else two launches).
+ */
+bool cuk_glu_router_ok(const cu_mv *router, const cu_mv *jobs, int n, cu_q q);
+cudaError_t cuk_glu_router(const cu_mv *router, const cu_mv *jobs, int n, cu_q q);
+
+/*
  * The MoE output of one token with the down projections streamed into the weighted sum
  * (downproj_combine):
  *   acc = sum_k w[k] * (down_{idx[k]}[r] · h_k)   in k order (route order), no FMA
@@ -183,6 +199,7 @@ typedef struct cu_combine {
     float *x;                   /* residual: updated in place */
     float *out;                 /* !residual */
     bool residual;
+    float *reset; int32_t nreset; /* set to ZCU_LOGIT_UNSET after the wait (cuk_glu_router's logits) */
 } cu_combine;
 cudaError_t cuk_combine(const cu_combine *p, cu_q q);
 

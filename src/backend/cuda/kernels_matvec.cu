@@ -8,6 +8,9 @@
  *                 optionally RMS-normalised on load (residual_norm) and the experts
  *                 optionally chosen in the block's prologue from the router logits
  *                 (moe_mlp)
+ *   cuk_glu_router  the router's logits in the first blocks of the routed experts'
+ *                 SwiGLU launch, whose routing warps wait for them (moe_mlp with a bf16
+ *                 router beside quantized experts: one launch boundary fewer)
  *   cuk_combine   the K routed down projections (+ the shared one) streamed into the
  *                 route-ordered weighted sum and the residual (downproj_combine,
  *                 moe_combine)
@@ -299,6 +302,16 @@ typedef struct mv_lean_args {
     int32_t route_reg; /* k_mv_glu: the route in registers (route.cuh's warp_route_reg) */
 } mv_lean_args;
 
+/* k_mv_glu's arguments: its jobs, and with ROUTER the router's logits in its first rb
+   blocks (r: a one-job lean launch, bf16 rows normalised on load, a row a warp), which
+   the routed blocks wait for (warp_route_reg's poll: the logits start as ZCU_LOGIT_UNSET
+   and the combine sets them back, cu_combine.reset). */
+typedef struct glu_args {
+    mv_lean_args a;
+    mv_lean_args r;
+    int32_t rb;
+} glu_args;
+
 /* The end of a lean norm-on-load prologue (one row, a unit per task): the staging warps
    (tasks ts of this lane's warp below nu) sum x's squares, warp_sumsq's order with
    SQ_LEAN loads in flight, and store their units normalised (v: stage_load's values). */
@@ -317,13 +330,13 @@ __device__ __forceinline__ void lean_pos(const cu_mv &p, int o, int *g, int *rr)
     *rr = (int)((uint32_t)o - q * (uint32_t)p.rpg);
 }
 
-/* This block's job of a lean launch, its index among the job's blocks and its outputs
+/* Block blk's job of a lean launch, its index among the job's blocks and its outputs
    [o_lo, o_hi). */
-__device__ __forceinline__ const cu_mv &lean_job(const mv_lean_args &a, int *bj, int *o_lo, int *o_hi) {
-    const int j = (int)blockIdx.x >= a.first1 ? 1 : 0, opb = j ? a.opb[1] : a.opb[0];
+__device__ __forceinline__ const cu_mv &lean_job(const mv_lean_args &a, int blk, int *bj, int *o_lo, int *o_hi) {
+    const int j = blk >= a.first1 ? 1 : 0, opb = j ? a.opb[1] : a.opb[0];
     const cu_mv &p = j ? a.job[1] : a.job[0];
     const int total = (int)(p.groups * p.rpg);
-    *bj = (int)blockIdx.x - (j ? a.first1 : 0);
+    *bj = blk - (j ? a.first1 : 0);
     *o_lo = *bj * opb;
     *o_hi = total - *o_lo < opb ? total : *o_lo + opb;
     return p;
@@ -335,11 +348,11 @@ __device__ __forceinline__ const cu_mv &lean_job(const mv_lean_args &a, int *bj,
    the staging (wd_sum: warp_dots' arithmetic, the same bits), so the rows' trip to memory
    overlaps the previous launch instead of following the staging (lean_early_go). */
 template <int K, bool FAST, int OPW, bool NORM, bool HEADS, int NJ = 0>
-__global__ void __launch_bounds__(MV_THREADS, 2) k_mv_lean(const __grid_constant__ mv_lean_args a) {
+__device__ __forceinline__ void mv_lean_run(const mv_lean_args &a, int blk) {
     extern __shared__ __align__(16) float sm[];
     pdl_launch();
     int bj, o_lo, o_hi;
-    const cu_mv &p = lean_job(a, &bj, &o_lo, &o_hi);
+    const cu_mv &p = lean_job(a, blk, &bj, &o_lo, &o_hi);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, tid = threadIdx.x;
     const int nu = (int)(p.w.cols / 32);
     const int64_t sf = stage_floats(p.w.cols, FAST);
@@ -411,6 +424,11 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_mv_lean(const __grid_constant
     }
 }
 
+template <int K, bool FAST, int OPW, bool NORM, bool HEADS, int NJ = 0>
+__global__ void __launch_bounds__(MV_THREADS, 2) k_mv_lean(const __grid_constant__ mv_lean_args a) {
+    mv_lean_run<K, FAST, OPW, NORM, HEADS, NJ>(a, (int)blockIdx.x);
+}
+
 /* Can rows of w go through dot.cuh's wd_load / wd_sum (bf16 scales, at most WD_NJ units
    a lane), alike (same columns and group) to `like` when given? */
 static bool wd_fits(const cuw &w, const cuw *like = nullptr) {
@@ -426,13 +444,20 @@ static bool wd_fits(const cuw &w, const cuw *like = nullptr) {
  * of at most 2,048 columns, bf16 scales): each warp's next gate and up rows are loaded
  * (dot.cuh's wd_load) while it sums the current ones (wd_sum: the same bits).
  */
-template <int K, int OPW, bool PIPE>
-__global__ void __launch_bounds__(MV_THREADS, 2) k_mv_glu(const __grid_constant__ mv_lean_args a) {
+template <int K, int OPW, bool PIPE, bool ROUTER = false>
+__global__ void __launch_bounds__(MV_THREADS, 2) k_mv_glu(const __grid_constant__ glu_args ga) {
     extern __shared__ __align__(16) float sm[];
     __shared__ int sidx[ZCU_ROUTE_MAX_K];
+    if constexpr (ROUTER) { /* blocks [0, rb): the router's logits, k_mv_lean's bf16 rows-early path */
+        if ((int)blockIdx.x < ga.rb) {
+            mv_lean_run<ZW_BF16, false, 1, true, false, 2>(ga.r, (int)blockIdx.x);
+            return;
+        }
+    }
+    const mv_lean_args &a = ga.a;
     pdl_launch();
     int bj, o_lo, o_hi;
-    const cu_mv &p = lean_job(a, &bj, &o_lo, &o_hi);
+    const cu_mv &p = lean_job(a, (int)blockIdx.x - (ROUTER ? ga.rb : 0), &bj, &o_lo, &o_hi);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, tid = threadIdx.x;
     const int nu = (int)(p.w.cols / 32);
     const int64_t sf = stage_floats(p.w.cols, true);
@@ -459,7 +484,7 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_mv_glu(const __grid_constant_
         int ce;
         float cw;
         if (rreg) {
-            warp_route_reg(p.route.cfg, p.route.logits, rb0, rb1, p.route.bias != nullptr, &ce, &cw);
+            warp_route_reg(p.route.cfg, p.route.logits, rb0, rb1, p.route.bias != nullptr, ROUTER, &ce, &cw);
         } else {
             const int *chosen;
             const float *wsel;
@@ -727,7 +752,29 @@ static cudaError_t mv_go(cu_q q, unsigned blocks, size_t smem, const mv_batch &b
 
 /* Launch jobs[0..n) (n <= 2, one layout) on k_mv_lean if they fit it (*done), else
    leave them to k_matvec. */
-static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *done) {
+/* Can router (the bf16 router's logits, normalised on load, a row a warp) run in the
+   first blocks of the routed experts' SwiGLU launch (jobs: the routed experts, then
+   optionally the shared expert), which then waits for its logits instead of a launch
+   boundary?  Only where the experts' launch is k_mv_glu's pipelined loop with the route in
+   registers and the router's launch would be k_mv_lean's rows-early bf16 instance. */
+static bool router_in_ok(const cu_mv &r, const cu_mv *jobs, int n, cu_q q) {
+    if (n < 1 || n > 2 || !q.fast || jobs[0].w.kind != ZW_AFFINE4 || !jobs[0].routed ||
+        !route_reg_ok(jobs[0].route.cfg) || jobs[0].route.logits != r.y || !mv_loop())
+        return false;
+    for (int k = 0; k < n; k++)
+        if (!mv_job_ok(jobs[k]) || !glu_ok(jobs[k], k) || jobs[k].w.kind != ZW_AFFINE4 || !wd_fits(jobs[k].w) ||
+            !wd_fits(jobs[k].up, &jobs[k].w))
+            return false;
+    const char *knobs[] = {"ZMLX_CUDA_MV_LEAN", "ZMLX_CUDA_STAGE", "ZMLX_CUDA_GLU_PIPE", "ZMLX_CUDA_ROUTE_REG",
+                           "ZMLX_CUDA_MV_EARLY", "ZMLX_CUDA_ROUTER_IN"};
+    for (size_t i = 0; i < sizeof knobs / sizeof knobs[0]; i++)
+        if (cu_knob(knobs[i], 1) == 0) return false;
+    return mv_job_ok(r) && r.w.kind == ZW_BF16 && lean_form(r) == 2 && r.epi == CU_EPI_STORE &&
+           r.w.cols <= 2 * 32 * 32 && mv_opw(r) == 1 && r.w.rows == jobs[0].route.cfg.n_experts &&
+           r.groups * r.rpg <= (int64_t)MV_WARPS * 32;
+}
+
+static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *done, const cu_mv *router = nullptr) {
     *done = false;
     const int kind = jobs[0].w.kind;
     const bool q8 = fast && (kind == ZW_AFFINE4 || kind == ZW_AFFINE8);
@@ -744,7 +791,9 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
         if ((!glu && lean_form(jobs[k]) != form) || (!pipe && mv_opw(jobs[k]) != opw) || form == 0)
             return cudaSuccess;
     size_t smem = 0;
-    const int64_t res = mv_resident(kind, q8, (size_t)stage_floats(jobs[0].w.cols, q8) * sizeof(float));
+    /* router: its blocks first, a batch of MV_WARPS rows each */
+    const int32_t rb = router ? (int32_t)((router->groups * router->rpg + MV_WARPS - 1) / MV_WARPS) : 0;
+    const int64_t res = mv_resident(kind, q8, (size_t)stage_floats(jobs[0].w.cols, q8) * sizeof(float)) - rb;
     int64_t blocks1[2], total1 = 0, B[2];
     const int64_t step = (int64_t)MV_WARPS * opw;
     mv_lean_args a = {};
@@ -767,8 +816,17 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
         a.opb[k] = (int32_t)opb;
     }
     a.first1 = (int32_t)B[0];
+    glu_args ga = {a, {}, rb};
+    if (router) {
+        ga.r.job[0] = *router;
+        ga.r.opb[0] = MV_WARPS;
+        ga.r.first1 = rb;
+        const size_t need = lean_smem(*router, MV_WARPS, false);
+        if (need > smem) smem = need;
+    }
     /* ZMLX_CUDA_ROUTE_REG=0: warp_route's shared-memory form in k_mv_glu (for measuring) */
     a.route_reg = glu && jobs[0].routed && route_reg_ok(jobs[0].route.cfg) && cu_knob("ZMLX_CUDA_ROUTE_REG", 1) != 0;
+    ga.a.route_reg = a.route_reg;
     const unsigned blocks = (unsigned)(B[0] + (n > 1 ? B[1] : 0));
     if (blocks == 0) {
         *done = true;
@@ -791,20 +849,35 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
         }
     }
     cudaError_t err;
-    if (glu && kind == ZW_AFFINE4)
-        err = pipe     ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE4, 1, true>, a)
-              : opw == 1 ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE4, 1, false>, a)
-                       : launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE4, 2, false>, a);
+    if (router) /* router_in_ok: affine 4-bit, the pipelined loop */
+        err = glu && pipe && kind == ZW_AFFINE4 && a.route_reg
+                  ? launch(q, dim3(blocks + (unsigned)rb), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE4, 1, true, true>, ga)
+                  : cudaErrorInvalidValue;
+    else if (glu && kind == ZW_AFFINE4)
+        err = pipe     ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE4, 1, true>, ga)
+              : opw == 1 ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE4, 1, false>, ga)
+                       : launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE4, 2, false>, ga);
     else if (glu)
-        err = pipe     ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE8, 1, true>, a)
-              : opw == 1 ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE8, 1, false>, a)
-                       : launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE8, 2, false>, a);
+        err = pipe     ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE8, 1, true>, ga)
+              : opw == 1 ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE8, 1, false>, ga)
+                       : launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE8, 2, false>, ga);
     else if (early_nj > 0) err = lean_early_go(kind, opw, early_nj, form, q, a, blocks, smem);
     else if (kind == ZW_AFFINE4 && q8) err = lean_opw_go<ZW_AFFINE4, true>(opw, form, q, a, blocks, smem);
     else if (kind == ZW_AFFINE8 && q8) err = lean_opw_go<ZW_AFFINE8, true>(opw, form, q, a, blocks, smem);
     else err = lean_opw_go<ZW_BF16, false>(opw, form, q, a, blocks, smem);
     *done = err == cudaSuccess;
     return err;
+}
+
+extern "C" bool cuk_glu_router_ok(const cu_mv *router, const cu_mv *jobs, int n, cu_q q) {
+    return router && jobs && router_in_ok(*router, jobs, n, q);
+}
+
+extern "C" cudaError_t cuk_glu_router(const cu_mv *router, const cu_mv *jobs, int n, cu_q q) {
+    if (!cuk_glu_router_ok(router, jobs, n, q)) return cudaErrorInvalidValue;
+    bool done = false;
+    const cudaError_t err = mv_lean(jobs, n, q, true, &done, router);
+    return err == cudaSuccess && !done ? cudaErrorInvalidValue : err;
 }
 
 extern "C" cudaError_t cuk_matvec(const cu_mv *jobs, int n_jobs, cu_q q) {
@@ -912,6 +985,8 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_combine(const __grid_constant
         prefetch_rows(p.sh_down, 0, r0, n);
     }
     pdl_wait();
+    if (p.reset && blockIdx.x == 0) /* the router's logits read by the experts' launch (cuk_glu_router) */
+        for (int i = threadIdx.x; i < p.nreset; i += MV_THREADS) reinterpret_cast<uint32_t *>(p.reset)[i] = ZCU_LOGIT_UNSET;
     if constexpr (EARLY) {
         const int nu = (int)(p.down.cols / 32), nj = lane_units(nu, lane);
         rowp rp[4];
@@ -1138,6 +1213,8 @@ static cudaError_t mv_attrs(int lim) {
         if (err == cudaSuccess) err = cudaFuncSetAttribute(k_mv_glu<K, 1, false>, a, lim);
         if (err == cudaSuccess) err = cudaFuncSetAttribute(k_mv_glu<K, 2, false>, a, lim);
         if (err == cudaSuccess) err = cudaFuncSetAttribute(k_mv_glu<K, 1, true>, a, lim);
+        if constexpr (K == ZW_AFFINE4)
+            if (err == cudaSuccess) err = cudaFuncSetAttribute(k_mv_glu<K, 1, true, true>, a, lim);
     }
     if constexpr (K == ZW_BF16)
         if (err == cudaSuccess) err = lean_attrs<K, false>(lim);

@@ -152,10 +152,19 @@ __host__ __device__ __forceinline__ bool route_reg_ok(const cu_route_cfg &c) {
 }
 
 __device__ __forceinline__ void warp_route_reg(const cu_route_cfg &c, const float *lg, float b0, float b1,
-                                               bool has_bias, int *e_out, float *w_out) {
+                                               bool has_bias, bool poll, int *e_out, float *w_out) {
     const int E = c.n_experts, lane = threadIdx.x & 31, e1 = lane + 32;
     const bool on0 = lane < E, on1 = e1 < E;
-    const float l0 = on0 ? lg[lane] : 0.0f, l1 = on1 ? lg[e1] : 0.0f;
+    float l0, l1;
+    if (poll) { /* written by other blocks of this launch: read from L2 until none is unset */
+        do {
+            l0 = on0 ? ld_relaxed_gpu(lg + lane) : 0.0f;
+            l1 = on1 ? ld_relaxed_gpu(lg + e1) : 0.0f;
+        } while (!__all_sync(0xffffffffu, __float_as_uint(l0) != ZCU_LOGIT_UNSET &&
+                                              __float_as_uint(l1) != ZCU_LOGIT_UNSET));
+    } else {
+        l0 = on0 ? lg[lane] : 0.0f, l1 = on1 ? lg[e1] : 0.0f;
+    }
     const float p0 = __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-l0))), p1 = __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-l1)));
     const float s0 = has_bias ? __fadd_rn(p0, b0) : p0, s1 = has_bias ? __fadd_rn(p1, b1) : p1;
     bool t0 = !on0, t1 = !on1; /* taken (or absent) */

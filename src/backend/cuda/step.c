@@ -88,7 +88,7 @@ static zmlx_status plan_buffers(cu_sess *s, zerr *e) {
     size_t o_qabs = carve(&off, C * H * W * f), o_olat = carve(&off, C * H * R * f);
     size_t o_attn = carve(&off, C * H * vd * f), o_cs = carve(&off, C * rope * f);
     size_t o_po = carve(&off, nparts * R * f), o_pml = carve(&off, nparts * 2 * f);
-    size_t o_log = carve(&off, C * V * f), o_rlog = carve(&off, C * E * f);
+    size_t o_log = carve(&off, C * V * f), o_rlog = carve(&off, C * E * f), o_rsig = carve(&off, E * f);
     size_t o_rw = carve(&off, C * K * f), o_ridx = carve(&off, C * K * 4);
     size_t o_goff = carve(&off, (E + 1) * 4), o_glist = carve(&off, C * K * 4);
     size_t o_gslot = carve(&off, C * K * 4), o_ge = carve(&off, C * K * mI * f);
@@ -109,6 +109,7 @@ static zmlx_status plan_buffers(cu_sess *s, zerr *e) {
     s->attn = (float *)(b + o_attn), s->cs = (float *)(b + o_cs);
     s->part_o = (float *)(b + o_po), s->part_ml = (float *)(b + o_pml);
     s->logits = (float *)(b + o_log), s->rlog = (float *)(b + o_rlog), s->rw = (float *)(b + o_rw);
+    s->rsig = (float *)(b + o_rsig);
     s->ridx = (int32_t *)(b + o_ridx), s->goff = (int32_t *)(b + o_goff);
     s->glist = (int32_t *)(b + o_glist), s->gslot = (int32_t *)(b + o_gslot);
     s->ge = (float *)(b + o_ge), s->ue = (float *)(b + o_ue), s->de = (float *)(b + o_de);
@@ -119,6 +120,7 @@ static zmlx_status plan_buffers(cu_sess *s, zerr *e) {
     s->d_step = (cu_step *)(b + o_step);
     s->d_amax = (int32_t *)(b + o_amax), s->d_amw = (int32_t *)(b + o_amw);
     CU_TRY(e, cudaMemsetAsync(s->arena, 0, off, s->c->stream));
+    CU_TRY(e, cudaMemsetAsync(s->rsig, 0xff, E * f, s->c->stream)); /* ZCU_LOGIT_UNSET */
     CU_TRY(e, cudaMallocHost((void **)&s->h_step, sizeof(cu_step)));
     CU_TRY(e, cudaMallocHost((void **)&s->h_logits, V * f));
     CU_TRY(e, cudaMallocHost((void **)&s->h_amax, sizeof(int32_t)));
