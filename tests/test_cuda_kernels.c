@@ -496,6 +496,12 @@ static void case_moe(wfmt f, int E, int K, int64_t mI, int64_t d, bool shared, b
         float *ye = malloc((size_t)d * 4);
         CHECKF(out_fetch(&xe, ye, "combine, rows after the staging") && same_bits(yb, ye, (size_t)d),
                "moe %s: k_combine's early rows differ from its rows after the staging", fn);
+        CU(cudaMemcpy(xe.p, res, (size_t)d * 4, cudaMemcpyHostToDevice)); /* blocks of 8 warps, not 16 */
+        setenv("ZMLX_CUDA_COMBINE_WARPS", "8", 1);
+        CHECK(cuk_combine(&ce, QPDL) == cudaSuccess);
+        unsetenv("ZMLX_CUDA_COMBINE_WARPS");
+        CHECKF(out_fetch(&xe, ye, "combine, 8 warps a block") && same_bits(yb, ye, (size_t)d),
+               "moe %s: k_combine in blocks of 8 warps differs from blocks of 16", fn);
         free(ye);
         out_free(&xe);
     }

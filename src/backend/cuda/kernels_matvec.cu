@@ -965,12 +965,12 @@ __device__ __forceinline__ void combine_store(const cu_combine &p, int64_t r, fl
    expert's of the same shape): the warp's routed rows and the shared expert's row are
    loaded into registers (dot.cuh's wd_load) as soon as the route is read, before the
    block stages h, and summed after it (wd_sum: the same bits). */
-template <int K, bool FAST, bool EARLY>
-__global__ void __launch_bounds__(MV_THREADS, 2) k_combine(const __grid_constant__ cu_combine p) {
+template <int K, bool FAST, bool EARLY, int W = MV_WARPS>
+__global__ void __launch_bounds__(W * 32, 2 * MV_WARPS / W) k_combine(const __grid_constant__ cu_combine p) {
     extern __shared__ __align__(16) float sm[];
     pdl_launch();
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int64_t d = p.down.rows, r = (int64_t)blockIdx.x * MV_WARPS + warp;
+    const int64_t d = p.down.rows, r = (int64_t)blockIdx.x * W + warp;
     const bool sh = p.sh_h && p.sh_down.rows > 0;
     /* EARLY: the warp's row of the shared expert's down projection into registers before
        the wait (a model constant, it does not depend on the route); else to L2 */
@@ -980,13 +980,13 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_combine(const __grid_constant
         const rowp rs[1] = {row_of(p.sh_down, 0, r)};
         wd_load<K, 1, WD_NJ, CU_SDT_BF16>(rs, vs, lane_units((int)(p.down.cols / 32), lane), p.sh_down.group, rsh);
     } else if (sh) {
-        const int64_t r0 = (int64_t)blockIdx.x * MV_WARPS;
-        const int64_t n = d - r0 < MV_WARPS ? d - r0 : MV_WARPS;
+        const int64_t r0 = (int64_t)blockIdx.x * W;
+        const int64_t n = d - r0 < W ? d - r0 : W;
         prefetch_rows(p.sh_down, 0, r0, n);
     }
     pdl_wait();
     if (p.reset && blockIdx.x == 0) /* the router's logits read by the experts' launch (cuk_glu_router) */
-        for (int i = threadIdx.x; i < p.nreset; i += MV_THREADS) reinterpret_cast<uint32_t *>(p.reset)[i] = ZCU_LOGIT_UNSET;
+        for (int i = threadIdx.x; i < p.nreset; i += W * 32) reinterpret_cast<uint32_t *>(p.reset)[i] = ZCU_LOGIT_UNSET;
     if constexpr (EARLY) {
         const int nu = (int)(p.down.cols / 32), nj = lane_units(nu, lane);
         rowp rp[4];
@@ -1060,15 +1060,26 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_combine(const __grid_constant
     }
 }
 
+/* k_combine EARLY in blocks of COMBINE_WIDE warps, one an SM: every block stages all K
+   rows of h (+ the shared one) from L2, so half the blocks read half as much beside the
+   down rows (+1.6% at context 16 on the H100); ZMLX_CUDA_COMBINE_WARPS=8: blocks of
+   MV_WARPS (for measuring) */
+enum { COMBINE_WIDE = 2 * MV_WARPS };
+
 template <int K>
-static cudaError_t combine_go(cu_q q, unsigned blocks, size_t smem, const cu_combine &p, bool fast) {
+static cudaError_t combine_go(cu_q q, size_t smem, const cu_combine &p, bool fast) {
+    const unsigned blocks = (unsigned)((p.down.rows + MV_WARPS - 1) / MV_WARPS);
     if constexpr (q8k<K>::ok) {
         const bool sh = p.sh_h && p.sh_down.rows > 0;
         /* affine 4-bit only: 8-bit rows in registers spill */
         const bool early = K == ZW_AFFINE4 && fast && p.K <= 4 && wd_fits(p.down) &&
                            (!sh || wd_fits(p.sh_down, &p.down)) && cu_knob("ZMLX_CUDA_COMBINE_EARLY", 1) != 0;
-        if constexpr (K == ZW_AFFINE4)
+        if constexpr (K == ZW_AFFINE4) {
+            if (early && cu_knob("ZMLX_CUDA_COMBINE_WARPS", COMBINE_WIDE) == COMBINE_WIDE)
+                return launch(q, dim3((unsigned)((p.down.rows + COMBINE_WIDE - 1) / COMBINE_WIDE)),
+                              dim3(COMBINE_WIDE * 32), smem, k_combine<K, true, true, COMBINE_WIDE>, p);
             if (early) return launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_combine<K, true, true>, p);
+        }
         if (fast) return launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_combine<K, true, false>, p);
     }
     return launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_combine<K, false, false>, p);
@@ -1087,9 +1098,8 @@ extern "C" cudaError_t cuk_combine(const cu_combine *p, cu_q q) {
     const size_t smem = ((size_t)p->K * (size_t)stage_floats(p->down.cols, fast) +
                          (sh ? (size_t)stage_floats(p->sh_down.cols, fast) : 0)) * sizeof(float);
     if (smem > MV_SMEM_MAX) return cudaErrorInvalidValue;
-    const unsigned blocks = (unsigned)((p->down.rows + MV_WARPS - 1) / MV_WARPS);
     cudaError_t err = cudaSuccess;
-    ZCU_DISPATCH(p->down.kind, err = combine_go<K>(q, blocks, smem, *p, fast));
+    ZCU_DISPATCH(p->down.kind, err = combine_go<K>(q, smem, *p, fast));
     return err;
 }
 
@@ -1207,8 +1217,10 @@ static cudaError_t mv_attrs(int lim) {
     if constexpr (q8k<K>::ok) {
         if (err == cudaSuccess) err = cudaFuncSetAttribute(k_matvec<K, true>, a, lim);
         if (err == cudaSuccess) err = cudaFuncSetAttribute(k_combine<K, true, false>, a, lim);
-        if constexpr (K == ZW_AFFINE4)
+        if constexpr (K == ZW_AFFINE4) {
             if (err == cudaSuccess) err = cudaFuncSetAttribute(k_combine<K, true, true>, a, lim);
+            if (err == cudaSuccess) err = cudaFuncSetAttribute(k_combine<K, true, true, COMBINE_WIDE>, a, lim);
+        }
         if (err == cudaSuccess) err = lean_attrs<K, true>(lim);
         if (err == cudaSuccess) err = cudaFuncSetAttribute(k_mv_glu<K, 1, false>, a, lim);
         if (err == cudaSuccess) err = cudaFuncSetAttribute(k_mv_glu<K, 2, false>, a, lim);
