@@ -424,21 +424,22 @@ static void case_moe(wfmt f, int E, int K, int64_t mI, int64_t d, bool shared, b
                "moe %s E=%d K=%d: k_mv_glu's pipelined loop differs from its plain one", fn, E, K);
         /* k_mv_glu's route, in registers and in warp_route's shared-memory form: cuk_route's
            experts and weights, bit for bit */
-        for (int v = 0; v < 2; v++) {
+        for (int v = 0; v < 3; v++) { /* registers (picks on keys), shared memory, registers (shuffles) */
+            const char *kn = v == 1 ? "ZMLX_CUDA_ROUTE_REG" : "ZMLX_CUDA_ROUTE_KEYS";
             int32_t *gidx, i3[ZCU_ROUTE_MAX_K];
             CU(cudaMalloc((void **)&gidx, (size_t)K * 4));
             dout gw = out_new((size_t)K), gy = out_new((size_t)(K * mI));
             cu_mv jr = jn;
             jr.route.idx = gidx, jr.route.w = gw.p, jr.y = gy.p;
-            if (v) setenv("ZMLX_CUDA_ROUTE_REG", "0", 1);
+            if (v) setenv(kn, "0", 1);
             CHECK(cuk_matvec(&jr, 1, QPDL) == cudaSuccess);
-            if (v) unsetenv("ZMLX_CUDA_ROUTE_REG");
+            if (v) unsetenv(kn);
             float *w3 = malloc((size_t)K * 4);
             CHECKF(out_fetch(&gw, w3, "glu route w"), "moe %s glu route", fn);
             CU(cudaMemcpy(i3, gidx, (size_t)K * 4, cudaMemcpyDeviceToHost));
             CHECKF(!memcmp(i1, i3, (size_t)K * 4) && same_bits(w1, w3, (size_t)K),
                    "moe %s E=%d K=%d ties=%d: the SwiGLU launch's route (%s) differs from cuk_route", fn, E,
-                   K, (int)ties, v ? "shared memory" : "registers");
+                   K, (int)ties, v == 1 ? "shared memory" : v ? "registers, shuffles" : "registers, keys");
             free(w3);
             out_free(&gw);
             out_free(&gy);

@@ -299,7 +299,7 @@ typedef struct mv_lean_args {
     cu_mv job[2];
     int32_t opb[2]; /* outputs per block of each job (a multiple of MV_WARPS * OPW) */
     int32_t first1; /* the first block of job 1 (grid size when there is one job) */
-    int32_t route_reg; /* k_mv_glu: the route in registers (route.cuh's warp_route_reg) */
+    int32_t route_reg; /* k_mv_glu: the route in registers (route.cuh's warp_route_reg; 2: picks on keys) */
 } mv_lean_args;
 
 /* k_mv_glu's arguments: its jobs, and with ROUTER the router's logits in its first rb
@@ -484,7 +484,8 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_mv_glu(const __grid_constant_
         int ce;
         float cw;
         if (rreg) {
-            warp_route_reg(p.route.cfg, p.route.logits, rb0, rb1, p.route.bias != nullptr, ROUTER, &ce, &cw);
+            warp_route_reg(p.route.cfg, p.route.logits, rb0, rb1, p.route.bias != nullptr, ROUTER, a.route_reg > 1,
+                           &ce, &cw);
         } else {
             const int *chosen;
             const float *wsel;
@@ -824,8 +825,10 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
         const size_t need = lean_smem(*router, MV_WARPS, false);
         if (need > smem) smem = need;
     }
-    /* ZMLX_CUDA_ROUTE_REG=0: warp_route's shared-memory form in k_mv_glu (for measuring) */
+    /* ZMLX_CUDA_ROUTE_REG=0: warp_route's shared-memory form in k_mv_glu; ZMLX_CUDA_ROUTE_KEYS=0:
+       warp_route_reg's picks by shuffles instead of redux.sync on keys (for measuring) */
     a.route_reg = glu && jobs[0].routed && route_reg_ok(jobs[0].route.cfg) && cu_knob("ZMLX_CUDA_ROUTE_REG", 1) != 0;
+    if (a.route_reg && cu_knob("ZMLX_CUDA_ROUTE_KEYS", 1) != 0) a.route_reg = 2;
     ga.a.route_reg = a.route_reg;
     const unsigned blocks = (unsigned)(B[0] + (n > 1 ? B[1] : 0));
     if (blocks == 0) {

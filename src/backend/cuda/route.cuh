@@ -151,8 +151,16 @@ __host__ __device__ __forceinline__ bool route_reg_ok(const cu_route_cfg &c) {
     return c.n_experts <= 64 && c.n_group <= 1 && !c.softmax_scoring && c.k <= 32;
 }
 
+/* A selection score as an unsigned key in ranks_before's value order (a larger key ranks
+   first; -0 and +0 the same key, as they tie there), for scores that are not NaN; 0 is
+   below every score's key. */
+__device__ __forceinline__ uint32_t score_key(float v) {
+    const uint32_t b = v == 0.0f ? 0u : __float_as_uint(v);
+    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
 __device__ __forceinline__ void warp_route_reg(const cu_route_cfg &c, const float *lg, float b0, float b1,
-                                               bool has_bias, bool poll, int *e_out, float *w_out) {
+                                               bool has_bias, bool poll, bool use_keys, int *e_out, float *w_out) {
     const int E = c.n_experts, lane = threadIdx.x & 31, e1 = lane + 32;
     const bool on0 = lane < E, on1 = e1 < E;
     float l0, l1;
@@ -170,16 +178,33 @@ __device__ __forceinline__ void warp_route_reg(const cu_route_cfg &c, const floa
     bool t0 = !on0, t1 = !on1; /* taken (or absent) */
     int mine = -1;
     float mw = 0.0f, sum = 0.0f;
+    /* without a NaN among the scores ranks_before is a total order, so a pick is the
+       largest key (redux.sync) and, among the lanes holding it, the lowest expert: the
+       butterfly's pick in two instructions (sm_80 on) */
+    const bool keys = __all_sync(0xffffffffu, !(on0 && isnan(s0)) && !(on1 && isnan(s1)));
+    const uint32_t k0 = score_key(s0), k1 = score_key(s1);
     for (int n = 0; n < c.k; n++) {
-        float bv = -INFINITY;
         int bi = -1;
-        if (!t0) bv = s0, bi = lane;
-        if (!t1 && (bi < 0 || ranks_before(s1, e1, bv, bi))) bv = s1, bi = e1;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+        if (keys && use_keys) {
+            uint32_t kb = 0u, ib = 0xffffffffu;
+            if (!t0) kb = k0, ib = (uint32_t)lane;
+            if (!t1 && k1 > kb) kb = k1, ib = (uint32_t)e1; /* ties: expert lane before lane + 32 */
+            const uint32_t m = __reduce_max_sync(0xffffffffu, kb);
+            const uint32_t mi = __reduce_min_sync(0xffffffffu, kb == m ? ib : 0xffffffffu);
+            bi = m == 0u ? -1 : (int)mi;
+        } else
+#endif
+        {
+            float bv = -INFINITY;
+            if (!t0) bv = s0, bi = lane;
+            if (!t1 && (bi < 0 || ranks_before(s1, e1, bv, bi))) bv = s1, bi = e1;
 #pragma unroll
-        for (int o = 16; o > 0; o >>= 1) {
-            const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-            const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-            if (oi >= 0 && (bi < 0 || ranks_before(ov, oi, bv, bi))) bv = ov, bi = oi;
+            for (int o = 16; o > 0; o >>= 1) {
+                const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+                const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+                if (oi >= 0 && (bi < 0 || ranks_before(ov, oi, bv, bi))) bv = ov, bi = oi;
+            }
         }
         t0 = t0 || bi == lane;
         t1 = t1 || bi == e1;
