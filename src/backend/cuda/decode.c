@@ -315,6 +315,11 @@ zmlx_status zcu_decode(cu_sess *s, bool pdl, bool short_uv, zerr *e) {
     const zmlx_model *m = c->m;
     const zmlx_config *cf = &m->cfg;
     dec D = {.s = s, .q = {c->stream, pdl, zcu_fast(c)}, .first = true, .f_pending = false, .short_uv = short_uv};
+    /* cuk_glu_router's logits start every step unset, whatever an earlier step that failed
+       between an experts' launch and its combine left there (the combines reset them
+       between layers) */
+    const size_t ne = (size_t)(cf->n_routed_experts > 0 ? cf->n_routed_experts : 1);
+    CU_TRY(e, cudaMemsetAsync(s->rsig, 0xff, ne * sizeof(float), c->stream));
     CU_TRY(e, cuk_embed(c->embed, s->d_step, 1, s->x, qn(&D)));
     for (int l = 0; l < cf->n_layers; l++) {
         zmlx_status r = attention(&D, l, e);
