@@ -517,7 +517,8 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_mv_glu(const __grid_constant_
             r[0] = row_of(p.w, e, p.row0 + rr), r[1] = row_of(p.up, e, p.row0 + rr);
         };
         const int64_t sd0 = (int64_t)MV_WARPS * p.w.ld, sd1 = (int64_t)MV_WARPS * p.up.ld;
-        const int64_t ss0 = (int64_t)MV_WARPS * (p.w.cols >> lg2(p.w.group)) * 2; /* bf16 scales */
+        /* scale rows: PIPE's rows have bf16 scales (wd_fits) */
+        const int64_t ss0 = (int64_t)MV_WARPS * (p.w.cols >> lg2(p.w.group)) * sdt_size(CU_SDT_BF16);
         auto step = [&](const rowp &a, int64_t sd) {
             rowp b;
             b.d = a.d + sd;
@@ -979,9 +980,11 @@ __global__ void __launch_bounds__(W * 32, 2 * MV_WARPS / W) k_combine(const __gr
        the wait (a model constant, it does not depend on the route); else to L2 */
     wd_raw<K, 1, WD_NJ> rsh;
     bool vs[1] = {sh && r < d};
+    /* EARLY: the units of a row and this lane's share of them (the early rows and the sums) */
+    [[maybe_unused]] const int nu32 = (int)(p.down.cols / 32), nj = lane_units(nu32, lane);
     if constexpr (EARLY) {
         const rowp rs[1] = {row_of(p.sh_down, 0, r)};
-        wd_load<K, 1, WD_NJ, CU_SDT_BF16>(rs, vs, lane_units((int)(p.down.cols / 32), lane), p.sh_down.group, rsh);
+        wd_load<K, 1, WD_NJ, CU_SDT_BF16>(rs, vs, nj, p.sh_down.group, rsh);
     } else if (sh) {
         const int64_t r0 = (int64_t)blockIdx.x * W;
         const int64_t n = d - r0 < W ? d - r0 : W;
@@ -991,7 +994,6 @@ __global__ void __launch_bounds__(W * 32, 2 * MV_WARPS / W) k_combine(const __gr
     if (p.reset && blockIdx.x == 0) /* the router's logits read by the experts' launch (cuk_glu_router) */
         for (int i = threadIdx.x; i < p.nreset; i += W * 32) reinterpret_cast<uint32_t *>(p.reset)[i] = ZCU_LOGIT_UNSET;
     if constexpr (EARLY) {
-        const int nu = (int)(p.down.cols / 32), nj = lane_units(nu, lane);
         rowp rp[4];
         bool valid[4];
 #pragma unroll
@@ -1002,8 +1004,8 @@ __global__ void __launch_bounds__(W * 32, 2 * MV_WARPS / W) k_combine(const __gr
         wd_raw<K, 4, WD_NJ> raw;
         wd_load<K, 4, WD_NJ, CU_SDT_BF16>(rp, valid, nj, p.down.group, raw);
         const int64_t sf = stage_floats(p.down.cols, true);
-        stage_rows<K, true>(p.h, p.hs, nu, p.K * nu, threadIdx.x, sm, sf, p.down.group);
-        if (sh) stage_rows<K, true>(p.sh_h, 0, nu, nu, threadIdx.x, sm + p.K * sf, 0, p.sh_down.group);
+        stage_rows<K, true>(p.h, p.hs, nu32, p.K * nu32, threadIdx.x, sm, sf, p.down.group);
+        if (sh) stage_rows<K, true>(p.sh_h, 0, nu32, nu32, threadIdx.x, sm + p.K * sf, 0, p.sh_down.group);
         __syncthreads();
         if (r >= d) return;
         xstage xs[4], xsh[1] = {xstage_at(sm + p.K * sf, p.down.cols)};
