@@ -106,7 +106,8 @@ typedef struct cu_sess {
     float *logits;             /* [C, V] */
     float *rlog, *rw;          /* [C, E], [C, K] */
     float *rsig;               /* [E] decode's logits inside the experts' launch
-                                  (cuk_glu_router; ZCU_LOGIT_UNSET between layers) */
+                                  (cuk_glu_router; ZCU_LOGIT_UNSET between layers, set so
+                                  at the start of every decode step) */
     int32_t *ridx, *goff, *glist, *gslot; /* [C, K], [E + 1], [C * K], [C, K] */
     float *ge, *ue, *de;       /* [C * K, mI], [C * K, mI], [C * K, d] */
     float *sg, *su, *sd;       /* [C, sI], [C, sI], [C, d] shared expert */

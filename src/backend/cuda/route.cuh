@@ -181,12 +181,12 @@ __device__ __forceinline__ void warp_route_reg(const cu_route_cfg &c, const floa
     /* without a NaN among the scores ranks_before is a total order, so a pick is the
        largest key (redux.sync) and, among the lanes holding it, the lowest expert: the
        butterfly's pick in two instructions (sm_80 on) */
-    const bool keys = __all_sync(0xffffffffu, !(on0 && isnan(s0)) && !(on1 && isnan(s1)));
+    const bool keys = use_keys && __all_sync(0xffffffffu, !(on0 && isnan(s0)) && !(on1 && isnan(s1)));
     const uint32_t k0 = score_key(s0), k1 = score_key(s1);
     for (int n = 0; n < c.k; n++) {
         int bi = -1;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-        if (keys && use_keys) {
+        if (keys) {
             uint32_t kb = 0u, ib = 0xffffffffu;
             if (!t0) kb = k0, ib = (uint32_t)lane;
             if (!t1 && k1 > kb) kb = k1, ib = (uint32_t)e1; /* ties: expert lane before lane + 32 */

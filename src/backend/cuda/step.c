@@ -120,7 +120,6 @@ static zmlx_status plan_buffers(cu_sess *s, zerr *e) {
     s->d_step = (cu_step *)(b + o_step);
     s->d_amax = (int32_t *)(b + o_amax), s->d_amw = (int32_t *)(b + o_amw);
     CU_TRY(e, cudaMemsetAsync(s->arena, 0, off, s->c->stream));
-    CU_TRY(e, cudaMemsetAsync(s->rsig, 0xff, E * f, s->c->stream)); /* ZCU_LOGIT_UNSET */
     CU_TRY(e, cudaMallocHost((void **)&s->h_step, sizeof(cu_step)));
     CU_TRY(e, cudaMallocHost((void **)&s->h_logits, V * f));
     CU_TRY(e, cudaMallocHost((void **)&s->h_amax, sizeof(int32_t)));
