@@ -156,7 +156,7 @@ static zmlx_status attention(dec *D, int l, zerr *e) {
     cu_attn a = {.q = s->qabs, .cache = cache, .cache_bf16 = s->kv_bf16, .n_q = 1, .H = H, .R = R,
                  .rope = rope, .scale = m->attn_scale, .step = s->d_step,
                  .nsplit = zcu_dec_nsplit(s, s->cap), .part_o = s->part_o, .part_ml = s->part_ml,
-                 .out = s->olat, .hb = s->cap <= 2048 ? 8 : 0, .cap = s->cap,
+                 .out = s->olat, .hb = c->attn_hb8 && s->cap <= 2048 ? 8 : 0, .cap = s->cap,
                  .idx = dsa ? s->sel : NULL, .idx_n = s->sel_n, .idx_stride = s->sel_cap};
     /* o_h = W_UV[h] o_lat_h */
     cu_mv uv = {.w = L->kv_b, .groups = H, .rpg = vd, .row0 = nope, .grs = hs, .gmod = H,

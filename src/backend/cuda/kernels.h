@@ -351,7 +351,7 @@ typedef struct cu_attn {
     float *part_ml; /* [n_q, nsplit, H, 2] */
     float *out;     /* [n_q, H, R] */
     int32_t hb;     /* heads per block: 0 = as many as fit (the cache read once per token);
-                       8 = more, smaller blocks (short contexts) */
+                       8 = more, smaller blocks (the float32 splits; a measuring knob) */
     int32_t short_max; /* set by cuk_attn_absorbed: queries of at most this many entries
                           take the short path (attn.cuh; 0 = none) */
     int64_t cap;       /* positions the cache holds (the decode graph's capacity; 0 = not

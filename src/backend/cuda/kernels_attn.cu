@@ -361,9 +361,10 @@ extern "C" cudaError_t cuk_attn_absorbed(const cu_attn *p_in, cu_q q) {
         p->nsplit < 1 || p->nsplit > ZCU_ATTN_MAX_SPLIT || p->n_q > 65535 || p->H < 1 ||
         (p->H + 31) / 32 > 65535)
         return cudaErrorInvalidValue;
-    /* fast mode on a bf16 cache: the tensor-core splits (kernels_attn_tc.cu), except for
-       short caches (hb == 8), where three 8-head blocks of the float32 kernel beat one
-       32-head block (H200, context 16: 205 vs 202 tok/s; at 4k the tensor cores win) */
+    /* fast mode on a bf16 cache: the tensor-core splits (kernels_attn_tc.cu), unless hb
+       == 8 asks for three 8-head blocks of the float32 kernel (decode.c: only under
+       ZMLX_CUDA_ATTN_HB8=1; once ahead at context 16 on an H200, they were 13% slower at
+       contexts 256-1,536 on an H100 once the short path took the short contexts) */
     const bool tc = q.fast && p->hb != 8 && cuk_attn_dec_tc_ok(p);
     const cudaError_t err = tc ? cuk_attn_dec_tc(p, q) : absorbed_splits(p, W, q);
     if (err != cudaSuccess) return err;
