@@ -752,8 +752,6 @@ static cudaError_t mv_go(cu_q q, unsigned blocks, size_t smem, const mv_batch &b
     return launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_matvec<K, false>, b);
 }
 
-/* Launch jobs[0..n) (n <= 2, one layout) on k_mv_lean if they fit it (*done), else
-   leave them to k_matvec. */
 /* Can router (the bf16 router's logits, normalised on load, a row a warp) run in the
    first blocks of the routed experts' SwiGLU launch (jobs: the routed experts, then
    optionally the shared expert), which then waits for its logits instead of a launch
@@ -776,6 +774,9 @@ static bool router_in_ok(const cu_mv &r, const cu_mv *jobs, int n, cu_q q) {
            r.groups * r.rpg <= (int64_t)MV_WARPS * 32;
 }
 
+/* Launch jobs[0..n) (n <= 2, one layout) on k_mv_lean / k_mv_glu if they fit them (*done),
+   else leave them to k_matvec; with router (router_in_ok), its logits in k_mv_glu's first
+   blocks. */
 static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *done, const cu_mv *router = nullptr) {
     *done = false;
     const int kind = jobs[0].w.kind;
@@ -818,6 +819,10 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
         a.opb[k] = (int32_t)opb;
     }
     a.first1 = (int32_t)B[0];
+    /* ZMLX_CUDA_ROUTE_REG=0: warp_route's shared-memory form in k_mv_glu; ZMLX_CUDA_ROUTE_KEYS=0:
+       warp_route_reg's picks by shuffles instead of redux.sync on keys (for measuring) */
+    a.route_reg = glu && jobs[0].routed && route_reg_ok(jobs[0].route.cfg) && cu_knob("ZMLX_CUDA_ROUTE_REG", 1) != 0;
+    if (a.route_reg && cu_knob("ZMLX_CUDA_ROUTE_KEYS", 1) != 0) a.route_reg = 2;
     glu_args ga = {a, {}, rb};
     if (router) {
         ga.r.job[0] = *router;
@@ -826,11 +831,6 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
         const size_t need = lean_smem(*router, MV_WARPS, false);
         if (need > smem) smem = need;
     }
-    /* ZMLX_CUDA_ROUTE_REG=0: warp_route's shared-memory form in k_mv_glu; ZMLX_CUDA_ROUTE_KEYS=0:
-       warp_route_reg's picks by shuffles instead of redux.sync on keys (for measuring) */
-    a.route_reg = glu && jobs[0].routed && route_reg_ok(jobs[0].route.cfg) && cu_knob("ZMLX_CUDA_ROUTE_REG", 1) != 0;
-    if (a.route_reg && cu_knob("ZMLX_CUDA_ROUTE_KEYS", 1) != 0) a.route_reg = 2;
-    ga.a.route_reg = a.route_reg;
     const unsigned blocks = (unsigned)(B[0] + (n > 1 ? B[1] : 0));
     if (blocks == 0) {
         *done = true;
