@@ -431,6 +431,7 @@ int main(void) {
         cpu_vs_cuda("builtin:glm47-mini:bits=16", ZMLX_KV_F32, 40, 24);
         cpu_vs_cuda("builtin:glm47-mini:bits=16", ZMLX_KV_BF16, 40, 24);
         cpu_vs_cuda("builtin:glm47-mini:bits=16", ZMLX_KV_F32, 700, 6);
+        cpu_vs_cuda("builtin:glm47-mini:bits=16", ZMLX_KV_F32, 300, 8); /* Hopper: the spread */
         cpu_vs_cuda("builtin:glm47-mini", ZMLX_KV_F32, 40, 24); /* 4-bit */
         /* fast mode on the committed 4-bit fixture quantized by zmlx convert: the random
            builtins amplify any perturbation (the cpu's fast mode moves glm47-mini's logits
@@ -461,6 +462,13 @@ int main(void) {
         tc_shared(dir, sizeof dir, "fixtures/models/glm47-tiny");
         validate_cuda(dir, 40);
         validate_cuda("builtin:glm47-mini", 64);
+        /* the spread (Hopper) from the 5th position on: baseline and patterns take the same
+           walk (elsewhere the splits again) */
+        setenv("ZMLX_CUDA_ATTN_SHORT", "4", 1);
+        patterns_exact("builtin:glm47-mini", ZMLX_KV_BF16, ZMLX_PRECISION_FAST);
+        patterns_exact("builtin:glm47-mini", ZMLX_KV_F32, ZMLX_PRECISION_EXACT);
+        validate_cuda("builtin:glm47-mini", 64);
+        unsetenv("ZMLX_CUDA_ATTN_SHORT");
     }
     return tc_done();
 }

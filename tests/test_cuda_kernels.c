@@ -2070,16 +2070,34 @@ static void absorbed_cases(bool quick) {
     }
 }
 
+/* Compute capability 9 or later (Hopper: clusters, so cuk_attn_uv's spread). */
+static bool cc9(void) {
+    int dev = 0, cc = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&cc, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return false;
+    }
+    return cc >= 9;
+}
+
 /*
- * The short-context attention with W_UV in one launch (cuk_attn_uv, glm47_rope) against
- * the launches it replaces — the absorbed attention (its short path) and the per-head
- * W_UV — BIT FOR BIT, for 8, 1 and 3 blocks a head (several W_UV batches a warp) and
- * under PDL; the query rows from W_UK^T's launch as decode.c runs it.  Fast mode
- * (tq_fast), kv_b of format f, position pos (pos + 1 entries).
+ * The attention with W_UV in one launch (cuk_attn_uv, glm47_rope) against the launches it
+ * replaces, BIT FOR BIT, as the decode runs them: the query rows and the token's cache
+ * row from W_UK^T's launch, then
+ *   - at short contexts the absorbed attention (its short path) and the per-head W_UV,
+ *     against cuk_attn_uv with 8, 1, 3 and 2 blocks a head (several W_UV batches a warp)
+ *     and under PDL;
+ *   - on Hopper, at any context up to the spread's limit, the spread (cuk_attn_absorbed
+ *     with at.spread: a cluster of ZCU_ATTN_SPREAD_N blocks a head) and W_UV, against
+ *     cuk_attn_uv's spread (other block counts refused), and the spread's o_lat against
+ *     zattn_head_ref to 2e-5 (float32 throughout, as the short path).
+ * Fast mode (tq_fast), kv_b of format f, position pos (pos + 1 entries).
  */
 static void case_attn_uv(wfmt f, bool bf16, int64_t H, int64_t nope, int64_t vd, int64_t R, int64_t rope,
                          int64_t pos) {
-    if (pos + 1 > cuk_attn_short_max()) return;
+    const bool short_ok = pos + 1 <= cuk_attn_short_max(), spread_ok = cc9() && R % 4 == 0;
+    if (!short_ok && !spread_ok) return;
     char fn[48];
     wfmt_name(f, fn, sizeof fn);
     const int64_t hs = nope + vd, qk = nope + rope, W = R + rope, half = rope / 2, cap = pos + 3;
@@ -2095,16 +2113,16 @@ static void case_attn_uv(wfmt f, bool bf16, int64_t H, int64_t nope, int64_t vd,
     cu_step step = {.pos = (int32_t)pos, .n = 1};
     cu_step *dstep = dup_dev(&step, sizeof step);
     float *dq = dup_dev(q, (size_t)(H * qk) * 4), *dkvn = dup_dev(kvn, (size_t)R * 4), *dkv = dup_dev(kv, (size_t)W * 4);
-    float *dinv = dup_dev(inv, (size_t)(half + 1) * 4), *tab, *qabs, *olat, *po, *pml, *cs;
+    float *dinv = dup_dev(inv, (size_t)(half + 1) * 4), *tab, *qabs, *po, *pml, *cs;
     CU(cudaMalloc((void **)&tab, (size_t)((pos + 1) * rope + 1) * 4));
     CHECK(cuk_rope_table(tab, 0, pos + 1, dinv, 1.0f, rope, Q) == cudaSuccess);
     CU(cudaMalloc((void **)&qabs, (size_t)(H * W) * 4));
-    CU(cudaMalloc((void **)&olat, (size_t)(H * R) * 4));
     CU(cudaMalloc((void **)&po, (size_t)(2 * H * R) * 4));
     CU(cudaMalloc((void **)&pml, (size_t)(2 * H * 2) * 4));
     CU(cudaMalloc((void **)&cs, (size_t)(rope + 1) * 4));
-    const size_t ny = (size_t)(H * vd);
-    float *y0 = malloc(ny * 4), *y1 = malloc(ny * 4);
+    const size_t ny = (size_t)(H * vd), nl = (size_t)(H * R);
+    float *y0 = malloc(ny * 4), *y1 = malloc(ny * 4), *hol = malloc(nl * 4), *ref = malloc(nl * 4);
+    float *qh = malloc((size_t)(H * W) * 4), *ql = malloc(nl * 4), *qp = malloc((size_t)(H * rope + 1) * 4);
     /* the query rows and the token's cache row (W_UK^T with the MLA epilogue) */
     void *dc = dup_dev(hc.rows, (size_t)(cap * W) * hc.es);
     cu_prep pp = {.kv = dkv, .R = R, .rope = rope, .kv_norm = dkvn, .eps = 1e-6f, .inv_freq = dinv,
@@ -2113,44 +2131,86 @@ static void case_attn_uv(wfmt f, bool bf16, int64_t H, int64_t nope, int64_t vd,
                  .y = qabs, .ys = W, .rope = rope, .inv_freq = dinv, .mscale = 1.0f, .table = tab,
                  .step = dstep, .prep = &pp};
     CHECK(cuk_matvec_t(&uk, Q) == cudaSuccess);
-    /* the two launches */
-    dout o = out_new(ny);
-    cu_attn at = {.q = qabs, .cache = dc, .cache_bf16 = bf16, .n_q = 1, .H = H, .R = R, .rope = rope,
-                  .scale = 0.07f, .step = dstep, .nsplit = 2, .part_o = po, .part_ml = pml, .out = olat, .hb = 8};
-    cu_mv uv = {.w = dw, .groups = H, .rpg = vd, .row0 = nope, .grs = hs, .gmod = H, .x = olat, .xs = R,
-                .y = o.p, .ys = vd, .epi = CU_EPI_STORE};
-    CHECK(cuk_attn_absorbed(&at, Q) == cudaSuccess);
-    CHECK(cuk_matvec(&uv, 1, Q) == cudaSuccess);
-    CHECKF(out_fetch(&o, y0, "attention + W_UV"), "attention + W_UV %s", fn);
-    const int splits[4] = {8, 1, 3, 3};
-    for (int si = 0; si < 4; si++) {
-        dout of = out_new(ny);
-        cu_attn_uv au = {.at = at, .uv = uv, .split = splits[si]};
-        au.at.out = NULL, au.at.part_o = au.at.part_ml = NULL, au.uv.x = NULL, au.uv.y = of.p;
-        if (f.sdt != ZDT_BF16) { /* scales other than MLX's bf16: the two launches */
-            CHECKF(!cuk_attn_uv_ok(&au, Q), "attn_uv %s: taken with scales other than bf16", fn);
-            out_free(&of);
-            break;
+    for (int sp = 0; sp < 2; sp++) { /* 0: the short path, 1: the spread */
+        if (!(sp ? spread_ok : short_ok)) continue;
+        dout ol = out_new(nl), o = out_new(ny);
+        cu_attn at = {.q = qabs, .cache = dc, .cache_bf16 = bf16, .n_q = 1, .H = H, .R = R, .rope = rope,
+                      .scale = 0.07f, .step = dstep, .nsplit = 2, .part_o = po, .part_ml = pml, .out = ol.p,
+                      .hb = 8, .spread = sp};
+        cu_mv uv = {.w = dw, .groups = H, .rpg = vd, .row0 = nope, .grs = hs, .gmod = H, .x = ol.p, .xs = R,
+                    .y = o.p, .ys = vd, .epi = CU_EPI_STORE};
+        CHECK(cuk_attn_absorbed(&at, Q) == cudaSuccess);
+        CHECK(cuk_matvec(&uv, 1, Q) == cudaSuccess);
+        const bool got = out_fetch(&ol, hol, "o_lat");
+        CHECKF(out_fetch(&o, y0, "attention + W_UV") && got, "attention + W_UV %s spread %d", fn, sp);
+        if (sp) { /* the spread's o_lat against the reference */
+            CU(cudaMemcpy(qh, qabs, (size_t)(H * W) * 4, cudaMemcpyDeviceToHost));
+            CU(cudaMemcpy(hc.rows, dc, (size_t)(cap * W) * hc.es, cudaMemcpyDeviceToHost));
+            for (int64_t t = 0; t < cap; t++) /* the token's row as W_UK^T's epilogue wrote it */
+                for (int64_t j = 0; j < W; j++)
+                    memcpy(j < R ? (uint8_t *)hc.lat + (size_t)(t * R + j) * hc.es
+                                 : (uint8_t *)hc.kpe + (size_t)(t * rope + j - R) * hc.es,
+                           (const uint8_t *)hc.rows + (size_t)(t * W + j) * hc.es, hc.es);
+            for (int64_t h = 0; h < H; h++) {
+                memcpy(ql + h * R, qh + h * W, (size_t)R * 4);
+                memcpy(qp + h * rope, qh + h * W + R, (size_t)rope * 4);
+            }
+            const hsel dense = {0};
+            absorbed_ref(&hc, bf16, H, R, rope, 1, pos + 1, at.scale, &dense, ql, qp, ref);
+            int64_t nan = 0;
+            const double err = max_err(hol, ref, (int64_t)nl, &nan);
+            CHECKF(nan == 0 && err <= 2e-5, "spread %s bf16=%d H=%lld pos=%lld: o_lat err %.3g (NaN %lld)", fn, bf16,
+                   (long long)H, (long long)pos, err, (long long)nan);
         }
-        CHECK(cuk_attn_uv_ok(&au, Q));
-        CHECK(cuk_attn_uv(&au, si == 3 ? QPDL : Q) == cudaSuccess);
-        CHECKF(out_fetch(&of, y1, "attn_uv") && same_bits(y0, y1, ny),
-               "attn_uv %s bf16=%d H=%lld pos=%lld split %d: W_UV's output differs from the two launches'", fn,
-               bf16, (long long)H, (long long)pos, splits[si]);
-        au.at.idx = au.at.idx_n = (const int32_t *)dstep; /* sparse lists: not this launch's */
-        CHECK(!cuk_attn_uv_ok(&au, Q) && cuk_attn_uv(&au, Q) == cudaErrorInvalidValue);
-        au.at.idx = au.at.idx_n = NULL;
-        CHECK(!cuk_attn_uv_ok(&au, (cu_q){S, false, false})); /* exact mode: the two launches */
-        out_free(&of);
+        const int splits[5] = {8, 1, 3, 3, 2};
+        for (int si = 0; si < 5; si++) {
+            dout of = out_new(ny);
+            cu_attn_uv au = {.at = at, .uv = uv, .split = splits[si]};
+            au.at.out = NULL, au.at.part_o = au.at.part_ml = NULL, au.uv.x = NULL, au.uv.y = of.p;
+            if (f.sdt != ZDT_BF16) { /* scales other than MLX's bf16: the two launches */
+                CHECKF(!cuk_attn_uv_ok(&au, Q), "attn_uv %s: taken with scales other than bf16", fn);
+                out_free(&of);
+                break;
+            }
+            if (sp && splits[si] != ZCU_ATTN_SPREAD_N) { /* the spread's bits are its blocks' */
+                CHECK(!cuk_attn_uv_ok(&au, Q) && cuk_attn_uv(&au, Q) == cudaErrorInvalidValue);
+                out_free(&of);
+                continue;
+            }
+            CHECK(cuk_attn_uv_ok(&au, Q));
+            CHECK(cuk_attn_uv(&au, si == 3 ? QPDL : Q) == cudaSuccess);
+            CHECKF(out_fetch(&of, y1, "attn_uv") && same_bits(y0, y1, ny),
+                   "attn_uv %s bf16=%d H=%lld pos=%lld split %d spread %d: W_UV's output differs from the two "
+                   "launches'",
+                   fn, bf16, (long long)H, (long long)pos, splits[si], sp);
+            au.at.idx = au.at.idx_n = (const int32_t *)dstep; /* sparse lists: not this launch's */
+            CHECK(!cuk_attn_uv_ok(&au, Q) && cuk_attn_uv(&au, Q) == cudaErrorInvalidValue);
+            au.at.idx = au.at.idx_n = NULL;
+            CHECK(!cuk_attn_uv_ok(&au, (cu_q){S, false, false})); /* exact mode: the two launches */
+            out_free(&of);
+        }
+        if (sp) { /* the spread refuses sparse lists and several queries */
+            cu_attn bad = at;
+            bad.idx = bad.idx_n = (const int32_t *)dstep;
+            CHECK(cuk_attn_absorbed(&bad, Q) == cudaErrorInvalidValue);
+            bad = at;
+            bad.n_q = 2;
+            CHECK(cuk_attn_absorbed(&bad, Q) == cudaErrorInvalidValue);
+        }
+        out_free(&o);
+        out_free(&ol);
     }
-    out_free(&o);
     free(y0);
     free(y1);
+    free(hol);
+    free(ref);
+    free(qh);
+    free(ql);
+    free(qp);
     cudaFree(dc);
     cudaFree(cs);
     cudaFree(pml);
     cudaFree(po);
-    cudaFree(olat);
     cudaFree(qabs);
     cudaFree(tab);
     cudaFree(dinv);
@@ -2175,6 +2235,11 @@ static void attn_uv_cases(bool quick) {
         case_attn_uv(F_Q4, b, 20, 192, 256, 512, 64, 15); /* GLM-4.7-Flash */
         case_attn_uv(F_Q4, b, 20, 192, 256, 512, 64, 0);  /* the first token */
         case_attn_uv(F_Q4, b, 20, 192, 256, 512, 64, 159); /* the short path's last context */
+        case_attn_uv(F_Q4, b, 20, 192, 256, 512, 64, 160); /* the spread only from here */
+        case_attn_uv(F_Q4, b, 20, 192, 256, 512, 64, 700);
+        case_attn_uv(F_Q4, b, 20, 192, 256, 512, 64, ZCU_ATTN_SPREAD_MAX - 1); /* the spread's last */
+        case_attn_uv(F_Q4, b, 20, 192, 256, 512, 64, 3000); /* far past it (the launch takes any) */
+        case_attn_uv((wfmt){ZW_AFFINE8, 32, ZDT_BF16}, b, 3, 8, 20, 96, 8, 333);
         case_attn_uv((wfmt){ZW_AFFINE4, 128, ZDT_BF16}, b, 5, 128, 128, 256, 64, 7);
     }
 }

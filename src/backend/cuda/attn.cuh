@@ -93,15 +93,16 @@ static inline int64_t attn_grid_x(const cu_attn *p, unsigned gy) {
 }
 
 /*
- * One head of a short query: Ti entries (positions ix[t], or t when ix is NULL), the
- * query row q (W floats, global or shared memory), out[0 .. R) the normalised output.
- * Every warp of the block calls it (warps past AS_WARPS only meet the barrier); sm:
- * AS_WARPS * R + 16 floats.
+ * The warps' walk of a short query's head: Ti entries (positions ix[t], or t when ix is
+ * NULL), the query row q (W floats, global or shared memory); warp w of the block is
+ * walker vw = v0 + w of nv and takes entries vw, vw + nv, ... (attn_short_head: v0 = 0,
+ * nv = AS_WARPS; kernels_attn_uv.cu's spread: a head's blocks share the entries).  Each
+ * warp's state (sums, max, sum) goes to sm as attn_short_merge reads it; no barrier.
  */
 template <bool BF16, int JB>
-__device__ __forceinline__ void attn_short_head(const cu_attn &p, int Ti, const int32_t *ix, const float *q,
-                                                float *out, float *sm) {
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+__device__ __forceinline__ void attn_short_walk(const cu_attn &p, int Ti, const int32_t *ix, const float *q,
+                                                float *sm, int v0, int nv) {
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, vw = v0 + warp;
     const int W = (int)(p.R + p.rope), W4 = W / 4, R = (int)p.R, R4 = R / 4;
     float *po = sm, *pm = sm + AS_WARPS * R, *pl = pm + AS_WARPS; /* [8][R] sums, [8] max, [8] sum */
     typedef typename cache_raw4<BF16>::t raw;
@@ -116,12 +117,11 @@ __device__ __forceinline__ void attn_short_head(const cu_attn &p, int Ti, const 
 #pragma unroll
         for (int k = 0; k < AS_LCH; k++) acc[k] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         float m = -INFINITY, l = 0.0f;
-        for (int j0 = 0; j0 < AS_MAX / AS_WARPS; j0 += JB) {
-            if (warp + AS_WARPS * j0 >= Ti) break; /* the batch has a row: m below is finite */
+        for (int j0 = 0; vw + nv * j0 < Ti; j0 += JB) { /* the batch has a row: m below is finite */
             raw kv[JB][AS_CH];
 #pragma unroll
             for (int j = 0; j < JB; j++) {
-                const int t = warp + AS_WARPS * (j0 + j);
+                const int t = vw + nv * (j0 + j);
                 const int64_t u = t < Ti ? (ix ? (int64_t)ix[t] : t) : 0;
 #pragma unroll
                 for (int k = 0; k < AS_CH; k++) {
@@ -147,7 +147,7 @@ __device__ __forceinline__ void attn_short_head(const cu_attn &p, int Ti, const 
             /* the online softmax a row at a time: the same bits whatever JB */
 #pragma unroll
             for (int j = 0; j < JB; j++) {
-                if (warp + AS_WARPS * (j0 + j) >= Ti) break;
+                if (vw + nv * (j0 + j) >= Ti) break;
                 const float mn = fmaxf(m, sc[j]), alpha = expf(__fsub_rn(m, mn)); /* 0 on the first row */
                 const float pj = expf(__fsub_rn(sc[j], mn));
                 l = __fadd_rn(__fmul_rn(l, alpha), pj);
@@ -170,7 +170,16 @@ __device__ __forceinline__ void attn_short_head(const cu_attn &p, int Ti, const 
         }
         if (lane == 0) pm[warp] = m, pl[warp] = l;
     }
-    __syncthreads();
+}
+
+/*
+ * After attn_short_walk and a barrier: the block's warp states in sm merged (warp order)
+ * into out[0 .. R): normalised (NORM), or the unnormalised sums with the block's max and
+ * sum in out[R], out[R + 1] (M = -inf, L = 0 where no warp had entries).
+ */
+template <bool NORM>
+__device__ __forceinline__ void attn_short_merge(int R, const float *sm, float *out) {
+    const float *po = sm, *pm = sm + AS_WARPS * R, *pl = pm + AS_WARPS;
     float M = -INFINITY;
 #pragma unroll
     for (int w = 0; w < AS_WARPS; w++) M = fmaxf(M, pm[w]);
@@ -180,13 +189,27 @@ __device__ __forceinline__ void attn_short_head(const cu_attn &p, int Ti, const 
         wt[w] = pl[w] > 0.0f ? expf(__fsub_rn(pm[w], M)) : 0.0f;
         L = __fadd_rn(L, __fmul_rn(pl[w], wt[w]));
     }
-    const float inv = __fdiv_rn(1.0f, L);
-    for (int c = tid; c < R; c += blockDim.x) {
+    const float inv = NORM ? __fdiv_rn(1.0f, L) : 1.0f;
+    for (int c = threadIdx.x; c < R; c += blockDim.x) {
         float o = 0.0f;
 #pragma unroll
         for (int w = 0; w < AS_WARPS; w++) o = fmaf(wt[w], po[w * R + c], o);
-        out[c] = __fmul_rn(o, inv);
+        out[c] = NORM ? __fmul_rn(o, inv) : o;
     }
+    if (!NORM && threadIdx.x == 0) out[R] = M, out[R + 1] = L;
+}
+
+/*
+ * One head of a short query (attn_short_walk's entries, v0 = 0, nv = AS_WARPS), out[0 ..
+ * R) the normalised output.  Every warp of the block calls it (warps past AS_WARPS only
+ * meet the barrier); sm: AS_WARPS * R + 16 floats.
+ */
+template <bool BF16, int JB>
+__device__ __forceinline__ void attn_short_head(const cu_attn &p, int Ti, const int32_t *ix, const float *q,
+                                                float *out, float *sm) {
+    attn_short_walk<BF16, JB>(p, Ti, ix, q, sm, 0, AS_WARPS);
+    __syncthreads();
+    attn_short_merge<true>((int)p.R, sm, out);
 }
 
 /* The short path of a split launch: query qi's heads b, b + nb, ... (block b of nb), each

@@ -217,9 +217,9 @@ __device__ __forceinline__ void prefetch_line(const void *p) {
 
 /* Every kernel starts with pdl_launch() and calls pdl_wait() before it reads an earlier
    kernel's output or writes anything; launched through here, q.pdl lets it overlap.
-   `coop`: a cooperative launch (every block resident at once, or the launch fails). */
+   `cluster`: thread-block clusters of that many blocks along x (Hopper; 0: none). */
 template <typename... KA, typename... A>
-static cudaError_t launch_as(cu_q q, bool coop, dim3 grid, dim3 block, size_t smem, void (*k)(KA...),
+static cudaError_t launch_as(cu_q q, unsigned cluster, dim3 grid, dim3 block, size_t smem, void (*k)(KA...),
                              A... args) {
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = grid;
@@ -232,9 +232,11 @@ static cudaError_t launch_as(cu_q q, bool coop, dim3 grid, dim3 block, size_t sm
         at[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
         at[n++].val.programmaticStreamSerializationAllowed = 1;
     }
-    if (coop) {
-        at[n].id = cudaLaunchAttributeCooperative;
-        at[n++].val.cooperative = 1;
+    if (cluster) {
+        at[n].id = cudaLaunchAttributeClusterDimension;
+        at[n].val.clusterDim.x = cluster;
+        at[n].val.clusterDim.y = 1;
+        at[n++].val.clusterDim.z = 1;
     }
     cfg.attrs = n ? at : nullptr;
     cfg.numAttrs = n;
@@ -243,7 +245,7 @@ static cudaError_t launch_as(cu_q q, bool coop, dim3 grid, dim3 block, size_t sm
 
 template <typename... KA, typename... A>
 static cudaError_t launch(cu_q q, dim3 grid, dim3 block, size_t smem, void (*k)(KA...), A... args) {
-    return launch_as(q, false, grid, block, smem, k, args...);
+    return launch_as(q, 0, grid, block, smem, k, args...);
 }
 
 /* Call __VA_ARGS__ with `K` a compile-time zwkind. */

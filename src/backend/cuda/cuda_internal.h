@@ -85,6 +85,9 @@ typedef struct cu_graph {
 } cu_graph;
 
 /* A device session: the chunk buffers (one allocation), the cache, the decode graphs. */
+/* The decode step's attention modes (zcu_att_mode), each captured in its own graph. */
+enum { ZCU_ATT_SPLITS = 0, ZCU_ATT_SHORT = 1, ZCU_ATT_SPREAD = 2, ZCU_ATT_MODES = 3 };
+
 typedef struct cu_sess {
     cu_ctx *c;
     int64_t max_pos, cap;
@@ -126,8 +129,7 @@ typedef struct cu_sess {
     int32_t *d_amw;            /* cuk_argmax's work (zeroed with the arena) */
     float *lat_f32, *kvb;      /* expanded path: [xcap, R], [xcap, H * (nope + vd)] */
     int64_t xcap;
-    cu_graph graph[2];         /* the decode step: [1] with cuk_attn_uv (short contexts,
-                                  zcu_short_uv), [0] without */
+    cu_graph graph[ZCU_ATT_MODES]; /* the decode step, one per attention mode (zcu_att_mode) */
     int64_t bytes;
 } cu_sess;
 
@@ -143,14 +145,18 @@ int64_t zcu_dec_nsplit(const cu_sess *s, int64_t cap);
 
 /* decode.c: enqueue the one-token absorbed step (its cu_step already on the device):
    embedding, every layer, final norm and lm_head into s->logits; pdl as the launches may
-   overlap (the first kernel never does).  `short_uv`: the step's position is within
-   cuk_attn_short_max(), so the layers may run their attention and W_UV as one
-   cuk_attn_uv launch (glm47_rope). */
-zmlx_status zcu_decode(cu_sess *s, bool pdl, bool short_uv, zerr *e);
-/* May the step at position pos (one token) take cuk_attn_uv?  Fast mode, glm47_rope on
-   some layer and the position within the short limit; otherwise the decode keeps the one
-   graph without it (an exact-mode or baseline session captured the same graph twice). */
-bool zcu_short_uv(const cu_sess *s, int64_t pos);
+   overlap (the first kernel never does).  `att`: the step's attention mode
+   (zcu_att_mode). */
+zmlx_status zcu_decode(cu_sess *s, bool pdl, int att, zerr *e);
+/* The attention mode of the one-token step at position pos (each has its own graph):
+   ZCU_ATT_SHORT where the position is within the short limit and the layers may run their
+   attention and W_UV as one cuk_attn_uv launch (fast mode, glm47_rope on some layer);
+   ZCU_ATT_SPREAD past it up to cuk_attn_spread_max() entries on Hopper (the dense MLA
+   layers' attention on cuk_attn_spread, fused with W_UV as above where glm47_rope runs:
+   the baseline and the patterns take the same walk); ZCU_ATT_SPLITS otherwise (the splits
+   and the merge, whose launch hosts the short path: a baseline session at a short context
+   keeps this graph). */
+int zcu_att_mode(const cu_sess *s, int64_t pos);
 
 /* chunk.c: enqueue a chunk of n tokens (its cu_step on the device); T = positions after
    it; logits of every row (all), of the last (last), or none. */

@@ -5,7 +5,8 @@
  *
  * Baseline (no patterns): one kernel per op, as a framework launches them —
  *   rmsnorm; q_a; kv_a; MLA epilogue (norms, rope, cache write); q_b; W_UK^T (+ q_pe rope);
- *   attention (split) + merge; W_UV; o; residual add; rmsnorm;
+ *   attention (split) + merge, or at middle contexts on Hopper the spread (zcu_att_mode);
+ *   W_UV; o; residual add; rmsnorm;
  *   router; route; experts' gate; experts' up; SiLU*up; shared gate; shared up; SiLU*up;
  *   experts' down; shared down; combine; residual add; rmsnorm ... final rmsnorm; lm_head.
  * Patterns (all `exact`: the same device functions give the same bits, dot.cuh):
@@ -14,8 +15,8 @@
  *                     read it, on load (q_a + kv_a in one launch, router, experts, lm_head)
  *   glm47_rope        cos/sin from the session's table; the MLA epilogue (latent norm,
  *                     k_pe rope, cache write) in extra blocks of the W_UK^T launch, q_a's
- *                     norm on load in q_b; at short contexts (fast mode, 4/8-bit kv_b)
- *                     the attention and W_UV in one launch (cuk_attn_uv)
+ *                     norm on load in q_b; at short and spread contexts (fast mode,
+ *                     4/8-bit kv_b) the attention and W_UV in one launch (cuk_attn_uv)
  *   swiglu_mlp        gate + up + SiLU*up of the dense MLP / shared expert in one launch
  *   moe_mlp           the route computed in the experts' launch, gate + up + SiLU*up of
  *                     the K experts in that one launch
@@ -40,7 +41,7 @@ typedef struct dec {
     cu_q q;            /* q.pdl after the first launch */
     bool first;
     bool f_pending;    /* s->f holds a block output not yet added to s->x */
-    bool short_uv;     /* the position allows cuk_attn_uv (zcu_short_uv) */
+    int att;           /* the step's attention mode (zcu_att_mode) */
 } dec;
 
 /* The queue for the next launch: the step's first kernel follows a copy, never PDL. */
@@ -162,10 +163,12 @@ static zmlx_status attention(dec *D, int l, zerr *e) {
     cu_mv uv = {.w = L->kv_b, .groups = H, .rpg = vd, .row0 = nope, .grs = hs, .gmod = H,
                 .x = s->olat, .xs = R, .y = s->attn, .ys = vd, .epi = CU_EPI_STORE};
     CU_TRY(e, cuk_matvec_t(&qt, qn(D)));
-    /* glm47_rope at a short context: the attention and W_UV in one launch
+    /* past the short limit on Hopper: the spread (baseline and patterns alike) */
+    a.spread = D->att == ZCU_ATT_SPREAD && !dsa;
+    /* glm47_rope at a short or spread context: the attention and W_UV in one launch
        (kernels_attn_uv.cu: the same bits) */
-    const cu_attn_uv au = {.at = a, .uv = uv, .split = c->attn_uv_split};
-    if (D->short_uv && fused_rope && !dsa && cuk_attn_uv_ok(&au, D->q)) { /* short_uv: split > 0 */
+    cu_attn_uv au = {.at = a, .uv = uv, .split = a.spread ? ZCU_ATTN_SPREAD_N : c->attn_uv_split};
+    if (D->att != ZCU_ATT_SPLITS && c->attn_uv_split > 0 && fused_rope && !dsa && cuk_attn_uv_ok(&au, D->q)) {
         CU_TRY(e, cuk_attn_uv(&au, qn(D)));
     } else {
         CU_TRY(e, cuk_attn_absorbed(&a, qn(D)));
@@ -302,19 +305,25 @@ static zmlx_status moe_ffn(dec *D, int l, const float *xin, const float *norm, z
     return ZMLX_OK;
 }
 
-bool zcu_short_uv(const cu_sess *s, int64_t pos) {
-    const zmlx_model *m = s->c->m;
-    if (s->c->attn_uv_split <= 0 || !zcu_fast(s->c) || pos + 1 > cuk_attn_short_max()) return false;
-    for (int l = 0; l < m->cfg.n_layers; l++) /* glm47_rope on some layer: cuk_attn_uv can run */
-        if (m->plan[l].rope_table) return true;
-    return false; /* the graph would be the other one again */
-}
-
-zmlx_status zcu_decode(cu_sess *s, bool pdl, bool short_uv, zerr *e) {
+int zcu_att_mode(const cu_sess *s, int64_t pos) {
     const cu_ctx *c = s->c;
     const zmlx_model *m = c->m;
     const zmlx_config *cf = &m->cfg;
-    dec D = {.s = s, .q = {c->stream, pdl, zcu_fast(c)}, .first = true, .f_pending = false, .short_uv = short_uv};
+    bool rope = false; /* glm47_rope on some layer */
+    for (int l = 0; l < cf->n_layers; l++) rope |= m->plan[l].rope_table;
+    if (pos + 1 <= cuk_attn_short_max())
+        return c->attn_uv_split > 0 && zcu_fast(c) && rope ? ZCU_ATT_SHORT : ZCU_ATT_SPLITS;
+    const int64_t R = cf->kv_lora_rank, W = R + cf->qk_rope_dim;
+    const bool fits = R % 4 == 0 && W % 4 == 0 && R <= ZCU_ATTN_MAX_R && W <= ZCU_ATTN_SPREAD_MAX_W;
+    return c->cc_major >= 9 && fits && !zcu_dsa(s) && pos + 1 <= cuk_attn_spread_max() ? ZCU_ATT_SPREAD
+                                                                                      : ZCU_ATT_SPLITS;
+}
+
+zmlx_status zcu_decode(cu_sess *s, bool pdl, int att, zerr *e) {
+    const cu_ctx *c = s->c;
+    const zmlx_model *m = c->m;
+    const zmlx_config *cf = &m->cfg;
+    dec D = {.s = s, .q = {c->stream, pdl, zcu_fast(c)}, .first = true, .f_pending = false, .att = att};
     /* cuk_glu_router's logits start every step unset, whatever an earlier step that failed
        between an experts' launch and its combine left there (the combines reset them
        between layers) */

@@ -354,6 +354,8 @@ typedef struct cu_attn {
                        8 = more, smaller blocks (the float32 splits; a measuring knob) */
     int32_t short_max; /* set by cuk_attn_absorbed: queries of at most this many entries
                           take the short path (attn.cuh; 0 = none) */
+    bool spread;       /* one dense query on the spread (cuk_attn_spread; Hopper) instead
+                          of the splits and the merge */
     int64_t cap;       /* positions the cache holds (the decode graph's capacity; 0 = not
                           known): the tensor-core splits take 64-row tiles where it gives
                           every split two of them */
@@ -376,15 +378,17 @@ cudaError_t cuk_attn_dec_tc(const cu_attn *p, cu_q q);
 int32_t cuk_attn_short_max(void);
 
 /*
- * The absorbed attention of one token at a short context with its W_UV product in one
- * launch (glm47_rope's decode): y_h = W_UV[h] o_lat_h for every head, what
- *   cuk_attn_absorbed(at) (its short path)  o_lat_h over positions 0 .. step->pos
- *   cuk_matvec(uv)                          y_h = W_UV[h] o_lat_h
+ * The absorbed attention of one token at a short or middle context with its W_UV product
+ * in one launch (glm47_rope's decode): y_h = W_UV[h] o_lat_h for every head, what
+ *   cuk_attn_absorbed(at)  o_lat_h over positions 0 .. step->pos
+ *   cuk_matvec(uv)         y_h = W_UV[h] o_lat_h
  * compute, bit for bit, except that at.out and the splits' buffers are neither read nor
- * written (o_lat stays on chip).  One query (at.n_q == 1), dense (at.idx NULL),
- * step->pos + 1 <= cuk_attn_short_max() (the launch traps otherwise), fast mode, W_UV
- * affine 4- or 8-bit with bf16 scales (MLX's), R <= 512; `split` blocks per head, each
- * computing the head's attention and 1/split of W_UV's rows.
+ * written (o_lat stays on chip).  One query (at.n_q == 1), dense (at.idx NULL), fast
+ * mode, W_UV affine 4- or 8-bit with bf16 scales (MLX's), R <= 512; `split` blocks per
+ * head, each computing 1/split of W_UV's rows.  Without at.spread each block walks all
+ * entries (the short path: step->pos + 1 <= cuk_attn_short_max(), the launch traps
+ * otherwise); with it (split == ZCU_ATTN_SPREAD_N, Hopper) the blocks of a head share
+ * them as cuk_attn_spread does.
  */
 typedef struct cu_attn_uv {
     cu_attn at;
@@ -393,6 +397,23 @@ typedef struct cu_attn_uv {
 } cu_attn_uv;
 bool cuk_attn_uv_ok(const cu_attn_uv *p, cu_q q);
 cudaError_t cuk_attn_uv(const cu_attn_uv *p, cu_q q);
+
+/*
+ * The spread (cuk_attn_absorbed with at.spread; Hopper: thread-block clusters): one dense
+ * query's heads, each on a cluster of ZCU_ATTN_SPREAD_N blocks that share its entries
+ * (block b's warp w walks entries 8 b + w, 8 b + w + 64, ... as the short path's warps
+ * do) and merge their states through distributed shared memory into o_lat_h in at.out
+ * (kernels_attn_uv.cu).  Float32 throughout, tokens-class as the short path and the
+ * splits (a third order of the same sums).  The decode takes it for contexts past the
+ * short limit up to cuk_attn_spread_max() entries, in the baseline and the patterns
+ * alike (the same bits: cuk_attn_uv's spread is the same walk and merge).
+ */
+#define ZCU_ATTN_SPREAD_N 8     /* blocks a head (a cluster) */
+#define ZCU_ATTN_SPREAD_MAX 768 /* entries up to which the decode takes the spread (H100: +0.7%
+                                  at 768-832, -1.2% at 1,024-1,088; docs/cuda.md) */
+#define ZCU_ATTN_SPREAD_MAX_W 640 /* R + rope it takes (R and R + rope multiples of 4) */
+int32_t cuk_attn_spread_max(void);
+cudaError_t cuk_attn_spread(const cu_attn *p, cu_q q);
 
 /*
  * Expanded MLA attention: q [n, H, nope + rope] (q_pe rotated), per-position keys/values

@@ -353,6 +353,7 @@ static cudaError_t absorbed_splits(const cu_attn *p, int64_t W, cu_q q) {
 
 extern "C" cudaError_t cuk_attn_absorbed(const cu_attn *p_in, cu_q q) {
     if (p_in->n_q <= 0) return cudaSuccess;
+    if (p_in->spread) return cuk_attn_spread(p_in, q);
     cu_attn pa = *p_in;
     pa.short_max = p_in->R % 4 ? 0 : cuk_attn_short_max(); /* attn_short: latent pieces of 4 */
     const cu_attn *p = &pa;

@@ -1,6 +1,6 @@
 /*
- * kernels_attn_uv.cu — the absorbed attention of one token at a short context with its
- * W_UV product in one launch (cuk_attn_uv, glm47_rope's decode): per head h,
+ * kernels_attn_uv.cu — the absorbed attention of one token at a short or middle context
+ * with its W_UV product in one launch (cuk_attn_uv, glm47_rope's decode): per head h,
  *
  *   o_lat_h = attention of the query row over positions 0 .. pos   attn.cuh's short path
  *   y_h = W_UV[h] o_lat_h                                          cuk_matvec's per-head
@@ -11,12 +11,13 @@
  * (docs/cuda.md).  Here o_lat_h never leaves shared memory, and W_UV's rows are in
  * registers before the wait for the query (they are model constants).
  *
- * Grid (split, H): the `split` blocks of head h each compute the head's attention (the
- * same values: at a short context the work is small and reads the cache from L2 after
- * the first block) and 1/split of W_UV's rows.  The same device functions in the same
- * order as the three launches (attn_short_head; k_mv_lean's stage_rows32, warp_dots'
- * sums as dot.cuh's wd_load / wd_sum): the same bits, which tests/test_cuda_kernels.c
- * checks.
+ * Grid (split, H): the `split` blocks of head h each compute 1/split of W_UV's rows from
+ * o_lat_h.  On Hopper they are a cluster and spread the head's entries (below: up to
+ * ZCU_ATTN_UV_MAX entries); elsewhere, or with ZMLX_CUDA_ATTN_SPREAD=0, each computes the
+ * head's whole attention (the same values: at a short context the work is small and reads
+ * the cache from L2 after the first block), the same device functions in the same order
+ * as the three launches (attn_short_head; k_mv_lean's stage_rows32, warp_dots' sums as
+ * dot.cuh's wd_load / wd_sum): the same bits, which tests/test_cuda_kernels.c checks.
  *
  * Measured and dropped (docs/cuda.md, benchmarks/device-2026-11-27-h100-chain/): W_UK^T
  * and the MLA epilogue in the same launch, every block computing the head's query (0.77x
@@ -24,18 +25,120 @@
  * through distributed shared memory (1.00-1.01x): the separate W_UK^T launch is cheaper
  * than the cluster's barrier and the blocks' longer paths.
  */
+#include <cooperative_groups.h>
+
 #include "backend/cuda/attn.cuh"
 #include "backend/cuda/dot.cuh"
+
+static_assert(ZCU_ATTN_SPREAD_MAX_W == AS_CH * 128, "the spread walks rows as attn_short_walk does");
+static_assert(ZCU_ATTN_SPREAD_N <= 8, "au_spread_merge: at most 8 blocks a cluster");
 
 enum { AU_WARPS = AS_WARPS, AU_THREADS = AU_WARPS * 32, AU_OPW = 4 /* W_UV rows a warp's batch */ };
 
 /* Shared memory of a block (floats): the attention's warp states (reused by W_UV's staged
-   input), the query row, the attention's output. */
+   input), the query row, the attention's output, the block's state (the spread). */
 static size_t au_smem(int64_t R, int64_t rope, int64_t cols_uv) {
     int64_t red = (int64_t)AS_WARPS * R + 16;
     const int64_t st = stage_floats(cols_uv, true);
     if (red < st) red = st;
-    return (size_t)(red + (R + rope + 3) / 4 * 4 + R) * sizeof(float);
+    return (size_t)(red + (R + rope + 3) / 4 * 4 + R + (R + 2 + 3) / 4 * 4) * sizeof(float);
+}
+
+/*
+ * The spread (Hopper): the `split` blocks of head h are a thread-block cluster and share
+ * the head's entries instead of each walking all of them: block b's warp w walks entries
+ * 8 b + w, 8 b + w + 8 split, ... (attn_short_walk), the block merges its warps' states
+ * (attn_short_merge, unnormalised: its sums, max and sum in `st`), and after one cluster
+ * barrier every block merges the split blocks' states in block order from their shared
+ * memory into the same o_lat_h (the same bits in every block: each computes 1/split of
+ * W_UV's rows from it).  Tokens-class as the short path and the splits (a fourth order
+ * of the same sums; one block alone gives the short path's bits).  A block leaves only
+ * after every block of its cluster has read its state (the second barrier's wait).
+ */
+__device__ __forceinline__ void au_cluster_sync() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void au_cluster_arrive() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void au_cluster_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory");
+#endif
+}
+
+/* o_lat_h (normalised) into out from the ns blocks' states at `st` in each block's shared
+   memory (block order, as attn_short_merge merges warps); after au_cluster_sync. */
+__device__ __forceinline__ void au_spread_merge(int R, int ns, float *st, float *out) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    const cooperative_groups::cluster_group cl = cooperative_groups::this_cluster();
+    float M = -INFINITY, L = 0.0f, wt[8];
+    const float *ps[8];
+#pragma unroll
+    for (int s = 0; s < 8; s++) {
+        ps[s] = s < ns ? cl.map_shared_rank(st, s) : st;
+        wt[s] = s < ns ? ps[s][R] : -INFINITY; /* the block's max first */
+        M = fmaxf(M, wt[s]);
+    }
+#pragma unroll
+    for (int s = 0; s < 8; s++) {
+        const float l = s < ns ? ps[s][R + 1] : 0.0f;
+        wt[s] = l > 0.0f ? expf(__fsub_rn(wt[s], M)) : 0.0f;
+        L = __fadd_rn(L, __fmul_rn(l, wt[s]));
+    }
+    const float inv = __fdiv_rn(1.0f, L);
+    for (int c = threadIdx.x; c < R; c += blockDim.x) {
+        float v[8], o = 0.0f;
+#pragma unroll
+        for (int s = 0; s < 8; s++) v[s] = s < ns ? ps[s][c] : 0.0f; /* every peer's load in flight */
+#pragma unroll
+        for (int s = 0; s < 8; s++)
+            if (s < ns) o = fmaf(wt[s], v[s], o);
+        out[c] = __fmul_rn(o, inv);
+    }
+#else
+    (void)R, (void)ns, (void)st, (void)out;
+    __trap();
+#endif
+}
+
+/* The spread of head h's entries over the ns blocks of its cluster (this one: rank sp)
+   into olat (every block the same bits); after it every block calls au_cluster_wait
+   before it leaves.  The query row at qrow (a barrier after it was written); red: the
+   warps' states, st: the block's (R + 2 floats). */
+template <bool BF16>
+__device__ __forceinline__ void attn_spread_head(const cu_attn &at, int Ti, const float *qrow, float *red, float *st,
+                                                 float *olat, int sp, int ns) {
+    attn_short_walk<BF16, BF16 ? 3 : 2>(at, Ti, nullptr, qrow, red, sp * AS_WARPS, ns * AS_WARPS);
+    __syncthreads();
+    attn_short_merge<false>((int)at.R, red, st);
+    au_cluster_sync(); /* every block's state written */
+    au_spread_merge((int)at.R, ns, st, olat);
+    au_cluster_arrive(); /* the peers' states read (the wait before the block leaves) */
+}
+
+/* The attention alone on the spread (cuk_attn_spread): grid (ZCU_ATTN_SPREAD_N, H) in
+   clusters along x; block 0 of each head writes its o_lat. */
+template <bool BF16>
+__global__ void __launch_bounds__(AU_THREADS, 2) k_attn_spread(const __grid_constant__ cu_attn at) {
+    extern __shared__ __align__(16) float sm[];
+    pdl_launch();
+    const int tid = threadIdx.x, h = (int)blockIdx.y, sp = (int)blockIdx.x, ns = (int)gridDim.x;
+    const int R = (int)at.R, W = R + (int)at.rope;
+    float *red = sm, *qrow = sm + (int64_t)AS_WARPS * R + 16, *olat = qrow + (W + 3) / 4 * 4, *st = olat + R;
+    pdl_wait();
+    const int Ti = at.step->pos + 1;
+    for (int c = tid; c < W; c += blockDim.x) qrow[c] = at.q[(int64_t)h * W + c];
+    __syncthreads();
+    attn_spread_head<BF16>(at, Ti, qrow, red, st, olat, sp, ns);
+    __syncthreads();
+    if (sp == 0)
+        for (int c = tid; c < R; c += blockDim.x) at.out[(int64_t)h * R + c] = olat[c];
+    au_cluster_wait();
 }
 
 /* A warp's batch of W_UV rows o .. o + AU_OPW (those below r_hi) into registers. */
@@ -51,18 +154,18 @@ __device__ __forceinline__ void au_rows(const cuw &w, int64_t row0, int o, int r
     wd_load<K, AU_OPW, 1, CU_SDT_BF16>(r, valid, nj, w.group, wr);
 }
 
-template <int K, bool BF16>
+template <int K, bool BF16, bool SPREAD>
 __global__ void __launch_bounds__(AU_THREADS, 2) k_attn_uv(const __grid_constant__ cu_attn_uv a) {
     extern __shared__ __align__(16) float sm[];
     pdl_launch();
     const cu_attn &at = a.at;
     const cu_mv &uv = a.uv;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const int h = (int)blockIdx.y, sp = (int)blockIdx.x, ns = (int)gridDim.x;
+    const int h = (int)blockIdx.y, sp = (int)blockIdx.x, ns = (int)gridDim.x; /* SPREAD: sp is the cluster rank */
     const int R = (int)at.R, W = R + (int)at.rope;
     int64_t red_n = (int64_t)AS_WARPS * R + 16;
     if (red_n < stage_floats(uv.w.cols, true)) red_n = stage_floats(uv.w.cols, true);
-    float *red = sm, *qrow = sm + red_n, *olat = qrow + (W + 3) / 4 * 4;
+    float *red = sm, *qrow = sm + red_n, *olat = qrow + (W + 3) / 4 * 4, *st = olat + R;
 
     /* this block's W_UV rows [r_lo, r_hi) of the head: a warp's first batch in registers
        before the wait (model constants), the rest to L2 */
@@ -76,12 +179,16 @@ __global__ void __launch_bounds__(AU_THREADS, 2) k_attn_uv(const __grid_constant
     if (r_hi > rest) prefetch_l2(row_of(uv.w, 0, uvrow + rest).d, (int64_t)(r_hi - rest) * uv.w.ld);
     pdl_wait();
     const int Ti = at.step->pos + 1;
-    if (Ti > AS_MAX) __trap(); /* the host picks this launch for short contexts only */
+    if (!SPREAD && Ti > AS_MAX) __trap(); /* the host picks the short path for short contexts only */
 
     /* the attention (attn.cuh's short path) of the query row, its output here */
     for (int c = tid; c < W; c += blockDim.x) qrow[c] = at.q[(int64_t)h * W + c];
     __syncthreads();
-    attn_short_head<BF16, BF16 ? 3 : 2>(at, Ti, nullptr, qrow, olat, red);
+    if constexpr (SPREAD) {
+        attn_spread_head<BF16>(at, Ti, qrow, red, st, olat, sp, ns);
+    } else {
+        attn_short_head<BF16, BF16 ? 3 : 2>(at, Ti, nullptr, qrow, olat, red);
+    }
     __syncthreads();
 
     /* y_h = W_UV[h] o_lat_h: k_mv_lean's staging, warp_dots' sums (dot.cuh's wd_sum) */
@@ -99,6 +206,7 @@ __global__ void __launch_bounds__(AU_THREADS, 2) k_attn_uv(const __grid_constant
         for (int k = 0; k < AU_OPW; k++)
             if (lane == k && valid[k]) uv.y[(int64_t)h * uv.ys + o + k] = out[k];
     }
+    if constexpr (SPREAD) au_cluster_wait(); /* no block leaves while a peer may read its state */
 }
 
 extern "C" bool cuk_attn_uv_ok(const cu_attn_uv *p, cu_q q) {
@@ -110,27 +218,65 @@ extern "C" bool cuk_attn_uv_ok(const cu_attn_uv *p, cu_q q) {
            R >= 32 && R <= ZCU_ATTN_MAX_R && R % 32 == 0 && at.rope >= 0 && at.rope % 2 == 0 && W % 4 == 0 &&
            W <= AS_CH * 128 && uv.groups == at.H && uv.gmod >= 1 && uv.rpg >= 1 && !uv.idx && !uv.routed &&
            !uv.norm && uv.epi == CU_EPI_STORE && at.q && at.cache && at.step && !at.idx && at.n_q == 1 &&
-           at.H >= 1 && at.H <= 65535 && p->split >= 1 && p->split <= 64;
+           at.H >= 1 && at.H <= 65535 && p->split >= 1 && p->split <= 64 &&
+           (!at.spread || p->split == ZCU_ATTN_SPREAD_N); /* the spread's bits: ZCU_ATTN_SPREAD_N walkers' */
+}
+
+/* Entries up to which a decode step's query may take the spread: ZCU_ATTN_SPREAD_MAX,
+   or ZMLX_CUDA_ATTN_SPREAD_MAX (0 = never). */
+extern "C" int32_t cuk_attn_spread_max(void) {
+    const int64_t n = cu_knob("ZMLX_CUDA_ATTN_SPREAD_MAX", ZCU_ATTN_SPREAD_MAX);
+    return n > INT32_MAX ? INT32_MAX : (int32_t)n;
+}
+
+/* The spread's shapes (attn_short_walk's: latent pieces of 4, rows of at most
+   AS_CH * 128 columns): one dense query. */
+static bool spread_ok(const cu_attn &at) {
+    const int64_t W = at.R + at.rope;
+    return at.q && at.cache && at.step && at.out && !at.idx && at.n_q == 1 && at.H >= 1 && at.H <= 65535 &&
+           at.R >= 4 && at.R <= ZCU_ATTN_MAX_R && at.R % 4 == 0 && at.rope >= 0 && W % 4 == 0 &&
+           W <= ZCU_ATTN_SPREAD_MAX_W;
+}
+
+extern "C" cudaError_t cuk_attn_spread(const cu_attn *p, cu_q q) {
+    if (!spread_ok(*p)) return cudaErrorInvalidValue;
+    const size_t smem = au_smem(p->R, p->rope, 32);
+    const dim3 grid(ZCU_ATTN_SPREAD_N, (unsigned)p->H), block(AU_THREADS);
+    return p->cache_bf16 ? launch_as(q, ZCU_ATTN_SPREAD_N, grid, block, smem, k_attn_spread<true>, *p)
+                         : launch_as(q, ZCU_ATTN_SPREAD_N, grid, block, smem, k_attn_spread<false>, *p);
 }
 
 extern "C" cudaError_t cuk_attn_uv(const cu_attn_uv *p, cu_q q) {
     if (!cuk_attn_uv_ok(p, q)) return cudaErrorInvalidValue;
     const size_t smem = au_smem(p->at.R, p->at.rope, p->uv.w.cols);
     const dim3 grid((unsigned)p->split, (unsigned)p->at.H), block(AU_THREADS);
-    if (p->uv.w.kind == ZW_AFFINE4)
-        return p->at.cache_bf16 ? launch(q, grid, block, smem, k_attn_uv<ZW_AFFINE4, true>, *p)
-                                : launch(q, grid, block, smem, k_attn_uv<ZW_AFFINE4, false>, *p);
-    return p->at.cache_bf16 ? launch(q, grid, block, smem, k_attn_uv<ZW_AFFINE8, true>, *p)
-                            : launch(q, grid, block, smem, k_attn_uv<ZW_AFFINE8, false>, *p);
+    const unsigned cl = p->at.spread ? (unsigned)p->split : 0;
+#define AU_GO(k, bf)                                                                                     \
+    return cl ? launch_as(q, cl, grid, block, smem, k_attn_uv<k, bf, true>, *p)                          \
+              : launch_as(q, 0, grid, block, smem, k_attn_uv<k, bf, false>, *p)
+    if (p->uv.w.kind == ZW_AFFINE4) {
+        if (p->at.cache_bf16) AU_GO(ZW_AFFINE4, true);
+        AU_GO(ZW_AFFINE4, false);
+    }
+    if (p->at.cache_bf16) AU_GO(ZW_AFFINE8, true);
+    AU_GO(ZW_AFFINE8, false);
+#undef AU_GO
 }
 
 extern "C" cudaError_t cuk_attn_uv_init(int optin) {
     const size_t want = au_smem(ZCU_ATTN_MAX_R, AS_CH * 128 - ZCU_ATTN_MAX_R, 32 * 32);
     const int bytes = want < (size_t)optin ? (int)want : optin;
     const cudaFuncAttribute at = cudaFuncAttributeMaxDynamicSharedMemorySize;
-    cudaError_t err = cudaFuncSetAttribute(k_attn_uv<ZW_AFFINE4, true>, at, bytes);
-    if (err == cudaSuccess) err = cudaFuncSetAttribute(k_attn_uv<ZW_AFFINE4, false>, at, bytes);
-    if (err == cudaSuccess) err = cudaFuncSetAttribute(k_attn_uv<ZW_AFFINE8, true>, at, bytes);
-    if (err == cudaSuccess) err = cudaFuncSetAttribute(k_attn_uv<ZW_AFFINE8, false>, at, bytes);
+    cudaError_t err = cudaSuccess;
+#define AU_SET(k, bf)                                                                          \
+    if (err == cudaSuccess) err = cudaFuncSetAttribute(k_attn_uv<k, bf, false>, at, bytes); \
+    if (err == cudaSuccess) err = cudaFuncSetAttribute(k_attn_uv<k, bf, true>, at, bytes)
+    AU_SET(ZW_AFFINE4, true);
+    AU_SET(ZW_AFFINE4, false);
+    AU_SET(ZW_AFFINE8, true);
+    AU_SET(ZW_AFFINE8, false);
+#undef AU_SET
+    if (err == cudaSuccess) err = cudaFuncSetAttribute(k_attn_spread<true>, at, bytes);
+    if (err == cudaSuccess) err = cudaFuncSetAttribute(k_attn_spread<false>, at, bytes);
     return err;
 }

@@ -13,9 +13,9 @@
  *
  * Decode graph: the one-token step reads its position and token id from device memory
  * (cu_step, filled by a captured host-to-device copy from pinned memory) and writes the
- * logits to pinned memory, so one captured graph replays every token (two: one for
- * positions within the short-context limit, whose attention and W_UV may be one
- * cuk_attn_uv launch, one for the rest).  It is captured
+ * logits to pinned memory, so one captured graph replays every token (one per attention
+ * mode, zcu_att_mode: positions within the short-context limit, whose attention and W_UV
+ * may be one cuk_attn_uv launch; past it on Hopper the spread; the rest).  It is captured
  * again when the cache grows (new buffers, a new attention split) or the model's pattern
  * set changes.  On Hopper its kernels are chained by programmatic dependent launch; if
  * the driver refuses to capture that, the graph is captured without it.
@@ -133,7 +133,7 @@ static void drop_one_graph(cu_graph *g) {
 }
 
 static void drop_graph(cu_sess *s) {
-    for (int i = 0; i < 2; i++) drop_one_graph(&s->graph[i]);
+    for (int i = 0; i < ZCU_ATT_MODES; i++) drop_one_graph(&s->graph[i]);
 }
 
 /* Make the cache (and the rope table) hold `want` positions (doubling, at most max_pos). */
@@ -305,18 +305,18 @@ static zmlx_status logits_out(cu_sess *s, bool amax, bool pdl, zerr *e) {
 }
 
 /* Capture the one-token step (step copy in, logits out; amax: the greedy token out
-   instead) for the current cache and pattern set into graph[short_uv]; with pdl, its kernels
+   instead) for the current cache and pattern set into graph[att]; with pdl, its kernels
    chained by programmatic dependent launch. */
-static zmlx_status capture_decode(cu_sess *s, bool pdl, bool amax, bool short_uv, zerr *e) {
+static zmlx_status capture_decode(cu_sess *s, bool pdl, bool amax, int att, zerr *e) {
     cudaStream_t st = s->c->stream;
-    cu_graph *gr = &s->graph[short_uv];
+    cu_graph *gr = &s->graph[att];
     drop_one_graph(gr);
     CU_TRY(e, cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
     zmlx_status r = ZMLX_OK;
     cudaError_t err = cudaMemcpyAsync(s->d_step, s->h_step, offsetof(cu_step, ids) + sizeof(int32_t),
                                       cudaMemcpyHostToDevice, st);
     if (err != cudaSuccess) r = zcu_fail(e, err, "cudaMemcpyAsync(step)", __FILE__, __LINE__, __func__);
-    if (r == ZMLX_OK) r = zcu_decode(s, pdl, short_uv, e);
+    if (r == ZMLX_OK) r = zcu_decode(s, pdl, att, e);
     if (r == ZMLX_OK) r = logits_out(s, amax, pdl, e);
     cudaGraph_t g = NULL;
     err = cudaStreamEndCapture(st, &g); /* always: leaves the stream usable */
@@ -335,15 +335,15 @@ static zmlx_status capture_decode(cu_sess *s, bool pdl, bool amax, bool short_uv
 
 /* The decode graph for the current cache and patterns (captured when needed): with PDL
    where the device has it, else (or if that capture fails) without. */
-static zmlx_status decode_graph(cu_sess *s, bool amax, bool short_uv, zerr *e) {
-    const cu_graph *gr = &s->graph[short_uv];
+static zmlx_status decode_graph(cu_sess *s, bool amax, int att, zerr *e) {
+    const cu_graph *gr = &s->graph[att];
     if (gr->exec && gr->cap == s->cap && gr->patterns == s->c->m->patterns && gr->amax == amax) return ZMLX_OK;
     if (s->c->pdl) {
         zerr e2 = {{0}};
-        if (capture_decode(s, true, amax, short_uv, &e2) == ZMLX_OK) return ZMLX_OK;
+        if (capture_decode(s, true, amax, att, &e2) == ZMLX_OK) return ZMLX_OK;
         (void)cudaGetLastError();
     }
-    return capture_decode(s, false, amax, short_uv, e);
+    return capture_decode(s, false, amax, att, e);
 }
 
 zmlx_status zcu_session_eval(void *ctx, void *dev, const zdev_eval *ev, int64_t *bytes, zerr *e) {
@@ -364,11 +364,11 @@ zmlx_status zcu_session_eval(void *ctx, void *dev, const zdev_eval *ev, int64_t 
         s->h_step->pos = (int32_t)(ev->pos + done);
         s->h_step->n = (int32_t)n;
         memcpy(s->h_step->ids, ev->ids + done, (size_t)n * sizeof(int32_t));
-        const bool short_uv = n == 1 && zcu_short_uv(s, ev->pos + done);
+        const int att = n == 1 ? zcu_att_mode(s, ev->pos + done) : ZCU_ATT_SPLITS;
         if (n == 1 && absorbed && want) { /* the decode graph */
-            r = decode_graph(s, amax, short_uv, e);
+            r = decode_graph(s, amax, att, e);
             if (r != ZMLX_OK) return r;
-            CU_TRY(e, cudaGraphLaunch(s->graph[short_uv].exec, st));
+            CU_TRY(e, cudaGraphLaunch(s->graph[att].exec, st));
             CU_TRY(e, cudaStreamSynchronize(st));
             if (amax) *ev->argmax = *s->h_amax;
             else memcpy(dst, s->h_logits, (size_t)V * sizeof(float));
@@ -378,7 +378,7 @@ zmlx_status zcu_session_eval(void *ctx, void *dev, const zdev_eval *ev, int64_t 
         CU_TRY(e, cudaMemcpyAsync(s->d_step, s->h_step, offsetof(cu_step, ids) + (size_t)n * sizeof(int32_t),
                                   cudaMemcpyHostToDevice, st));
         if (n == 1 && absorbed) {
-            r = zcu_decode(s, c->pdl, short_uv, e); /* the graph's step, launched directly */
+            r = zcu_decode(s, c->pdl, att, e); /* the graph's step, launched directly */
         } else {
             const int64_t nsplit = n == 1 ? zcu_dec_nsplit(s, s->cap) : 1;
             r = zcu_chunk(s, n, ev->pos + done + n, absorbed, nsplit, want, ev->logits && ev->all_logits, e);
