@@ -463,12 +463,12 @@ int main(void) {
         validate_cuda(dir, 40);
         validate_cuda("builtin:glm47-mini", 64);
         /* the spread (Hopper) from the 5th position on: baseline and patterns take the same
-           walk (elsewhere the splits again) */
-        setenv("ZMLX_CUDA_ATTN_SHORT", "4", 1);
+           walk (elsewhere the short path and the splits as above) */
+        setenv("ZMLX_CUDA_ATTN_SPREAD_MIN", "4", 1);
         patterns_exact("builtin:glm47-mini", ZMLX_KV_BF16, ZMLX_PRECISION_FAST);
         patterns_exact("builtin:glm47-mini", ZMLX_KV_F32, ZMLX_PRECISION_EXACT);
         validate_cuda("builtin:glm47-mini", 64);
-        unsetenv("ZMLX_CUDA_ATTN_SHORT");
+        unsetenv("ZMLX_CUDA_ATTN_SPREAD_MIN");
     }
     return tc_done();
 }

@@ -149,13 +149,13 @@ int64_t zcu_dec_nsplit(const cu_sess *s, int64_t cap);
    (zcu_att_mode). */
 zmlx_status zcu_decode(cu_sess *s, bool pdl, int att, zerr *e);
 /* The attention mode of the one-token step at position pos (each has its own graph):
-   ZCU_ATT_SHORT where the position is within the short limit and the layers may run their
-   attention and W_UV as one cuk_attn_uv launch (fast mode, glm47_rope on some layer);
-   ZCU_ATT_SPREAD past it up to cuk_attn_spread_max() entries on Hopper (the dense MLA
-   layers' attention on cuk_attn_spread, fused with W_UV as above where glm47_rope runs:
-   the baseline and the patterns take the same walk); ZCU_ATT_SPLITS otherwise (the splits
-   and the merge, whose launch hosts the short path: a baseline session at a short context
-   keeps this graph). */
+   ZCU_ATT_SPREAD in the spread's band of entries (cuk_attn_spread_min() ..
+   cuk_attn_spread_max()) on Hopper (the dense MLA layers' attention on cuk_attn_spread,
+   fused with W_UV where glm47_rope runs: the baseline and the patterns take the same
+   walk); else ZCU_ATT_SHORT where the position is within the short limit and the layers
+   may run their attention and W_UV as one cuk_attn_uv launch (fast mode, glm47_rope on
+   some layer); ZCU_ATT_SPLITS otherwise (the splits and the merge, whose launch hosts the
+   short path: a baseline session at a short context keeps this graph). */
 int zcu_att_mode(const cu_sess *s, int64_t pos);
 
 /* chunk.c: enqueue a chunk of n tokens (its cu_step on the device); T = positions after

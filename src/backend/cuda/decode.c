@@ -311,12 +311,12 @@ int zcu_att_mode(const cu_sess *s, int64_t pos) {
     const zmlx_config *cf = &m->cfg;
     bool rope = false; /* glm47_rope on some layer */
     for (int l = 0; l < cf->n_layers; l++) rope |= m->plan[l].rope_table;
-    if (pos + 1 <= cuk_attn_short_max())
-        return c->attn_uv_split > 0 && zcu_fast(c) && rope ? ZCU_ATT_SHORT : ZCU_ATT_SPLITS;
-    const int64_t R = cf->kv_lora_rank, W = R + cf->qk_rope_dim;
+    const int64_t R = cf->kv_lora_rank, W = R + cf->qk_rope_dim, n = pos + 1;
     const bool fits = R % 4 == 0 && W % 4 == 0 && R <= ZCU_ATTN_MAX_R && W <= ZCU_ATTN_SPREAD_MAX_W;
-    return c->cc_major >= 9 && fits && !zcu_dsa(s) && pos + 1 <= cuk_attn_spread_max() ? ZCU_ATT_SPREAD
-                                                                                      : ZCU_ATT_SPLITS;
+    if (c->cc_major >= 9 && fits && !zcu_dsa(s) && n > cuk_attn_spread_min() && n <= cuk_attn_spread_max())
+        return ZCU_ATT_SPREAD;
+    if (n <= cuk_attn_short_max()) return c->attn_uv_split > 0 && zcu_fast(c) && rope ? ZCU_ATT_SHORT : ZCU_ATT_SPLITS;
+    return ZCU_ATT_SPLITS;
 }
 
 zmlx_status zcu_decode(cu_sess *s, bool pdl, int att, zerr *e) {

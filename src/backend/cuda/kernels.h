@@ -404,14 +404,19 @@ cudaError_t cuk_attn_uv(const cu_attn_uv *p, cu_q q);
  * (block b's warp w walks entries 8 b + w, 8 b + w + 64, ... as the short path's warps
  * do) and merge their states through distributed shared memory into o_lat_h in at.out
  * (kernels_attn_uv.cu).  Float32 throughout, tokens-class as the short path and the
- * splits (a third order of the same sums).  The decode takes it for contexts past the
- * short limit up to cuk_attn_spread_max() entries, in the baseline and the patterns
- * alike (the same bits: cuk_attn_uv's spread is the same walk and merge).
+ * splits (a third order of the same sums).  The decode takes it in its band (below), in
+ * the baseline and the patterns alike (the same bits: cuk_attn_uv's spread is the same
+ * walk and merge).
  */
 #define ZCU_ATTN_SPREAD_N 8     /* blocks a head (a cluster) */
 #define ZCU_ATTN_SPREAD_MAX 768 /* entries up to which the decode takes the spread (H100: +0.7%
                                   at 768-832, -1.2% at 1,024-1,088; docs/cuda.md) */
 #define ZCU_ATTN_SPREAD_MAX_W 640 /* R + rope it takes (R and R + rope multiples of 4) */
+#define ZCU_ATTN_SPREAD_MIN 64  /* entries past which it does (below, where it can, the short
+                                   path: faster at 16-80, slower at 64-160 on an H100) */
+/* The decode's spread band: entries in (cuk_attn_spread_min(), cuk_attn_spread_max()]
+   (ZMLX_CUDA_ATTN_SPREAD_MIN / _MAX; _MAX 0 = never). */
+int32_t cuk_attn_spread_min(void);
 int32_t cuk_attn_spread_max(void);
 cudaError_t cuk_attn_spread(const cu_attn *p, cu_q q);
 

@@ -222,8 +222,11 @@ extern "C" bool cuk_attn_uv_ok(const cu_attn_uv *p, cu_q q) {
            (!at.spread || p->split == ZCU_ATTN_SPREAD_N); /* the spread's bits: ZCU_ATTN_SPREAD_N walkers' */
 }
 
-/* Entries up to which a decode step's query may take the spread: ZCU_ATTN_SPREAD_MAX,
-   or ZMLX_CUDA_ATTN_SPREAD_MAX (0 = never). */
+extern "C" int32_t cuk_attn_spread_min(void) {
+    const int64_t n = cu_knob("ZMLX_CUDA_ATTN_SPREAD_MIN", ZCU_ATTN_SPREAD_MIN);
+    return n > INT32_MAX ? INT32_MAX : (int32_t)n;
+}
+
 extern "C" int32_t cuk_attn_spread_max(void) {
     const int64_t n = cu_knob("ZMLX_CUDA_ATTN_SPREAD_MAX", ZCU_ATTN_SPREAD_MAX);
     return n > INT32_MAX ? INT32_MAX : (int32_t)n;
