@@ -150,7 +150,8 @@ int64_t zcu_dec_nsplit(const cu_sess *s, int64_t cap);
 zmlx_status zcu_decode(cu_sess *s, bool pdl, int att, zerr *e);
 /* The attention mode of the one-token step at position pos (each has its own graph):
    ZCU_ATT_SPREAD in the spread's band of entries (cuk_attn_spread_min() ..
-   cuk_attn_spread_max()) on Hopper (the dense MLA layers' attention on cuk_attn_spread,
+   cuk_attn_spread_max()) on Hopper, at most ZCU_ATTN_SPREAD_MAX_H heads, no DSA (the MLA
+   layers' attention on cuk_attn_spread,
    fused with W_UV where glm47_rope runs: the baseline and the patterns take the same
    walk); else ZCU_ATT_SHORT where the position is within the short limit and the layers
    may run their attention and W_UV as one cuk_attn_uv launch (fast mode, glm47_rope on

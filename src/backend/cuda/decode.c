@@ -312,7 +312,8 @@ int zcu_att_mode(const cu_sess *s, int64_t pos) {
     bool rope = false; /* glm47_rope on some layer */
     for (int l = 0; l < cf->n_layers; l++) rope |= m->plan[l].rope_table;
     const int64_t R = cf->kv_lora_rank, W = R + cf->qk_rope_dim, n = pos + 1;
-    const bool fits = R % 4 == 0 && W % 4 == 0 && R <= ZCU_ATTN_MAX_R && W <= ZCU_ATTN_SPREAD_MAX_W;
+    const bool fits = R % 4 == 0 && W % 4 == 0 && R <= ZCU_ATTN_MAX_R && W <= ZCU_ATTN_SPREAD_MAX_W &&
+                      cf->n_heads <= ZCU_ATTN_SPREAD_MAX_H;
     if (c->cc_major >= 9 && fits && !zcu_dsa(s) && n > cuk_attn_spread_min() && n <= cuk_attn_spread_max())
         return ZCU_ATT_SPREAD;
     if (n <= cuk_attn_short_max()) return c->attn_uv_split > 0 && zcu_fast(c) && rope ? ZCU_ATT_SHORT : ZCU_ATT_SPLITS;

@@ -414,6 +414,10 @@ cudaError_t cuk_attn_uv(const cu_attn_uv *p, cu_q q);
 #define ZCU_ATTN_SPREAD_MAX_W 640 /* R + rope it takes (R and R + rope multiples of 4) */
 #define ZCU_ATTN_SPREAD_MIN 64  /* entries past which it does (below, where it can, the short
                                    path: faster at 16-80, slower at 64-160 on an H100) */
+#define ZCU_ATTN_SPREAD_MAX_H 32 /* heads up to which the decode takes it (measured with
+                                    GLM-4.7-Flash's 20; DeepSeek-V3's 128 and Kimi-K2.5's 64,
+                                    whose splits share each cache row among 32 heads, keep
+                                    the splits until measured) */
 /* The decode's spread band: entries in (cuk_attn_spread_min(), cuk_attn_spread_max()]
    (ZMLX_CUDA_ATTN_SPREAD_MIN / _MAX; _MAX 0 = never). */
 int32_t cuk_attn_spread_min(void);
