@@ -12,11 +12,13 @@
  * registers before the wait for the query (they are model constants).
  *
  * Grid (split, H): the `split` blocks of head h each compute 1/split of W_UV's rows from
- * o_lat_h.  On Hopper they are a cluster and spread the head's entries (below: up to
- * ZCU_ATTN_UV_MAX entries); elsewhere, or with ZMLX_CUDA_ATTN_SPREAD=0, each computes the
- * head's whole attention (the same values: at a short context the work is small and reads
- * the cache from L2 after the first block), the same device functions in the same order
- * as the three launches (attn_short_head; k_mv_lean's stage_rows32, warp_dots' sums as
+ * o_lat_h.  With at.spread (the decode's spread mode: Hopper, the spread's band of
+ * entries, split == ZCU_ATTN_SPREAD_N) they are a cluster and share the head's entries
+ * (below), as cuk_attn_spread, the baseline's attention launch there, does; otherwise
+ * (the short path) each computes the head's whole attention (the same values: at a short
+ * context the work is small and reads the cache from L2 after the first block).  Either
+ * way the same device functions in the same order as the launches it replaces
+ * (attn_short_head or attn_spread_head; k_mv_lean's stage_rows32, warp_dots' sums as
  * dot.cuh's wd_load / wd_sum): the same bits, which tests/test_cuda_kernels.c checks.
  *
  * Measured and dropped (docs/cuda.md, benchmarks/device-2026-11-27-h100-chain/): W_UK^T
@@ -51,8 +53,8 @@ static size_t au_smem(int64_t R, int64_t rope, int64_t cols_uv) {
  * (attn_short_merge, unnormalised: its sums, max and sum in `st`), and after one cluster
  * barrier every block merges the split blocks' states in block order from their shared
  * memory into the same o_lat_h (the same bits in every block: each computes 1/split of
- * W_UV's rows from it).  Tokens-class as the short path and the splits (a fourth order
- * of the same sums; one block alone gives the short path's bits).  A block leaves only
+ * W_UV's rows from it).  Tokens-class as the short path and the splits (a third order
+ * of the same sums; one block alone would give the short path's bits).  A block leaves only
  * after every block of its cluster has read its state (the second barrier's wait).
  */
 __device__ __forceinline__ void au_cluster_sync() {
