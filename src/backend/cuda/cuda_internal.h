@@ -84,10 +84,10 @@ typedef struct cu_graph {
     bool amax;                 /* ends with the argmax (one id out), not the logits */
 } cu_graph;
 
-/* A device session: the chunk buffers (one allocation), the cache, the decode graphs. */
 /* The decode step's attention modes (zcu_att_mode), each captured in its own graph. */
 enum { ZCU_ATT_SPLITS = 0, ZCU_ATT_SHORT = 1, ZCU_ATT_SPREAD = 2, ZCU_ATT_MODES = 3 };
 
+/* A device session: the chunk buffers (one allocation), the cache, the decode graphs. */
 typedef struct cu_sess {
     cu_ctx *c;
     int64_t max_pos, cap;
@@ -150,13 +150,13 @@ int64_t zcu_dec_nsplit(const cu_sess *s, int64_t cap);
 zmlx_status zcu_decode(cu_sess *s, bool pdl, int att, zerr *e);
 /* The attention mode of the one-token step at position pos (each has its own graph):
    ZCU_ATT_SPREAD in the spread's band of entries (cuk_attn_spread_min() ..
-   cuk_attn_spread_max()) on Hopper, at most ZCU_ATTN_SPREAD_MAX_H heads, no DSA (the MLA
-   layers' attention on cuk_attn_spread,
-   fused with W_UV where glm47_rope runs: the baseline and the patterns take the same
-   walk); else ZCU_ATT_SHORT where the position is within the short limit and the layers
-   may run their attention and W_UV as one cuk_attn_uv launch (fast mode, glm47_rope on
-   some layer); ZCU_ATT_SPLITS otherwise (the splits and the merge, whose launch hosts the
-   short path: a baseline session at a short context keeps this graph). */
+   cuk_attn_spread_max()) on Hopper, at most ZCU_ATTN_SPREAD_MAX_H heads, a latent that
+   cuk_attn_spread_fits, no DSA (the MLA layers' attention on cuk_attn_spread, fused with
+   W_UV where glm47_rope runs: the baseline and the patterns take the same walk); else
+   ZCU_ATT_SHORT where the position is within the short limit and the layers may run their
+   attention and W_UV as one cuk_attn_uv launch (fast mode, glm47_rope on some layer);
+   ZCU_ATT_SPLITS otherwise (the splits and the merge, whose launch hosts the short path: a
+   baseline session at a short context keeps this graph). */
 int zcu_att_mode(const cu_sess *s, int64_t pos);
 
 /* chunk.c: enqueue a chunk of n tokens (its cu_step on the device); T = positions after

@@ -163,11 +163,11 @@ static zmlx_status attention(dec *D, int l, zerr *e) {
     cu_mv uv = {.w = L->kv_b, .groups = H, .rpg = vd, .row0 = nope, .grs = hs, .gmod = H,
                 .x = s->olat, .xs = R, .y = s->attn, .ys = vd, .epi = CU_EPI_STORE};
     CU_TRY(e, cuk_matvec_t(&qt, qn(D)));
-    /* past the short limit on Hopper: the spread (baseline and patterns alike) */
+    /* the spread's band on Hopper (zcu_att_mode): baseline and patterns alike */
     a.spread = D->att == ZCU_ATT_SPREAD && !dsa;
     /* glm47_rope at a short or spread context: the attention and W_UV in one launch
        (kernels_attn_uv.cu: the same bits) */
-    cu_attn_uv au = {.at = a, .uv = uv, .split = a.spread ? ZCU_ATTN_SPREAD_N : c->attn_uv_split};
+    const cu_attn_uv au = {.at = a, .uv = uv, .split = a.spread ? ZCU_ATTN_SPREAD_N : c->attn_uv_split};
     if (D->att != ZCU_ATT_SPLITS && c->attn_uv_split > 0 && fused_rope && !dsa && cuk_attn_uv_ok(&au, D->q)) {
         CU_TRY(e, cuk_attn_uv(&au, qn(D)));
     } else {
@@ -311,9 +311,8 @@ int zcu_att_mode(const cu_sess *s, int64_t pos) {
     const zmlx_config *cf = &m->cfg;
     bool rope = false; /* glm47_rope on some layer */
     for (int l = 0; l < cf->n_layers; l++) rope |= m->plan[l].rope_table;
-    const int64_t R = cf->kv_lora_rank, W = R + cf->qk_rope_dim, n = pos + 1;
-    const bool fits = R % 4 == 0 && W % 4 == 0 && R <= ZCU_ATTN_MAX_R && W <= ZCU_ATTN_SPREAD_MAX_W &&
-                      cf->n_heads <= ZCU_ATTN_SPREAD_MAX_H;
+    const int64_t n = pos + 1;
+    const bool fits = cuk_attn_spread_fits(cf->kv_lora_rank, cf->qk_rope_dim) && cf->n_heads <= ZCU_ATTN_SPREAD_MAX_H;
     if (c->cc_major >= 9 && fits && !zcu_dsa(s) && n > cuk_attn_spread_min() && n <= cuk_attn_spread_max())
         return ZCU_ATT_SPREAD;
     if (n <= cuk_attn_short_max()) return c->attn_uv_split > 0 && zcu_fast(c) && rope ? ZCU_ATT_SHORT : ZCU_ATT_SPLITS;

@@ -411,7 +411,6 @@ cudaError_t cuk_attn_uv(const cu_attn_uv *p, cu_q q);
 #define ZCU_ATTN_SPREAD_N 8     /* blocks a head (a cluster) */
 #define ZCU_ATTN_SPREAD_MAX 768 /* entries up to which the decode takes the spread (H100: +0.7%
                                   at 768-832, -1.2% at 1,024-1,088; docs/cuda.md) */
-#define ZCU_ATTN_SPREAD_MAX_W 640 /* R + rope it takes (R and R + rope multiples of 4) */
 #define ZCU_ATTN_SPREAD_MIN 64  /* entries past which it does (below, where it can, the short
                                    path: faster at 16-80, slower at 64-160 on an H100) */
 #define ZCU_ATTN_SPREAD_MAX_H 32 /* heads up to which the decode takes it (measured with
@@ -422,6 +421,8 @@ cudaError_t cuk_attn_uv(const cu_attn_uv *p, cu_q q);
    (ZMLX_CUDA_ATTN_SPREAD_MIN / _MAX; _MAX 0 = never). */
 int32_t cuk_attn_spread_min(void);
 int32_t cuk_attn_spread_max(void);
+/* Does the spread take a latent of R columns with rope more (the kernel's shapes)? */
+bool cuk_attn_spread_fits(int64_t R, int64_t rope);
 cudaError_t cuk_attn_spread(const cu_attn *p, cu_q q);
 
 /*

@@ -32,7 +32,6 @@
 #include "backend/cuda/attn.cuh"
 #include "backend/cuda/dot.cuh"
 
-static_assert(ZCU_ATTN_SPREAD_MAX_W == AS_CH * 128, "the spread walks rows as attn_short_walk does");
 static_assert(ZCU_ATTN_SPREAD_N <= 8, "au_spread_merge: at most 8 blocks a cluster");
 
 enum { AU_WARPS = AS_WARPS, AU_THREADS = AU_WARPS * 32, AU_OPW = 4 /* W_UV rows a warp's batch */ };
@@ -57,11 +56,6 @@ static size_t au_smem(int64_t R, int64_t rope, int64_t cols_uv) {
  * of the same sums; one block alone would give the short path's bits).  A block leaves only
  * after every block of its cluster has read its state (the second barrier's wait).
  */
-__device__ __forceinline__ void au_cluster_sync() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-#endif
-}
 __device__ __forceinline__ void au_cluster_arrive() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory");
@@ -71,6 +65,10 @@ __device__ __forceinline__ void au_cluster_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory");
 #endif
+}
+__device__ __forceinline__ void au_cluster_sync() {
+    au_cluster_arrive();
+    au_cluster_wait();
 }
 
 /* o_lat_h (normalised) into out from the ns blocks' states at `st` in each block's shared
@@ -234,13 +232,17 @@ extern "C" int32_t cuk_attn_spread_max(void) {
     return n > INT32_MAX ? INT32_MAX : (int32_t)n;
 }
 
-/* The spread's shapes (attn_short_walk's: latent pieces of 4, rows of at most
-   AS_CH * 128 columns): one dense query. */
+/* The spread's shapes are attn_short_walk's: latent pieces of 4, rows of at most
+   AS_CH * 128 columns. */
+extern "C" bool cuk_attn_spread_fits(int64_t R, int64_t rope) {
+    const int64_t W = R + rope;
+    return R >= 4 && R <= ZCU_ATTN_MAX_R && R % 4 == 0 && rope >= 0 && W % 4 == 0 && W <= AS_CH * 128;
+}
+
+/* One dense query of a shape the spread takes. */
 static bool spread_ok(const cu_attn &at) {
-    const int64_t W = at.R + at.rope;
     return at.q && at.cache && at.step && at.out && !at.idx && at.n_q == 1 && at.H >= 1 && at.H <= 65535 &&
-           at.R >= 4 && at.R <= ZCU_ATTN_MAX_R && at.R % 4 == 0 && at.rope >= 0 && W % 4 == 0 &&
-           W <= ZCU_ATTN_SPREAD_MAX_W;
+           cuk_attn_spread_fits(at.R, at.rope);
 }
 
 extern "C" cudaError_t cuk_attn_spread(const cu_attn *p, cu_q q) {
