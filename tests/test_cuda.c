@@ -363,6 +363,38 @@ static void patterns_exact(const char *path, zmlx_kv_dtype kv, zmlx_precision pr
     zmlx_model_free(m);
 }
 
+/* The decode's attention mode follows the context (zcu_att_mode): with the spread's band
+   from the 5th position (ZMLX_CUDA_ATTN_SPREAD_MIN=4) the decode steps leave the bits of
+   the path they take without it (ZMLX_CUDA_ATTN_SPREAD_MAX=0) where Hopper's code runs —
+   the spread sums in an order of its own, so the same bits would mean it was not taken —
+   and keep them elsewhere (no spread there); the prefill's row is the same either way. */
+static void spread_taken(const char *spec, zmlx_kv_dtype kv, zmlx_precision prec) {
+    zmlx_model *m = load_p(spec, ZMLX_BACKEND_CUDA, kv, prec);
+    if (!m) return;
+    char err[ZMLX_ERR_MAX];
+    CHECK(zmlx_model_set_patterns(m, "default", err, sizeof err) == ZMLX_OK);
+    const size_t V = (size_t)zmlx_model_vocab_size(m);
+    enum { STEPS = 8, NP = 9 };
+    int32_t ids[NP];
+    for (int i = 0; i < NP; i++) ids[i] = (int32_t)(rng_u64(&cu_rng) % V);
+    float *a = malloc((STEPS + 1) * V * 4), *b = malloc((STEPS + 1) * V * 4);
+    setenv("ZMLX_CUDA_ATTN_SPREAD_MIN", "4", 1);
+    bool ok = run_logits(m, ids, NP, STEPS, a);
+    setenv("ZMLX_CUDA_ATTN_SPREAD_MAX", "0", 1);
+    ok = ok && run_logits(m, ids, NP, STEPS, b);
+    unsetenv("ZMLX_CUDA_ATTN_SPREAD_MAX");
+    unsetenv("ZMLX_CUDA_ATTN_SPREAD_MIN");
+    const bool hopper = cuk_hopper_code(), same = ok && same_bits(a + V, b + V, STEPS * V);
+    CHECKF(ok && same_bits(a, b, V), "%s: the prefill's logits depend on the decode's spread band", spec);
+    CHECKF(ok && same != hopper, "%s kv=%d prec=%d: the decode %s the spread (Hopper's code %s)", spec, kv, prec,
+           same ? "never took" : "left the other path's bits without", hopper ? "runs here" : "does not run here");
+    printf("%s: the spread's band from the 5th position %s\n", spec,
+           hopper ? "takes its own sums (Hopper's code)" : "changes nothing (no Hopper code here)");
+    free(a);
+    free(b);
+    zmlx_model_free(m);
+}
+
 /* zmlx_validate on the device: baseline vs the family preset, greedy tokens identical. */
 static void validate_cuda(const char *path, int tokens) {
     zmlx_model_params mp = zmlx_model_default_params();
@@ -464,6 +496,8 @@ int main(void) {
         validate_cuda("builtin:glm47-mini", 64);
         /* the spread (Hopper) from the 5th position on: baseline and patterns take the same
            walk (elsewhere the short path and the splits as above) */
+        spread_taken("builtin:glm47-mini", ZMLX_KV_BF16, ZMLX_PRECISION_FAST);
+        spread_taken("builtin:glm47-mini", ZMLX_KV_F32, ZMLX_PRECISION_EXACT);
         setenv("ZMLX_CUDA_ATTN_SPREAD_MIN", "4", 1);
         patterns_exact("builtin:glm47-mini", ZMLX_KV_BF16, ZMLX_PRECISION_FAST);
         patterns_exact("builtin:glm47-mini", ZMLX_KV_F32, ZMLX_PRECISION_EXACT);

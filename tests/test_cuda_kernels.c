@@ -1664,6 +1664,26 @@ static void case_absorbed(bool bf16, int64_t H, int64_t R, int64_t rope, int64_t
                    (long long)nq, (long long)nsplit, (long long)keep, (long long)i, worst, li, (long long)nan);
         }
     }
+    if (cuk_hopper_code() && nq == 1 && !keep && cuk_attn_spread_fits(R, rope)) {
+        /* the spread (one dense query, any context the launch is given: float32 as the
+           short path), plain and under PDL: the reference's values, the same bits */
+        cu_attn as = a;
+        as.spread = true;
+        as.idx = as.idx_n = NULL;
+        float *y1 = malloc(no * 4);
+        CHECK(cuk_attn_absorbed(&as, Q) == cudaSuccess);
+        CHECKF(out_fetch(&o, out, "absorbed spread"), "absorbed spread");
+        CHECK(cuk_attn_absorbed(&as, QPDL) == cudaSuccess);
+        CHECKF(out_fetch(&o, y1, "absorbed spread, PDL") && same_bits(out, y1, no),
+               "absorbed spread H=%lld R=%lld pos=%lld: under PDL other bits", (long long)H, (long long)R,
+               (long long)pos);
+        int64_t nan = 0;
+        const double worst = max_err(out, refx, H * R, &nan);
+        CHECKF(nan == 0 && worst <= 2e-5,
+               "absorbed spread bf16=%d H=%lld R=%lld rope=%lld pos=%lld: max err %.3g (limit 2e-5), %lld NaN", bf16,
+               (long long)H, (long long)R, (long long)rope, (long long)pos, worst, (long long)nan);
+        free(y1);
+    }
     hsel_free(&sl);
     out_free(&o);
     cudaFree(dstep);
@@ -2035,7 +2055,8 @@ static void product_cases(bool quick) {
 /* The absorbed attention: GLM (20 heads in one block), the tiny fixtures, DeepSeek's 128
    heads; sparse lists (DeepSeek-V3.2): kept positions per query, dense and sparse mixed.
    f32 and bf16 caches; in fast mode the bf16 ones with rows of a multiple of 16 run the
-   tensor-core splits (rope 32), the others the float32 ones (rope 8). */
+   tensor-core splits (rope 32), the others the float32 ones (rope 8).  Where Hopper's code
+   runs, every case of one dense query also runs the spread (case_absorbed). */
 static void absorbed_cases(bool quick) {
     for (int b = 0; b < 2; b++) {
         case_absorbed(b, 20, 512, 64, 0, 1, 1, 0);
@@ -2061,6 +2082,7 @@ static void absorbed_cases(bool quick) {
         case_absorbed(b, 4, 64, 16, 20, 3, 2, 0);     /* tiny, several queries and splits */
         case_absorbed(b, 7, 96, 8, 50, 2, 3, 0);      /* heads not a multiple of 4 */
         case_absorbed(b, 7, 96, 32, 50, 2, 3, 0);
+        case_absorbed(b, 3, 36, 4, 200, 1, 2, 0);     /* latent pieces of 4, not of 32 (the spread's) */
         if (!quick) case_absorbed(b, 128, 512, 64, 70, 1, 4, 0);
         case_absorbed(b, 4, 64, 16, 20, 3, 2, 8);     /* dsv32-tiny: topk 8 */
         case_absorbed(b, 128, 512, 64, 300, 1, 8, 100);
@@ -2070,16 +2092,6 @@ static void absorbed_cases(bool quick) {
     }
 }
 
-/* Compute capability 9 or later (Hopper: clusters, so cuk_attn_uv's spread). */
-static bool cc9(void) {
-    int dev = 0, cc = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&cc, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
-        (void)cudaGetLastError();
-        return false;
-    }
-    return cc >= 9;
-}
 
 /*
  * The attention with W_UV in one launch (cuk_attn_uv, glm47_rope) against the launches it
@@ -2088,15 +2100,16 @@ static bool cc9(void) {
  *   - at short contexts the absorbed attention (its short path) and the per-head W_UV,
  *     against cuk_attn_uv with 8, 1, 3 and 2 blocks a head (several W_UV batches a warp)
  *     and under PDL;
- *   - on Hopper, at any context up to the spread's limit, the spread (cuk_attn_absorbed
- *     with at.spread: a cluster of ZCU_ATTN_SPREAD_N blocks a head) and W_UV, against
- *     cuk_attn_uv's spread (other block counts refused), and the spread's o_lat against
- *     zattn_head_ref to 2e-5 (float32 throughout, as the short path).
+ *   - where Hopper's code runs (cuk_hopper_code), at any context, the spread
+ *     (cuk_attn_absorbed with at.spread: a cluster of ZCU_ATTN_SPREAD_N blocks a head) and
+ *     W_UV, against cuk_attn_uv's spread, plain and under PDL (other block counts
+ *     refused), and the spread's o_lat against zattn_head_ref to 2e-5 (float32
+ *     throughout, as the short path).
  * Fast mode (tq_fast), kv_b of format f, position pos (pos + 1 entries).
  */
 static void case_attn_uv(wfmt f, bool bf16, int64_t H, int64_t nope, int64_t vd, int64_t R, int64_t rope,
                          int64_t pos) {
-    const bool short_ok = pos + 1 <= cuk_attn_short_max(), spread_ok = cc9() && R % 4 == 0;
+    const bool short_ok = pos + 1 <= cuk_attn_short_max(), spread_ok = cuk_hopper_code() && R % 4 == 0;
     if (!short_ok && !spread_ok) return;
     char fn[48];
     wfmt_name(f, fn, sizeof fn);
@@ -2162,8 +2175,8 @@ static void case_attn_uv(wfmt f, bool bf16, int64_t H, int64_t nope, int64_t vd,
             CHECKF(nan == 0 && err <= 2e-5, "spread %s bf16=%d H=%lld pos=%lld: o_lat err %.3g (NaN %lld)", fn, bf16,
                    (long long)H, (long long)pos, err, (long long)nan);
         }
-        const int splits[5] = {8, 1, 3, 3, 2};
-        for (int si = 0; si < 5; si++) {
+        const int splits[6] = {8, 1, 3, 3, 2, 8}; /* the 4th and the 6th under PDL */
+        for (int si = 0; si < 6; si++) {
             dout of = out_new(ny);
             cu_attn_uv au = {.at = at, .uv = uv, .split = splits[si]};
             au.at.out = NULL, au.at.part_o = au.at.part_ml = NULL, au.uv.x = NULL, au.uv.y = of.p;
@@ -2178,7 +2191,7 @@ static void case_attn_uv(wfmt f, bool bf16, int64_t H, int64_t nope, int64_t vd,
                 continue;
             }
             CHECK(cuk_attn_uv_ok(&au, Q));
-            CHECK(cuk_attn_uv(&au, si == 3 ? QPDL : Q) == cudaSuccess);
+            CHECK(cuk_attn_uv(&au, si == 3 || si == 5 ? QPDL : Q) == cudaSuccess);
             CHECKF(out_fetch(&of, y1, "attn_uv") && same_bits(y0, y1, ny),
                    "attn_uv %s bf16=%d H=%lld pos=%lld split %d spread %d: W_UV's output differs from the two "
                    "launches'",

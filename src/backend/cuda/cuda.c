@@ -90,9 +90,11 @@ zmlx_status zcu_ctx_open(cu_ctx *c, int device, const zmlx_model *m, zerr *e) {
     snprintf(c->name, sizeof c->name, "%s", prop.name);
     c->sms = prop.multiProcessorCount;
     c->cc_major = prop.major;
-    /* programmatic dependent launch: Hopper and later; ZMLX_CUDA_PDL=0 turns it off */
+    /* programmatic dependent launch: Hopper and later, in a build with their code;
+       ZMLX_CUDA_PDL=0 turns it off */
+    c->hopper = cuk_hopper_code();
     const char *pdl = getenv("ZMLX_CUDA_PDL");
-    c->pdl = prop.major >= 9 && !(pdl && !strcmp(pdl, "0"));
+    c->pdl = c->hopper && !(pdl && !strcmp(pdl, "0"));
     /* measuring knobs: the short-context attention with W_UV's blocks per head (decode.c;
        0 = off), the decode attention's least positions per split and most splits (step.c;
        0 = one per multiprocessor), and (1) the float32 splits of 8 heads a block for graphs

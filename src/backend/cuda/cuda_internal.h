@@ -50,7 +50,8 @@ typedef struct cu_ctx {
     char name[256];                     /* the GPU's name */
     int sms;                            /* multiprocessors */
     int cc_major;
-    bool pdl;                           /* programmatic dependent launch (sm_90+, ZMLX_CUDA_PDL != 0) */
+    bool hopper;                        /* Hopper's instructions run here (cuk_hopper_code) */
+    bool pdl;                           /* programmatic dependent launch (hopper, ZMLX_CUDA_PDL != 0) */
     int attn_uv_split;                  /* cuk_attn_uv's blocks per head (ZMLX_CUDA_ATTN_UV; 0: off) */
     int attn_hb8;                       /* ZMLX_CUDA_ATTN_HB8 (cuda.c) */
     int dec_span, dec_splits;           /* decode attention: least positions a split, most splits

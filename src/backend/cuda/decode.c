@@ -313,7 +313,7 @@ int zcu_att_mode(const cu_sess *s, int64_t pos) {
     for (int l = 0; l < cf->n_layers; l++) rope |= m->plan[l].rope_table;
     const int64_t n = pos + 1;
     const bool fits = cuk_attn_spread_fits(cf->kv_lora_rank, cf->qk_rope_dim) && cf->n_heads <= ZCU_ATTN_SPREAD_MAX_H;
-    if (c->cc_major >= 9 && fits && !zcu_dsa(s) && n > cuk_attn_spread_min() && n <= cuk_attn_spread_max())
+    if (c->hopper && fits && !zcu_dsa(s) && n > cuk_attn_spread_min() && n <= cuk_attn_spread_max())
         return ZCU_ATT_SPREAD;
     if (n <= cuk_attn_short_max()) return c->attn_uv_split > 0 && zcu_fast(c) && rope ? ZCU_ATT_SHORT : ZCU_ATT_SPLITS;
     return ZCU_ATT_SPLITS;

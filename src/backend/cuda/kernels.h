@@ -85,6 +85,13 @@ typedef struct cu_step {
 /* Once per process and device: kernel attributes (large dynamic shared memory). */
 cudaError_t cuk_init(void);
 
+/* Do this build's kernels carry Hopper's instructions on the current device: compute
+   capability 9 or later AND device code compiled for sm_90 or later (a binary built only
+   for older targets runs here through their PTX, compiled at load with those
+   instructions left out)?  Programmatic dependent launch (the kernels' griddepcontrol)
+   and the spread (thread-block clusters, distributed shared memory) need both. */
+bool cuk_hopper_code(void);
+
 /* ---------------------------------------------------------------- router */
 
 #define ZCU_ROUTE_MAX_E 1024

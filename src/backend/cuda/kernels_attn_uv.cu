@@ -219,7 +219,8 @@ extern "C" bool cuk_attn_uv_ok(const cu_attn_uv *p, cu_q q) {
            W <= AS_CH * 128 && uv.groups == at.H && uv.gmod >= 1 && uv.rpg >= 1 && !uv.idx && !uv.routed &&
            !uv.norm && uv.epi == CU_EPI_STORE && at.q && at.cache && at.step && !at.idx && at.n_q == 1 &&
            at.H >= 1 && at.H <= 65535 && p->split >= 1 && p->split <= 64 &&
-           (!at.spread || p->split == ZCU_ATTN_SPREAD_N); /* the spread's bits: ZCU_ATTN_SPREAD_N walkers' */
+           (!at.spread || (p->split == ZCU_ATTN_SPREAD_N && /* the spread's bits: its walkers' */
+                           cuk_hopper_code()));
 }
 
 extern "C" int32_t cuk_attn_spread_min(void) {
@@ -241,7 +242,7 @@ extern "C" bool cuk_attn_spread_fits(int64_t R, int64_t rope) {
 
 /* One dense query of a shape the spread takes. */
 static bool spread_ok(const cu_attn &at) {
-    return at.q && at.cache && at.step && at.out && !at.idx && at.n_q == 1 && at.H >= 1 && at.H <= 65535 &&
+    return cuk_hopper_code() && at.q && at.cache && at.step && at.out && !at.idx && at.n_q == 1 && at.H >= 1 && at.H <= 65535 &&
            cuk_attn_spread_fits(at.R, at.rope);
 }
 

@@ -1254,6 +1254,21 @@ extern "C" cudaError_t cuk_init(void) {
     return err;
 }
 
+extern "C" bool cuk_hopper_code(void) {
+    int dev = 0, cc = 0;
+    cudaFuncAttributes fa;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&cc, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+        cudaFuncGetAttributes(&fa, k_matvec_t<ZW_BF16>) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return false;
+    }
+    /* every .cu of the backend is built for the same targets: one kernel answers for all;
+       ptxVersion is the virtual architecture its code was compiled for (80 for sm_80's
+       PTX even where the driver compiled it for an sm_90 device) */
+    return cc >= 9 && fa.ptxVersion >= 90;
+}
+
 extern "C" bool cuk_q8_kind(int32_t kind) { /* q8k<K>::ok at run time */
     return kind == ZW_AFFINE4 || kind == ZW_AFFINE8;
 }
