@@ -1631,6 +1631,19 @@ static void case_absorbed(bool bf16, int64_t H, int64_t R, int64_t rope, int64_t
             }
             unsetenv("ZMLX_CUDA_DEC_STAGES");
             unsetenv("ZMLX_CUDA_DEC_TILE");
+            if (nq == 1 && !keep) { /* the decode step's early span and first tile (a.early),
+                                       plain and under PDL: the same bits */
+                CHECK(cuk_attn_absorbed(&a1, Q) == cudaSuccess);
+                CHECKF(out_fetch(&o1, y1, "absorbed tc"), "absorbed attention tc");
+                cu_attn ae = a;
+                ae.early = true;
+                for (int k = 0; k < 2; k++) {
+                    CHECK(cuk_attn_absorbed(&ae, k ? QPDL : Q) == cudaSuccess);
+                    CHECKF(out_fetch(&o, out, "absorbed tc, early") && same_bits(y1, out, no),
+                           "absorbed tc H=%lld pos=%lld split=%lld: the early first tile%s changes the bits",
+                           (long long)H, (long long)pos, (long long)nsplit, k ? " under PDL" : "");
+                }
+            }
             free(y1);
             out_free(&o1);
         }

@@ -54,6 +54,7 @@ typedef struct cu_ctx {
     bool pdl;                           /* programmatic dependent launch (hopper, ZMLX_CUDA_PDL != 0) */
     int attn_uv_split;                  /* cuk_attn_uv's blocks per head (ZMLX_CUDA_ATTN_UV; 0: off) */
     int attn_hb8;                       /* ZMLX_CUDA_ATTN_HB8 (cuda.c) */
+    int dec_early;                      /* ZMLX_CUDA_DEC_EARLY (cuda.c; cu_attn.early) */
     int dec_span, dec_splits;           /* decode attention: least positions a split, most splits
                                            (ZMLX_CUDA_DEC_SPAN / _SPLITS; 0: one per SM) */
     cudaStream_t stream;

@@ -165,6 +165,9 @@ static zmlx_status attention(dec *D, int l, zerr *e) {
     CU_TRY(e, cuk_matvec_t(&qt, qn(D)));
     /* the spread's band on Hopper (zcu_att_mode): baseline and patterns alike */
     a.spread = D->att == ZCU_ATT_SPREAD && !dsa;
+    /* dense: the step's first launch waits for everything before it (zcu_decode), so the
+       cache rows before the step's are there (DSA's lists are this step's work) */
+    a.early = !dsa && c->dec_early;
     /* glm47_rope at a short or spread context: the attention and W_UV in one launch
        (kernels_attn_uv.cu: the same bits) */
     const cu_attn_uv au = {.at = a, .uv = uv, .split = a.spread ? ZCU_ATTN_SPREAD_N : c->attn_uv_split};

@@ -366,6 +366,10 @@ typedef struct cu_attn {
     int64_t cap;       /* positions the cache holds (the decode graph's capacity; 0 = not
                           known): the tensor-core splits take 64-row tiles where it gives
                           every split two of them */
+    bool early;        /* the decode step (decode.c): every cache row but the step's own
+                          was written before its first launch, and the step too, so the
+                          tensor-core splits read the step and ask for a first tile
+                          without the step's row before they wait for their predecessor */
     /* DeepSeek-V3.2 sparse attention (zattn_job's idx): when idx is set and idx_n[i] >= 0,
        query i reads only the idx_n[i] positions idx[i * idx_stride ..] (ascending), cut
        into the splits as a context of that length; idx_n[i] < 0 is the dense case. */

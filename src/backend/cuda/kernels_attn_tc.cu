@@ -352,15 +352,18 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
     const int64_t split = blockIdx.x, h0 = (int64_t)blockIdx.y * DT_HB, qi = blockIdx.z;
     const int nh = (int)(p.H - h0 < DT_HB ? p.H - h0 : DT_HB);
-    pdl_wait();
-    if (attn_short_q(p, qi)) { /* attn.cuh: the whole query here, float32, no merge */
-        attn_short<true, ST >= 2 ? 4 : 2>(p, qi, reinterpret_cast<float *>(dsm));
-        return;
-    }
-    if (split >= p.nsplit) return; /* a block the short path asked for */
-    const attn_span sp = attn_span_of(p, qi, split, TK); /* kernels_attn.cu's spans */
+    /* p.early (the decode step): the step and every cache row but its own were written
+       before this launch's chain began, so the span, and below the first tile where it
+       holds no row of the step's, come before the wait (the step's row is written by the
+       launch before) */
+    const bool early = p.early && p.n_q == 1 && !p.idx;
+    if (!early) pdl_wait();
+    const bool shortq = attn_short_q(p, qi);
+    const attn_span sp = shortq || split >= p.nsplit ? attn_span{nullptr, 0, 0}
+                                                     : attn_span_of(p, qi, split, TK); /* kernels_attn.cu's spans */
     const int32_t *ix = sp.ix;
     const int64_t t0 = sp.t0, t1 = sp.t1;
+    const bool tile0_early = early && !ix && t0 < t1 && (t0 + TK < t1 ? t0 + TK : t1) <= (int64_t)p.step->pos;
 
     const uint32_t c16 = (uint32_t)(W / 8); /* 16-byte pieces of a row (32-bit index math) */
     const uint8_t *cb = static_cast<const uint8_t *>(p.cache);
@@ -391,8 +394,20 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
             cp_async16(dst + r * LD + c, cb + (size_t)(row * W + c) * 2, ok);
         }
     };
-    if (t0 < t1) issue(t0, Kb);
-    cp_async_commit();
+    if (tile0_early) { /* rows 0 .. pos - 1 only (entries of a dense decode query: 0 .. pos) */
+        issue(t0, Kb);
+        cp_async_commit();
+    }
+    if (early) pdl_wait();
+    if (shortq) { /* attn.cuh: the whole query here, float32, no merge */
+        attn_short<true, ST >= 2 ? 4 : 2>(p, qi, reinterpret_cast<float *>(dsm));
+        return;
+    }
+    if (split >= p.nsplit) return; /* a block the short path asked for */
+    if (!tile0_early) {
+        if (t0 < t1) issue(t0, Kb);
+        cp_async_commit();
+    }
 #pragma unroll
     for (int k = 1; k < ST - 1; k++) { /* the next tiles but one, each a group of its own */
         if (t0 + k * TK < t1) issue(t0 + k * TK, Kb + k * TK * LD);
@@ -559,24 +574,33 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
         __syncthreads(); /* S, P, alpha and this K buffer are rewritten next */
     }
 
+    /* the block's nh output rows are one run of part_o: through shared memory (the
+       queries' and the tiles' buffers: 32 rows of R + 4 floats fit in the queries' and one
+       tile's), then stored in whole 16-byte pieces, a warp's stores whole lines — the
+       accumulators' own pieces are 8 bytes of a row each, 32 rows apart.  The barrier:
+       a split without entries has run no tile, so no barrier since the queries' stores */
     const int64_t base = (qi * p.nsplit + split) * p.H + h0;
+    const int OLD = R + 4;
+    float *Os = reinterpret_cast<float *>(dsm);
+    __syncthreads();
 #pragma unroll
     for (int j = 0; j < 16; j++) {
-        const int64_t c = on + 8 * j + 2 * t;
+        const int c = on + 8 * j + 2 * t;
         if (c >= R) break;
-        if (om + g < nh) {
-            float *o = p.part_o + (base + om + g) * R + c;
-            o[0] = acc[j][0], o[1] = acc[j][1];
-        }
-        if (om + g + 8 < nh) {
-            float *o = p.part_o + (base + om + g + 8) * R + c;
-            o[0] = acc[j][2], o[1] = acc[j][3];
-        }
+        *reinterpret_cast<float2 *>(Os + (om + g) * OLD + c) = make_float2(acc[j][0], acc[j][1]);
+        *reinterpret_cast<float2 *>(Os + (om + g + 8) * OLD + c) = make_float2(acc[j][2], acc[j][3]);
     }
     if (4 * warp + hq < nh && hj == 0) {
         const int64_t hh = base + 4 * warp + hq;
         p.part_ml[hh * 2] = m * 0.6931471805599453f; /* the merge's natural units */
         p.part_ml[hh * 2 + 1] = l;
+    }
+    __syncthreads();
+    const uint32_t r4 = (uint32_t)(R / 4), n4 = (uint32_t)nh * r4;
+    float4 *dst = reinterpret_cast<float4 *>(p.part_o + base * R);
+    for (uint32_t i = tid; i < n4; i += DT_THREADS) {
+        const uint32_t r = i / r4;
+        dst[i] = *reinterpret_cast<const float4 *>(Os + r * OLD + (i - r * r4) * 4);
     }
 }
 
