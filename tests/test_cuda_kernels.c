@@ -1631,6 +1631,26 @@ static void case_absorbed(bool bf16, int64_t H, int64_t R, int64_t rope, int64_t
             }
             unsetenv("ZMLX_CUDA_DEC_STAGES");
             unsetenv("ZMLX_CUDA_DEC_TILE");
+            { /* the queries handed over as bf16 (cu_attn.q16, as W_UK^T's launch writes them),
+                 with and without the early first tile: the same bits as converting the float
+                 queries */
+                uint16_t *q16 = malloc((size_t)(nq * H * W) * 2);
+                for (int64_t i = 0; i < nq * H * W; i++) q16[i] = zf32_to_bf16(q[i]);
+                void *dq16 = dup_dev(q16, (size_t)(nq * H * W) * 2);
+                CHECK(cuk_attn_absorbed(&a1, Q) == cudaSuccess);
+                CHECKF(out_fetch(&o1, y1, "absorbed tc, float queries"), "absorbed attention tc");
+                for (int k = 0; k < (nq == 1 && !keep ? 3 : 1); k++) {
+                    cu_attn aq = a;
+                    aq.q16 = dq16;
+                    aq.early = k > 0;
+                    CHECK(cuk_attn_absorbed(&aq, k == 2 ? QPDL : Q) == cudaSuccess);
+                    CHECKF(out_fetch(&o, out, "absorbed tc, bf16 queries") && same_bits(y1, out, no),
+                           "absorbed tc H=%lld pos=%lld split=%lld: bf16 queries (early %d) differ from the float ones",
+                           (long long)H, (long long)pos, (long long)nsplit, k);
+                }
+                cudaFree(dq16);
+                free(q16);
+            }
             if (nq == 1 && !keep) { /* the decode step's early span and first tile (a.early),
                                        plain and under PDL: the same bits */
                 CHECK(cuk_attn_absorbed(&a1, Q) == cudaSuccess);
@@ -2157,6 +2177,31 @@ static void case_attn_uv(wfmt f, bool bf16, int64_t H, int64_t nope, int64_t vd,
                  .y = qabs, .ys = W, .rope = rope, .inv_freq = dinv, .mscale = 1.0f, .table = tab,
                  .step = dstep, .prep = &pp};
     CHECK(cuk_matvec_t(&uk, Q) == cudaSuccess);
+    { /* the same launch also writing its rows as bf16 (cu_mvt.y16, for the tensor-core
+         splits): the float rows unchanged, the bf16 ones their rounding (the epilogue's
+         cache row written again, the same) */
+        uint16_t *h16 = malloc((size_t)(H * W) * 2), *d16;
+        float *f0 = malloc((size_t)(H * W) * 4), *f1 = malloc((size_t)(H * W) * 4);
+        CU(cudaMalloc((void **)&d16, (size_t)(H * W) * 2));
+        CU(cudaMemset(d16, 0xff, (size_t)(H * W) * 2));
+        CU(cudaMemcpy(f0, qabs, (size_t)(H * W) * 4, cudaMemcpyDeviceToHost));
+        cu_mvt u16 = uk;
+        u16.y16 = d16;
+        CHECK(cuk_matvec_t(&u16, Q) == cudaSuccess);
+        CU(cudaMemcpy(f1, qabs, (size_t)(H * W) * 4, cudaMemcpyDeviceToHost));
+        CU(cudaMemcpy(h16, d16, (size_t)(H * W) * 2, cudaMemcpyDeviceToHost));
+        int64_t bad = 0;
+        for (int64_t i = 0; i < H * W; i++) bad += h16[i] != zf32_to_bf16(f1[i]);
+        CHECKF(same_bits(f0, f1, (size_t)(H * W)) && bad == 0,
+               "W_UK^T with bf16 rows: %lld of %lld bf16 values are not the float rows' rounding", (long long)bad,
+               (long long)(H * W));
+        u16.ys = W + 1; /* odd rows: the rope pairs' 4-byte stores would misalign */
+        CHECK(cuk_matvec_t(&u16, Q) == cudaErrorInvalidValue);
+        cudaFree(d16);
+        free(f0);
+        free(f1);
+        free(h16);
+    }
     for (int sp = 0; sp < 2; sp++) { /* 0: the short path, 1: the spread */
         if (!(sp ? spread_ok : short_ok)) continue;
         dout ol = out_new(nl), o = out_new(ny);

@@ -55,6 +55,7 @@ typedef struct cu_ctx {
     int attn_uv_split;                  /* cuk_attn_uv's blocks per head (ZMLX_CUDA_ATTN_UV; 0: off) */
     int attn_hb8;                       /* ZMLX_CUDA_ATTN_HB8 (cuda.c) */
     int dec_early;                      /* ZMLX_CUDA_DEC_EARLY (cuda.c; cu_attn.early) */
+    int dec_q16;                        /* ZMLX_CUDA_DEC_Q16 (cuda.c; cu_attn.q16) */
     int dec_span, dec_splits;           /* decode attention: least positions a split, most splits
                                            (ZMLX_CUDA_DEC_SPAN / _SPLITS; 0: one per SM) */
     cudaStream_t stream;
@@ -105,6 +106,7 @@ typedef struct cu_sess {
     float *q;                  /* [C, H, nope + rope] */
     float *kv;                 /* [C, W] */
     float *qabs;               /* [C, H, W] absorbed queries [q_lat | q_pe] */
+    void *qabs16;              /* [H, W] bf16: a decode step's qabs for the tensor-core splits */
     float *olat;               /* [C, H, R] */
     float *attn;               /* [C, H * vd] */
     float *cs;                 /* [C, rope] cos | sin */

@@ -148,13 +148,17 @@ static zmlx_status attention(dec *D, int l, zerr *e) {
         r = zcu_indexer(s, l, 1, fused_rope ? s->rope_tab : NULL, s->cap, qn(D), e);
         if (r != ZMLX_OK) return r;
     }
-    /* query rows [q_lat | q_pe]: q_lat_h = W_UK[h]^T q_nope_h, q_pe rotated */
+    /* query rows [q_lat | q_pe]: q_lat_h = W_UK[h]^T q_nope_h, q_pe rotated (with
+       glm47_rope at the splits' contexts, fast, bf16 cache: also as bf16 for the tensor-core
+       splits, which then copy them instead of converting them in every block) */
+    void *q16 = fused_rope && D->att == ZCU_ATT_SPLITS && s->kv_bf16 && D->q.fast && !dsa && c->dec_q16
+                    ? s->qabs16 : NULL;
     cu_mvt qt = {.w = L->kv_b, .nr = nope, .row0 = 0, .grs = hs, .gmod = H, .groups = H,
                  .x = s->q, .xs = qk, .y = s->qabs, .ys = s->W, .rope = rope,
                  .inv_freq = c->inv_freq, .mscale = m->rope_mscale,
                  .table = fused_rope ? s->rope_tab : NULL, .step = s->d_step,
-                 .prep = fused_rope ? &pp : NULL};
-    cu_attn a = {.q = s->qabs, .cache = cache, .cache_bf16 = s->kv_bf16, .n_q = 1, .H = H, .R = R,
+                 .prep = fused_rope ? &pp : NULL, .y16 = q16};
+    cu_attn a = {.q = s->qabs, .q16 = q16, .cache = cache, .cache_bf16 = s->kv_bf16, .n_q = 1, .H = H, .R = R,
                  .rope = rope, .scale = m->attn_scale, .step = s->d_step,
                  .nsplit = zcu_dec_nsplit(s, s->cap), .part_o = s->part_o, .part_ml = s->part_ml,
                  .out = s->olat, .hb = c->attn_hb8 && s->cap <= 2048 ? 8 : 0, .cap = s->cap,

@@ -232,6 +232,7 @@ typedef struct cu_mvt {
     const float *table;
     const cu_step *step;
     const cu_prep *prep;  /* host pointer, copied into the launch; or NULL */
+    void *y16;            /* or NULL: y's rows also as bf16 (round to nearest even), same layout */
 } cu_mvt;
 cudaError_t cuk_matvec_t(const cu_mvt *p, cu_q q);
 
@@ -366,6 +367,8 @@ typedef struct cu_attn {
     int64_t cap;       /* positions the cache holds (the decode graph's capacity; 0 = not
                           known): the tensor-core splits take 64-row tiles where it gives
                           every split two of them */
+    const void *q16;   /* or NULL: q as bf16 (cu_mvt.y16 of the same rows); the tensor-core
+                          splits copy it instead of converting q */
     bool early;        /* the decode step (decode.c): every cache row but the step's own
                           was written before its first launch, and the step too, so the
                           tensor-core splits read the step and ask for a first tile

@@ -404,8 +404,24 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
         return;
     }
     if (split >= p.nsplit) return; /* a block the short path asked for */
+    /* the queries as bf16 (p.q16: W_UK^T's launch wrote them) by cp.async, rows past nh
+       zero-filled: with the first tile's group, or in a group of their own after the early
+       one (the loop's first wait leaves only later tiles' groups in flight); a split
+       without entries needs no queries */
+    const bool q16 = p.q16 != nullptr && t0 < t1;
+    auto issue_q = [&]() {
+        const uint8_t *src = static_cast<const uint8_t *>(p.q16) + (size_t)(qi * p.H + h0) * W * 2;
+        for (uint32_t i = tid; i < DT_HB * c16; i += DT_THREADS) {
+            const uint32_t r = i / c16;
+            cp_async16(Qs + (i + r) * 8, r < (uint32_t)nh ? src + (size_t)i * 16 : src, r < (uint32_t)nh);
+        }
+    };
     if (!tile0_early) {
         if (t0 < t1) issue(t0, Kb);
+        if (q16) issue_q();
+        cp_async_commit();
+    } else if (q16) {
+        issue_q();
         cp_async_commit();
     }
 #pragma unroll
@@ -413,8 +429,8 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
         if (t0 + k * TK < t1) issue(t0 + k * TK, Kb + k * TK * LD);
         cp_async_commit();
     }
-    { /* the queries, bf16: the block's rows are consecutive, twelve loads of a thread in
-         flight (GLM's 20 heads of 576: one trip) */
+    if (!q16 && t0 < t1) { /* the queries, bf16: the block's rows are consecutive, twelve loads
+                              of a thread in flight (GLM's 20 heads of 576: one trip) */
         const uint32_t w4 = (uint32_t)(W / 4), tot = DT_HB * w4, have = (uint32_t)nh * w4;
         const float4 *src = reinterpret_cast<const float4 *>(p.q + (qi * p.H + h0) * W);
         for (uint32_t i0 = tid; i0 < tot; i0 += 12 * DT_THREADS) {

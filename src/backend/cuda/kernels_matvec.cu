@@ -1156,6 +1156,9 @@ __global__ void __launch_bounds__(TM_THREADS) k_matvec_t(const __grid_constant__
             rope_pair(xg[p.nr + 2 * i], xg[p.nr + 2 * i + 1], c, s, &ra, &rb);
             p.y[g * p.ys + p.w.cols + 2 * i] = ra;
             p.y[g * p.ys + p.w.cols + 2 * i + 1] = rb;
+            if (p.y16)
+                reinterpret_cast<__nv_bfloat162 *>(static_cast<__nv_bfloat16 *>(p.y16) + g * p.ys + p.w.cols)[i] =
+                    __floats2bfloat162_rn(ra, rb);
         }
     }
     float acc[8];
@@ -1187,6 +1190,7 @@ __global__ void __launch_bounds__(TM_THREADS) k_matvec_t(const __grid_constant__
             float s = 0.0f;
             for (int k = 0; k < TM_RS; k++) s = __fadd_rn(s, red[k][t]);
             p.y[g * p.ys + c] = s;
+            if (p.y16) static_cast<__nv_bfloat16 *>(p.y16)[g * p.ys + c] = __float2bfloat16_rn(s);
         }
     }
 }
@@ -1195,7 +1199,8 @@ extern "C" cudaError_t cuk_matvec_t(const cu_mvt *p, cu_q q) {
     if (p->groups <= 0 || p->w.cols <= 0) return cudaSuccess;
     if (!cuk_kind_ok(p->w.kind) || p->w.cols % 32 || p->groups > 65534 || p->gmod < 1 ||
         p->rope % 2 || p->rope > 256 || (p->rope > 0 && !p->step) ||
-        (p->prep && (p->prep->n != 1 || p->prep->rope > 128)))
+        (p->prep && (p->prep->n != 1 || p->prep->rope > 128)) ||
+        (p->y16 && (p->ys % 2 || (uintptr_t)p->y16 % 4))) /* y16's rope pairs: 4-byte stores */
         return cudaErrorInvalidValue;
     mvt_args a = {};
     a.p = *p;

@@ -86,6 +86,7 @@ static zmlx_status plan_buffers(cu_sess *s, zerr *e) {
     size_t o_xrow = carve(&off, C * d * f), o_qa = carve(&off, C * ql * f);
     size_t o_q = carve(&off, C * H * qk * f), o_kv = carve(&off, C * W * f);
     size_t o_qabs = carve(&off, C * H * W * f), o_olat = carve(&off, C * H * R * f);
+    size_t o_qabs16 = carve(&off, H * W * 2);
     size_t o_attn = carve(&off, C * H * vd * f), o_cs = carve(&off, C * rope * f);
     size_t o_po = carve(&off, nparts * R * f), o_pml = carve(&off, nparts * 2 * f);
     size_t o_log = carve(&off, C * V * f), o_rlog = carve(&off, C * E * f), o_rsig = carve(&off, E * f);
@@ -106,6 +107,7 @@ static zmlx_status plan_buffers(cu_sess *s, zerr *e) {
     s->x = (float *)(b + o_x), s->xn = (float *)(b + o_xn), s->f = (float *)(b + o_f);
     s->xrow = (float *)(b + o_xrow), s->qa = (float *)(b + o_qa), s->q = (float *)(b + o_q);
     s->kv = (float *)(b + o_kv), s->qabs = (float *)(b + o_qabs), s->olat = (float *)(b + o_olat);
+    s->qabs16 = b + o_qabs16;
     s->attn = (float *)(b + o_attn), s->cs = (float *)(b + o_cs);
     s->part_o = (float *)(b + o_po), s->part_ml = (float *)(b + o_pml);
     s->logits = (float *)(b + o_log), s->rlog = (float *)(b + o_rlog), s->rw = (float *)(b + o_rw);
