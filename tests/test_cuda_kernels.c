@@ -1710,6 +1710,10 @@ static void case_absorbed(bool bf16, int64_t H, int64_t R, int64_t rope, int64_t
         CHECKF(out_fetch(&o, y1, "absorbed spread, PDL") && same_bits(out, y1, no),
                "absorbed spread H=%lld R=%lld pos=%lld: under PDL other bits", (long long)H, (long long)R,
                (long long)pos);
+        as.early = true; /* the decode step's early step read and L2 requests */
+        CHECK(cuk_attn_absorbed(&as, QPDL) == cudaSuccess);
+        CHECKF(out_fetch(&o, y1, "absorbed spread, early") && same_bits(out, y1, no),
+               "absorbed spread H=%lld R=%lld pos=%lld: early, other bits", (long long)H, (long long)R, (long long)pos);
         int64_t nan = 0;
         const double worst = max_err(out, refx, H * R, &nan);
         CHECKF(nan == 0 && worst <= 2e-5,
@@ -2233,7 +2237,7 @@ static void case_attn_uv(wfmt f, bool bf16, int64_t H, int64_t nope, int64_t vd,
             CHECKF(nan == 0 && err <= 2e-5, "spread %s bf16=%d H=%lld pos=%lld: o_lat err %.3g (NaN %lld)", fn, bf16,
                    (long long)H, (long long)pos, err, (long long)nan);
         }
-        const int splits[6] = {8, 1, 3, 3, 2, 8}; /* the 4th and the 6th under PDL */
+        const int splits[6] = {8, 1, 3, 3, 2, 8}; /* the 4th and the 6th under PDL, the 5th and 6th early */
         for (int si = 0; si < 6; si++) {
             dout of = out_new(ny);
             cu_attn_uv au = {.at = at, .uv = uv, .split = splits[si]};
@@ -2249,6 +2253,7 @@ static void case_attn_uv(wfmt f, bool bf16, int64_t H, int64_t nope, int64_t vd,
                 continue;
             }
             CHECK(cuk_attn_uv_ok(&au, Q));
+            au.at.early = si >= 4; /* the decode step's early step read and L2 requests */
             CHECK(cuk_attn_uv(&au, si == 3 || si == 5 ? QPDL : Q) == cudaSuccess);
             CHECKF(out_fetch(&of, y1, "attn_uv") && same_bits(y0, y1, ny),
                    "attn_uv %s bf16=%d H=%lld pos=%lld split %d spread %d: W_UV's output differs from the two "

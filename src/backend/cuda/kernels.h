@@ -372,7 +372,9 @@ typedef struct cu_attn {
     bool early;        /* the decode step (decode.c): every cache row but the step's own
                           was written before its first launch, and the step too, so the
                           tensor-core splits read the step and ask for a first tile
-                          without the step's row before they wait for their predecessor */
+                          without the step's row, and the short path and the spread
+                          (cuk_attn_uv, cuk_attn_spread) read the step, before they wait
+                          for their predecessor (dense only) */
     /* DeepSeek-V3.2 sparse attention (zattn_job's idx): when idx is set and idx_n[i] >= 0,
        query i reads only the idx_n[i] positions idx[i * idx_stride ..] (ascending), cut
        into the splits as a context of that length; idx_n[i] < 0 is the dense case. */

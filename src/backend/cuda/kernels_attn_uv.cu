@@ -121,6 +121,14 @@ __device__ __forceinline__ void attn_spread_head(const cu_attn &at, int Ti, cons
     au_cluster_arrive(); /* the peers' states read (the wait before the block leaves) */
 }
 
+/* The step's entry count (pos + 1) read before the PDL wait when at.early (the decode
+   step: its step was written before its chain began), else 0: read it after the wait.
+   (Asking L2 for the walk's cache rows here as well lost 1.7-2.5% at 256-512 entries:
+   benchmarks/device-2026-11-27zzc-h100-short-early/.) */
+__device__ __forceinline__ int au_entries_early(const cu_attn &at) {
+    return at.early ? at.step->pos + 1 : 0;
+}
+
 /* The attention alone on the spread (cuk_attn_spread): grid (ZCU_ATTN_SPREAD_N, H) in
    clusters along x; block 0 of each head writes its o_lat. */
 template <bool BF16>
@@ -130,8 +138,9 @@ __global__ void __launch_bounds__(AU_THREADS, 2) k_attn_spread(const __grid_cons
     const int tid = threadIdx.x, h = (int)blockIdx.y, sp = (int)blockIdx.x, ns = (int)gridDim.x;
     const int R = (int)at.R, W = R + (int)at.rope;
     float *red = sm, *qrow = sm + (int64_t)AS_WARPS * R + 16, *olat = qrow + (W + 3) / 4 * 4, *st = olat + R;
+    const int Te = au_entries_early(at);
     pdl_wait();
-    const int Ti = at.step->pos + 1;
+    const int Ti = Te ? Te : at.step->pos + 1;
     for (int c = tid; c < W; c += blockDim.x) qrow[c] = at.q[(int64_t)h * W + c];
     __syncthreads();
     attn_spread_head<BF16>(at, Ti, qrow, red, st, olat, sp, ns);
@@ -177,8 +186,9 @@ __global__ void __launch_bounds__(AU_THREADS, 2) k_attn_uv(const __grid_constant
     au_rows<K>(uv.w, uvrow, o0, r_hi, nj, valid, wr);
     const int rest = r_lo + AU_WARPS * AU_OPW; /* rows past every warp's first batch */
     if (r_hi > rest) prefetch_l2(row_of(uv.w, 0, uvrow + rest).d, (int64_t)(r_hi - rest) * uv.w.ld);
+    const int Te = au_entries_early(at);
     pdl_wait();
-    const int Ti = at.step->pos + 1;
+    const int Ti = Te ? Te : at.step->pos + 1;
     if (!SPREAD && Ti > AS_MAX) __trap(); /* the host picks the short path for short contexts only */
 
     /* the attention (attn.cuh's short path) of the query row, its output here */
