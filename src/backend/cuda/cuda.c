@@ -98,7 +98,7 @@ zmlx_status zcu_ctx_open(cu_ctx *c, int device, const zmlx_model *m, zerr *e) {
     /* measuring knobs: the short-context attention with W_UV's blocks per head (decode.c;
        0 = off), the decode attention's least positions per split and most splits (step.c;
        0 = one per multiprocessor), and (1) the float32 splits of 8 heads a block for graphs
-       of at most 2,048 positions instead of the tensor-core splits; (0) the decode's splits
+       of at most 2,048 positions instead of the tensor-core splits; (0) the decode's
        attention without its early start (cu_attn.early); (0) the splits converting the float
        queries in every block instead of copying W_UK^T's bf16 ones (cu_attn.q16) */
     st = env_int("ZMLX_CUDA_ATTN_UV", 8, 0, 64, &c->attn_uv_split, e);
