@@ -25,8 +25,10 @@
  * warp_sum's tree; exp2 of scores in log2 units, the maxima handed to the merge in natural
  * units), then O += P V
  * with V = the same rows' latent columns read by ldmatrix.trans (each warp 16 x 128 of the
- * 32 x 512 output).  The cache is exact bf16; the queries and the
- * probabilities are rounded to bf16.
+ * 32 x 512 output), which leaves through shared memory in whole 16-byte pieces.  In the
+ * decode step (cu_attn.early) the span and a first tile without the step's own row come
+ * before the PDL wait, and the queries may arrive as bf16 (cu_attn.q16, W_UK^T's launch).
+ * The cache is exact bf16; the queries and the probabilities are rounded to bf16.
  *
  * tests/test_cuda_kernels.c holds both to a double-precision attention of the same bf16
  * inputs.
