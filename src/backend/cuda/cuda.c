@@ -89,7 +89,6 @@ zmlx_status zcu_ctx_open(cu_ctx *c, int device, const zmlx_model *m, zerr *e) {
     CU_TRY(e, cudaGetDeviceProperties(&prop, c->device));
     snprintf(c->name, sizeof c->name, "%s", prop.name);
     c->sms = prop.multiProcessorCount;
-    c->cc_major = prop.major;
     /* programmatic dependent launch: Hopper and later, in a build with their code;
        ZMLX_CUDA_PDL=0 turns it off */
     c->hopper = cuk_hopper_code();

@@ -49,7 +49,6 @@ typedef struct cu_ctx {
     int device;
     char name[256];                     /* the GPU's name */
     int sms;                            /* multiprocessors */
-    int cc_major;
     bool hopper;                        /* Hopper's instructions run here (cuk_hopper_code) */
     bool pdl;                           /* programmatic dependent launch (hopper, ZMLX_CUDA_PDL != 0) */
     int attn_uv_split;                  /* cuk_attn_uv's blocks per head (ZMLX_CUDA_ATTN_UV; 0: off) */

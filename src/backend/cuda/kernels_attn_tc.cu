@@ -596,7 +596,10 @@ __global__ void __launch_bounds__(DT_THREADS, ST == 1 ? 2 : 1) k_attn_dec_tc(con
        queries' and the tiles' buffers: 32 rows of R + 4 floats fit in the queries' and one
        tile's), then stored in whole 16-byte pieces, a warp's stores whole lines — the
        accumulators' own pieces are 8 bytes of a row each, 32 rows apart.  The barrier:
-       a split without entries has run no tile, so no barrier since the queries' stores */
+       a split with entries has passed the loop's last one since its reads of the buffers,
+       one without entries stages nothing; this one keeps the staging below independent of
+       which of the paths above ran (racecheck found the hazard when the queries' staging
+       still ran in splits without entries) */
     const int64_t base = (qi * p.nsplit + split) * p.H + h0;
     const int OLD = R + 4;
     float *Os = reinterpret_cast<float *>(dsm);

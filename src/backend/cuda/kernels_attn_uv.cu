@@ -252,8 +252,8 @@ extern "C" bool cuk_attn_spread_fits(int64_t R, int64_t rope) {
 
 /* One dense query of a shape the spread takes. */
 static bool spread_ok(const cu_attn &at) {
-    return cuk_hopper_code() && at.q && at.cache && at.step && at.out && !at.idx && at.n_q == 1 && at.H >= 1 && at.H <= 65535 &&
-           cuk_attn_spread_fits(at.R, at.rope);
+    return cuk_hopper_code() && at.q && at.cache && at.step && at.out && !at.idx && at.n_q == 1 && at.H >= 1 &&
+           at.H <= 65535 && cuk_attn_spread_fits(at.R, at.rope);
 }
 
 extern "C" cudaError_t cuk_attn_spread(const cu_attn *p, cu_q q) {
