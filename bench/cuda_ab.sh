@@ -3,13 +3,13 @@
 # another build: the tests, compute-sanitizer, then decode A/B run by run on the same card.
 # Stage (from the repository root; binaries built here, the device image has no -dev headers):
 #   S=.device/ab; rm -rf $S; mkdir -p $S/lib $S/fixtures/models
-#   (cd build && tar cJf ../$S/bins.tar.xz zmlx zmlx-cuda_decode test_cuda test_cuda_kernels)
+#   (cd build && tar cJf ../$S/bins.tar.xz zmlx zmlx-cuda_decode test_cuda test_cuda_kernels test_cuda_attn)
 #   tar cJf $S/old.tar.xz -C OLD_BUILD zmlx-cuda_decode      # the build to compare with
 #   cp -L /lib/x86_64-linux-gnu/{libjansson.so.4,libpcre2-8.so.0} $S/lib/
 #   cp -r ../shared/fixtures/models/{glm47-tiny,glm47-tiny-v5,dsv3-tiny,dsv32-tiny} $S/fixtures/models/
 # and run `bash bench/cuda_ab.sh` with .device/ab carried.  Steps, bounded to ZMLX_AB_HARD
 # seconds (default 540):
-#   1. test_cuda_kernels and test_cuda (every kernel; goldens, patterns bit for bit)
+#   1. test_cuda_kernels, test_cuda_attn and test_cuda (every kernel; goldens, patterns bit for bit)
 #   2. compute-sanitizer memcheck and racecheck of the quick kernel test, memcheck of a
 #      dsv32-tiny and a glm47-tiny generate (the decode graph, the indexer)
 #   3. decode A/B, old then new, ZMLX_AB_ROUNDS rounds (default 2): $ZMLX_AB_MODEL
@@ -44,11 +44,14 @@ if [ "${ZMLX_AB_CHECKS:-1}" = 1 ]; then # ZMLX_AB_CHECKS=0: the A/B alone
 stamp "1. tests"
 timeout -k 5 $(lim 150) "$B/test_cuda_kernels" >"$T/k.log" 2>&1
 echo "test_cuda_kernels rc=$?" >>"$T/k.log"
+timeout -k 5 $(lim 120) "$B/test_cuda_attn" >"$T/a.log" 2>&1
+echo "test_cuda_attn rc=$?" >>"$T/a.log"
 timeout -k 5 $(lim 150) "$B/test_cuda" >"$T/m.log" 2>&1
 echo "test_cuda rc=$?" >>"$T/m.log"
-cat "$T/k.log" "$T/m.log" >"$OUT/tests.log"
+cat "$T/k.log" "$T/a.log" "$T/m.log" >"$OUT/tests.log"
 grep -hE "CHECK failed|rc=" "$OUT/tests.log" | head -20
 note "test_cuda_kernels: $(grep -E '^[0-9]+ passed' "$T/k.log" | tail -n 1) $(grep 'rc=' "$T/k.log")"
+note "test_cuda_attn: $(grep -E '^[0-9]+ passed' "$T/a.log" | tail -n 1) $(grep 'rc=' "$T/a.log")"
 note "test_cuda: $(grep -E '^[0-9]+ passed' "$T/m.log" | tail -n 1) $(grep 'rc=' "$T/m.log")"
 
 stamp "2. compute-sanitizer"
@@ -66,8 +69,11 @@ san() { # tool what command...
 }
 export ZMLX_TEST_CUDA_QUICK=1
 san memcheck "test_cuda_kernels (quick)" "$B/test_cuda_kernels"
-# racecheck of the quick kernel test: 180-200 s on an H100 (2026-11-27; 200 s ran out twice)
-SAN_LIM=300 san racecheck "test_cuda_kernels (quick)" "$B/test_cuda_kernels"
+san memcheck "test_cuda_attn (quick)" "$B/test_cuda_attn"
+# racecheck of the quick kernel tests: 180-200 s on an H100 together (2026-11-27; 200 s ran
+# out twice), most of it the attention's
+SAN_LIM=150 san racecheck "test_cuda_kernels (quick)" "$B/test_cuda_kernels"
+SAN_LIM=300 san racecheck "test_cuda_attn (quick)" "$B/test_cuda_attn"
 unset ZMLX_TEST_CUDA_QUICK
 san memcheck "generate dsv32-tiny (indexer, decode graph)" "$B/zmlx" generate "$D/fixtures/models/dsv32-tiny" \
     --backend cuda --prompt-ids "$PROMPT" --max-tokens 16 --ignore-eos --precision exact

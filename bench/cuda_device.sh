@@ -2,12 +2,12 @@
 # cuda_device.sh — one run on a GPU machine of the CUDA backend's checks and numbers, from
 # binaries built elsewhere (the device image has no -dev headers): stage them with
 #   mkdir -p .device/cuda/{bin,lib,fixtures/models}
-#   cp build/{zmlx,test_cuda,test_cuda_kernels,zmlx-cuda_bw,zmlx-cuda_decode} .device/cuda/bin/
+#   cp build/{zmlx,test_cuda,test_cuda_kernels,test_cuda_attn,zmlx-cuda_bw,zmlx-cuda_decode} .device/cuda/bin/
 #   cp -L /lib/x86_64-linux-gnu/{libjansson.so.4,libpcre2-8.so.0} .device/cuda/lib/
 #   cp -r ../shared/fixtures/models/{glm47-tiny,glm47-tiny-v5,dsv3-tiny,dsv32-tiny} .device/cuda/fixtures/models/
 # then run this from the repository root with .device/cuda carried.  Steps (each bounded):
 #   1. the GPU (nvidia-smi)
-#   2. test_cuda_kernels (every kernel vs the CPU reference, fused vs unfused bit for bit)
+#   2. test_cuda_kernels + test_cuda_attn (every kernel vs the CPU reference, fused vs unfused bit for bit)
 #      and test_cuda (golden fixtures, cpu vs cuda, patterns vs baseline, validate)
 #   3. read bandwidth and the production matvec kernels (zmlx-cuda_bw)
 #   4. decode / prefill, baseline vs preset (zmlx-cuda_decode), and `zmlx validate`
@@ -47,6 +47,11 @@ if has 2; then
     rc=$?
     grep -E "^device|CHECK failed|passed" "$OUT/test_cuda_kernels.log" | head -40
     summary+=("test_cuda_kernels: rc=$rc, $(tail -n 1 "$OUT/test_cuda_kernels.log")")
+    stamp "test_cuda_attn"
+    timeout 180 "$D/bin/test_cuda_attn" >"$OUT/test_cuda_attn.log" 2>&1
+    rc=$?
+    grep -E "^device|CHECK failed|passed" "$OUT/test_cuda_attn.log" | head -20
+    summary+=("test_cuda_attn: rc=$rc, $(tail -n 1 "$OUT/test_cuda_attn.log")")
     stamp "test_cuda"
     timeout 300 "$D/bin/test_cuda" >"$OUT/test_cuda.log" 2>&1
     rc=$?
@@ -89,11 +94,17 @@ if has 5; then
     ZMLX_TEST_CUDA_QUICK=1 timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 \
         "$D/bin/test_cuda" >"$OUT/memcheck_model.log" 2>&1
     rc2=$?
+    ZMLX_TEST_CUDA_QUICK=1 timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 \
+        "$D/bin/test_cuda_attn" >"$OUT/memcheck_attn.log" 2>&1
+    rc4=$?
     ZMLX_TEST_CUDA_QUICK=1 timeout 240 compute-sanitizer --tool racecheck --error-exitcode 9 \
         "$D/bin/test_cuda_kernels" >"$OUT/racecheck.log" 2>&1
     rc3=$?
-    grep -hE "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|CHECK failed|passed" "$OUT"/memcheck_*.log "$OUT/racecheck.log" | head -20
-    summary+=("memcheck: kernels rc=$rc1, model rc=$rc2; racecheck rc=$rc3")
+    ZMLX_TEST_CUDA_QUICK=1 timeout 240 compute-sanitizer --tool racecheck --error-exitcode 9 \
+        "$D/bin/test_cuda_attn" >"$OUT/racecheck_attn.log" 2>&1
+    rc5=$?
+    grep -hE "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|CHECK failed|passed" "$OUT"/memcheck_*.log "$OUT"/racecheck*.log | head -20
+    summary+=("memcheck: kernels rc=$rc1, attention rc=$rc4, model rc=$rc2; racecheck rc=$rc3, attention rc=$rc5")
 fi
 if has 6; then
     NM=${ZMLX_DEV_NCU_MODEL:-builtin:glm47-flash:layers=4,bits=16}

@@ -3,7 +3,7 @@
 # default weights: 4-bit affine g64, random) in ONE device call, with the tests in the same
 # call so the numbers come with a passing test run:
 #   1. the GPU, and its measured read bandwidth + the production kernels' GB/s (zmlx-cuda_bw)
-#   2. test_cuda_kernels and test_cuda (every kernel, the patterns bit for bit, the golden
+#   2. test_cuda_kernels, test_cuda_attn and test_cuda (every kernel, the patterns bit for bit, the golden
 #      fixtures, validate on the fixtures)
 #   3. decode at context 16, 4096 and 32768 (the long ones synthetic: the latent cache
 #      filled with random rows, no prefill), prefill of 512 and 4096 tokens, baseline
@@ -50,10 +50,12 @@ if has 2; then
     stamp "tests"
     timeout 240 "$D/bin/test_cuda_kernels" >"$OUT/test_cuda_kernels.log" 2>&1
     r1=$?
+    timeout 180 "$D/bin/test_cuda_attn" >"$OUT/test_cuda_attn.log" 2>&1
+    r3=$?
     timeout 300 "$D/bin/test_cuda" >"$OUT/test_cuda.log" 2>&1
     r2=$?
     grep -hE "CHECK failed|bit-identical|^validate|^golden" "$OUT"/test_cuda*.log | head -30
-    summary+=("test_cuda_kernels rc=$r1 ($(tail -n 1 "$OUT/test_cuda_kernels.log")), test_cuda rc=$r2 ($(tail -n 1 "$OUT/test_cuda.log"))")
+    summary+=("test_cuda_kernels rc=$r1 ($(tail -n 1 "$OUT/test_cuda_kernels.log")), test_cuda_attn rc=$r3 ($(tail -n 1 "$OUT/test_cuda_attn.log")), test_cuda rc=$r2 ($(tail -n 1 "$OUT/test_cuda.log"))")
 fi
 if has 3; then
     stamp "zmlx-cuda_decode $MODEL"

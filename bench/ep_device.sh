@@ -3,14 +3,14 @@
 # (nvidia-h100-x2 or nvidia-h200-x2), from binaries built elsewhere (the device image has
 # no -dev headers and no MPI).  Stage with
 #   S=.device/ep; rm -rf $S; mkdir -p $S/lib $S/fixtures/models
-#   (cd build && tar cJf ../$S/bins.tar.xz zmlx zmlx-cuda_decode zmlx-dist_allreduce test_cuda test_cuda_kernels)
+#   (cd build && tar cJf ../$S/bins.tar.xz zmlx zmlx-cuda_decode zmlx-dist_allreduce test_cuda test_cuda_kernels test_cuda_attn)
 #   cp -L /lib/x86_64-linux-gnu/{libjansson.so.4,libpcre2-8.so.0} $S/lib/
 #   cp -r ../shared/fixtures/models/{glm47-tiny,glm47-tiny-v5,dsv3-tiny,dsv32-tiny} $S/fixtures/models/
 # and run `bash bench/ep_device.sh` from the repository root with .device/ep carried.
 # Every step is bounded by `timeout`, cut to what is left of ZMLX_EP_HARD seconds (default
 # 540) and skipped when under 15 s are left.  NVLink multicast stays off (NCCL_NVLS_ENABLE=0).
 #   A. in parallel: GPU 0 test_cuda (golden fixtures on CUDA, DeepSeek-V3.2 included),
-#      GPU 1 test_cuda_kernels (every kernel, the indexer, sparse attention)
+#      GPU 1 test_cuda_kernels, then test_cuda_attn (every kernel, the indexer, sparse attention)
 #   B. fidelity, `generate` logits of every step with --gpus 0 vs 0,1 compared byte for
 #      byte: dsv32-tiny (exact, the indexer selecting from the 9th key), builtin
 #      dsv32:layers=8 with index_topk 16 (4-bit, fast: sparse from position 16),
@@ -45,14 +45,16 @@ note "machine: $NG x $CARD, driver $(nvidia-smi --query-gpu=driver_version --for
 stamp "A. test_cuda on GPU 0 | test_cuda_kernels on GPU 1"
 { CUDA_VISIBLE_DEVICES=0 timeout -k 5 $(lim 170) "$B/test_cuda" >"$T/model.log" 2>&1; echo "test_cuda rc=$?" >>"$T/model.log"; } &
 pa=$!
-CUDA_VISIBLE_DEVICES=1 timeout -k 5 $(lim 170) "$B/test_cuda_kernels" >"$T/kernels.log" 2>&1
+CUDA_VISIBLE_DEVICES=1 timeout -k 5 $(lim 110) "$B/test_cuda_kernels" >"$T/kernels.log" 2>&1
 echo "test_cuda_kernels rc=$?" >>"$T/kernels.log"
+CUDA_VISIBLE_DEVICES=1 timeout -k 5 $(lim 80) "$B/test_cuda_attn" >>"$T/kernels.log" 2>&1
+echo "test_cuda_attn rc=$?" >>"$T/kernels.log"
 wait $pa
 cat "$T/model.log" "$T/kernels.log" >"$OUT/tests.log"
 grep -E "^device|CHECK failed|dsv32|^golden|rc=" "$T/model.log" | head -40
 grep -E "CHECK failed|idx_|sparse|rc=|passed" "$T/kernels.log" | head -30
 note "test_cuda: $(grep -E '^[0-9]+ passed' "$T/model.log" | tail -n 1) $(grep 'rc=' "$T/model.log")"
-note "test_cuda_kernels: $(grep -E '^[0-9]+ passed' "$T/kernels.log" | tail -n 1) $(grep 'rc=' "$T/kernels.log")"
+note "test_cuda_kernels + test_cuda_attn: $(grep -E '^[0-9]+ passed' "$T/kernels.log" | tr '\n' ' ') $(grep 'rc=' "$T/kernels.log" | tr '\n' ' ')"
 
 EP=$OUT/ep.txt
 : >"$EP"

@@ -3,7 +3,7 @@
 # the quantized CUDA backend (branch cuda) with expert parallelism (branch dist), from
 # binaries built elsewhere (the device image has no -dev headers and no MPI).  Stage with
 #   S=/work/main/.device/int; rm -rf $S; mkdir -p $S/lib $S/fixtures/models
-#   (cd build && tar cJf $S/bins.tar.xz zmlx zmlx-cuda_decode test_cuda test_cuda_kernels \
+#   (cd build && tar cJf $S/bins.tar.xz zmlx zmlx-cuda_decode test_cuda test_cuda_kernels test_cuda_attn \
 #        test_kernels test_quant test_fp8)
 #   cp -L /lib/x86_64-linux-gnu/{libjansson.so.4,libpcre2-8.so.0} $S/lib/
 #   cp -r ../shared/fixtures/models/{glm47-tiny,glm47-tiny-v5,dsv3-tiny,dsv32-tiny} $S/fixtures/models/
@@ -14,7 +14,7 @@
 # under 15 s are left, so the call ends within 8 minutes.  NVLink multicast stays off (NCCL_NVLS_ENABLE=0).  In priority order:
 #   A. in parallel: GPU 0 test_cuda (golden fixtures on CUDA, cpu vs cuda, patterns bit for
 #      bit, validate) then `zmlx validate --backend cuda` on glm47-tiny and
-#      builtin:glm47-flash (4-bit, 32 tokens); GPU 1 test_cuda_kernels (every kernel, the
+#      builtin:glm47-flash (4-bit, 32 tokens); GPU 1 test_cuda_kernels + test_cuda_attn (every kernel, the
 #      expert slices) then the 47-layer 4-bit glm47-flash benchmark (zmlx-cuda_decode:
 #      decode at context 16 / 4k / 32k synthetic, prefill 512 / 4k, baseline vs preset);
 #      the CPU kernel tests (test_kernels, test_quant, test_fp8) at every x86 level
@@ -65,8 +65,10 @@ gpu0() {
     echo "validate builtin:glm47-flash rc=$?" >>"$OUT/model.log"
 }
 gpu1() {
-    CUDA_VISIBLE_DEVICES=1 timeout -k 5 $(lim 100) "$B/test_cuda_kernels" >"$OUT/kernels.log" 2>&1
+    CUDA_VISIBLE_DEVICES=1 timeout -k 5 $(lim 70) "$B/test_cuda_kernels" >"$OUT/kernels.log" 2>&1
     echo "test_cuda_kernels rc=$?" >>"$OUT/kernels.log"
+    CUDA_VISIBLE_DEVICES=1 timeout -k 5 $(lim 50) "$B/test_cuda_attn" >>"$OUT/kernels.log" 2>&1
+    echo "test_cuda_attn rc=$?" >>"$OUT/kernels.log"
     CUDA_VISIBLE_DEVICES=1 timeout -k 5 $(lim 150) "$B/zmlx-cuda_decode" builtin:glm47-flash --precision fast \
         --kv-dtype bf16 --patterns none --vs default --ctx 16,4096,32768 --synthetic --tokens 32 \
         --runs 2 --prefill 512,4096 >"$OUT/bench47.txt" 2>"$T/bench47.err"

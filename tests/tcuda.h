@@ -1,5 +1,5 @@
 /*
- * tcuda.h — helpers of the CUDA tests (test_cuda.c, test_cuda_kernels.c): random data,
+ * tcuda.h — helpers of the CUDA tests (test_cuda.c, test_cuda_kernels.c, test_cuda_attn.c): random data,
  * device copies, guarded outputs (guard floats around, NaN canaries inside), host
  * matrices of every weight layout (dense, or quantized by MLX's quantizers from random
  * floats) and their upload in upload.c's layout, and the error bound of a dot product.
@@ -8,7 +8,9 @@
 #ifndef ZMLX_TCUDA_H
 #define ZMLX_TCUDA_H
 
+#include "backend/backend.h"
 #include "backend/cuda/kernels.h"
+#include "core/err.h"
 #include "model/weight.h"
 #include "ops/quant.h"
 #include "tcheck.h"
@@ -50,6 +52,28 @@ static bool tq_fast;
 #define QPDL ((cu_q){S, true, tq_fast})
 
 /* A device copy of host data. */
+/* The start of a kernel test: false, after the SKIP lines, where no CUDA device answers;
+   else the device named, the stream S made, the kernels' attributes set, and *quick
+   (ZMLX_TEST_CUDA_QUICK=1: the short run for compute-sanitizer). */
+static inline bool tcu_begin(bool *quick) {
+    zerr e = {{0}};
+    const zbackend_ops *be = zbackend_get(ZMLX_BACKEND_CUDA);
+    CHECK(be != NULL);
+    if (!be || be->probe(&e) != ZMLX_OK) {
+        printf("SKIP: no CUDA device (%s)\n", e.msg);
+        printf("%d passed, %d failed, 1 skipped\n", tc_pass, tc_fail);
+        return false;
+    }
+    struct cudaDeviceProp prop;
+    CU(cudaGetDeviceProperties(&prop, 0));
+    printf("device: %s (%d SMs, %.1f GiB, sm_%d%d)\n", prop.name, prop.multiProcessorCount,
+           (double)prop.totalGlobalMem / 1073741824.0, prop.major, prop.minor);
+    CU(cudaStreamCreate(&S));
+    CU(cuk_init());
+    *quick = getenv("ZMLX_TEST_CUDA_QUICK") && !strcmp(getenv("ZMLX_TEST_CUDA_QUICK"), "1");
+    return true;
+}
+
 static inline void *dup_dev(const void *h, size_t bytes) {
     void *d;
     CU(cudaMalloc(&d, bytes ? bytes : 1));

@@ -30,7 +30,7 @@
  * before the PDL wait, and the queries may arrive as bf16 (cu_attn.q16, W_UK^T's launch).
  * The cache is exact bf16; the queries and the probabilities are rounded to bf16.
  *
- * tests/test_cuda_kernels.c holds both to a double-precision attention of the same bf16
+ * tests/test_cuda_attn.c holds both to a double-precision attention of the same bf16
  * inputs.
  */
 #include "backend/cuda/attn.cuh"

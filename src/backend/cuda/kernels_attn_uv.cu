@@ -19,7 +19,7 @@
  * context the work is small and reads the cache from L2 after the first block).  Either
  * way the same device functions in the same order as the launches it replaces
  * (attn_short_head or attn_spread_head; k_mv_lean's stage_rows32, warp_dots' sums as
- * dot.cuh's wd_load / wd_sum): the same bits, which tests/test_cuda_kernels.c checks.
+ * dot.cuh's wd_load / wd_sum): the same bits, which tests/test_cuda_attn.c checks.
  *
  * Measured and dropped (docs/cuda.md, benchmarks/device-2026-11-27-h100-chain/): W_UK^T
  * and the MLA epilogue in the same launch, every block computing the head's query (0.77x
