@@ -155,6 +155,9 @@ static void case_matvec(wfmt f, int64_t rows, int64_t cols) {
     CHECKF(knob_same(p, (size_t)rows, "ZMLX_CUDA_MV_EARLY") && knob_same(pb, (size_t)rows, "ZMLX_CUDA_MV_EARLY"),
            "matvec %s [%lld, %lld]: the rows loaded before the wait differ from the batch loop's", fn,
            (long long)rows, (long long)cols);
+    CHECKF(knob_same(p, (size_t)rows, "ZMLX_CUDA_MV_DEEP") && knob_same(pb, (size_t)rows, "ZMLX_CUDA_MV_DEEP"),
+           "matvec %s [%lld, %lld]: the deep instance (four blocks an SM) differs from the usual one", fn,
+           (long long)rows, (long long)cols);
 
     /* residual epilogue: y = r + W x  ==  (W x) then r + that */
     float *res = malloc((size_t)rows * 4), *want = malloc((size_t)rows * 4);
@@ -1488,6 +1491,7 @@ static void fast_cases(bool quick) {
     case_matvec(F_Q4, 5120, 768);
     case_matvec(F_Q4, 2048, 1536); /* the experts' down: 48 units per row */
     if (!quick) case_matvec(F_Q4, 20000, 2048);
+    if (!quick) case_matvec(F_Q4, 70000, 2048); /* the lm_head's deep instance: 8+ batches a warp */
     case_per_head(F_Q4, 20, 192, 256, 512, 64);
     case_per_head((wfmt){ZW_AFFINE8, 32, ZDT_F16}, 3, 8, 16, 96, 8);
     case_multi();

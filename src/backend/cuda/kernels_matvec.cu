@@ -424,8 +424,10 @@ __device__ __forceinline__ void mv_lean_run(const mv_lean_args &a, int blk) {
     }
 }
 
-template <int K, bool FAST, int OPW, bool NORM, bool HEADS, int NJ = 0>
-__global__ void __launch_bounds__(MV_THREADS, 2) k_mv_lean(const __grid_constant__ mv_lean_args a) {
+/* MINB: blocks a multiprocessor holds (4: the deep instances of large launches, 64
+   registers, twice the warps to hide their loads' and sums' latency; mv_lean's deep). */
+template <int K, bool FAST, int OPW, bool NORM, bool HEADS, int NJ = 0, int MINB = 2>
+__global__ void __launch_bounds__(MV_THREADS, MINB) k_mv_lean(const __grid_constant__ mv_lean_args a) {
     mv_lean_run<K, FAST, OPW, NORM, HEADS, NJ>(a, (int)blockIdx.x);
 }
 
@@ -631,6 +633,29 @@ static cudaError_t lean_early_go(int kind, int opw, int nj, int form, cu_q q, co
     return lean_form_go<ZW_AFFINE4, true, 1, NJ_EARLY_MAX>(form, q, a, blocks, smem);
 }
 
+/* The deep instances (k_mv_lean's MINB 4): affine 4-bit fast, plain or normalised on
+   load, one row a batch (two spill in the loop at 64 registers). */
+enum { MV_DEEP_MINB = 4 };
+static cudaError_t lean_deep_go(int form, cu_q q, const mv_lean_args &a, unsigned blocks, size_t smem) {
+    constexpr int D = MV_DEEP_MINB;
+    return form == 1 ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_lean<ZW_AFFINE4, true, 1, false, false, 0, D>, a)
+                     : launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_lean<ZW_AFFINE4, true, 1, true, false, 0, D>, a);
+}
+
+/* Blocks of the deep instance an SM holds with smem bytes of shared memory (0: unknown). */
+static int deep_occupancy(bool norm, size_t smem) {
+    constexpr int D = MV_DEEP_MINB;
+    int n = 0;
+    const cudaError_t err =
+        norm ? cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k_mv_lean<ZW_AFFINE4, true, 1, true, false, 0, D>, MV_THREADS, smem)
+             : cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k_mv_lean<ZW_AFFINE4, true, 1, false, false, 0, D>, MV_THREADS, smem);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return n;
+}
+
 template <int K, bool FAST>
 static cudaError_t lean_opw_go(int opw, int form, cu_q q, const mv_lean_args &a, unsigned blocks, size_t smem) {
     if (opw == 1) return lean_form_go<K, FAST, 1>(form, q, a, blocks, smem);
@@ -664,6 +689,9 @@ static cudaError_t lean_attrs(int lim) {
         ZCU_EARLY_ATTR(1, 2)
         ZCU_EARLY_ATTR(1, NJ_EARLY_MAX)
 #undef ZCU_EARLY_ATTR
+        constexpr int D = MV_DEEP_MINB;
+        if (err == cudaSuccess) err = cudaFuncSetAttribute(k_mv_lean<K, FAST, 1, false, false, 0, D>, at, lim);
+        if (err == cudaSuccess) err = cudaFuncSetAttribute(k_mv_lean<K, FAST, 1, true, false, 0, D>, at, lim);
     }
     return err;
 }
@@ -789,14 +817,30 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
        take it whatever the launch's size (ZMLX_CUDA_GLU_PIPE=0: not, for measuring) */
     bool pipe = glu && cu_knob("ZMLX_CUDA_GLU_PIPE", 1) != 0;
     for (int k = 0; k < n && pipe; k++) pipe = wd_fits(jobs[k].w) && wd_fits(jobs[k].up, &jobs[k].w);
-    const int form = glu ? 4 : lean_form(jobs[0]), opw = pipe ? 1 : mv_opw(jobs[0]);
+    const int form = glu ? 4 : lean_form(jobs[0]);
+    int opw = pipe ? 1 : mv_opw(jobs[0]);
     for (int k = 0; k < n; k++)
         if ((!glu && lean_form(jobs[k]) != form) || (!pipe && mv_opw(jobs[k]) != opw) || form == 0)
             return cudaSuccess;
     size_t smem = 0;
     /* router: its blocks first, a batch of MV_WARPS rows each */
     const int32_t rb = router ? (int32_t)((router->groups * router->rpg + MV_WARPS - 1) / MV_WARPS) : 0;
-    const int64_t res = mv_resident(kind, q8, (size_t)stage_floats(jobs[0].w.cols, q8) * sizeof(float)) - rb;
+    const size_t s1 = (size_t)stage_floats(jobs[0].w.cols, q8) * sizeof(float);
+    int64_t res = mv_resident(kind, q8, s1) - rb;
+    /* a large plain or normalised launch of one affine 4-bit job (the lm_head, the dense
+       FFN's down: many batches a warp) in the deep instance, twice the blocks an SM
+       (ZMLX_CUDA_MV_DEEP=0: not, for measuring); each row's sum as before */
+    const int64_t outs0 = jobs[0].groups * jobs[0].rpg;
+    bool deep = !glu && !router && n == 1 && q8 && kind == ZW_AFFINE4 && (form == 1 || form == 2) && res > 0 &&
+                outs0 / (res * MV_WARPS * opw) >= 8 && cu_knob("ZMLX_CUDA_MV_DEEP", 1) != 0;
+    if (deep) { /* where the deep instance does not fit four blocks an SM: the usual one */
+        const int per = deep_occupancy(form == 2, s1);
+        int dev = 0, sms = 0;
+        deep = per >= MV_DEEP_MINB && cudaGetDevice(&dev) == cudaSuccess &&
+               cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) == cudaSuccess;
+        (void)cudaGetLastError();
+        if (deep) opw = 1, res = (int64_t)sms * per; /* one row a batch */
+    }
     int64_t blocks1[2], total1 = 0, B[2];
     const int64_t step = (int64_t)MV_WARPS * opw;
     mv_lean_args a = {};
@@ -865,6 +909,7 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
         err = pipe     ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE8, 1, true>, ga)
               : opw == 1 ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE8, 1, false>, ga)
                        : launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE8, 2, false>, ga);
+    else if (deep) err = lean_deep_go(form, q, a, blocks, smem);
     else if (early_nj > 0) err = lean_early_go(kind, opw, early_nj, form, q, a, blocks, smem);
     else if (kind == ZW_AFFINE4 && q8) err = lean_opw_go<ZW_AFFINE4, true>(opw, form, q, a, blocks, smem);
     else if (kind == ZW_AFFINE8 && q8) err = lean_opw_go<ZW_AFFINE8, true>(opw, form, q, a, blocks, smem);
