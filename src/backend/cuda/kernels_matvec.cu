@@ -827,9 +827,9 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
     const int32_t rb = router ? (int32_t)((router->groups * router->rpg + MV_WARPS - 1) / MV_WARPS) : 0;
     const size_t s1 = (size_t)stage_floats(jobs[0].w.cols, q8) * sizeof(float);
     int64_t res = mv_resident(kind, q8, s1) - rb;
-    /* a large plain or normalised launch of one affine 4-bit job (the lm_head, the dense
-       FFN's down: many batches a warp) in the deep instance, twice the blocks an SM
-       (ZMLX_CUDA_MV_DEEP=0: not, for measuring); each row's sum as before */
+    /* a large plain or normalised launch of one affine 4-bit job, 8 or more batches a
+       warp (the lm_head) in the deep instance, twice the blocks an SM (ZMLX_CUDA_MV_DEEP=0:
+       not, for measuring); each row's sum as before */
     const int64_t outs0 = jobs[0].groups * jobs[0].rpg;
     bool deep = !glu && !router && n == 1 && q8 && kind == ZW_AFFINE4 && (form == 1 || form == 2) && res > 0 &&
                 outs0 / (res * MV_WARPS * opw) >= 8 && cu_knob("ZMLX_CUDA_MV_DEEP", 1) != 0;
