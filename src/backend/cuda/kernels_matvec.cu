@@ -760,13 +760,21 @@ static int mv_occupancy(bool fast, size_t smem) {
 }
 
 /* Blocks of k_matvec the GPU holds at once (0: unknown). */
-static int64_t mv_resident(int kind, bool fast, size_t smem) {
-    int dev = 0, sms = 0, per = 0;
+/* Multiprocessors of the current device (0: unknown). */
+static int sm_count(void) {
+    int dev = 0, sms = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||
         cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
         (void)cudaGetLastError();
         return 0;
     }
+    return sms;
+}
+
+static int64_t mv_resident(int kind, bool fast, size_t smem) {
+    const int sms = sm_count();
+    int per = 0;
+    if (sms == 0) return 0;
     ZCU_DISPATCH(kind, per = mv_occupancy<K>(fast, smem));
     (void)cudaGetLastError();
     return (int64_t)sms * per;
@@ -834,11 +842,8 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
     bool deep = !glu && !router && n == 1 && q8 && kind == ZW_AFFINE4 && (form == 1 || form == 2) && res > 0 &&
                 outs0 / (res * MV_WARPS * opw) >= 8 && cu_knob("ZMLX_CUDA_MV_DEEP", 1) != 0;
     if (deep) { /* where the deep instance does not fit four blocks an SM: the usual one */
-        const int per = deep_occupancy(form == 2, s1);
-        int dev = 0, sms = 0;
-        deep = per >= MV_DEEP_MINB && cudaGetDevice(&dev) == cudaSuccess &&
-               cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) == cudaSuccess;
-        (void)cudaGetLastError();
+        const int per = deep_occupancy(form == 2, s1), sms = sm_count();
+        deep = per >= MV_DEEP_MINB && sms > 0;
         if (deep) opw = 1, res = (int64_t)sms * per; /* one row a batch */
     }
     int64_t blocks1[2], total1 = 0, B[2];
