@@ -37,6 +37,7 @@ int main(void) {
 
 #include "backend/backend.h"
 #include "backend/cpu/kernels.h"
+#include "backend/cuda/cuda_internal.h"
 #include "core/err.h"
 #include "model/indexer.h"
 #include "ops/ops.h"
@@ -868,6 +869,63 @@ static void case_multi(void) {
 }
 
 /* Y = X W^T over n tokens, plain and with a row gather. */
+/* The chunk's dense products through cuBLAS on bf16 copies (blas.c), fast mode: the same
+   bound as the tile kernel's (the same bf16 operands, another order of the sums), into
+   rows ldy apart from rows ldx apart, and the bf16 copies themselves bit for bit against
+   the host's rounding of deq8's values.  Skipped where libcublas does not load. */
+static void case_gemm_blas(zcu_blas *b, wfmt f, int64_t rows, int64_t cols, int64_t n) {
+    char fn[48];
+    wfmt_name(f, fn, sizeof fn);
+    if (!zcu_blas_ready(b)) {
+        printf("gemm blas %s: libcublas not loaded here, skipped\n", fn);
+        return;
+    }
+    hmat m = hmat_new(f, rows, cols);
+    const int64_t ldx = cols + 4, ldy = rows + 3;
+    float *x = malloc((size_t)(n * ldx) * 4), *y = malloc((size_t)(n * ldy) * 4);
+    fill(x, (size_t)(n * ldx), 1.0f);
+    cuw dw = to_dev(&m);
+    float *dx = dup_dev(x, (size_t)(n * ldx) * 4);
+    dout o = out_new((size_t)(n * ldy));
+    zerr e = {{0}};
+    const zmlx_status st = zcu_blas_gemm(b, &dw, dx, ldx, o.p, ldy, n, Q, &e);
+    CHECKF(st == ZMLX_OK, "gemm blas %s: %s", fn, e.msg);
+    CHECKF(out_fetch(&o, y, "gemm blas"), "gemm blas %s: a write past its rows", fn);
+    dotchk c = {0};
+    int64_t kept = 0;
+    for (int64_t j = 0; j < n; j++) {
+        for (int64_t r = 0; r < rows; r++) {
+            double ex, as, big;
+            dot_bf16(&m.w, r, x + j * ldx, &ex, &as, &big);
+            dot_check_tc(&c, y[j * ldy + r], ex, as, big, cols);
+        }
+        for (int64_t r = rows; r < ldy; r++) kept += f2u(y[j * ldy + r]) == CANARY;
+    }
+    DOTCHK_OK(c, "gemm blas %s [%lld, %lld] n=%lld", fn, (long long)rows, (long long)cols, (long long)n);
+    CHECKF(kept == n * (ldy - rows), "gemm blas %s: wrote between its rows (%lld of %lld kept)", fn,
+           (long long)kept, (long long)(n * (ldy - rows)));
+    /* the bf16 weight copy: deq8's values rounded to nearest even */
+    uint16_t *w16 = malloc((size_t)(rows * cols) * 2);
+    CU(cudaStreamSynchronize(S));
+    CU(cudaMemcpy(w16, b->w16, (size_t)(rows * cols) * 2, cudaMemcpyDeviceToHost));
+    int64_t same = 0;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t k = 0; k < cols; k++) {
+            const uint32_t u = f2u(zweight_get(&m.w, r, k));
+            const uint16_t want = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16); /* finite values */
+            same += w16[r * cols + k] == want;
+        }
+    CHECKF(same == rows * cols, "gemm blas %s: %lld of %lld bf16 weights differ from the rounded dequantized values",
+           fn, (long long)(rows * cols - same), (long long)(rows * cols));
+    free(w16);
+    out_free(&o);
+    cuw_free(&dw);
+    cudaFree(dx);
+    hmat_free(&m);
+    free(x);
+    free(y);
+}
+
 static void case_gemm(wfmt f, int64_t rows, int64_t cols, int64_t n) {
     char fn[48];
     wfmt_name(f, fn, sizeof fn);
@@ -1517,6 +1575,15 @@ static void fast_cases(bool quick) {
     case_gemm(F_MX, 33, 64, 66);
     case_grouped(F_Q4, 64, 4, 96, 256, 70);
     case_grouped(F_Q4, 64, 4, 200, 2048, 128); /* GLM-4.7-Flash's experts, one chunk */
+    {
+        zcu_blas b = {0};
+        case_gemm_blas(&b, F_Q4, 768, 2048, 100);
+        case_gemm_blas(&b, F_Q4, 200, 512, 300); /* kv_b's expansion shape, a larger scratch */
+        case_gemm_blas(&b, F_BF16, 64, 2048, 70); /* the router */
+        case_gemm_blas(&b, (wfmt){ZW_AFFINE8, 32, ZDT_F16}, 130, 256, 65);
+        case_gemm_blas(&b, F_MX, 96, 64, 64);
+        zcu_blas_free(&b);
+    }
     case_grouped(F_BF16, 8, 4, 33, 64, 3);
 }
 

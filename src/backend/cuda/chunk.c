@@ -16,10 +16,28 @@
 #include "backend/cuda/cuda_internal.h"
 #include "backend/cuda/ep.h"
 
-/* y[n, w.rows] = x[n, w.cols] W^T. */
-static cudaError_t proj(const cuw *w, const float *x, float *y, int64_t n, cu_q q) {
-    return cuk_gemm(*w, x, w->cols, NULL, y, w->rows, n, NULL, 0, q);
+/* Fast mode's dense products of at least this many rows go to cuBLAS (blas.c), weights
+   of at most BLAS_MAX_W elements (the bf16 copy: 128 MiB; not a whole-vocabulary lm_head). */
+enum { BLAS_MIN_N = 64 };
+#define BLAS_MAX_W ((int64_t)1 << 26)
+
+/* y[n, rows] (ldy) = x[n, w.cols] (ldx) W^T: cuBLAS on bf16 copies where fast mode allows
+   it (ZMLX_CUDA_GEMM_BLAS, libcublas present), else the tile kernel (cuk_gemm). */
+static zmlx_status gemm(cu_sess *s, const cuw *w, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t n,
+                        cu_q q, zerr *e) {
+    if (q.fast && s->c->gemm_blas && n >= BLAS_MIN_N && !w->stride && w->rows * w->cols <= BLAS_MAX_W &&
+        ldx % 4 == 0 && ((uintptr_t)x & 15) == 0 && zcu_blas_ready(&s->blas))
+        return zcu_blas_gemm(&s->blas, w, x, ldx, y, ldy, n, q, e);
+    CU_TRY(e, cuk_gemm(*w, x, ldx, NULL, y, ldy, n, NULL, 0, q));
+    return ZMLX_OK;
 }
+
+/* y[n, w.rows] = x[n, w.cols] W^T (returns from the caller on failure). */
+#define PROJ(w, x, y, n)                                                                   \
+    do {                                                                                   \
+        zmlx_status r_ = gemm(s, (w), (x), (w)->cols, (y), (w)->rows, (n), q, e);           \
+        if (r_ != ZMLX_OK) return r_;                                                      \
+    } while (0)
 
 /* The attention block of layer l: s->xn -> s->f. */
 static zmlx_status attention(cu_sess *s, int l, int64_t n, int64_t T, bool absorbed,
@@ -34,19 +52,19 @@ static zmlx_status attention(cu_sess *s, int l, int64_t n, int64_t T, bool absor
     void *cache = (uint8_t *)s->cache + (size_t)l * (size_t)s->cap * (size_t)s->W * s->kv_elem;
     const bool lora = cf->q_lora_rank > 0;
 
-    CU_TRY(e, proj(&L->kv_a, s->xn, s->kv, n, q));
-    CU_TRY(e, proj(&L->q_a, s->xn, lora ? s->qa : s->q, n, q));
+    PROJ(&L->kv_a, s->xn, s->kv, n);
+    PROJ(&L->q_a, s->xn, lora ? s->qa : s->q, n);
     cu_prep pp = {.kv = s->kv, .R = R, .rope = rope, .qa = lora ? s->qa : NULL,
                   .ql = cf->q_lora_rank, .kv_norm = L->kv_a_norm, .q_norm = L->q_a_norm,
                   .eps = cf->attn_norm_eps, .inv_freq = c->inv_freq, .mscale = m->rope_mscale,
                   .cache = cache, .cache_bf16 = s->kv_bf16, .cs = s->cs, .step = s->d_step, .n = n};
     CU_TRY(e, cuk_attn_prep(&pp, q));
-    if (lora) CU_TRY(e, proj(&L->q_b, s->qa, s->q, n, q));
+    if (lora) PROJ(&L->q_b, s->qa, s->q, n);
     const bool dsa = zcu_dsa(s);
     if (dsa) { /* DeepSeek-V3.2: the indexer's selection for every query of the chunk */
-        CU_TRY(e, proj(&L->idx_wk, s->xn, s->ik, n, q));
-        CU_TRY(e, proj(&L->idx_w, s->xn, s->iw, n, q));
-        CU_TRY(e, proj(&L->idx_wq_b, s->qa, s->iq, n, q));
+        PROJ(&L->idx_wk, s->xn, s->ik, n);
+        PROJ(&L->idx_w, s->xn, s->iw, n);
+        PROJ(&L->idx_wq_b, s->qa, s->iq, n);
         zmlx_status r = zcu_indexer(s, l, n, NULL, T, q, e);
         if (r != ZMLX_OK) return r;
     }
@@ -68,14 +86,15 @@ static zmlx_status attention(cu_sess *s, int l, int64_t n, int64_t T, bool absor
         zmlx_status rs = zcu_reserve_expanded(s, T, e);
         if (rs != ZMLX_OK) return rs;
         CU_TRY(e, cuk_cache_to_f32(cache, s->kv_bf16, s->W, R, T, s->lat_f32, q));
-        CU_TRY(e, cuk_gemm(L->kv_b, s->lat_f32, R, NULL, s->kvb, H * hs, T, NULL, 0, q));
+        zmlx_status rg = gemm(s, &L->kv_b, s->lat_f32, R, s->kvb, H * hs, T, q, e);
+        if (rg != ZMLX_OK) return rg;
         cu_attn_x ax = {.q = s->q, .kvb = s->kvb, .cache = cache, .cache_bf16 = s->kv_bf16,
                         .n = n, .H = H, .nope = nope, .rope = rope, .vd = vd, .R = R,
                         .scale = m->attn_scale, .step = s->d_step, .out = s->attn,
                         .idx = dsa ? s->sel : NULL, .idx_n = s->sel_n, .idx_stride = s->sel_cap};
         CU_TRY(e, cuk_attn_expanded(&ax, q));
     }
-    CU_TRY(e, proj(&L->o, s->attn, s->f, n, q));
+    PROJ(&L->o, s->attn, s->f, n);
     return ZMLX_OK;
 }
 
@@ -90,10 +109,10 @@ static zmlx_status ffn(cu_sess *s, int l, int64_t n, const float *next_w, zerr *
     const int64_t mI = cf->moe_intermediate_size;
     const float eps = cf->rms_norm_eps;
     if (!L->moe) {
-        CU_TRY(e, proj(&L->gate, s->xn, s->dg, n, q));
-        CU_TRY(e, proj(&L->up, s->xn, s->du, n, q));
+        PROJ(&L->gate, s->xn, s->dg, n);
+        PROJ(&L->up, s->xn, s->du, n);
         CU_TRY(e, cuk_silu_mul(s->dg, s->du, n * L->gate.rows, s->dg, q));
-        CU_TRY(e, proj(&L->down, s->dg, s->f, n, q));
+        PROJ(&L->down, s->dg, s->f, n);
         CU_TRY(e, cuk_add_rmsnorm(s->x, s->f, next_w, d, eps, s->xn, n, q));
         return ZMLX_OK;
     }
@@ -103,7 +122,7 @@ static zmlx_status ffn(cu_sess *s, int l, int64_t n, const float *next_w, zerr *
                              .softmax_scoring = cf->scoring == ZSCORE_SOFTMAX,
                              .scale = cf->routed_scaling_factor};
     /* rows grouped by expert (slot order as moe.c), one grouped GEMM each */
-    CU_TRY(e, proj(&L->router, s->xn, s->rlog, n, q));
+    PROJ(&L->router, s->xn, s->rlog, n);
     CU_TRY(e, cuk_route(rc, s->rlog, L->router_bias, n, s->ridx, s->rw, q));
     CU_TRY(e, cuk_moe_group(s->ridx, n, K, E, s->goff, s->glist, s->gslot, q));
     /* several GPUs: only this rank's groups (rows goff[e0] .. goff[e0 + ne)), the other
@@ -121,10 +140,10 @@ static zmlx_status ffn(cu_sess *s, int l, int64_t n, const float *next_w, zerr *
         if (r != ZMLX_OK) return r;
     }
     if (shared) {
-        CU_TRY(e, proj(&L->sh_gate, s->xn, s->sg, n, q));
-        CU_TRY(e, proj(&L->sh_up, s->xn, s->su, n, q));
+        PROJ(&L->sh_gate, s->xn, s->sg, n);
+        PROJ(&L->sh_up, s->xn, s->su, n);
         CU_TRY(e, cuk_silu_mul(s->sg, s->su, n * L->sh_gate.rows, s->sg, q));
-        CU_TRY(e, proj(&L->sh_down, s->sg, s->sd, n, q));
+        PROJ(&L->sh_down, s->sg, s->sd, n);
     }
     CU_TRY(e, cuk_moe_combine(s->rw, s->gslot, K, s->de, shared ? s->sd : NULL, s->x, NULL, next_w,
                               eps, s->xn, d, n, q));
@@ -156,7 +175,7 @@ zmlx_status zcu_chunk(cu_sess *s, int64_t n, int64_t T, bool absorbed, int64_t n
                     .y = s->logits};
         CU_TRY(e, cuk_matvec(&lm, 1, q));
     } else {
-        CU_TRY(e, proj(&c->lm_head, s->xrow, s->logits, rows, q));
+        PROJ(&c->lm_head, s->xrow, s->logits, rows);
     }
     return ZMLX_OK;
 }

@@ -55,6 +55,7 @@ typedef struct cu_ctx {
     int attn_hb8;                       /* ZMLX_CUDA_ATTN_HB8 (cuda.c) */
     int dec_early;                      /* ZMLX_CUDA_DEC_EARLY (cuda.c; cu_attn.early) */
     int dec_q16;                        /* ZMLX_CUDA_DEC_Q16 (cuda.c; cu_attn.q16) */
+    int gemm_blas;                      /* ZMLX_CUDA_GEMM_BLAS (cuda.c; chunk.c's gemm) */
     int dec_span, dec_splits;           /* decode attention: least positions a split, most splits
                                            (ZMLX_CUDA_DEC_SPAN / _SPLITS; 0: one per SM) */
     cudaStream_t stream;
@@ -76,6 +77,25 @@ static inline bool zcu_fast(const cu_ctx *c) {
 
 /* Open `device` (-1: the current one) for c: properties, stream, kernel attributes. */
 zmlx_status zcu_ctx_open(cu_ctx *c, int device, const zmlx_model *m, zerr *e);
+
+/* cuBLAS for the dense prefill products of fast mode (blas.c), loaded when first needed:
+   the library, its handle, and the bf16 copies of a product's operands. */
+typedef struct zcu_blas {
+    void *lib;
+    void *handle;                       /* cublasHandle_t, NULL until zcu_blas_ready */
+    struct zcu_blas_fns *fns;
+    void *w16, *x16;                    /* bf16 weight [rows, cols], activations [n, cols] */
+    size_t wcap, xcap;                  /* their bytes */
+    bool tried;
+} zcu_blas;
+
+/* Is cuBLAS loaded and its handle made (tried once: false where libcublas is missing)? */
+bool zcu_blas_ready(zcu_blas *b);
+/* y[n, w.rows] (rows ldy floats apart) = x[n, w.cols] (ldx) W^T through cuBLAS on bf16
+   copies of both (one matrix, no stack); after zcu_blas_ready. */
+zmlx_status zcu_blas_gemm(zcu_blas *b, const cuw *w, const float *x, int64_t ldx, float *y, int64_t ldy,
+                          int64_t n, cu_q q, zerr *e);
+void zcu_blas_free(zcu_blas *b);
 
 /* A captured decode step, valid for its cache capacity, pattern set and ending. */
 typedef struct cu_graph {
@@ -133,6 +153,7 @@ typedef struct cu_sess {
     float *lat_f32, *kvb;      /* expanded path: [xcap, R], [xcap, H * (nope + vd)] */
     int64_t xcap;
     cu_graph graph[ZCU_ATT_MODES]; /* the decode step, one per attention mode (zcu_att_mode) */
+    zcu_blas blas;             /* the chunk's dense products in fast mode (chunk.c) */
     int64_t bytes;
 } cu_sess;
 

@@ -254,6 +254,13 @@ bool cuk_gemm_tc_ok(cuw w, const float *x, int64_t ldx);
 cudaError_t cuk_gemm_tc(cuw w, const float *x, int64_t ldx, const int32_t *xrows, float *y,
                         int64_t ldy, int64_t n, const int32_t *goff, int64_t groups, cu_q q);
 
+/* The bf16 operands of the cuBLAS form of a dense GEMM (blas.c): matrix e of w
+   dequantized (deq8's values rounded to nearest even: the tile kernel's) into dst [rows,
+   cols], and x [n, cols] (rows ldx floats apart, 16-byte aligned, ldx % 4 == 0) rounded
+   into dst [n, cols]; dst 16-byte aligned. */
+cudaError_t cuk_deq_bf16(cuw w, int64_t e, void *dst, cu_q q);
+cudaError_t cuk_to_bf16(const float *x, int64_t ldx, int64_t n, int64_t cols, void *dst, cu_q q);
+
 /* ---------------------------------------------------------------- elementwise */
 
 /* x[t, :] = embedding row ids[t] dequantized (the reference's values), t < n. */

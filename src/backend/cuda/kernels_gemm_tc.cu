@@ -110,6 +110,58 @@ __global__ void __launch_bounds__(TC_THREADS)
     }
 }
 
+/* The operands of the cuBLAS form (blas.c): the weight (matrix e of a stack) and the
+   activations as bf16, row-major and packed (rows x cols, n x cols), the values the tile
+   kernel above puts in shared memory (deq8 rounded to nearest even; the float32
+   activations rounded the same way). */
+template <int K>
+__global__ void __launch_bounds__(256) k_deq_bf16(const __grid_constant__ cuw w, int64_t e, __nv_bfloat16 *dst) {
+    pdl_launch();
+    pdl_wait();
+    const int64_t per = w.cols / 8, total = w.rows * per;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t r = i / per, c0 = (i - r * per) * 8;
+        float v[8];
+        deq8<K>(w, row_of(w, e, r), c0, v);
+        st_bf16x8(dst + r * w.cols + c0, v);
+    }
+}
+
+__global__ void __launch_bounds__(256) k_to_bf16(const float *x, int64_t ldx, int64_t n, int64_t cols,
+                                                 __nv_bfloat16 *dst) {
+    pdl_launch();
+    pdl_wait();
+    const int64_t per = cols / 8, total = n * per;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t j = i / per, c0 = (i - j * per) * 8;
+        const float4 a = __ldg(reinterpret_cast<const float4 *>(x + j * ldx + c0));
+        const float4 b = __ldg(reinterpret_cast<const float4 *>(x + j * ldx + c0) + 1);
+        const float v[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+        st_bf16x8(dst + j * cols + c0, v);
+    }
+}
+
+static unsigned elem_blocks(int64_t pieces) {
+    const int64_t b = (pieces + 255) / 256;
+    return (unsigned)(b < 1 ? 1 : b > 8192 ? 8192 : b);
+}
+
+extern "C" cudaError_t cuk_deq_bf16(cuw w, int64_t e, void *dst, cu_q q) {
+    if (w.rows <= 0) return cudaSuccess;
+    if (!cuk_kind_ok(w.kind) || w.cols % 32 || ((uintptr_t)dst & 15)) return cudaErrorInvalidValue;
+    cudaError_t err = cudaSuccess;
+    ZCU_DISPATCH(w.kind, err = launch(q, dim3(elem_blocks(w.rows * (w.cols / 8))), dim3(256), 0, k_deq_bf16<K>, w, e,
+                                      static_cast<__nv_bfloat16 *>(dst)));
+    return err;
+}
+
+extern "C" cudaError_t cuk_to_bf16(const float *x, int64_t ldx, int64_t n, int64_t cols, void *dst, cu_q q) {
+    if (n <= 0) return cudaSuccess;
+    if (cols % 8 || ldx % 4 || ldx < cols || ((uintptr_t)x & 15) || ((uintptr_t)dst & 15)) return cudaErrorInvalidValue;
+    return launch(q, dim3(elem_blocks(n * (cols / 8))), dim3(256), 0, k_to_bf16, x, ldx, n, cols,
+                  static_cast<__nv_bfloat16 *>(dst));
+}
+
 extern "C" bool cuk_gemm_tc_ok(cuw w, const float *x, int64_t ldx) {
     return cuk_kind_ok(w.kind) && w.cols % TC_K == 0 && ldx % 4 == 0 && ((uintptr_t)x & 15) == 0;
 }

@@ -288,6 +288,7 @@ void zcu_session_free(void *ctx, void *dev) {
     if (s->h_step) cudaFreeHost(s->h_step);
     if (s->h_logits) cudaFreeHost(s->h_logits);
     if (s->h_amax) cudaFreeHost(s->h_amax);
+    zcu_blas_free(&s->blas);
     free(s);
 }
 
