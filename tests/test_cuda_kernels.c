@@ -869,6 +869,48 @@ static void case_multi(void) {
 }
 
 /* Y = X W^T over n tokens, plain and with a row gather. */
+static void case_gemm(wfmt f, int64_t rows, int64_t cols, int64_t n) {
+    char fn[48];
+    wfmt_name(f, fn, sizeof fn);
+    hmat m = hmat_new(f, rows, cols);
+    const int64_t nx = n + 3;
+    float *x = malloc((size_t)(nx * cols) * 4), *y = malloc((size_t)(n * rows) * 4);
+    fill(x, (size_t)(nx * cols), 1.0f);
+    int32_t *rows_of = malloc((size_t)n * 4);
+    for (int64_t j = 0; j < n; j++) rows_of[j] = (int32_t)(rng_u64(&cu_rng) % (uint64_t)nx);
+    cuw dw = to_dev(&m);
+    float *dx = dup_dev(x, (size_t)(nx * cols) * 4);
+    int32_t *drows = dup_dev(rows_of, (size_t)n * 4);
+    for (int gather = 0; gather < 2; gather++) {
+        dout o = out_new((size_t)(n * rows));
+        CHECK(cuk_gemm(dw, dx, cols, gather ? drows : NULL, o.p, rows, n, NULL, 0, Q) == cudaSuccess);
+        CHECKF(out_fetch(&o, y, "gemm"), "gemm %s", fn);
+        dotchk c = {0};
+        for (int64_t j = 0; j < n; j++)
+            for (int64_t r = 0; r < rows; r++) {
+                const float *xj = x + (gather ? rows_of[j] : j) * cols;
+                double ex, as, big;
+                if (tq_fast) { /* the tensor-core kernel: bf16 operands */
+                    dot_bf16(&m.w, r, xj, &ex, &as, &big);
+                    dot_check_tc(&c, y[j * rows + r], ex, as, big, cols);
+                } else {
+                    dot_exact(&m.w, r, xj, &ex, &as);
+                    dot_check(&c, y[j * rows + r], ex, as, cols);
+                }
+            }
+        DOTCHK_OK(c, "gemm%s %s [%lld, %lld] n=%lld gather=%d", tq_fast ? " tc" : "", fn, (long long)rows,
+                  (long long)cols, (long long)n, gather);
+        out_free(&o);
+    }
+    cuw_free(&dw);
+    cudaFree(dx);
+    cudaFree(drows);
+    hmat_free(&m);
+    free(x);
+    free(y);
+    free(rows_of);
+}
+
 /* The chunk's dense products through cuBLAS on bf16 copies (blas.c), fast mode: the same
    bound as the tile kernel's (the same bf16 operands, another order of the sums), into
    rows ldy apart from rows ldx apart, and the bf16 copies themselves bit for bit against
@@ -924,48 +966,6 @@ static void case_gemm_blas(zcu_blas *b, wfmt f, int64_t rows, int64_t cols, int6
     hmat_free(&m);
     free(x);
     free(y);
-}
-
-static void case_gemm(wfmt f, int64_t rows, int64_t cols, int64_t n) {
-    char fn[48];
-    wfmt_name(f, fn, sizeof fn);
-    hmat m = hmat_new(f, rows, cols);
-    const int64_t nx = n + 3;
-    float *x = malloc((size_t)(nx * cols) * 4), *y = malloc((size_t)(n * rows) * 4);
-    fill(x, (size_t)(nx * cols), 1.0f);
-    int32_t *rows_of = malloc((size_t)n * 4);
-    for (int64_t j = 0; j < n; j++) rows_of[j] = (int32_t)(rng_u64(&cu_rng) % (uint64_t)nx);
-    cuw dw = to_dev(&m);
-    float *dx = dup_dev(x, (size_t)(nx * cols) * 4);
-    int32_t *drows = dup_dev(rows_of, (size_t)n * 4);
-    for (int gather = 0; gather < 2; gather++) {
-        dout o = out_new((size_t)(n * rows));
-        CHECK(cuk_gemm(dw, dx, cols, gather ? drows : NULL, o.p, rows, n, NULL, 0, Q) == cudaSuccess);
-        CHECKF(out_fetch(&o, y, "gemm"), "gemm %s", fn);
-        dotchk c = {0};
-        for (int64_t j = 0; j < n; j++)
-            for (int64_t r = 0; r < rows; r++) {
-                const float *xj = x + (gather ? rows_of[j] : j) * cols;
-                double ex, as, big;
-                if (tq_fast) { /* the tensor-core kernel: bf16 operands */
-                    dot_bf16(&m.w, r, xj, &ex, &as, &big);
-                    dot_check_tc(&c, y[j * rows + r], ex, as, big, cols);
-                } else {
-                    dot_exact(&m.w, r, xj, &ex, &as);
-                    dot_check(&c, y[j * rows + r], ex, as, cols);
-                }
-            }
-        DOTCHK_OK(c, "gemm%s %s [%lld, %lld] n=%lld gather=%d", tq_fast ? " tc" : "", fn, (long long)rows,
-                  (long long)cols, (long long)n, gather);
-        out_free(&o);
-    }
-    cuw_free(&dw);
-    cudaFree(dx);
-    cudaFree(drows);
-    hmat_free(&m);
-    free(x);
-    free(y);
-    free(rows_of);
 }
 
 /* The host grouping of moe.c's route(): goff, list (token of each row), slot. */

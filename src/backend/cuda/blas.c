@@ -1,7 +1,7 @@
 /*
  * blas.c — the dense prefill products of fast mode through cuBLAS, loaded at run time (as
  * nccl.c loads NCCL: a zmlx built with CUDA runs where libcublas is not installed, with
- * the tile kernel for every product).  Y[n, rows] = X[n, cols] W^T as one cublasGemmEx
+ * the tile kernel for every product, and builds without cuBLAS's headers).  Y[n, rows] = X[n, cols] W^T as one cublasGemmEx
  * over bf16 copies of both operands (cuk_deq_bf16: the weight dequantized with deq8's
  * values and rounded to nearest even, the tile kernel's operands; cuk_to_bf16: the
  * activations) with float32 accumulation and output — another summation order of the same
@@ -10,27 +10,40 @@
  */
 #include "backend/cuda/cuda_internal.h"
 
-#include <cublas_api.h>
 #include <dlfcn.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* cuBLAS's C API as the library exports it since CUDA 11 (cublasStatus_t and its enums
+   are C enums, passed as int; cublasHandle_t a pointer), declared here so that building
+   needs no cuBLAS headers. */
+enum {
+    CUBLAS_OK = 0, OP_N = 0, OP_T = 1, R_32F = 0 /* CUDA_R_32F */, R_16BF = 14 /* CUDA_R_16BF */,
+    COMPUTE_32F = 68 /* CUBLAS_COMPUTE_32F */, GEMM_DEFAULT = -1 /* CUBLAS_GEMM_DEFAULT */
+};
 struct zcu_blas_fns {
-    cublasStatus_t (*create)(cublasHandle_t *);
-    cublasStatus_t (*destroy)(cublasHandle_t);
-    cublasStatus_t (*set_stream)(cublasHandle_t, cudaStream_t);
-    cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
-                              const void *, const void *, cudaDataType, int, const void *, cudaDataType, int,
-                              const void *, void *, cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
+    int (*create)(void **);
+    int (*destroy)(void *);
+    int (*set_stream)(void *, cudaStream_t);
+    int (*gemm_ex)(void *, int, int, int, int, int, const void *, const void *, int, int, const void *, int, int,
+                   const void *, void *, int, int, int, int);
 };
 
-bool zcu_blas_ready(zcu_blas *b) {
-    if (b->tried) return b->handle != NULL;
-    b->tried = true;
-    static const char *const names[] = {"libcublas.so.13", "libcublas.so.12", "libcublas.so"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0] && !b->lib; i++) b->lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
-    if (!b->lib) return false;
+/* The library names to try: the build's CUDA major first. */
+static int lib_names(const char **names, char (*buf)[32]) {
+    int n = 0;
+    snprintf(buf[0], sizeof buf[0], "libcublas.so.%d", CUDART_VERSION / 1000);
+    names[n++] = buf[0];
+    if (CUDART_VERSION / 1000 != 13) names[n++] = "libcublas.so.13";
+    if (CUDART_VERSION / 1000 != 12) names[n++] = "libcublas.so.12";
+    names[n++] = "libcublas.so";
+    return n;
+}
+
+/* Resolve the calls from lib and make a handle; false (nothing kept) if any step fails. */
+static bool open_from(zcu_blas *b, void *lib) {
     static const struct {
         const char *name;
         size_t off;
@@ -43,16 +56,14 @@ bool zcu_blas_ready(zcu_blas *b) {
     struct zcu_blas_fns *f = calloc(1, sizeof *f);
     bool ok = f != NULL;
     for (size_t i = 0; ok && i < sizeof syms / sizeof syms[0]; i++) {
-        void *p = dlsym(b->lib, syms[i].name);
+        void *p = dlsym(lib, syms[i].name);
         ok = p != NULL;
         if (ok) memcpy((char *)f + syms[i].off, &p, sizeof p); /* object -> function pointer */
     }
-    cublasHandle_t h = NULL;
-    if (ok) ok = f->create(&h) == CUBLAS_STATUS_SUCCESS;
+    void *h = NULL;
+    if (ok) ok = f->create(&h) == CUBLAS_OK && h;
     if (!ok) {
         free(f);
-        dlclose(b->lib);
-        b->lib = NULL;
         return false;
     }
     b->fns = f;
@@ -60,12 +71,26 @@ bool zcu_blas_ready(zcu_blas *b) {
     return true;
 }
 
+/* The library stays mapped once loaded (never dlclose'd, as NCCL: cuBLAS keeps
+   per-thread state that may outlive a session). */
+bool zcu_blas_ready(zcu_blas *b) {
+    if (b->tried) return b->handle != NULL;
+    b->tried = true;
+    const char *names[4];
+    char buf[1][32];
+    const int n = lib_names(names, buf);
+    for (int i = 0; i < n && !b->handle; i++) {
+        void *lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+        if (lib && !open_from(b, lib)) (void)cudaGetLastError();
+    }
+    return b->handle != NULL;
+}
+
 void zcu_blas_free(zcu_blas *b) {
     if (b->handle) b->fns->destroy(b->handle);
     if (b->w16) cudaFree(b->w16);
     if (b->x16) cudaFree(b->x16);
     free(b->fns);
-    if (b->lib) dlclose(b->lib);
     memset(b, 0, sizeof *b);
 }
 
@@ -102,13 +127,13 @@ zmlx_status zcu_blas_gemm(zcu_blas *b, const cuw *w, const float *x, int64_t ldx
     CU_TRY(e, cuk_to_bf16(x, ldx, n, w->cols, b->x16, q));
     /* column-major: Y^T [rows, n] (ld ldy) = (W viewed [cols, rows], ld cols)^T X^T [cols, n] */
     const float one = 1.0f, zero = 0.0f;
-    cublasStatus_t rc = b->fns->set_stream(b->handle, q.st);
-    if (rc == CUBLAS_STATUS_SUCCESS)
-        rc = b->fns->gemm_ex(b->handle, CUBLAS_OP_T, CUBLAS_OP_N, (int)w->rows, (int)n, (int)w->cols, &one, b->w16,
-                             CUDA_R_16BF, (int)w->cols, b->x16, CUDA_R_16BF, (int)w->cols, &zero, y, CUDA_R_32F,
-                             (int)ldy, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-    if (rc != CUBLAS_STATUS_SUCCESS)
+    int rc = b->fns->set_stream(b->handle, q.st);
+    if (rc == CUBLAS_OK)
+        rc = b->fns->gemm_ex(b->handle, OP_T, OP_N, (int)w->rows, (int)n, (int)w->cols, &one, b->w16, R_16BF,
+                             (int)w->cols, b->x16, R_16BF, (int)w->cols, &zero, y, R_32F, (int)ldy, COMPUTE_32F,
+                             GEMM_DEFAULT);
+    if (rc != CUBLAS_OK)
         return zerr_set(e, ZMLX_ERR_BACKEND, "cuBLAS GEMM (%lld x %lld by %lld rows) failed: status %d",
-                        (long long)w->rows, (long long)w->cols, (long long)n, (int)rc);
+                        (long long)w->rows, (long long)w->cols, (long long)n, rc);
     return ZMLX_OK;
 }

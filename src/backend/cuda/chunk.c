@@ -26,8 +26,11 @@ enum { BLAS_MIN_N = 64 };
 static zmlx_status gemm(cu_sess *s, const cuw *w, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t n,
                         cu_q q, zerr *e) {
     if (q.fast && s->c->gemm_blas && n >= BLAS_MIN_N && !w->stride && w->rows * w->cols <= BLAS_MAX_W &&
-        ldx % 4 == 0 && ((uintptr_t)x & 15) == 0 && zcu_blas_ready(&s->blas))
-        return zcu_blas_gemm(&s->blas, w, x, ldx, y, ldy, n, q, e);
+        ldx % 4 == 0 && ((uintptr_t)x & 15) == 0 && zcu_blas_ready(&s->blas)) {
+        const zmlx_status r = zcu_blas_gemm(&s->blas, w, x, ldx, y, ldy, n, q, e);
+        if (r != ZMLX_ERR_LIMIT) return r;
+        *e = (zerr){{0}}; /* no room for the bf16 copies: the tile kernel needs none */
+    }
     CU_TRY(e, cuk_gemm(*w, x, ldx, NULL, y, ldy, n, NULL, 0, q));
     return ZMLX_OK;
 }

@@ -81,7 +81,6 @@ zmlx_status zcu_ctx_open(cu_ctx *c, int device, const zmlx_model *m, zerr *e);
 /* cuBLAS for the dense prefill products of fast mode (blas.c), loaded when first needed:
    the library, its handle, and the bf16 copies of a product's operands. */
 typedef struct zcu_blas {
-    void *lib;
     void *handle;                       /* cublasHandle_t, NULL until zcu_blas_ready */
     struct zcu_blas_fns *fns;
     void *w16, *x16;                    /* bf16 weight [rows, cols], activations [n, cols] */
@@ -89,7 +88,8 @@ typedef struct zcu_blas {
     bool tried;
 } zcu_blas;
 
-/* Is cuBLAS loaded and its handle made (tried once: false where libcublas is missing)? */
+/* Is cuBLAS loaded and its handle made (tried once: false where libcublas is missing or
+   makes no handle)?  The scratch's bytes (wcap + xcap) count in the session's. */
 bool zcu_blas_ready(zcu_blas *b);
 /* y[n, w.rows] (rows ldy floats apart) = x[n, w.cols] (ldx) W^T through cuBLAS on bf16
    copies of both (one matrix, no stack); after zcu_blas_ready. */

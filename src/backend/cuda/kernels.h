@@ -75,7 +75,7 @@ int64_t cuk_row_bytes(int32_t kind, int64_t cols);
 
 /* What the device step reads each token: chunk start position and ids (device memory,
    so a captured graph replays with new values). */
-#define ZCU_CHUNK 512 /* most tokens per prefill chunk (a session's: cu_sess.chunk) */
+#define ZCU_CHUNK 1024 /* most tokens per prefill chunk (a session's: cu_sess.chunk) */
 typedef struct cu_step {
     int32_t pos;             /* context length before the chunk */
     int32_t n;               /* tokens in the chunk */

@@ -5,11 +5,11 @@
  *
  * One token (absorbed attention) runs decode.c's step, which follows the layer's pattern
  * plan (the unfused baseline, one kernel per op, or the fused patterns); a chunk runs
- * chunk.c's GEMM step.  Chunks are up to 512 tokens (ZCU_CHUNK; fewer where n x heads
- * would pass a grid's 65,535): the routed experts' grouped GEMMs see ~32 tokens each
- * instead of ~8 at 128, and the expanded attention recomputes its keys and values from
- * the latent cache once per chunk, i.e. a quarter as often.  ZMLX_CUDA_CHUNK=N (a
- * measuring knob) sets fewer.
+ * chunk.c's GEMM step.  Chunks are up to 1,024 tokens (ZCU_CHUNK; fewer where n x heads
+ * would pass a grid's 65,535, or the expert choices cuk_moe_group's shared memory): the
+ * routed experts' grouped GEMMs see ~64 tokens each (GLM-4.7-Flash: a whole 64-token
+ * tile) instead of ~8 at 128, and the expanded attention recomputes its keys and values
+ * from the latent cache once per chunk.  ZMLX_CUDA_CHUNK=N (a measuring knob) sets fewer.
  *
  * Decode graph: the one-token step reads its position and token id from device memory
  * (cu_step, filled by a captured host-to-device copy from pinned memory) and writes the
@@ -242,10 +242,13 @@ zmlx_status zcu_synthetic_context(void *dev, int64_t T, uint32_t seed, zerr *e) 
 }
 
 /* Tokens per prefill chunk: ZCU_CHUNK, fewer where chunk x heads would pass 65,535 (the
-   per-head grids), a multiple of 64 (the GEMM tiles); ZMLX_CUDA_CHUNK asks for fewer. */
-static int64_t chunk_size(int64_t heads) {
+   per-head grids) or the chunk's expert choices would not fit cuk_moe_group's 48 KB of
+   shared memory, a multiple of 64 (the GEMM tiles); ZMLX_CUDA_CHUNK asks for fewer. */
+static int64_t chunk_size(const zmlx_config *cf) {
     int64_t c = ZCU_CHUNK;
+    const int64_t heads = cf->n_heads, E = cf->n_routed_experts, K = cf->experts_per_tok;
     if (heads > 0 && c > 65535 / heads) c = 65535 / heads;
+    if (E > 0 && K > 0 && c > (48 * 1024 / 4 - E) / K) c = (48 * 1024 / 4 - E) / K;
     if (c > 64) c -= c % 64;
     const char *v = getenv("ZMLX_CUDA_CHUNK");
     if (v && atoll(v) >= 1 && atoll(v) < c) c = atoll(v);
@@ -262,7 +265,7 @@ zmlx_status zcu_session_init(void *ctx, int64_t max_pos, void **dev, int64_t *by
     s->kv_bf16 = c->m->kv_dtype == ZMLX_KV_BF16;
     s->kv_elem = s->kv_bf16 ? 2 : 4;
     s->W = c->m->cfg.kv_lora_rank + c->m->cfg.qk_rope_dim;
-    s->chunk = chunk_size(c->m->cfg.n_heads);
+    s->chunk = chunk_size(&c->m->cfg);
     zmlx_status st = plan_buffers(s, e);
     if (st == ZMLX_OK) st = reserve_cache(s, max_pos < 256 ? max_pos : 256, e);
     if (st != ZMLX_OK) {
@@ -397,6 +400,6 @@ zmlx_status zcu_session_eval(void *ctx, void *dev, const zdev_eval *ev, int64_t 
         else if (want && !ev->all_logits) memcpy(dst, s->h_logits, (size_t)V * sizeof(float));
         done += n;
     }
-    *bytes = s->bytes;
+    *bytes = s->bytes + (int64_t)(s->blas.wcap + s->blas.xcap);
     return ZMLX_OK;
 }
