@@ -154,7 +154,7 @@ static zmlx_status ffn(cu_sess *s, int l, int64_t n, const float *next_w, zerr *
 }
 
 zmlx_status zcu_chunk(cu_sess *s, int64_t n, int64_t T, bool absorbed, int64_t nsplit,
-                      bool logits, bool all, zerr *e) {
+                      bool logits, float *all, zerr *e) {
     const cu_ctx *c = s->c;
     const zmlx_config *cf = &c->m->cfg;
     const cu_q q = {c->stream, false, zcu_fast(c)};
@@ -173,12 +173,20 @@ zmlx_status zcu_chunk(cu_sess *s, int64_t n, int64_t T, bool absorbed, int64_t n
     if (!logits) return ZMLX_OK;
     const int64_t first = all ? 0 : n - 1, rows = n - first;
     CU_TRY(e, cuk_rmsnorm(s->x + first * d, d, c->final_norm, d, eps, s->xrow, d, rows, q));
+    const int64_t V = c->lm_head.rows;
     if (rows == 1) { /* the decode product (one row) */
         cu_mv lm = {.w = c->lm_head, .groups = 1, .rpg = c->lm_head.rows, .gmod = 1, .x = s->xrow,
                     .y = s->logits};
         CU_TRY(e, cuk_matvec(&lm, 1, q));
-    } else {
-        PROJ(&c->lm_head, s->xrow, s->logits, rows);
+        if (all) CU_TRY(e, cudaMemcpyAsync(all, s->logits, (size_t)V * sizeof(float), cudaMemcpyDeviceToHost, c->stream));
+        return ZMLX_OK;
+    }
+    /* every row's logits, s->logit_rows rows at a time through s->logits into all */
+    for (int64_t r0 = 0; r0 < n; r0 += s->logit_rows) {
+        const int64_t m = n - r0 < s->logit_rows ? n - r0 : s->logit_rows;
+        PROJ(&c->lm_head, s->xrow + r0 * d, s->logits, m);
+        CU_TRY(e, cudaMemcpyAsync(all + r0 * V, s->logits, (size_t)(m * V) * sizeof(float), cudaMemcpyDeviceToHost,
+                                  c->stream));
     }
     return ZMLX_OK;
 }

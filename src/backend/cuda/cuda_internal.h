@@ -130,7 +130,9 @@ typedef struct cu_sess {
     float *attn;               /* [C, H * vd] */
     float *cs;                 /* [C, rope] cos | sin */
     float *part_o, *part_ml;   /* attention splits */
-    float *logits;             /* [C, V] */
+    float *logits;             /* [logit_rows, V]: the last row's (decode), or a group of a
+                                  chunk's rows when every row's are asked for */
+    int64_t logit_rows;
     float *rlog, *rw;          /* [C, E], [C, K] */
     float *rsig;               /* [E] decode's logits inside the experts' launch
                                   (cuk_glu_router; ZCU_LOGIT_UNSET between layers, set so
@@ -184,9 +186,10 @@ zmlx_status zcu_decode(cu_sess *s, bool pdl, int att, zerr *e);
 int zcu_att_mode(const cu_sess *s, int64_t pos);
 
 /* chunk.c: enqueue a chunk of n tokens (its cu_step on the device); T = positions after
-   it; logits of every row (all), of the last (last), or none. */
+   it; with `logits`, those of the last row into s->logits, or (all: host memory of n x
+   vocab floats) of every row copied into all, s->logit_rows rows at a time. */
 zmlx_status zcu_chunk(cu_sess *s, int64_t n, int64_t T, bool absorbed, int64_t nsplit,
-                      bool logits, bool all, zerr *e);
+                      bool logits, float *all, zerr *e);
 /* Benchmarks (bench/cuda_decode.c): make the cache hold T positions of pseudo-random
    latents, as if a prompt of T tokens had been evaluated (the caller sets the session's
    position); decode then reads a context of T without paying for its prefill. */

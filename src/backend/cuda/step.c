@@ -36,6 +36,7 @@
 
 #define ALIGN 256
 #define DEC_SPLIT_MAX 256 /* decode attention splits (<= ZCU_ATTN_MAX_SPLIT) */
+#define ZCU_LOGIT_ROWS 64  /* rows of logits on the device at a time (every row's: groups) */
 
 static size_t carve(size_t *off, size_t bytes) {
     size_t o = (*off + ALIGN - 1) & ~(size_t)(ALIGN - 1);
@@ -89,7 +90,8 @@ static zmlx_status plan_buffers(cu_sess *s, zerr *e) {
     size_t o_qabs16 = carve(&off, H * W * 2);
     size_t o_attn = carve(&off, C * H * vd * f), o_cs = carve(&off, C * rope * f);
     size_t o_po = carve(&off, nparts * R * f), o_pml = carve(&off, nparts * 2 * f);
-    size_t o_log = carve(&off, C * V * f), o_rlog = carve(&off, C * E * f), o_rsig = carve(&off, E * f);
+    s->logit_rows = C < ZCU_LOGIT_ROWS ? (int64_t)C : ZCU_LOGIT_ROWS;
+    size_t o_log = carve(&off, (size_t)s->logit_rows * V * f), o_rlog = carve(&off, C * E * f), o_rsig = carve(&off, E * f);
     size_t o_rw = carve(&off, C * K * f), o_ridx = carve(&off, C * K * 4);
     size_t o_goff = carve(&off, (E + 1) * 4), o_glist = carve(&off, C * K * 4);
     size_t o_gslot = carve(&off, C * K * 4), o_ge = carve(&off, C * K * mI * f);
@@ -387,13 +389,11 @@ zmlx_status zcu_session_eval(void *ctx, void *dev, const zdev_eval *ev, int64_t 
             r = zcu_decode(s, c->pdl, att, e); /* the graph's step, launched directly */
         } else {
             const int64_t nsplit = n == 1 ? zcu_dec_nsplit(s, s->cap) : 1;
-            r = zcu_chunk(s, n, ev->pos + done + n, absorbed, nsplit, want, ev->logits && ev->all_logits, e);
+            r = zcu_chunk(s, n, ev->pos + done + n, absorbed, nsplit, want,
+                          want && ev->logits && ev->all_logits ? dst : NULL, e);
         }
         if (r != ZMLX_OK) return r;
-        if (want && ev->logits && ev->all_logits)
-            CU_TRY(e, cudaMemcpyAsync(dst, s->logits, (size_t)(n * V) * sizeof(float),
-                                      cudaMemcpyDeviceToHost, st));
-        else if (want && (r = logits_out(s, amax, false, e)) != ZMLX_OK)
+        if (want && !(ev->logits && ev->all_logits) && (r = logits_out(s, amax, false, e)) != ZMLX_OK)
             return r;
         CU_TRY(e, cudaStreamSynchronize(st));
         if (want && amax) *ev->argmax = *s->h_amax;
