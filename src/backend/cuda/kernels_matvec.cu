@@ -759,7 +759,6 @@ static int mv_occupancy(bool fast, size_t smem) {
     return err == cudaSuccess ? n : 0;
 }
 
-/* Blocks of k_matvec the GPU holds at once (0: unknown). */
 /* Multiprocessors of the current device (0: unknown). */
 static int sm_count(void) {
     int dev = 0, sms = 0;
@@ -771,6 +770,7 @@ static int sm_count(void) {
     return sms;
 }
 
+/* Blocks of k_matvec the GPU holds at once (0: unknown). */
 static int64_t mv_resident(int kind, bool fast, size_t smem) {
     const int sms = sm_count();
     int per = 0;
