@@ -868,6 +868,42 @@ static void case_multi(void) {
     hmat_free(&u);
 }
 
+/* Fast mode's 4-bit kernel (kernels_gemm_q4.cu) over the bf16 copy of x [nx, cols]
+   against the tile kernel's y [ny, ldy] of the same call, bit for bit (the same bf16
+   operands and the same sequence of tensor-core products); nothing where it does not take
+   the layout (then says so for a 4-bit one). */
+static void q4_same(cuw dw, const float *dx, int64_t nx, int64_t cols, const int32_t *xrows, const float *y,
+                    int64_t ny, int64_t ldy, int64_t n, const int32_t *goff, int64_t groups, int64_t tot,
+                    const char *what) {
+    if (!tq_fast) return;
+    if (!cuk_gemm_q4_ok(dw)) {
+        if (dw.kind == ZW_AFFINE4) printf("%s: not the 4-bit kernel's layout, tile kernel only\n", what);
+        return;
+    }
+    void *xb;
+    CU(cudaMalloc(&xb, (size_t)(nx * cols) * 2));
+    CHECK(cuk_to_bf16(dx, cols, nx, cols, xb, Q) == cudaSuccess);
+    /* the default, then the measuring knob's form: a grid slice per group */
+    static const char *const knobs[][2] = {{NULL, NULL}, {"ZMLX_CUDA_Q4_COMPACT", "0"}};
+    float *y4 = malloc((size_t)(ny * ldy) * 4);
+    for (size_t v = 0; v < sizeof knobs / sizeof knobs[0]; v++) {
+        if (knobs[v][0]) setenv(knobs[v][0], knobs[v][1], 1);
+        dout o = out_new((size_t)(ny * ldy));
+        CHECKF(cuk_gemm_q4(dw, xb, cols, xrows, o.p, ldy, n, goff, groups, tot, Q) == cudaSuccess, "%s: q4 launch",
+               what);
+        CHECKF(out_fetch(&o, y4, what), "%s: q4 wrote outside its output", what);
+        int64_t same = 0;
+        for (int64_t i = 0; i < ny * ldy; i++) same += f2u(y4[i]) == f2u(y[i]);
+        CHECKF(same == ny * ldy, "%s%s%s: the 4-bit kernel differs from the tile kernel in %lld of %lld values", what,
+               knobs[v][0] ? " " : "", knobs[v][0] ? knobs[v][0] : "", (long long)(ny * ldy - same),
+               (long long)(ny * ldy));
+        out_free(&o);
+        if (knobs[v][0]) unsetenv(knobs[v][0]);
+    }
+    free(y4);
+    cudaFree(xb);
+}
+
 /* Y = X W^T over n tokens, plain and with a row gather. */
 static void case_gemm(wfmt f, int64_t rows, int64_t cols, int64_t n) {
     char fn[48];
@@ -900,6 +936,7 @@ static void case_gemm(wfmt f, int64_t rows, int64_t cols, int64_t n) {
             }
         DOTCHK_OK(c, "gemm%s %s [%lld, %lld] n=%lld gather=%d", tq_fast ? " tc" : "", fn, (long long)rows,
                   (long long)cols, (long long)n, gather);
+        q4_same(dw, dx, nx, cols, gather ? drows : NULL, y, n, rows, n, NULL, 0, 0, "gemm q4");
         out_free(&o);
     }
     cuw_free(&dw);
@@ -1044,6 +1081,42 @@ static void case_grouped(wfmt f, int E, int64_t K, int64_t rows, int64_t cols, i
                 }
             }
     DOTCHK_OK(c, "grouped gemm%s %s E=%d n=%lld", tq_fast ? " tc" : "", fn, E, (long long)n);
+    q4_same(dw, dx, n, cols, dlist, y, n * K, rows, n, dgoff, E, n * K, "grouped gemm q4");
+    q4_same(dw, dx, n, cols, dlist, y, n * K, rows, n, dgoff, E, 0, "grouped gemm q4 (no total)");
+    if (tq_fast && cuk_gemm_q4_ok(dw)) { /* the pair (gate and up) in one launch: each as alone */
+        hmat *m2 = malloc((size_t)E * sizeof *m2);
+        for (int e = 0; e < E; e++) m2[e] = hmat_new(f, rows, cols);
+        cuw dw2 = stack_dev(m2, E);
+        float *y2 = malloc((size_t)(n * K * rows) * 4), *p1 = malloc((size_t)(n * K * rows) * 4);
+        float *p2 = malloc((size_t)(n * K * rows) * 4);
+        dout o2 = out_new((size_t)(n * K * rows));
+        CHECK(cuk_gemm(dw2, dx, cols, dlist, o2.p, rows, n, dgoff, E, Q) == cudaSuccess);
+        CHECKF(out_fetch(&o2, y2, "grouped gemm 2"), "grouped gemm 2 %s", fn);
+        void *xb;
+        CU(cudaMalloc(&xb, (size_t)(n * cols) * 2));
+        CHECK(cuk_to_bf16(dx, cols, n, cols, xb, Q) == cudaSuccess);
+        for (int knob = 0; knob < 2; knob++) { /* one launch, then ZMLX_CUDA_Q4_PAIR=0's two */
+            if (knob) setenv("ZMLX_CUDA_Q4_PAIR", "0", 1);
+            dout a = out_new((size_t)(n * K * rows)), b = out_new((size_t)(n * K * rows));
+            CHECK(cuk_gemm_q4_pair(dw, dw2, xb, cols, dlist, a.p, b.p, rows, n, dgoff, E, n * K, Q) == cudaSuccess);
+            CHECKF(out_fetch(&a, p1, "q4 pair") && out_fetch(&b, p2, "q4 pair"), "q4 pair %s: guards", fn);
+            int64_t same = 0;
+            for (int64_t i = 0; i < n * K * rows; i++) same += (f2u(p1[i]) == f2u(y[i])) + (f2u(p2[i]) == f2u(y2[i]));
+            CHECKF(same == 2 * n * K * rows, "q4 pair %s E=%d n=%lld knob=%d: %lld of %lld values differ", fn, E,
+                   (long long)n, knob, (long long)(2 * n * K * rows - same), (long long)(2 * n * K * rows));
+            out_free(&a);
+            out_free(&b);
+            if (knob) unsetenv("ZMLX_CUDA_Q4_PAIR");
+        }
+        cudaFree(xb);
+        out_free(&o2);
+        cuw_free(&dw2);
+        for (int e = 0; e < E; e++) hmat_free(&m2[e]);
+        free(m2);
+        free(y2);
+        free(p1);
+        free(p2);
+    }
     out_free(&o);
     cuw_free(&dw);
     cudaFree(dx);
@@ -1575,6 +1648,13 @@ static void fast_cases(bool quick) {
     case_gemm(F_MX, 33, 64, 66);
     case_grouped(F_Q4, 64, 4, 96, 256, 70);
     case_grouped(F_Q4, 64, 4, 200, 2048, 128); /* GLM-4.7-Flash's experts, one chunk */
+    /* the 4-bit kernel (kernels_gemm_q4.cu): several 64-token tiles an expert, partial
+       128-row tiles, groups of 32 / 128, f16 scales, the down shape */
+    case_grouped(F_Q4, 8, 4, 200, 2048, 300);
+    case_grouped((wfmt){ZW_AFFINE4, 32, ZDT_F16}, 8, 2, 130, 512, 100);
+    case_grouped((wfmt){ZW_AFFINE4, 128, ZDT_BF16}, 16, 4, 64, 1024, 50);
+    case_grouped(F_Q4, 16, 4, 256, 1536, 90);
+    case_grouped(F_Q4, 64, 4, 130, 512, 40); /* experts with no rows, two scans of 32 */
     {
         zcu_blas b = {0};
         case_gemm_blas(&b, F_Q4, 768, 2048, 100);

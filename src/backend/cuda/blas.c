@@ -105,11 +105,19 @@ static zmlx_status grow(void **buf, size_t *cap, size_t bytes, cudaStream_t st, 
     const cudaError_t err = cudaMalloc(buf, bytes);
     if (err != cudaSuccess) {
         (void)cudaGetLastError();
-        *buf = NULL;
         return zerr_set(e, ZMLX_ERR_LIMIT, "out of GPU memory: %s needs %.1f MiB (%s)", what,
                         (double)bytes / 1048576.0, cudaGetErrorString(err));
     }
     *cap = bytes;
+    return ZMLX_OK;
+}
+
+zmlx_status zcu_blas_x16(zcu_blas *b, const float *x, int64_t ldx, int64_t n, int64_t cols, cu_q q,
+                         const void **out, zerr *e) {
+    const zmlx_status st = grow(&b->x16, &b->xcap, (size_t)(n * cols) * 2, q.st, "the bf16 activations", e);
+    if (st != ZMLX_OK) return st;
+    if (x) CU_TRY(e, cuk_to_bf16(x, ldx, n, cols, b->x16, q));
+    *out = b->x16;
     return ZMLX_OK;
 }
 
@@ -121,16 +129,16 @@ zmlx_status zcu_blas_gemm(zcu_blas *b, const cuw *w, const float *x, int64_t ldx
         return zerr_set(e, ZMLX_ERR_BACKEND, "cuBLAS GEMM: unsupported shape (%lld x %lld, %lld rows, ldy %lld)",
                         (long long)w->rows, (long long)w->cols, (long long)n, (long long)ldy);
     zmlx_status st = grow(&b->w16, &b->wcap, (size_t)(w->rows * w->cols) * 2, q.st, "the bf16 weights", e);
-    if (st == ZMLX_OK) st = grow(&b->x16, &b->xcap, (size_t)(n * w->cols) * 2, q.st, "the bf16 activations", e);
+    const void *x16 = NULL;
+    if (st == ZMLX_OK) st = zcu_blas_x16(b, x, ldx, n, w->cols, q, &x16, e);
     if (st != ZMLX_OK) return st;
     CU_TRY(e, cuk_deq_bf16(*w, 0, b->w16, q));
-    CU_TRY(e, cuk_to_bf16(x, ldx, n, w->cols, b->x16, q));
     /* column-major: Y^T [rows, n] (ld ldy) = (W viewed [cols, rows], ld cols)^T X^T [cols, n] */
     const float one = 1.0f, zero = 0.0f;
     int rc = b->fns->set_stream(b->handle, q.st);
     if (rc == CUBLAS_OK)
         rc = b->fns->gemm_ex(b->handle, OP_T, OP_N, (int)w->rows, (int)n, (int)w->cols, &one, b->w16, R_16BF,
-                             (int)w->cols, b->x16, R_16BF, (int)w->cols, &zero, y, R_32F, (int)ldy, COMPUTE_32F,
+                             (int)w->cols, x16, R_16BF, (int)w->cols, &zero, y, R_32F, (int)ldy, COMPUTE_32F,
                              GEMM_DEFAULT);
     if (rc != CUBLAS_OK)
         return zerr_set(e, ZMLX_ERR_BACKEND, "cuBLAS GEMM (%lld x %lld by %lld rows) failed: status %d",

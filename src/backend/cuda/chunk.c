@@ -101,6 +101,41 @@ static zmlx_status attention(cu_sess *s, int l, int64_t n, int64_t T, bool absor
     return ZMLX_OK;
 }
 
+/* The routed experts' gate, up, SwiGLU and down over the rows grouped by expert (goff:
+   the first of `groups` groups): in fast mode, 4-bit layouts on kernels_gemm_q4.cu's
+   kernel over bf16 copies of xn and of the SwiGLU rows (ZMLX_CUDA_GEMM_Q4=0, or no
+   memory for the copies: the tile kernel, the same values). */
+static zmlx_status experts(cu_sess *s, const cu_layer *L, int64_t n, const int32_t *goff, int64_t groups, zerr *e) {
+    const cu_ctx *c = s->c;
+    const zmlx_config *cf = &c->m->cfg;
+    const cu_q q = {c->stream, false, zcu_fast(c)};
+    const int64_t d = cf->hidden_size, K = cf->experts_per_tok, mI = cf->moe_intermediate_size;
+    const cuw *g = &L->exp_gate, *u = &L->exp_up;
+    if (q.fast && c->gemm_q4 && cuk_gemm_q4_ok(*g) && cuk_gemm_q4_ok(*u) && cuk_gemm_q4_ok(L->exp_down) &&
+        u->rows == g->rows && u->cols == g->cols && u->group == g->group && u->sdt == g->sdt) {
+        const void *xb = NULL;
+        /* the larger copy first: once it fits, the other does */
+        zmlx_status r = zcu_blas_x16(&s->blas, NULL, mI, n * K, mI, q, &xb, e);
+        if (r == ZMLX_OK) r = zcu_blas_x16(&s->blas, s->xn, d, n, d, q, &xb, e);
+        if (r == ZMLX_OK) {
+            CU_TRY(e, cuk_gemm_q4_pair(L->exp_gate, L->exp_up, xb, d, s->glist, s->ge, s->ue, mI, n, goff, groups,
+                                       n * K, q));
+            CU_TRY(e, cuk_silu_mul(s->ge, s->ue, n * K * mI, s->ge, q));
+            r = zcu_blas_x16(&s->blas, s->ge, mI, n * K, mI, q, &xb, e);
+            if (r != ZMLX_OK) return r;
+            CU_TRY(e, cuk_gemm_q4(L->exp_down, xb, mI, NULL, s->de, d, n, goff, groups, n * K, q));
+            return ZMLX_OK;
+        }
+        if (r != ZMLX_ERR_LIMIT) return r;
+        *e = (zerr){{0}}; /* no room for the copies: the tile kernel needs none */
+    }
+    CU_TRY(e, cuk_gemm(L->exp_gate, s->xn, d, s->glist, s->ge, mI, n, goff, groups, q));
+    CU_TRY(e, cuk_gemm(L->exp_up, s->xn, d, s->glist, s->ue, mI, n, goff, groups, q));
+    CU_TRY(e, cuk_silu_mul(s->ge, s->ue, n * K * mI, s->ge, q));
+    CU_TRY(e, cuk_gemm(L->exp_down, s->ge, mI, NULL, s->de, d, n, goff, groups, q));
+    return ZMLX_OK;
+}
+
 /* The FFN of layer l on s->xn; adds into s->x and leaves the next norm (next_w, or none
    after the last layer) in s->xn. */
 static zmlx_status ffn(cu_sess *s, int l, int64_t n, const float *next_w, zerr *e) {
@@ -109,7 +144,6 @@ static zmlx_status ffn(cu_sess *s, int l, int64_t n, const float *next_w, zerr *
     const cu_layer *L = &c->layers[l];
     const cu_q q = {c->stream, false, zcu_fast(c)};
     const int64_t d = cf->hidden_size, K = cf->experts_per_tok, E = cf->n_routed_experts;
-    const int64_t mI = cf->moe_intermediate_size;
     const float eps = cf->rms_norm_eps;
     if (!L->moe) {
         PROJ(&L->gate, s->xn, s->dg, n);
@@ -134,12 +168,10 @@ static zmlx_status ffn(cu_sess *s, int l, int64_t n, const float *next_w, zerr *
     const int32_t *goff = ep ? s->goff + ep->e0 : s->goff;
     const int64_t groups = ep ? ep->ne : E;
     if (ep) CU_TRY(e, cudaMemsetAsync(s->de, 0, (size_t)(n * K * d) * sizeof(float), c->stream));
-    CU_TRY(e, cuk_gemm(L->exp_gate, s->xn, d, s->glist, s->ge, mI, n, goff, groups, q));
-    CU_TRY(e, cuk_gemm(L->exp_up, s->xn, d, s->glist, s->ue, mI, n, goff, groups, q));
-    CU_TRY(e, cuk_silu_mul(s->ge, s->ue, n * K * mI, s->ge, q));
-    CU_TRY(e, cuk_gemm(L->exp_down, s->ge, mI, NULL, s->de, d, n, goff, groups, q));
+    zmlx_status r = experts(s, L, n, goff, groups, e);
+    if (r != ZMLX_OK) return r;
     if (ep) {
-        zmlx_status r = zcu_nccl_sum(ep->nccl, ep->comm, s->de, (size_t)(n * K * d), c->stream, e);
+        r = zcu_nccl_sum(ep->nccl, ep->comm, s->de, (size_t)(n * K * d), c->stream, e);
         if (r != ZMLX_OK) return r;
     }
     if (shared) {

@@ -33,6 +33,16 @@ static inline int64_t cu_knob(const char *name, int64_t def) {
     return *end || v < 0 ? def : (int64_t)v;
 }
 
+/* An attribute of the current device (host; 0 where it cannot be read). */
+static inline int cu_dev_attr(cudaDeviceAttr a) {
+    int dev = 0, v = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, a, dev) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return v;
+}
+
 /* ------------------------------------------------------------------ loads */
 
 /* Loads of weights, read once per step: bypass L1 so activations stay there. */
@@ -52,6 +62,31 @@ __device__ __forceinline__ uint32_t ldw1(const void *p) {
     uint32_t v;
     asm volatile("ld.global.nc.L1::no_allocate.u32 %0, [%1];" : "=r"(v) : "l"(p));
     return v;
+}
+
+/* cp.async: 16 bytes global -> shared (valid false: the 16 bytes zero-filled, nothing read). */
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool valid) {
+    const uint32_t s = (uint32_t)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(gmem), "r"(valid ? 16 : 0));
+}
+/* A whole 16-byte piece to a shared-memory address. */
+__device__ __forceinline__ void cp_async16s(uint32_t s, const void *gmem) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(gmem));
+}
+__device__ __forceinline__ void cp_async_commit(void) {
+    asm volatile("cp.async.commit_group;");
+}
+/* Wait until at most N of this thread's newest copy groups are in flight. */
+template <int N> __device__ __forceinline__ void cp_async_wait(void) {
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+
+/* Eight floats as bf16 (round to nearest even), one 16-byte store. */
+__device__ __forceinline__ void st_bf16x8(__nv_bfloat16 *dst, const float (&v)[8]) {
+    __nv_bfloat162 h[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) h[i] = __floats2bfloat162_rn(v[2 * i], v[2 * i + 1]);
+    *reinterpret_cast<uint4 *>(dst) = *reinterpret_cast<const uint4 *>(h);
 }
 
 /* Scale / bias i of a quantized weight (CU_SDT_*). */

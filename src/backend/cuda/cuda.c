@@ -100,7 +100,9 @@ zmlx_status zcu_ctx_open(cu_ctx *c, int device, const zmlx_model *m, zerr *e) {
        of at most 2,048 positions instead of the tensor-core splits; (0) the decode's
        attention without its early start (cu_attn.early); (0) the splits converting the float
        queries in every block instead of copying W_UK^T's bf16 ones (cu_attn.q16); (0) the
-       chunk's dense products in fast mode on the tile kernel instead of cuBLAS (chunk.c) */
+       chunk's dense products in fast mode on the tile kernel instead of cuBLAS (chunk.c);
+       (0) the routed experts' 4-bit products on the tile kernel instead of
+       kernels_gemm_q4.cu's (chunk.c) */
     st = env_int("ZMLX_CUDA_ATTN_UV", 8, 0, 64, &c->attn_uv_split, e);
     if (st == ZMLX_OK) st = env_int("ZMLX_CUDA_DEC_SPAN", 32, 32, 1 << 20, &c->dec_span, e);
     if (st == ZMLX_OK) st = env_int("ZMLX_CUDA_DEC_SPLITS", 0, 0, 256, &c->dec_splits, e);
@@ -108,6 +110,7 @@ zmlx_status zcu_ctx_open(cu_ctx *c, int device, const zmlx_model *m, zerr *e) {
     if (st == ZMLX_OK) st = env_int("ZMLX_CUDA_DEC_EARLY", 1, 0, 1, &c->dec_early, e);
     if (st == ZMLX_OK) st = env_int("ZMLX_CUDA_DEC_Q16", 1, 0, 1, &c->dec_q16, e);
     if (st == ZMLX_OK) st = env_int("ZMLX_CUDA_GEMM_BLAS", 1, 0, 1, &c->gemm_blas, e);
+    if (st == ZMLX_OK) st = env_int("ZMLX_CUDA_GEMM_Q4", 1, 0, 1, &c->gemm_q4, e);
     if (st != ZMLX_OK) return st;
     CU_TRY(e, cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     CU_TRY(e, cuk_init());

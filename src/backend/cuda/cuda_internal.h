@@ -56,6 +56,7 @@ typedef struct cu_ctx {
     int dec_early;                      /* ZMLX_CUDA_DEC_EARLY (cuda.c; cu_attn.early) */
     int dec_q16;                        /* ZMLX_CUDA_DEC_Q16 (cuda.c; cu_attn.q16) */
     int gemm_blas;                      /* ZMLX_CUDA_GEMM_BLAS (cuda.c; chunk.c's gemm) */
+    int gemm_q4;                        /* ZMLX_CUDA_GEMM_Q4 (cuda.c; chunk.c's experts) */
     int dec_span, dec_splits;           /* decode attention: least positions a split, most splits
                                            (ZMLX_CUDA_DEC_SPAN / _SPLITS; 0: one per SM) */
     cudaStream_t stream;
@@ -95,6 +96,11 @@ bool zcu_blas_ready(zcu_blas *b);
    copies of both (one matrix, no stack); after zcu_blas_ready. */
 zmlx_status zcu_blas_gemm(zcu_blas *b, const cuw *w, const float *x, int64_t ldx, float *y, int64_t ldy,
                           int64_t n, cu_q q, zerr *e);
+/* x [n, cols] (rows ldx floats apart) rounded to bf16 into the activation copy (grown to
+   hold it; ZMLX_ERR_LIMIT where it cannot be), packed [n, cols]: *out.  x NULL: only
+   grown. */
+zmlx_status zcu_blas_x16(zcu_blas *b, const float *x, int64_t ldx, int64_t n, int64_t cols, cu_q q,
+                         const void **out, zerr *e);
 void zcu_blas_free(zcu_blas *b);
 
 /* A captured decode step, valid for its cache capacity, pattern set and ending. */

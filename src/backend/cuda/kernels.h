@@ -254,6 +254,21 @@ bool cuk_gemm_tc_ok(cuw w, const float *x, int64_t ldx);
 cudaError_t cuk_gemm_tc(cuw w, const float *x, int64_t ldx, const int32_t *xrows, float *y,
                         int64_t ldy, int64_t n, const int32_t *goff, int64_t groups, cu_q q);
 
+/* Fast mode's form for affine 4-bit weights with bf16 or f16 scales (kernels_gemm_q4.cu):
+   cuk_gemm's contract with X already rounded to bf16 (x [.., ldx] bf16, 16-byte aligned,
+   ldx % 8 == 0; cuk_to_bf16), the same values as cuk_gemm_tc's bit for bit; for the
+   layouts cuk_gemm_q4_ok accepts (groups of 32 or more, cols a multiple of 64, at most 64
+   groups a row, 16-byte aligned rows, scales and biases).  Grouped, `tot` bounds the rows
+   of all groups together (goff[groups] - goff[0]; 0: unknown) and sizes the grid. */
+bool cuk_gemm_q4_ok(cuw w);
+cudaError_t cuk_gemm_q4(cuw w, const void *x, int64_t ldx, const int32_t *xrows, float *y,
+                        int64_t ldy, int64_t n, const int32_t *goff, int64_t groups, int64_t tot, cu_q q);
+/* Two such products of one shape over the same x (the experts' gate and up) in one
+   launch, each tile 64 rows of both: y = x W^T, y2 = x W2^T, the same values. */
+cudaError_t cuk_gemm_q4_pair(cuw w, cuw w2, const void *x, int64_t ldx, const int32_t *xrows, float *y,
+                             float *y2, int64_t ldy, int64_t n, const int32_t *goff, int64_t groups,
+                             int64_t tot, cu_q q);
+
 /* The bf16 operands of the cuBLAS form of a dense GEMM (blas.c): matrix e of w
    dequantized (deq8's values rounded to nearest even: the tile kernel's) into dst [rows,
    cols], and x [n, cols] (rows ldx floats apart, 16-byte aligned, ldx % 4 == 0) rounded

@@ -34,6 +34,7 @@
  * inputs.
  */
 #include "backend/cuda/attn.cuh"
+#include "backend/cuda/mma.cuh"
 
 #include <math.h>
 #include <stdlib.h>
@@ -46,14 +47,6 @@ enum { FA_LD = 8 };          /* tile loads in flight per thread */
 /* Dynamic shared memory: Qs, Ks [64][qk + 8] and Vt [vd][72], bf16. */
 static size_t fa_smem(int64_t qk, int64_t vd) {
     return (size_t)(2 * FA_Q * (qk + 8) + vd * FA_VLD) * 2;
-}
-
-__device__ __forceinline__ void mma_bf16(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2,
-                                         uint32_t a3, uint32_t b0, uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
-                 "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
@@ -293,44 +286,6 @@ static_assert(DT_THREADS == AS_WARPS * 32 && DT_MAXW <= AS_CH * 128, "attn_short
 static size_t dt_smem(int64_t W, int ST, int TK) {
     return (size_t)((DT_HB + ST * TK) * (W + 8)) * 2 + (size_t)(DT_HB * (TK + 8) + DT_HB) * 4 +
            (size_t)(DT_HB * (TK + 8)) * 2;
-}
-
-__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool valid) {
-    const uint32_t s = (uint32_t)__cvta_generic_to_shared(smem);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(gmem), "r"(valid ? 16 : 0));
-}
-/* A whole 16-byte piece to a shared-memory address. */
-__device__ __forceinline__ void cp_async16s(uint32_t s, const void *gmem) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(gmem));
-}
-__device__ __forceinline__ void cp_async_commit(void) {
-    asm volatile("cp.async.commit_group;");
-}
-/* Wait until at most N of this thread's newest copy groups are in flight. */
-template <int N> __device__ __forceinline__ void cp_async_wait(void) {
-    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
-}
-
-/* Four 8 x 8 b16 matrices from shared memory (s: a shared-space address, bytes), lanes
-   8j .. 8j + 7 naming the rows of matrix j; r_j is the mma operand register of matrix j
-   (TRANS: transposed). */
-template <bool TRANS>
-__device__ __forceinline__ void ldsm_x4(uint32_t s, uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3) {
-    if constexpr (TRANS)
-        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-                     : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(s));
-    else
-        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-                     : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(s));
-}
-__device__ __forceinline__ void ldsm_x2(uint32_t s, uint32_t &r0, uint32_t &r1) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(r0), "=r"(r1) : "r"(s));
-}
-
-/* Where lane asks ldsm_x4 for the A operand (16 x 16, row-major, row stride ld) at row
-   0, column 0 of the tile: matrices (rows 0-7, k 0-7), (8-15, 0-7), (0-7, 8-15), (8-15, 8-15). */
-__device__ __forceinline__ int a_lane(int lane, int ld) {
-    return ((lane & 7) + ((lane >> 3) & 1) * 8) * ld + (lane >> 4) * 8;
 }
 
 /* ST >= 2: the next ST - 1 tiles' rows in flight during this tile's products (one block

@@ -30,14 +30,6 @@ union tc_smem {
     float out[TC_N * TC_OLD]; /* [token][row] */
 };
 
-/* Eight floats as bf16 (round to nearest even), one 16-byte store. */
-__device__ __forceinline__ void st_bf16x8(__nv_bfloat16 *dst, const float (&v)[8]) {
-    __nv_bfloat162 h[4];
-#pragma unroll
-    for (int i = 0; i < 4; i++) h[i] = __floats2bfloat162_rn(v[2 * i], v[2 * i + 1]);
-    *reinterpret_cast<uint4 *>(dst) = *reinterpret_cast<const uint4 *>(h);
-}
-
 template <int K>
 __global__ void __launch_bounds__(TC_THREADS)
     k_gemm_tc(const __grid_constant__ cuw w, const float *X, int64_t ldx, const int32_t *xrows,

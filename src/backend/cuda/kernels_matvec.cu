@@ -761,13 +761,7 @@ static int mv_occupancy(bool fast, size_t smem) {
 
 /* Multiprocessors of the current device (0: unknown). */
 static int sm_count(void) {
-    int dev = 0, sms = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
-        (void)cudaGetLastError();
-        return 0;
-    }
-    return sms;
+    return cu_dev_attr(cudaDevAttrMultiProcessorCount);
 }
 
 /* Blocks of k_matvec the GPU holds at once (0: unknown). */
@@ -1267,6 +1261,7 @@ extern "C" cudaError_t cuk_attn_init(void); /* kernels_attn.cu */
 extern "C" cudaError_t cuk_idx_init(void);  /* kernels_idx.cu */
 extern "C" cudaError_t cuk_attn_tc_init(int optin); /* kernels_attn_tc.cu */
 extern "C" cudaError_t cuk_attn_uv_init(int optin); /* kernels_attn_uv.cu */
+extern "C" cudaError_t cuk_gemm_q4_init(int optin); /* kernels_gemm_q4.cu */
 
 /* Large dynamic shared memory for the matvec and combine kernels of layout K. */
 template <int K>
@@ -1301,6 +1296,7 @@ extern "C" cudaError_t cuk_init(void) {
     if (err == cudaSuccess) err = cuk_idx_init();
     if (err == cudaSuccess) err = cuk_attn_tc_init(optin);
     if (err == cudaSuccess) err = cuk_attn_uv_init(optin);
+    if (err == cudaSuccess) err = cuk_gemm_q4_init(optin);
     const int lim = optin < MV_SMEM_MAX ? optin : MV_SMEM_MAX;
     for (int kind = 0; kind < ZW_COUNT && err == cudaSuccess; kind++) {
         if (!cuk_kind_ok(kind)) continue; /* a layout with no device kernels (fp8) */
