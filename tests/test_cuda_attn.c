@@ -429,6 +429,22 @@ static void case_expanded(bool bf16, int64_t H, int64_t nope, int64_t rope, int6
     CHECKF(out_fetch(&o, out, "expanded"), "expanded attention");
     if (tq_fast && cuk_attn_tc_ok(&a)) { /* the tensor-core kernel */
         expanded_tc_check(&a, q, kvb, &hc, T, out);
+        /* blocks of 64 queries (ZMLX_CUDA_FA_WARPS=4) give the same values bit for bit */
+        float *o2 = malloc((size_t)(n * H * vd) * 4);
+        cu_attn_x b = a;
+        dout ob = out_new((size_t)(n * H * vd));
+        b.out = ob.p;
+        setenv("ZMLX_CUDA_FA_WARPS", "4", 1);
+        CHECK(cuk_attn_expanded(&b, Q) == cudaSuccess);
+        unsetenv("ZMLX_CUDA_FA_WARPS");
+        CHECKF(out_fetch(&ob, o2, "expanded tc"), "expanded attention tc in blocks of 64 queries: guards");
+        int64_t same = 0;
+        for (int64_t i = 0; i < n * H * vd; i++) same += f2u(o2[i]) == f2u(out[i]);
+        CHECKF(same == n * H * vd, "expanded attention tc in blocks of 64 queries (H=%lld T=%lld n=%lld): %lld of "
+               "%lld values differ", (long long)H, (long long)T, (long long)n, (long long)(n * H * vd - same),
+               (long long)(n * H * vd));
+        out_free(&ob);
+        free(o2);
     } else {
         float *qn = malloc((size_t)(n * H * nope) * 4), *qp = malloc((size_t)(n * H * rope) * 4);
         for (int64_t i = 0; i < n * H; i++) {
@@ -911,6 +927,7 @@ static void fast_cases(bool quick) {
         case_expanded(b, 4, 32, 16, 32, 64, 30, 4, 0);
         case_expanded(b, 20, 192, 64, 256, 512, 70, 3, 0);   /* GLM-4.7-Flash */
         case_expanded(b, 20, 192, 64, 256, 512, 0, 130, 0);  /* a first chunk: three query tiles */
+        if (!quick) case_expanded(b, 20, 192, 64, 256, 512, 90, 300, 0); /* three 128-query blocks, a partial one */
         case_expanded(b, 3, 128, 64, 128, 512, 100, 70, 0);  /* DeepSeek-V3 head dims */
         case_expanded(b, 2, 32, 16, 48, 64, 5, 67, 0);       /* vd not a multiple of 32 */
         case_expanded(b, 3, 10, 6, 300, 20, 200, 2, 0);      /* no tiles of 16: float32 kernel */

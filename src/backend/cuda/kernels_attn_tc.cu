@@ -2,9 +2,10 @@
  * kernels_attn_tc.cu — the expanded (prefill) MLA attention of fast mode on the tensor
  * cores, FlashAttention-2 style: bf16 operands, float32 scores, softmax and sums.
  *
- * A block is one head and 64 queries of the chunk (four warps of 16); it walks the keys
- * its queries see in tiles of 64: the tile's keys [k_nope | k_pe] (kvb and the cache's
- * rope columns) and values (kvb, stored transposed) are rounded to bf16 in shared memory,
+ * A block is one head and 128 queries of the chunk (eight warps of 16; 64 and four where
+ * that does not fit the device's shared memory); it walks the keys its queries see in
+ * tiles of 64: the tile's keys [k_nope | k_pe] (kvb and the cache's rope columns) and
+ * values (kvb, stored transposed) are rounded to bf16 in shared memory,
  * each warp computes its 16 x 64 scores with mma.sync m16n8k16 (the queries read from
  * shared memory), masks the causal part, keeps the online softmax (running max and sum
  * per row, in the registers of the row's four lanes) and adds P V with the probabilities
@@ -40,13 +41,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { FA_Q = 64, FA_KV = 64, FA_WARPS = 4, FA_THREADS = FA_WARPS * 32, FA_MAXD = 256 };
+/* A block: NW warps of 16 queries (FA_NW_WIDE where its tiles fit the device's shared
+   memory, else FA_NW: each key tile then serves twice the queries), key tiles of FA_KV. */
+enum { FA_NW = 4, FA_NW_WIDE = 8, FA_KV = 64, FA_MAXD = 256 };
 enum { FA_VLD = FA_KV + 8 }; /* Vt row stride (bf16): conflict-free operand loads */
 enum { FA_LD = 8 };          /* tile loads in flight per thread */
 
-/* Dynamic shared memory: Qs, Ks [64][qk + 8] and Vt [vd][72], bf16. */
-static size_t fa_smem(int64_t qk, int64_t vd) {
-    return (size_t)(2 * FA_Q * (qk + 8) + vd * FA_VLD) * 2;
+/* Dynamic shared memory of a block of nw warps: Qs [16 nw][qk + 8], Ks [64][qk + 8] and
+   Vt [vd][72], bf16. */
+static size_t fa_smem(int64_t qk, int64_t vd, int nw) {
+    return (size_t)((16 * nw + FA_KV) * (qk + 8) + vd * FA_VLD) * 2;
 }
 
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
@@ -68,28 +72,29 @@ __device__ __forceinline__ void st_bf16x4(__nv_bfloat16 *dst, float a, float b, 
 
 /* Copy tot float4s of a tile: element i = ld(i), stored by st(i, v); FA_LD loads of each
    thread in flight before their stores (one at a time, a tile of 64 keys waited ~40 us). */
-template <typename LD, typename ST>
+template <int NTH, typename LD, typename ST>
 __device__ __forceinline__ void tile_copy(int64_t tot, LD ld, ST st) {
-    for (int64_t i0 = threadIdx.x; i0 < tot; i0 += FA_LD * FA_THREADS) {
+    for (int64_t i0 = threadIdx.x; i0 < tot; i0 += FA_LD * NTH) {
         float4 v[FA_LD];
 #pragma unroll
         for (int k = 0; k < FA_LD; k++) {
-            const int64_t i = i0 + k * FA_THREADS;
+            const int64_t i = i0 + k * NTH;
             v[k] = i < tot ? ld(i) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         }
 #pragma unroll
         for (int k = 0; k < FA_LD; k++)
-            if (i0 + k * FA_THREADS < tot) st(i0 + k * FA_THREADS, v[k]);
+            if (i0 + k * NTH < tot) st(i0 + k * NTH, v[k]);
     }
 }
 
-/* NT = value columns / 8 this instance holds (vd <= 8 NT). */
-template <bool BF16, int NT>
-__global__ void __launch_bounds__(FA_THREADS) k_attn_tc(const __grid_constant__ cu_attn_x p) {
+/* NT = value columns / 8 this instance holds (vd <= 8 NT); NW warps, 16 queries each. */
+template <bool BF16, int NT, int NW>
+__global__ void __launch_bounds__(NW * 32) k_attn_tc(const __grid_constant__ cu_attn_x p) {
+    constexpr int FA_Q = 16 * NW, FA_THREADS = NW * 32;
     extern __shared__ __align__(16) __nv_bfloat16 fsm[];
     pdl_launch();
     const int64_t qk = p.nope + p.rope, hs = p.nope + p.vd, W = p.R + p.rope, QLD = qk + 8;
-    __nv_bfloat16 *Qs = fsm, *Ks = Qs + FA_Q * QLD, *Vt = Ks + FA_Q * QLD;
+    __nv_bfloat16 *Qs = fsm, *Ks = Qs + FA_Q * QLD, *Vt = Ks + FA_KV * QLD;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
     const int64_t h = blockIdx.x, q0 = (int64_t)blockIdx.y * FA_Q;
     pdl_wait();
@@ -118,7 +123,7 @@ __global__ void __launch_bounds__(FA_THREADS) k_attn_tc(const __grid_constant__ 
     for (int64_t kt = 0; kt < kend; kt += FA_KV) {
         __syncthreads(); /* the previous tile is consumed (and Qs written) */
         /* keys [k_nope | k_pe], then values (transposed) */
-        tile_copy(FA_KV * q4, [&](int64_t i) {
+        tile_copy<FA_THREADS>(FA_KV * q4, [&](int64_t i) {
             const int64_t r = i / q4, c = (i - r * q4) * 4, u = kt + r;
             if (u >= kend) return make_float4(0.0f, 0.0f, 0.0f, 0.0f);
             if (c < p.nope) return __ldg(reinterpret_cast<const float4 *>(p.kvb + (u * p.H + h) * hs + c));
@@ -127,7 +132,7 @@ __global__ void __launch_bounds__(FA_THREADS) k_attn_tc(const __grid_constant__ 
             const int64_t r = i / q4, c = (i - r * q4) * 4;
             st_bf16x4(Ks + r * QLD + c, v.x, v.y, v.z, v.w);
         });
-        tile_copy(FA_KV * v4, [&](int64_t i) {
+        tile_copy<FA_THREADS>(FA_KV * v4, [&](int64_t i) {
             const int64_t r = i / v4, c = (i - r * v4) * 4, u = kt + r;
             if (u >= kend) return make_float4(0.0f, 0.0f, 0.0f, 0.0f);
             return __ldg(reinterpret_cast<const float4 *>(p.kvb + (u * p.H + h) * hs + p.nope + c));
@@ -230,47 +235,68 @@ __global__ void __launch_bounds__(FA_THREADS) k_attn_tc(const __grid_constant__ 
     }
 }
 
+/* The dynamic shared memory an instance may open (0 where it cannot be read). */
+template <int NW> static size_t fa_room(void) {
+    cudaFuncAttributes fa;
+    if (cudaFuncGetAttributes(&fa, k_attn_tc<true, 32, NW>) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return (size_t)fa.maxDynamicSharedSizeBytes;
+}
+
 extern "C" bool cuk_attn_tc_ok(const cu_attn_x *p) {
     const int64_t qk = p->nope + p->rope;
     if (p->idx || p->nope % 4 || qk % 16 || qk > FA_MAXD || p->vd % 16 || p->vd > FA_MAXD ||
-        p->R % 4 || p->rope % 4 || p->H > 0x7fffffff || p->n > 65535 * (int64_t)FA_Q)
+        p->R % 4 || p->rope % 4 || p->H > 0x7fffffff || p->n > 65535 * (int64_t)(16 * FA_NW))
         return false;
     /* the tiles must fit what cuk_attn_tc_init could open (99 KB on sm_89, 227 on Hopper) */
-    cudaFuncAttributes fa;
-    if (cudaFuncGetAttributes(&fa, k_attn_tc<true, 32>) != cudaSuccess) {
-        (void)cudaGetLastError();
-        return false;
-    }
-    return fa_smem(qk, p->vd) <= (size_t)fa.maxDynamicSharedSizeBytes;
+    return fa_smem(qk, p->vd, FA_NW) <= fa_room<FA_NW>();
 }
 
-template <bool BF16, int NT> static cudaError_t fa_go(const cu_attn_x *p, cu_q q) {
-    const dim3 grid((unsigned)p->H, (unsigned)((p->n + FA_Q - 1) / FA_Q));
-    return launch(q, grid, dim3(FA_THREADS), fa_smem(p->nope + p->rope, p->vd), k_attn_tc<BF16, NT>, *p);
+template <bool BF16, int NT, int NW> static cudaError_t fa_go(const cu_attn_x *p, cu_q q) {
+    const dim3 grid((unsigned)p->H, (unsigned)((p->n + 16 * NW - 1) / (16 * NW)));
+    return launch(q, grid, dim3(NW * 32), fa_smem(p->nope + p->rope, p->vd, NW), k_attn_tc<BF16, NT, NW>, *p);
+}
+
+template <int NW> static cudaError_t fa_nt_go(const cu_attn_x *p, cu_q q) {
+    const int64_t nt = p->vd / 8;
+    if (nt <= 8) return p->cache_bf16 ? fa_go<true, 8, NW>(p, q) : fa_go<false, 8, NW>(p, q);
+    if (nt <= 16) return p->cache_bf16 ? fa_go<true, 16, NW>(p, q) : fa_go<false, 16, NW>(p, q);
+    return p->cache_bf16 ? fa_go<true, 32, NW>(p, q) : fa_go<false, 32, NW>(p, q);
 }
 
 extern "C" cudaError_t cuk_attn_tc(const cu_attn_x *p, cu_q q) {
     if (p->n <= 0) return cudaSuccess;
     if (!cuk_attn_tc_ok(p)) return cudaErrorInvalidValue;
-    const int64_t nt = p->vd / 8;
-    if (nt <= 8) return p->cache_bf16 ? fa_go<true, 8>(p, q) : fa_go<false, 8>(p, q);
-    if (nt <= 16) return p->cache_bf16 ? fa_go<true, 16>(p, q) : fa_go<false, 16>(p, q);
-    return p->cache_bf16 ? fa_go<true, 32>(p, q) : fa_go<false, 32>(p, q);
+    /* blocks of 128 queries where they fit (Hopper, A100), each key tile read once for
+       twice the queries (ZMLX_CUDA_FA_WARPS=4: blocks of 64, for measuring) */
+    if (cu_knob("ZMLX_CUDA_FA_WARPS", FA_NW_WIDE) == FA_NW_WIDE && p->n > 16 * FA_NW &&
+        fa_smem(p->nope + p->rope, p->vd, FA_NW_WIDE) <= fa_room<FA_NW_WIDE>())
+        return fa_nt_go<FA_NW_WIDE>(p, q);
+    return fa_nt_go<FA_NW>(p, q);
 }
 
 static cudaError_t dt_init(int optin);
 
 /* The largest tiles' dynamic shared memory (cuk_init). */
 extern "C" cudaError_t cuk_attn_tc_init(int optin) {
-    const size_t want = fa_smem(FA_MAXD, FA_MAXD);
-    const int bytes = want < (size_t)optin ? (int)want : optin;
     const cudaFuncAttribute a = cudaFuncAttributeMaxDynamicSharedMemorySize;
-    cudaError_t err = cudaFuncSetAttribute(k_attn_tc<true, 8>, a, bytes);
-    if (err == cudaSuccess) err = cudaFuncSetAttribute(k_attn_tc<false, 8>, a, bytes);
-    if (err == cudaSuccess) err = cudaFuncSetAttribute(k_attn_tc<true, 16>, a, bytes);
-    if (err == cudaSuccess) err = cudaFuncSetAttribute(k_attn_tc<false, 16>, a, bytes);
-    if (err == cudaSuccess) err = cudaFuncSetAttribute(k_attn_tc<true, 32>, a, bytes);
-    if (err == cudaSuccess) err = cudaFuncSetAttribute(k_attn_tc<false, 32>, a, bytes);
+    cudaError_t err = cudaSuccess;
+#define ZCU_FA_ATTR(NW)                                                                                       \
+    do {                                                                                                      \
+        const size_t want = fa_smem(FA_MAXD, FA_MAXD, NW);                                                     \
+        const int bytes = want < (size_t)optin ? (int)want : optin;                                           \
+        if (err == cudaSuccess) err = cudaFuncSetAttribute(k_attn_tc<true, 8, NW>, a, bytes);                \
+        if (err == cudaSuccess) err = cudaFuncSetAttribute(k_attn_tc<false, 8, NW>, a, bytes);               \
+        if (err == cudaSuccess) err = cudaFuncSetAttribute(k_attn_tc<true, 16, NW>, a, bytes);               \
+        if (err == cudaSuccess) err = cudaFuncSetAttribute(k_attn_tc<false, 16, NW>, a, bytes);              \
+        if (err == cudaSuccess) err = cudaFuncSetAttribute(k_attn_tc<true, 32, NW>, a, bytes);               \
+        if (err == cudaSuccess) err = cudaFuncSetAttribute(k_attn_tc<false, 32, NW>, a, bytes);              \
+    } while (0)
+    ZCU_FA_ATTR(FA_NW);
+    ZCU_FA_ATTR(FA_NW_WIDE);
+#undef ZCU_FA_ATTR
     if (err == cudaSuccess) err = dt_init(optin);
     return err;
 }
