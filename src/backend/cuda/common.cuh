@@ -43,6 +43,12 @@ static inline int cu_dev_attr(cudaDeviceAttr a) {
     return v;
 }
 
+/* Blocks of a grid-stride launch over `items`, `per` a block: at least one, at most `cap`. */
+static inline unsigned grid_blocks(int64_t items, int64_t per, int64_t cap) {
+    const int64_t b = (items + per - 1) / per;
+    return (unsigned)(b < 1 ? 1 : b > cap ? cap : b);
+}
+
 /* ------------------------------------------------------------------ loads */
 
 /* Loads of weights, read once per step: bypass L1 so activations stay there. */

@@ -103,10 +103,8 @@ __global__ void __launch_bounds__(EW_THREADS) k_rope_table(float *table, int64_t
 extern "C" cudaError_t cuk_rope_table(float *table, int64_t p0, int64_t p1, const float *inv_freq,
                                       float mscale, int64_t rope, cu_q q) {
     if (p1 <= p0 || rope <= 0) return cudaSuccess;
-    int64_t blocks = ((p1 - p0) * (rope / 2) + EW_THREADS - 1) / EW_THREADS;
-    if (blocks > 4096) blocks = 4096;
-    return launch(q, dim3((unsigned)blocks), dim3(EW_THREADS), 0, k_rope_table, table, p0, p1,
-                  inv_freq, mscale, rope);
+    const dim3 grid(grid_blocks((p1 - p0) * (rope / 2), EW_THREADS, 4096));
+    return launch(q, grid, dim3(EW_THREADS), 0, k_rope_table, table, p0, p1, inv_freq, mscale, rope);
 }
 
 __global__ void __launch_bounds__(ROW_THREADS) k_attn_prep(const __grid_constant__ cu_prep p) {
@@ -159,9 +157,7 @@ __global__ void __launch_bounds__(EW_THREADS) k_silu_mul(const float *g, const f
 
 extern "C" cudaError_t cuk_silu_mul(const float *g, const float *u, int64_t n, float *h, cu_q q) {
     if (n <= 0) return cudaSuccess;
-    int64_t blocks = (n + EW_THREADS - 1) / EW_THREADS;
-    if (blocks > 4096) blocks = 4096;
-    return launch(q, dim3((unsigned)blocks), dim3(EW_THREADS), 0, k_silu_mul, g, u, n, h);
+    return launch(q, dim3(grid_blocks(n, EW_THREADS, 4096)), dim3(EW_THREADS), 0, k_silu_mul, g, u, n, h);
 }
 
 __global__ void __launch_bounds__(ROW_THREADS) k_moe_combine(const float *w, const int32_t *slot, int64_t K,
@@ -213,9 +209,7 @@ __global__ void __launch_bounds__(EW_THREADS) k_cache_to_f32(const void *cache, 
 extern "C" cudaError_t cuk_cache_to_f32(const void *cache, bool bf16, int64_t W, int64_t R,
                                         int64_t T, float *out, cu_q q) {
     if (T <= 0) return cudaSuccess;
-    int64_t blocks = (T * R + EW_THREADS - 1) / EW_THREADS;
-    if (blocks > 4096) blocks = 4096;
-    return launch(q, dim3((unsigned)blocks), dim3(EW_THREADS), 0, k_cache_to_f32, cache, bf16, W,
+    return launch(q, dim3(grid_blocks(T * R, EW_THREADS, 4096)), dim3(EW_THREADS), 0, k_cache_to_f32, cache, bf16, W,
                   R, T, out);
 }
 
@@ -237,9 +231,7 @@ __global__ void __launch_bounds__(EW_THREADS) k_fill_random(void *p, int64_t n, 
 
 extern "C" cudaError_t cuk_fill_random(void *p, int64_t n, bool bf16, uint32_t seed, cu_q q) {
     if (n <= 0) return cudaSuccess;
-    int64_t blocks = (n + EW_THREADS - 1) / EW_THREADS;
-    if (blocks > 8192) blocks = 8192;
-    return launch(q, dim3((unsigned)blocks), dim3(EW_THREADS), 0, k_fill_random, p, n, bf16, seed);
+    return launch(q, dim3(grid_blocks(n, EW_THREADS, 8192)), dim3(EW_THREADS), 0, k_fill_random, p, n, bf16, seed);
 }
 
 /* ---------------------------------------------------------------- argmax */
@@ -332,7 +324,6 @@ extern "C" size_t cuk_argmax_work_bytes(void) {
 
 extern "C" cudaError_t cuk_argmax(const float *x, int64_t n, int32_t *work, int32_t *out, cu_q q) {
     if (n < 1 || n > 0x7fffffff || !work || ((uintptr_t)work & 7)) return cudaErrorInvalidValue;
-    int64_t blocks = (n + AM_THREADS * AM_PER - 1) / (AM_THREADS * AM_PER);
-    if (blocks > AM_MAX_BLOCKS) blocks = AM_MAX_BLOCKS;
-    return launch(q, dim3((unsigned)blocks), dim3(AM_THREADS), 0, k_argmax, x, n, work, out);
+    const dim3 grid(grid_blocks(n, AM_THREADS * AM_PER, AM_MAX_BLOCKS));
+    return launch(q, grid, dim3(AM_THREADS), 0, k_argmax, x, n, work, out);
 }

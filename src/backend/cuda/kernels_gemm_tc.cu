@@ -133,24 +133,19 @@ __global__ void __launch_bounds__(256) k_to_bf16(const float *x, int64_t ldx, in
     }
 }
 
-static unsigned elem_blocks(int64_t pieces) {
-    const int64_t b = (pieces + 255) / 256;
-    return (unsigned)(b < 1 ? 1 : b > 8192 ? 8192 : b);
-}
-
 extern "C" cudaError_t cuk_deq_bf16(cuw w, int64_t e, void *dst, cu_q q) {
     if (w.rows <= 0) return cudaSuccess;
     if (!cuk_kind_ok(w.kind) || w.cols % 32 || ((uintptr_t)dst & 15)) return cudaErrorInvalidValue;
     cudaError_t err = cudaSuccess;
-    ZCU_DISPATCH(w.kind, err = launch(q, dim3(elem_blocks(w.rows * (w.cols / 8))), dim3(256), 0, k_deq_bf16<K>, w, e,
-                                      static_cast<__nv_bfloat16 *>(dst)));
+    const dim3 grid(grid_blocks(w.rows * (w.cols / 8), 256, 8192));
+    ZCU_DISPATCH(w.kind, err = launch(q, grid, dim3(256), 0, k_deq_bf16<K>, w, e, static_cast<__nv_bfloat16 *>(dst)));
     return err;
 }
 
 extern "C" cudaError_t cuk_to_bf16(const float *x, int64_t ldx, int64_t n, int64_t cols, void *dst, cu_q q) {
     if (n <= 0) return cudaSuccess;
     if (cols % 8 || ldx % 4 || ldx < cols || ((uintptr_t)x & 15) || ((uintptr_t)dst & 15)) return cudaErrorInvalidValue;
-    return launch(q, dim3(elem_blocks(n * (cols / 8))), dim3(256), 0, k_to_bf16, x, ldx, n, cols,
+    return launch(q, dim3(grid_blocks(n * (cols / 8), 256, 8192)), dim3(256), 0, k_to_bf16, x, ldx, n, cols,
                   static_cast<__nv_bfloat16 *>(dst));
 }
 
