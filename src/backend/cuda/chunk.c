@@ -110,9 +110,7 @@ static zmlx_status experts(cu_sess *s, const cu_layer *L, int64_t n, const int32
     const zmlx_config *cf = &c->m->cfg;
     const cu_q q = {c->stream, false, zcu_fast(c)};
     const int64_t d = cf->hidden_size, K = cf->experts_per_tok, mI = cf->moe_intermediate_size;
-    const cuw *g = &L->exp_gate, *u = &L->exp_up;
-    if (q.fast && c->gemm_q4 && cuk_gemm_q4_ok(*g) && cuk_gemm_q4_ok(*u) && cuk_gemm_q4_ok(L->exp_down) &&
-        u->rows == g->rows && u->cols == g->cols && u->group == g->group && u->sdt == g->sdt) {
+    if (q.fast && c->gemm_q4 && cuk_gemm_q4_pair_ok(L->exp_gate, L->exp_up) && cuk_gemm_q4_ok(L->exp_down)) {
         const void *xb = NULL;
         /* the larger copy first: once it fits, the other does */
         zmlx_status r = zcu_blas_x16(&s->blas, NULL, mI, n * K, mI, q, &xb, e);

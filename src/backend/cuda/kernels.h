@@ -264,7 +264,10 @@ bool cuk_gemm_q4_ok(cuw w);
 cudaError_t cuk_gemm_q4(cuw w, const void *x, int64_t ldx, const int32_t *xrows, float *y,
                         int64_t ldy, int64_t n, const int32_t *goff, int64_t groups, int64_t tot, cu_q q);
 /* Two such products of one shape over the same x (the experts' gate and up) in one
-   launch, each tile 64 rows of both: y = x W^T, y2 = x W2^T, the same values. */
+   launch, each tile 64 rows of both: y = x W^T, y2 = x W2^T, the same values; for w and
+   w2 that cuk_gemm_q4_pair_ok accepts (both cuk_gemm_q4_ok, one kind, shape, group and
+   scale type). */
+bool cuk_gemm_q4_pair_ok(cuw w, cuw w2);
 cudaError_t cuk_gemm_q4_pair(cuw w, cuw w2, const void *x, int64_t ldx, const int32_t *xrows, float *y,
                              float *y2, int64_t ldy, int64_t n, const int32_t *goff, int64_t groups,
                              int64_t tot, cu_q q);

@@ -300,12 +300,15 @@ extern "C" cudaError_t cuk_gemm_q4(cuw w, const void *x, int64_t ldx, const int3
     return q4_go(w, w, x, ldx, xrows, y, nullptr, ldy, n, goff, groups, tot, q);
 }
 
+extern "C" bool cuk_gemm_q4_pair_ok(cuw w, cuw w2) {
+    return w2.kind == w.kind && w2.rows == w.rows && w2.cols == w.cols && w2.group == w.group && w2.sdt == w.sdt &&
+           cuk_gemm_q4_ok(w) && cuk_gemm_q4_ok(w2);
+}
+
 extern "C" cudaError_t cuk_gemm_q4_pair(cuw w, cuw w2, const void *x, int64_t ldx, const int32_t *xrows, float *y,
                                         float *y2, int64_t ldy, int64_t n, const int32_t *goff, int64_t groups,
                                         int64_t tot, cu_q q) {
-    if (w2.kind != w.kind || w2.rows != w.rows || w2.cols != w.cols || w2.group != w.group || w2.sdt != w.sdt ||
-        !cuk_gemm_q4_ok(w2) || !y || !y2)
-        return cudaErrorInvalidValue;
+    if (!cuk_gemm_q4_pair_ok(w, w2) || !y || !y2) return cudaErrorInvalidValue;
     /* ZMLX_CUDA_Q4_PAIR=0: a launch each (for measuring) */
     if (cu_knob("ZMLX_CUDA_Q4_PAIR", 1) == 0) {
         const cudaError_t err = q4_go(w, w, x, ldx, xrows, y, nullptr, ldy, n, goff, groups, tot, q);
