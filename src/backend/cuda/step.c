@@ -369,6 +369,7 @@ zmlx_status zcu_session_eval(void *ctx, void *dev, const zdev_eval *ev, int64_t 
         const bool absorbed = ev->path == ZMLX_ATTN_ABSORBED || (ev->path == ZMLX_ATTN_AUTO && n == 1);
         const bool want = (ev->logits && (ev->all_logits || last)) || (amax && last);
         float *dst = !ev->logits || !want ? NULL : ev->all_logits ? ev->logits + done * V : ev->logits;
+        const bool every = dst && ev->all_logits; /* every row's logits: zcu_chunk copies them */
         s->h_step->pos = (int32_t)(ev->pos + done);
         s->h_step->n = (int32_t)n;
         memcpy(s->h_step->ids, ev->ids + done, (size_t)n * sizeof(int32_t));
@@ -389,12 +390,10 @@ zmlx_status zcu_session_eval(void *ctx, void *dev, const zdev_eval *ev, int64_t 
             r = zcu_decode(s, c->pdl, att, e); /* the graph's step, launched directly */
         } else {
             const int64_t nsplit = n == 1 ? zcu_dec_nsplit(s, s->cap) : 1;
-            r = zcu_chunk(s, n, ev->pos + done + n, absorbed, nsplit, want,
-                          want && ev->logits && ev->all_logits ? dst : NULL, e);
+            r = zcu_chunk(s, n, ev->pos + done + n, absorbed, nsplit, want, every ? dst : NULL, e);
         }
         if (r != ZMLX_OK) return r;
-        if (want && !(ev->logits && ev->all_logits) && (r = logits_out(s, amax, false, e)) != ZMLX_OK)
-            return r;
+        if (want && !every && (r = logits_out(s, amax, false, e)) != ZMLX_OK) return r;
         CU_TRY(e, cudaStreamSynchronize(st));
         if (want && amax) *ev->argmax = *s->h_amax;
         else if (want && !ev->all_logits) memcpy(dst, s->h_logits, (size_t)V * sizeof(float));
