@@ -443,6 +443,27 @@ static void case_expanded(bool bf16, int64_t H, int64_t nope, int64_t rope, int6
         CHECKF(same == n * H * vd, "expanded attention tc in blocks of 64 queries (H=%lld T=%lld n=%lld): %lld of "
                "%lld values differ", (long long)H, (long long)T, (long long)n, (long long)(n * H * vd - same),
                (long long)(n * H * vd));
+        /* the cp.async tiles from the bf16 twin of kvb (a bf16 cache, Hopper's shared
+           memory): the same values bit for bit; ZMLX_CUDA_FA_ASYNC=0 turns them off */
+        if (cuk_attn_tc16_ok(&a)) {
+            void *k16 = NULL;
+            CHECK(cudaMalloc(&k16, (size_t)(T * H * hs) * 2) == cudaSuccess);
+            CHECK(cuk_to_bf16(dkvb, H * hs, T, H * hs, k16, Q) == cudaSuccess);
+            dout oc = out_new((size_t)(n * H * vd)); /* fresh: nothing left from the runs above */
+            b.kvb16 = k16, b.out = oc.p;
+            CHECK(cuk_attn_expanded(&b, Q) == cudaSuccess);
+            CHECKF(out_fetch(&oc, o2, "expanded tc16"), "expanded attention tc from bf16 tiles: guards");
+            out_free(&oc);
+            same = 0;
+            for (int64_t i = 0; i < n * H * vd; i++) same += f2u(o2[i]) == f2u(out[i]);
+            CHECKF(same == n * H * vd, "expanded attention tc from bf16 tiles by cp.async (H=%lld T=%lld n=%lld): "
+                   "%lld of %lld values differ", (long long)H, (long long)T, (long long)n,
+                   (long long)(n * H * vd - same), (long long)(n * H * vd));
+            setenv("ZMLX_CUDA_FA_ASYNC", "0", 1);
+            CHECKF(!cuk_attn_tc16_ok(&a), "ZMLX_CUDA_FA_ASYNC=0 turns the bf16 tiles off");
+            unsetenv("ZMLX_CUDA_FA_ASYNC");
+            cudaFree(k16);
+        }
         out_free(&ob);
         free(o2);
     } else {
@@ -922,7 +943,7 @@ static void exact_cases(bool quick) {
 
 /* Fast mode (tq_fast): prefill's tensor-core attention (float32 kernels where tiles of 16
    do not fit), the decode splits on the tensor cores, the attention with W_UV. */
-static void fast_cases(bool quick) {
+static void expanded_fast_cases(bool quick) {
     for (int b = 0; b < 2; b++) {
         case_expanded(b, 4, 32, 16, 32, 64, 30, 4, 0);
         case_expanded(b, 20, 192, 64, 256, 512, 70, 3, 0);   /* GLM-4.7-Flash */
@@ -933,6 +954,10 @@ static void fast_cases(bool quick) {
         case_expanded(b, 3, 10, 6, 300, 20, 200, 2, 0);      /* no tiles of 16: float32 kernel */
         case_expanded(b, 4, 32, 16, 32, 64, 30, 4, 8);       /* sparse: float32 kernel */
     }
+}
+
+static void fast_cases(bool quick) {
+    expanded_fast_cases(quick);
     absorbed_cases(quick); /* with a bf16 cache and W % 16 == 0: the tensor-core splits */
     attn_uv_cases(quick);
 }
@@ -940,6 +965,15 @@ static void fast_cases(bool quick) {
 int main(void) {
     bool quick = false;
     if (!tcu_begin(&quick)) return tc_fail ? 1 : 0;
+    const char *only = getenv("ZMLX_TEST_ATTN_ONLY"); /* "expanded": fast mode's prefill
+                                                          attention alone (compute-sanitizer) */
+    if (only && !strcmp(only, "expanded")) {
+        tq_fast = true;
+        expanded_fast_cases(quick);
+        CU(cudaStreamSynchronize(S));
+        CU(cudaGetLastError());
+        return tc_done();
+    }
     exact_cases(quick);
     printf("exact cases: %d passed, %d failed\n", tc_pass, tc_fail);
     tq_fast = true;

@@ -95,6 +95,10 @@ static zmlx_status attention(cu_sess *s, int l, int64_t n, int64_t T, bool absor
                         .n = n, .H = H, .nope = nope, .rope = rope, .vd = vd, .R = R,
                         .scale = m->attn_scale, .step = s->d_step, .out = s->attn,
                         .idx = dsa ? s->sel : NULL, .idx_n = s->sel_n, .idx_stride = s->sel_cap};
+        if (q.fast && s->kvb16 && cuk_attn_tc16_ok(&ax)) { /* the tiles by cp.async from bf16 */
+            CU_TRY(e, cuk_to_bf16(s->kvb, H * hs, T, H * hs, s->kvb16, q));
+            ax.kvb16 = s->kvb16;
+        }
         CU_TRY(e, cuk_attn_expanded(&ax, q));
     }
     PROJ(&L->o, s->attn, s->f, n);

@@ -159,7 +159,9 @@ typedef struct cu_sess {
     int32_t *d_amax, *h_amax;  /* the greedy token (zdev_eval.argmax): device, pinned */
     int32_t *d_amw;            /* cuk_argmax's work (zeroed with the arena) */
     float *lat_f32, *kvb;      /* expanded path: [xcap, R], [xcap, H * (nope + vd)] */
+    void *kvb16;               /* kvb as bf16 (fast mode, bf16 cache: cuk_attn_tc16_ok) */
     int64_t xcap;
+    size_t xper;               /* their bytes a position */
     cu_graph graph[ZCU_ATT_MODES]; /* the decode step, one per attention mode (zcu_att_mode) */
     zcu_blas blas;             /* the chunk's dense products in fast mode (chunk.c) */
     int64_t bytes;

@@ -474,6 +474,7 @@ cudaError_t cuk_attn_spread(const cu_attn *p, cu_q q);
 typedef struct cu_attn_x {
     const float *q;
     const float *kvb;
+    const void *kvb16;            /* kvb rounded to bf16, or NULL (cuk_attn_tc16_ok) */
     const void *cache; bool cache_bf16;
     int64_t n, H, nope, rope, vd, R;
     float scale;
@@ -488,6 +489,10 @@ cudaError_t cuk_attn_expanded(const cu_attn_x *p, cu_q q);
    the device's shared memory. */
 bool cuk_attn_tc_ok(const cu_attn_x *p);
 cudaError_t cuk_attn_tc(const cu_attn_x *p, cu_q q);
+/* Would cuk_attn_tc read its tiles from kvb16 (its bf16 twin, cuk_to_bf16's rounding: the
+   same bits) by cp.async?  A bf16 cache, 8-column alignment, Hopper's shared memory;
+   ZMLX_CUDA_FA_ASYNC=0: never (for measuring).  kvb16 need not be set yet. */
+bool cuk_attn_tc16_ok(const cu_attn_x *p);
 
 /* ---------------------------------------------------------------- DSA indexer */
 

@@ -5,12 +5,17 @@
  * A block is one head and 128 queries of the chunk (eight warps of 16; 64 and four where
  * that does not fit the device's shared memory); it walks the keys its queries see in
  * tiles of 64: the tile's keys [k_nope | k_pe] (kvb and the cache's rope columns) and
- * values (kvb, stored transposed) are rounded to bf16 in shared memory,
- * each warp computes its 16 x 64 scores with mma.sync m16n8k16 (the queries read from
- * shared memory), masks the causal part, keeps the online softmax (running max and sum
- * per row, in the registers of the row's four lanes) and adds P V with the probabilities
- * rounded to bf16 straight from the score registers (the accumulator layout of one mma
- * is the operand layout of the next).  Output = O / l.
+ * values (kvb) are rounded to bf16 in shared memory, row by row (whole 8-byte pieces: no
+ * bank conflicts), each warp computes its 16 x 64 scores with mma.sync m16n8k16 (the
+ * queries' and the keys' operands by ldmatrix), masks the causal part, keeps the online
+ * softmax (running max and sum per row, in the registers of the row's four lanes) and
+ * adds P V with the probabilities rounded to bf16 straight from the score registers (the
+ * accumulator layout of one mma is the operand layout of the next) and the values'
+ * operands by ldmatrix.trans.  Output = O / l.  Where the cache is bf16 and the chunk
+ * step gave the keys and values' bf16 twin (cu_attn_x.kvb16, cuk_to_bf16 of kvb: the
+ * values the tiles round to), k_attn_tc16 takes the tiles by cp.async into two buffers,
+ * the next tile's rows in flight during this one's products: the same products, the same
+ * bits (Hopper: 198 KB of shared memory for GLM's 256 + 256 columns).
  *
  * Dense only: DeepSeek-V3.2's sparse lists (a key set per query) and layouts these tiles
  * do not hold (qk or vd not a multiple of 16, qk or vd over 256) take the float32 kernel
@@ -44,22 +49,18 @@
 /* A block: NW warps of 16 queries (FA_NW_WIDE where its tiles fit the device's shared
    memory, else FA_NW: each key tile then serves twice the queries), key tiles of FA_KV. */
 enum { FA_NW = 4, FA_NW_WIDE = 8, FA_KV = 64, FA_MAXD = 256 };
-enum { FA_VLD = FA_KV + 8 }; /* Vt row stride (bf16): conflict-free operand loads */
-enum { FA_LD = 8 };          /* tile loads in flight per thread */
+enum { FA_LD = 8 }; /* tile loads in flight per thread */
 
 /* Dynamic shared memory of a block of nw warps: Qs [16 nw][qk + 8], Ks [64][qk + 8] and
-   Vt [vd][72], bf16. */
+   Vs [64][vd + 8], bf16 (rows 8 elements longer than their data: the eight 16-byte rows
+   of an ldmatrix fall in distinct banks). */
 static size_t fa_smem(int64_t qk, int64_t vd, int nw) {
-    return (size_t)((16 * nw + FA_KV) * (qk + 8) + vd * FA_VLD) * 2;
+    return (size_t)((16 * nw + FA_KV) * (qk + 8) + FA_KV * (vd + 8)) * 2;
 }
 
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
     const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
     return *reinterpret_cast<const uint32_t *>(&h);
-}
-
-__device__ __forceinline__ uint32_t lds32(const __nv_bfloat16 *p) {
-    return *reinterpret_cast<const uint32_t *>(p);
 }
 
 /* Four floats as bf16 into dst (8-byte aligned). */
@@ -87,42 +88,175 @@ __device__ __forceinline__ void tile_copy(int64_t tot, LD ld, ST st) {
     }
 }
 
-/* NT = value columns / 8 this instance holds (vd <= 8 NT); NW warps, 16 queries each. */
+/* One warp's 16 query rows against one key tile in shared memory: S = Q K^T (the
+   lane's ldmatrix addresses qa, kb: its rows of the queries and of the tile's keys), the
+   causal mask (keys past lim0 / lim1), the online softmax (running max m, sum l of the
+   lane's two rows), O += P V (vb: its rows of the tile's values, transposed by ldmatrix). */
+struct fa_rows {
+    float m0, m1, l0, l1;
+};
+template <int NT>
+__device__ __forceinline__ void fa_tile(uint32_t qa, uint32_t kb, uint32_t vb, int64_t qk, int64_t QLD,
+                                        int64_t VLD, int nvt, int64_t kt, int64_t lim0, int64_t lim1, int t,
+                                        float sl2, fa_rows &st, float (&acc)[NT][4]) {
+    /* S = Q K^T: 16 rows x 64 keys, eight tiles of 8 keys */
+    float s[8][4];
+#pragma unroll
+    for (int j = 0; j < 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+    for (int64_t kk = 0; kk < qk; kk += 16) {
+        uint32_t a0, a1, a2, a3;
+        ldsm_x4<false>(qa + 2u * (uint32_t)kk, a0, a1, a2, a3);
+#pragma unroll
+        for (int j = 0; j < 8; j += 2) {
+            uint32_t b0, b1, b2, b3;
+            ldsm_x4<false>(kb + 2u * (uint32_t)(8 * j * QLD + kk), b0, b1, b2, b3);
+            mma_bf16(s[j], a0, a1, a2, a3, b0, b1);
+            mma_bf16(s[j + 1], a0, a1, a2, a3, b2, b3);
+        }
+    }
+
+    /* mask, online softmax (the row's max over its four lanes) */
+    float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < 8; j++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            const int64_t u = kt + 8 * j + 2 * t + e;
+            s[j][e] = u <= lim0 ? s[j][e] * sl2 : -INFINITY;
+            s[j][2 + e] = u <= lim1 ? s[j][2 + e] * sl2 : -INFINITY;
+            mx0 = fmaxf(mx0, s[j][e]);
+            mx1 = fmaxf(mx1, s[j][2 + e]);
+        }
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+    /* key 0 is in every row's first tile, so the running max is finite from then on */
+    const float n0 = fmaxf(st.m0, mx0), n1 = fmaxf(st.m1, mx1);
+    const float al0 = exp2f(st.m0 - n0), al1 = exp2f(st.m1 - n1);
+    st.m0 = n0, st.m1 = n1;
+    float ps0 = 0.0f, ps1 = 0.0f;
+#pragma unroll
+    for (int j = 0; j < 8; j++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            s[j][e] = exp2f(s[j][e] - n0);
+            s[j][2 + e] = exp2f(s[j][2 + e] - n1);
+            ps0 += s[j][e];
+            ps1 += s[j][2 + e];
+        }
+    st.l0 = fmaf(st.l0, al0, ps0);
+    st.l1 = fmaf(st.l1, al1, ps1);
+#pragma unroll
+    for (int j = 0; j < NT; j++) {
+        acc[j][0] *= al0, acc[j][1] *= al0;
+        acc[j][2] *= al1, acc[j][3] *= al1;
+    }
+
+    /* O += P V: the probabilities of keys 16 kb .. +16 are the A operand as they lie */
+#pragma unroll
+    for (int kb2 = 0; kb2 < 4; kb2++) {
+        const uint32_t a0 = pack_bf16(s[2 * kb2][0], s[2 * kb2][1]);
+        const uint32_t a1 = pack_bf16(s[2 * kb2][2], s[2 * kb2][3]);
+        const uint32_t a2 = pack_bf16(s[2 * kb2 + 1][0], s[2 * kb2 + 1][1]);
+        const uint32_t a3 = pack_bf16(s[2 * kb2 + 1][2], s[2 * kb2 + 1][3]);
+        const uint32_t v = vb + 2u * (uint32_t)(16 * kb2 * VLD);
+#pragma unroll
+        for (int j = 0; j < NT; j += 2) { /* vd % 16 == 0: n tiles come in pairs */
+            if (j < nvt) {
+                uint32_t b0, b1, b2, b3;
+                ldsm_x4<true>(v + 16u * (uint32_t)j, b0, b1, b2, b3);
+                mma_bf16(acc[j], a0, a1, a2, a3, b0, b1);
+                mma_bf16(acc[j + 1], a0, a1, a2, a3, b2, b3);
+            }
+        }
+    }
+}
+
+/* The block's setup shared by both tile feeds: the queries of head h, rows q0 .. q0 + 16 NW
+   into Qs as bf16; the lane's ldmatrix addresses (relative to a key / value buffer). */
+template <int NW> struct fa_block {
+    int64_t qk, QLD, VLD, pos, n, kend, lim0, lim1;
+    int wq, g, t, nvt;
+    float sl2;
+    uint32_t qa, ko, vo; /* the queries' address; the keys' and values' offsets in a buffer */
+
+    __device__ __forceinline__ void init(const cu_attn_x &p, __nv_bfloat16 *Qs, int64_t h, int64_t q0) {
+        constexpr int FA_Q = 16 * NW, FA_THREADS = NW * 32;
+        const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+        qk = p.nope + p.rope, QLD = qk + 8, VLD = p.vd + 8;
+        g = lane >> 2, t = lane & 3, nvt = (int)(p.vd / 8);
+        pos = p.step->pos, n = p.n;
+        kend = pos + (q0 + FA_Q < n ? q0 + FA_Q : n); /* keys this block reads */
+        const int64_t q4 = qk / 4;
+        for (int64_t i = tid; i < FA_Q * q4; i += FA_THREADS) { /* the queries, bf16 */
+            const int64_t r = i / q4, c = (i - r * q4) * 4;
+            float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            if (q0 + r < n) v = __ldg(reinterpret_cast<const float4 *>(p.q + ((q0 + r) * p.H + h) * qk + c));
+            st_bf16x4(Qs + r * QLD + c, v.x, v.y, v.z, v.w);
+        }
+        /* this lane's rows: wq + g and wq + g + 8; the last key each may see */
+        wq = warp * 16;
+        lim0 = pos + (q0 + wq + g < n ? q0 + wq + g : n - 1);
+        lim1 = pos + (q0 + wq + g + 8 < n ? q0 + wq + g + 8 : n - 1);
+        sl2 = p.scale * 1.4426950408889634f; /* scores in log2 units: exp2 */
+        /* ldmatrix rows: the warp's queries (a_lane's four matrices); keys 8 j + 0-7 at
+           columns kk and kk + 8, then keys 8 j + 8-15 (B of n tiles j and j + 1); values:
+           keys 16 kb + 0-15 at columns 8 j and 8 j + 8, transposed (B of n tiles j, j + 1) */
+        qa = (uint32_t)__cvta_generic_to_shared(Qs + wq * QLD + a_lane(lane, (int)QLD));
+        ko = 2u * (uint32_t)(((lane & 7) + (lane >> 4) * 8) * QLD + ((lane >> 3) & 1) * 8);
+        vo = 2u * (uint32_t)((lane & 15) * VLD + (lane >> 4) * 8);
+    }
+
+    /* Output = O / l (the row sums over the row's four lanes). */
+    template <int NT>
+    __device__ __forceinline__ void store(const cu_attn_x &p, int64_t h, int64_t q0, fa_rows st,
+                                          const float (&acc)[NT][4]) const {
+        st.l0 += __shfl_xor_sync(0xffffffffu, st.l0, 1);
+        st.l0 += __shfl_xor_sync(0xffffffffu, st.l0, 2);
+        st.l1 += __shfl_xor_sync(0xffffffffu, st.l1, 1);
+        st.l1 += __shfl_xor_sync(0xffffffffu, st.l1, 2);
+        const int64_t r0 = q0 + wq + g, r1 = r0 + 8;
+#pragma unroll
+        for (int j = 0; j < NT; j++) {
+            if (j >= nvt) continue;
+            const int64_t c = 8 * j + 2 * t;
+            if (r0 < n) {
+                float *o = p.out + (r0 * p.H + h) * p.vd + c;
+                o[0] = acc[j][0] / st.l0, o[1] = acc[j][1] / st.l0;
+            }
+            if (r1 < n) {
+                float *o = p.out + (r1 * p.H + h) * p.vd + c;
+                o[0] = acc[j][2] / st.l1, o[1] = acc[j][3] / st.l1;
+            }
+        }
+    }
+};
+
+/* NT = value columns / 8 this instance holds (vd <= 8 NT); NW warps, 16 queries each.
+   The tiles from float kvb (and a float or bf16 cache): loaded, rounded, stored. */
 template <bool BF16, int NT, int NW>
 __global__ void __launch_bounds__(NW * 32) k_attn_tc(const __grid_constant__ cu_attn_x p) {
     constexpr int FA_Q = 16 * NW, FA_THREADS = NW * 32;
     extern __shared__ __align__(16) __nv_bfloat16 fsm[];
     pdl_launch();
-    const int64_t qk = p.nope + p.rope, hs = p.nope + p.vd, W = p.R + p.rope, QLD = qk + 8;
-    __nv_bfloat16 *Qs = fsm, *Ks = Qs + FA_Q * QLD, *Vt = Ks + FA_KV * QLD;
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const int64_t qk = p.nope + p.rope, hs = p.nope + p.vd, W = p.R + p.rope;
     const int64_t h = blockIdx.x, q0 = (int64_t)blockIdx.y * FA_Q;
+    __nv_bfloat16 *Qs = fsm, *Ks = Qs + FA_Q * (qk + 8), *Vs = Ks + FA_KV * (qk + 8);
     pdl_wait();
-    const int64_t pos = p.step->pos, n = p.n;
-    const int64_t kend = pos + (q0 + FA_Q < n ? q0 + FA_Q : n); /* keys this block reads */
-    const int64_t q4 = qk / 4, v4 = p.vd / 4;
-
-    for (int64_t i = tid; i < FA_Q * q4; i += FA_THREADS) { /* the queries, bf16 */
-        const int64_t r = i / q4, c = (i - r * q4) * 4;
-        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        if (q0 + r < n) v = __ldg(reinterpret_cast<const float4 *>(p.q + ((q0 + r) * p.H + h) * qk + c));
-        st_bf16x4(Qs + r * QLD + c, v.x, v.y, v.z, v.w);
-    }
-
-    /* this lane's rows: wq + g and wq + g + 8; the last key each may see */
-    const int wq = warp * 16;
-    const int64_t lim0 = pos + (q0 + wq + g < n ? q0 + wq + g : n - 1);
-    const int64_t lim1 = pos + (q0 + wq + g + 8 < n ? q0 + wq + g + 8 : n - 1);
-    const float sl2 = p.scale * 1.4426950408889634f; /* scores in log2 units: exp2 */
-    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+    fa_block<NW> fb;
+    fb.init(p, Qs, h, q0);
+    const int64_t q4 = qk / 4, v4 = p.vd / 4, QLD = fb.QLD, VLD = fb.VLD, kend = fb.kend;
+    const uint32_t kb = (uint32_t)__cvta_generic_to_shared(Ks) + fb.ko;
+    const uint32_t vb = (uint32_t)__cvta_generic_to_shared(Vs) + fb.vo;
+    fa_rows st = {-INFINITY, -INFINITY, 0.0f, 0.0f};
     float acc[NT][4];
 #pragma unroll
     for (int j = 0; j < NT; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
-    const int nvt = (int)(p.vd / 8);
 
     for (int64_t kt = 0; kt < kend; kt += FA_KV) {
         __syncthreads(); /* the previous tile is consumed (and Qs written) */
-        /* keys [k_nope | k_pe], then values (transposed) */
+        /* keys [k_nope | k_pe], then values, a row of the tile a row of the buffer */
         tile_copy<FA_THREADS>(FA_KV * q4, [&](int64_t i) {
             const int64_t r = i / q4, c = (i - r * q4) * 4, u = kt + r;
             if (u >= kend) return make_float4(0.0f, 0.0f, 0.0f, 0.0f);
@@ -138,101 +272,74 @@ __global__ void __launch_bounds__(NW * 32) k_attn_tc(const __grid_constant__ cu_
             return __ldg(reinterpret_cast<const float4 *>(p.kvb + (u * p.H + h) * hs + p.nope + c));
         }, [&](int64_t i, float4 v) {
             const int64_t r = i / v4, c = (i - r * v4) * 4;
-            Vt[(c + 0) * FA_VLD + r] = __float2bfloat16_rn(v.x);
-            Vt[(c + 1) * FA_VLD + r] = __float2bfloat16_rn(v.y);
-            Vt[(c + 2) * FA_VLD + r] = __float2bfloat16_rn(v.z);
-            Vt[(c + 3) * FA_VLD + r] = __float2bfloat16_rn(v.w);
+            st_bf16x4(Vs + r * VLD + c, v.x, v.y, v.z, v.w);
         });
         __syncthreads();
-
-        /* S = Q K^T: 16 rows x 64 keys, eight tiles of 8 keys */
-        float s[8][4];
-#pragma unroll
-        for (int j = 0; j < 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
-        for (int64_t kk = 0; kk < qk; kk += 16) {
-            const __nv_bfloat16 *qa = Qs + (wq + g) * QLD + kk + 2 * t;
-            const uint32_t a0 = lds32(qa), a1 = lds32(qa + 8 * QLD), a2 = lds32(qa + 8),
-                           a3 = lds32(qa + 8 * QLD + 8);
-#pragma unroll
-            for (int j = 0; j < 8; j++) {
-                const __nv_bfloat16 *kb = Ks + (8 * j + g) * QLD + kk + 2 * t;
-                mma_bf16(s[j], a0, a1, a2, a3, lds32(kb), lds32(kb + 8));
-            }
-        }
-
-        /* mask, online softmax (the row's max over its four lanes) */
-        float mx0 = -INFINITY, mx1 = -INFINITY;
-#pragma unroll
-        for (int j = 0; j < 8; j++)
-#pragma unroll
-            for (int e = 0; e < 2; e++) {
-                const int64_t u = kt + 8 * j + 2 * t + e;
-                s[j][e] = u <= lim0 ? s[j][e] * sl2 : -INFINITY;
-                s[j][2 + e] = u <= lim1 ? s[j][2 + e] * sl2 : -INFINITY;
-                mx0 = fmaxf(mx0, s[j][e]);
-                mx1 = fmaxf(mx1, s[j][2 + e]);
-            }
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-        /* key 0 is in every row's first tile, so the running max is finite from then on */
-        const float n0 = fmaxf(m0, mx0), n1 = fmaxf(m1, mx1);
-        const float al0 = exp2f(m0 - n0), al1 = exp2f(m1 - n1);
-        m0 = n0, m1 = n1;
-        float ps0 = 0.0f, ps1 = 0.0f;
-#pragma unroll
-        for (int j = 0; j < 8; j++)
-#pragma unroll
-            for (int e = 0; e < 2; e++) {
-                s[j][e] = exp2f(s[j][e] - n0);
-                s[j][2 + e] = exp2f(s[j][2 + e] - n1);
-                ps0 += s[j][e];
-                ps1 += s[j][2 + e];
-            }
-        l0 = fmaf(l0, al0, ps0);
-        l1 = fmaf(l1, al1, ps1);
-#pragma unroll
-        for (int j = 0; j < NT; j++) {
-            acc[j][0] *= al0, acc[j][1] *= al0;
-            acc[j][2] *= al1, acc[j][3] *= al1;
-        }
-
-        /* O += P V: the probabilities of keys 16 kb .. +16 are the A operand as they lie */
-#pragma unroll
-        for (int kb = 0; kb < 4; kb++) {
-            const uint32_t a0 = pack_bf16(s[2 * kb][0], s[2 * kb][1]);
-            const uint32_t a1 = pack_bf16(s[2 * kb][2], s[2 * kb][3]);
-            const uint32_t a2 = pack_bf16(s[2 * kb + 1][0], s[2 * kb + 1][1]);
-            const uint32_t a3 = pack_bf16(s[2 * kb + 1][2], s[2 * kb + 1][3]);
-#pragma unroll
-            for (int j = 0; j < NT; j++) {
-                if (j < nvt) {
-                    const __nv_bfloat16 *vb = Vt + (8 * j + g) * FA_VLD + 16 * kb + 2 * t;
-                    mma_bf16(acc[j], a0, a1, a2, a3, lds32(vb), lds32(vb + 8));
-                }
-            }
-        }
+        fa_tile<NT>(fb.qa, kb, vb, qk, QLD, VLD, fb.nvt, kt, fb.lim0, fb.lim1, fb.t, fb.sl2, st, acc);
     }
+    fb.template store<NT>(p, h, q0, st, acc);
+}
 
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-    const int64_t r0 = q0 + wq + g, r1 = r0 + 8;
+/* The same block over bf16 keys and values (cu_attn_x.kvb16, a bf16 cache's rope
+   columns: the values k_attn_tc rounds them to, so the same bits): the tiles come by
+   cp.async into two buffers, the next tile's rows in flight during this one's products
+   (Hopper: 203 KB of shared memory for GLM's 256 + 256 columns). */
+template <int NT>
+__global__ void __launch_bounds__(FA_NW_WIDE * 32) k_attn_tc16(const __grid_constant__ cu_attn_x p) {
+    constexpr int NW = FA_NW_WIDE, FA_Q = 16 * NW, FA_THREADS = NW * 32;
+    extern __shared__ __align__(16) __nv_bfloat16 fsm[];
+    pdl_launch();
+    const int64_t qk = p.nope + p.rope, hs = p.nope + p.vd, W = p.R + p.rope;
+    const int64_t h = blockIdx.x, q0 = (int64_t)blockIdx.y * FA_Q;
+    const int64_t KVB = FA_KV * (qk + 8) + FA_KV * (p.vd + 8); /* one buffer: keys, then values */
+    __nv_bfloat16 *Qs = fsm, *B0 = Qs + FA_Q * (qk + 8);
+    pdl_wait();
+    fa_block<NW> fb;
+    fb.init(p, Qs, h, q0);
+    const int64_t QLD = fb.QLD, VLD = fb.VLD, kend = fb.kend;
+    const int kc = (int)(qk / 8), per = kc + (int)(p.vd / 8), nope8 = (int)(p.nope / 8);
+    const __nv_bfloat16 *kv16 = static_cast<const __nv_bfloat16 *>(p.kvb16) + h * hs;
+    const __nv_bfloat16 *rope16 = static_cast<const __nv_bfloat16 *>(p.cache) + p.R - p.nope;
+    /* tile kt's rows into buffer b: 16-byte pieces, rows past kend zero-filled */
+    auto issue = [&](int64_t kt, int b) {
+        __nv_bfloat16 *Kd = B0 + b * KVB, *Vd = Kd + FA_KV * QLD;
+        for (int i = threadIdx.x; i < FA_KV * per; i += FA_THREADS) {
+            const int r = i / per, c8 = i - r * per;
+            const int64_t u = kt + r < kend ? kt + r : 0;
+            const __nv_bfloat16 *src;
+            __nv_bfloat16 *dst;
+            if (c8 < kc) {
+                src = c8 < nope8 ? kv16 + u * p.H * hs + 8 * c8 : rope16 + u * W + 8 * c8;
+                dst = Kd + r * QLD + 8 * c8;
+            } else {
+                src = kv16 + u * p.H * hs + p.nope + 8 * (c8 - kc);
+                dst = Vd + r * VLD + 8 * (c8 - kc);
+            }
+            cp_async16(dst, src, kt + r < kend);
+        }
+        cp_async_commit();
+    };
+    issue(0, 0);
+    const uint32_t b0 = (uint32_t)__cvta_generic_to_shared(B0);
+    fa_rows st = {-INFINITY, -INFINITY, 0.0f, 0.0f};
+    float acc[NT][4];
 #pragma unroll
-    for (int j = 0; j < NT; j++) {
-        if (j >= nvt) continue;
-        const int64_t c = 8 * j + 2 * t;
-        if (r0 < n) {
-            float *o = p.out + (r0 * p.H + h) * p.vd + c;
-            o[0] = acc[j][0] / l0, o[1] = acc[j][1] / l0;
+    for (int j = 0; j < NT; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+    int b = 0;
+    for (int64_t kt = 0; kt < kend; kt += FA_KV, b ^= 1) {
+        if (kt + FA_KV < kend) { /* the next tile into the other buffer, freed by the barrier below */
+            issue(kt + FA_KV, b ^ 1);
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
         }
-        if (r1 < n) {
-            float *o = p.out + (r1 * p.H + h) * p.vd + c;
-            o[0] = acc[j][2] / l1, o[1] = acc[j][3] / l1;
-        }
+        __syncthreads(); /* this tile's rows (every thread's pieces) have landed; Qs written */
+        const uint32_t kb = b0 + 2u * (uint32_t)(b * KVB);
+        fa_tile<NT>(fb.qa, kb + fb.ko, kb + 2u * (uint32_t)(FA_KV * QLD) + fb.vo, qk, QLD, VLD, fb.nvt, kt,
+                    fb.lim0, fb.lim1, fb.t, fb.sl2, st, acc);
+        __syncthreads(); /* this buffer is read: the next iteration's copies may refill it */
     }
+    fb.template store<NT>(p, h, q0, st, acc);
 }
 
 /* The dynamic shared memory an instance may open (0 where it cannot be read). */
@@ -254,6 +361,27 @@ extern "C" bool cuk_attn_tc_ok(const cu_attn_x *p) {
     return fa_smem(qk, p->vd, FA_NW) <= fa_room<FA_NW>();
 }
 
+/* Dynamic shared memory of k_attn_tc16: the queries and two key / value buffers. */
+static size_t fa16_smem(int64_t qk, int64_t vd) {
+    return fa_smem(qk, vd, FA_NW_WIDE) + (size_t)(FA_KV * (qk + 8) + FA_KV * (vd + 8)) * 2;
+}
+
+static size_t fa16_room(void) {
+    cudaFuncAttributes fa;
+    if (cudaFuncGetAttributes(&fa, k_attn_tc16<32>) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return (size_t)fa.maxDynamicSharedSizeBytes;
+}
+
+extern "C" bool cuk_attn_tc16_ok(const cu_attn_x *p) {
+    const int64_t qk = p->nope + p->rope;
+    return cuk_attn_tc_ok(p) && p->cache_bf16 && p->nope % 8 == 0 && (p->R + p->rope) % 8 == 0 &&
+           p->R % 8 == 0 && p->n > 16 * FA_NW && fa16_smem(qk, p->vd) <= fa16_room() &&
+           cu_knob("ZMLX_CUDA_FA_ASYNC", 1) != 0 && cu_knob("ZMLX_CUDA_FA_WARPS", FA_NW_WIDE) == FA_NW_WIDE;
+}
+
 template <bool BF16, int NT, int NW> static cudaError_t fa_go(const cu_attn_x *p, cu_q q) {
     const dim3 grid((unsigned)p->H, (unsigned)((p->n + 16 * NW - 1) / (16 * NW)));
     return launch(q, grid, dim3(NW * 32), fa_smem(p->nope + p->rope, p->vd, NW), k_attn_tc<BF16, NT, NW>, *p);
@@ -266,9 +394,18 @@ template <int NW> static cudaError_t fa_nt_go(const cu_attn_x *p, cu_q q) {
     return p->cache_bf16 ? fa_go<true, 32, NW>(p, q) : fa_go<false, 32, NW>(p, q);
 }
 
+template <int NT> static cudaError_t fa16_go(const cu_attn_x *p, cu_q q) {
+    const dim3 grid((unsigned)p->H, (unsigned)((p->n + 16 * FA_NW_WIDE - 1) / (16 * FA_NW_WIDE)));
+    return launch(q, grid, dim3(FA_NW_WIDE * 32), fa16_smem(p->nope + p->rope, p->vd), k_attn_tc16<NT>, *p);
+}
+
 extern "C" cudaError_t cuk_attn_tc(const cu_attn_x *p, cu_q q) {
     if (p->n <= 0) return cudaSuccess;
     if (!cuk_attn_tc_ok(p)) return cudaErrorInvalidValue;
+    if (p->kvb16) { /* cuk_attn_tc16_ok was asked */
+        const int64_t nt = p->vd / 8;
+        return nt <= 8 ? fa16_go<8>(p, q) : nt <= 16 ? fa16_go<16>(p, q) : fa16_go<32>(p, q);
+    }
     /* blocks of 128 queries where they fit (Hopper, A100), each key tile read once for
        twice the queries (ZMLX_CUDA_FA_WARPS=4: blocks of 64, for measuring) */
     if (cu_knob("ZMLX_CUDA_FA_WARPS", FA_NW_WIDE) == FA_NW_WIDE && p->n > 16 * FA_NW &&
@@ -297,6 +434,13 @@ extern "C" cudaError_t cuk_attn_tc_init(int optin) {
     ZCU_FA_ATTR(FA_NW);
     ZCU_FA_ATTR(FA_NW_WIDE);
 #undef ZCU_FA_ATTR
+    {
+        const size_t want = fa16_smem(FA_MAXD, FA_MAXD);
+        const int bytes = want < (size_t)optin ? (int)want : optin;
+        if (err == cudaSuccess) err = cudaFuncSetAttribute(k_attn_tc16<8>, a, bytes);
+        if (err == cudaSuccess) err = cudaFuncSetAttribute(k_attn_tc16<16>, a, bytes);
+        if (err == cudaSuccess) err = cudaFuncSetAttribute(k_attn_tc16<32>, a, bytes);
+    }
     if (err == cudaSuccess) err = dt_init(optin);
     return err;
 }

@@ -207,19 +207,28 @@ zmlx_status zcu_reserve_expanded(cu_sess *s, int64_t T, zerr *e) {
     const int64_t cap = s->cap; /* T <= cap */
     const size_t hs = (size_t)(c->n_heads * (c->qk_nope_dim + c->v_head_dim));
     CU_TRY(e, cudaStreamSynchronize(s->c->stream)); /* nothing in flight uses the old ones */
+    /* bytes a position: latent rows and keys / values in float, their bf16 twin where the
+       tensor-core attention may read it (fast mode, bf16 cache) */
+    const bool x16 = zcu_fast(s->c) && s->kv_bf16;
+    const size_t per = ((size_t)c->kv_lora_rank + hs) * sizeof(float) + (x16 ? hs * 2 : 0);
     if (s->lat_f32) cudaFree(s->lat_f32);
     if (s->kvb) cudaFree(s->kvb);
-    s->bytes -= s->xcap * (int64_t)(((size_t)c->kv_lora_rank + hs) * sizeof(float));
+    if (s->kvb16) cudaFree(s->kvb16);
+    s->bytes -= s->xcap * (int64_t)s->xper;
     s->lat_f32 = s->kvb = NULL;
+    s->kvb16 = NULL;
     s->xcap = 0;
     zmlx_status st = dev_alloc((void **)&s->lat_f32, (size_t)cap * (size_t)c->kv_lora_rank * sizeof(float),
                                "the expanded attention's latent rows", e);
     if (st == ZMLX_OK)
         st = dev_alloc((void **)&s->kvb, (size_t)cap * hs * sizeof(float),
                        "the expanded attention's keys and values", e);
+    if (st == ZMLX_OK && x16)
+        st = dev_alloc(&s->kvb16, (size_t)cap * hs * 2, "the expanded attention's bf16 keys and values", e);
     if (st != ZMLX_OK) return st;
     s->xcap = cap;
-    s->bytes += cap * (int64_t)(((size_t)c->kv_lora_rank + hs) * sizeof(float));
+    s->xper = per;
+    s->bytes += cap * (int64_t)per;
     return ZMLX_OK;
 }
 
@@ -290,6 +299,7 @@ void zcu_session_free(void *ctx, void *dev) {
     if (s->arena) cudaFree(s->arena);
     if (s->lat_f32) cudaFree(s->lat_f32);
     if (s->kvb) cudaFree(s->kvb);
+    if (s->kvb16) cudaFree(s->kvb16);
     if (s->h_step) cudaFreeHost(s->h_step);
     if (s->h_logits) cudaFreeHost(s->h_logits);
     if (s->h_amax) cudaFreeHost(s->h_amax);
