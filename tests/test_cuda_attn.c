@@ -462,6 +462,35 @@ static void case_expanded(bool bf16, int64_t H, int64_t nope, int64_t rope, int6
             setenv("ZMLX_CUDA_FA_ASYNC", "0", 1);
             CHECKF(!cuk_attn_tc16_ok(&a), "ZMLX_CUDA_FA_ASYNC=0 turns the bf16 tiles off");
             unsetenv("ZMLX_CUDA_FA_ASYNC");
+            /* the keys in spans (2, 3, 4 and the default for this device) and the merge:
+               another order of the same sums, held to the double-precision attention; spans
+               where a row sees no key, and empty spans, included */
+            float *part = NULL;
+            CHECK(cudaMalloc((void **)&part, (size_t)(n * ZCU_FA_MAX_SPLIT * H * (vd + 2)) * 4) == cudaSuccess);
+            int sms = 0;
+            CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0) == cudaSuccess);
+            for (int ns = 2; ns <= 5; ns++) {
+                char v[8];
+                snprintf(v, sizeof v, "%d", ns == 5 ? 0 : ns);
+                setenv("ZMLX_CUDA_FA_SPLITS", v, 1);
+                cu_attn_x c = b;
+                cuk_attn_tc16_split(&c, T, sms);
+                unsetenv("ZMLX_CUDA_FA_SPLITS");
+                const int64_t tiles = (T + 63) / 64;
+                CHECKF(c.nsplit >= 1 && c.nsplit <= ZCU_FA_MAX_SPLIT && c.nsplit * c.split_tiles >= tiles &&
+                           (c.nsplit - 1) * c.split_tiles < tiles && (ns == 5 || tiles < 2 || c.nsplit >= 2),
+                       "cuk_attn_tc16_split T=%lld n=%lld asked %d: %lld spans of %lld tiles", (long long)T,
+                       (long long)n, ns, (long long)c.nsplit, (long long)c.split_tiles);
+                c.part_o = part, c.part_ml = part + n * ZCU_FA_MAX_SPLIT * H * vd;
+                dout od = out_new((size_t)(n * H * vd));
+                c.out = od.p;
+                CHECK(cuk_attn_expanded(&c, Q) == cudaSuccess);
+                CHECKF(out_fetch(&od, o2, "expanded tc16 spans"), "expanded attention in %lld spans: guards",
+                       (long long)c.nsplit);
+                expanded_tc_check(&c, q, kvb, &hc, T, o2);
+                out_free(&od);
+            }
+            cudaFree(part);
             cudaFree(k16);
         }
         out_free(&ob);

@@ -98,6 +98,10 @@ static zmlx_status attention(cu_sess *s, int l, int64_t n, int64_t T, bool absor
         if (q.fast && s->kvb16 && cuk_attn_tc16_ok(&ax)) { /* the tiles by cp.async from bf16 */
             CU_TRY(e, cuk_to_bf16(s->kvb, H * hs, T, H * hs, s->kvb16, q));
             ax.kvb16 = s->kvb16;
+            /* the keys in spans where the blocks are few (n <= s->chunk: the partials fit) */
+            cuk_attn_tc16_split(&ax, T, c->sms);
+            ax.part_o = s->fa_part;
+            ax.part_ml = s->fa_part + s->chunk * ZCU_FA_MAX_SPLIT * H * vd;
         }
         CU_TRY(e, cuk_attn_expanded(&ax, q));
     }

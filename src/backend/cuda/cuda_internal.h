@@ -160,6 +160,8 @@ typedef struct cu_sess {
     int32_t *d_amw;            /* cuk_argmax's work (zeroed with the arena) */
     float *lat_f32, *kvb;      /* expanded path: [xcap, R], [xcap, H * (nope + vd)] */
     void *kvb16;               /* kvb as bf16 (fast mode, bf16 cache: cuk_attn_tc16_ok) */
+    float *fa_part;            /* with kvb16: its splits' partials [chunk, ZCU_FA_MAX_SPLIT, H,
+                                  vd + 2] (part_o, then part_ml) */
     int64_t xcap;
     size_t xper;               /* their bytes a position */
     cu_graph graph[ZCU_ATT_MODES]; /* the decode step, one per attention mode (zcu_att_mode) */

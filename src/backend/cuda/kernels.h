@@ -475,6 +475,10 @@ typedef struct cu_attn_x {
     const float *q;
     const float *kvb;
     const void *kvb16;            /* kvb rounded to bf16, or NULL (cuk_attn_tc16_ok) */
+    int64_t nsplit, split_tiles;  /* kvb16 only: the keys cut into nsplit spans of split_tiles
+                                     tiles of 64 (cuk_attn_tc16_split; <= 1: one span) ... */
+    float *part_o, *part_ml;      /* ... whose partial sums [n, nsplit, H, vd] and (m, l)
+                                     [n, nsplit, H, 2] a merge kernel combines */
     const void *cache; bool cache_bf16;
     int64_t n, H, nope, rope, vd, R;
     float scale;
@@ -493,6 +497,13 @@ cudaError_t cuk_attn_tc(const cu_attn_x *p, cu_q q);
    same bits) by cp.async?  A bf16 cache, 8-column alignment, Hopper's shared memory;
    ZMLX_CUDA_FA_ASYNC=0: never (for measuring).  kvb16 need not be set yet. */
 bool cuk_attn_tc16_ok(const cu_attn_x *p);
+/* Spans of the keys for cuk_attn_tc16 (p->n, p->H; T = the chunk's last position + 1; sms
+   multiprocessors): blocks (head, 128 queries) are one per multiprocessor, so where they
+   are fewer than two a multiprocessor (a short prompt, or a chunk of 1,024: 160 for GLM's
+   20 heads, a wave and a fifth) the keys are cut in two (ZMLX_CUDA_FA_SPLITS=N: N spans,
+   at most ZCU_FA_MAX_SPLIT; 1 = never, for measuring). */
+#define ZCU_FA_MAX_SPLIT 4
+void cuk_attn_tc16_split(cu_attn_x *p, int64_t T, int sms);
 
 /* ---------------------------------------------------------------- DSA indexer */
 

@@ -15,7 +15,9 @@
  * step gave the keys and values' bf16 twin (cu_attn_x.kvb16, cuk_to_bf16 of kvb: the
  * values the tiles round to), k_attn_tc16 takes the tiles by cp.async into two buffers,
  * the next tile's rows in flight during this one's products: the same products, the same
- * bits (Hopper: 198 KB of shared memory for GLM's 256 + 256 columns).
+ * bits (Hopper: 198 KB of shared memory for GLM's 256 + 256 columns).  Where its blocks
+ * are fewer than two a multiprocessor, the keys are cut into spans (a grid dimension:
+ * cuk_attn_tc16_split) whose partial sums and (m, l) k_fa_merge combines.
  *
  * Dense only: DeepSeek-V3.2's sparse lists (a key set per query) and layouts these tiles
  * do not hold (qk or vd not a multiple of 16, qk or vd over 256) take the float32 kernel
@@ -131,17 +133,20 @@ __device__ __forceinline__ void fa_tile(uint32_t qa, uint32_t kb, uint32_t vb, i
     mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
     mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
     mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-    /* key 0 is in every row's first tile, so the running max is finite from then on */
+    /* key 0 is in every row's first tile, so the running max is finite from then on; a
+       span of the keys (k_attn_tc16's splits) may mask a row's every key so far: its max
+       stays -inf, subtracted as 0 (every p and alpha 0, not NaN) */
     const float n0 = fmaxf(st.m0, mx0), n1 = fmaxf(st.m1, mx1);
-    const float al0 = exp2f(st.m0 - n0), al1 = exp2f(st.m1 - n1);
+    const float z0 = n0 == -INFINITY ? 0.0f : n0, z1 = n1 == -INFINITY ? 0.0f : n1;
+    const float al0 = exp2f(st.m0 - z0), al1 = exp2f(st.m1 - z1);
     st.m0 = n0, st.m1 = n1;
     float ps0 = 0.0f, ps1 = 0.0f;
 #pragma unroll
     for (int j = 0; j < 8; j++)
 #pragma unroll
         for (int e = 0; e < 2; e++) {
-            s[j][e] = exp2f(s[j][e] - n0);
-            s[j][2 + e] = exp2f(s[j][2 + e] - n1);
+            s[j][e] = exp2f(s[j][e] - z0);
+            s[j][2 + e] = exp2f(s[j][2 + e] - z1);
             ps0 += s[j][e];
             ps1 += s[j][2 + e];
         }
@@ -208,15 +213,31 @@ template <int NW> struct fa_block {
         vo = 2u * (uint32_t)((lane & 15) * VLD + (lane >> 4) * 8);
     }
 
-    /* Output = O / l (the row sums over the row's four lanes). */
+    /* Output = O / l (the row sums over the row's four lanes); or, for split sp of
+       nsplit > 1, the partial O and (m in natural units, l) of k_attn_merge. */
     template <int NT>
     __device__ __forceinline__ void store(const cu_attn_x &p, int64_t h, int64_t q0, fa_rows st,
-                                          const float (&acc)[NT][4]) const {
+                                          const float (&acc)[NT][4], int64_t nsplit = 1, int64_t sp = 0) const {
         st.l0 += __shfl_xor_sync(0xffffffffu, st.l0, 1);
         st.l0 += __shfl_xor_sync(0xffffffffu, st.l0, 2);
         st.l1 += __shfl_xor_sync(0xffffffffu, st.l1, 1);
         st.l1 += __shfl_xor_sync(0xffffffffu, st.l1, 2);
         const int64_t r0 = q0 + wq + g, r1 = r0 + 8;
+        if (nsplit > 1) {
+            const int64_t i0 = (r0 * nsplit + sp) * p.H + h, i1 = (r1 * nsplit + sp) * p.H + h;
+#pragma unroll
+            for (int j = 0; j < NT; j++) {
+                if (j >= nvt) continue;
+                const int64_t c = 8 * j + 2 * t;
+                if (r0 < n) *reinterpret_cast<float2 *>(p.part_o + i0 * p.vd + c) = make_float2(acc[j][0], acc[j][1]);
+                if (r1 < n) *reinterpret_cast<float2 *>(p.part_o + i1 * p.vd + c) = make_float2(acc[j][2], acc[j][3]);
+            }
+            if (t == 0 && r0 < n)
+                *reinterpret_cast<float2 *>(p.part_ml + i0 * 2) = make_float2(st.m0 * 0.6931471805599453f, st.l0);
+            if (t == 0 && r1 < n)
+                *reinterpret_cast<float2 *>(p.part_ml + i1 * 2) = make_float2(st.m1 * 0.6931471805599453f, st.l1);
+            return;
+        }
 #pragma unroll
         for (int j = 0; j < NT; j++) {
             if (j >= nvt) continue;
@@ -290,13 +311,24 @@ __global__ void __launch_bounds__(FA_NW_WIDE * 32) k_attn_tc16(const __grid_cons
     extern __shared__ __align__(16) __nv_bfloat16 fsm[];
     pdl_launch();
     const int64_t qk = p.nope + p.rope, hs = p.nope + p.vd, W = p.R + p.rope;
-    const int64_t h = blockIdx.x, q0 = (int64_t)blockIdx.y * FA_Q;
+    const int64_t h = blockIdx.x, q0 = (int64_t)blockIdx.y * FA_Q, sp = blockIdx.z;
     const int64_t KVB = FA_KV * (qk + 8) + FA_KV * (p.vd + 8); /* one buffer: keys, then values */
     __nv_bfloat16 *Qs = fsm, *B0 = Qs + FA_Q * (qk + 8);
+    const int64_t nsplit = p.nsplit > 1 ? p.nsplit : 1;
     pdl_wait();
+    /* this block's span of the keys: tiles sp * split_tiles .. +split_tiles (all of them
+       without splits); an empty span still says so to the merge (l = 0) */
+    const int64_t pos = p.step->pos, k1 = pos + (q0 + FA_Q < p.n ? q0 + FA_Q : p.n);
+    const int64_t t_lo = nsplit > 1 ? sp * p.split_tiles * FA_KV : 0;
+    if (t_lo >= k1) {
+        for (int64_t r = q0 + threadIdx.x; r < q0 + FA_Q && r < p.n; r += FA_THREADS)
+            *reinterpret_cast<float2 *>(p.part_ml + ((r * nsplit + sp) * p.H + h) * 2) = make_float2(0.0f, 0.0f);
+        return;
+    }
     fa_block<NW> fb;
     fb.init(p, Qs, h, q0);
-    const int64_t QLD = fb.QLD, VLD = fb.VLD, kend = fb.kend;
+    const int64_t QLD = fb.QLD, VLD = fb.VLD;
+    const int64_t kend = nsplit > 1 && t_lo + p.split_tiles * FA_KV < fb.kend ? t_lo + p.split_tiles * FA_KV : fb.kend;
     const int kc = (int)(qk / 8), per = kc + (int)(p.vd / 8), nope8 = (int)(p.nope / 8);
     const __nv_bfloat16 *kv16 = static_cast<const __nv_bfloat16 *>(p.kvb16) + h * hs;
     const __nv_bfloat16 *rope16 = static_cast<const __nv_bfloat16 *>(p.cache) + p.R - p.nope;
@@ -319,14 +351,14 @@ __global__ void __launch_bounds__(FA_NW_WIDE * 32) k_attn_tc16(const __grid_cons
         }
         cp_async_commit();
     };
-    issue(0, 0);
+    issue(t_lo, 0);
     const uint32_t b0 = (uint32_t)__cvta_generic_to_shared(B0);
     fa_rows st = {-INFINITY, -INFINITY, 0.0f, 0.0f};
     float acc[NT][4];
 #pragma unroll
     for (int j = 0; j < NT; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
     int b = 0;
-    for (int64_t kt = 0; kt < kend; kt += FA_KV, b ^= 1) {
+    for (int64_t kt = t_lo; kt < kend; kt += FA_KV, b ^= 1) {
         if (kt + FA_KV < kend) { /* the next tile into the other buffer, freed by the barrier below */
             issue(kt + FA_KV, b ^ 1);
             cp_async_wait<1>();
@@ -339,7 +371,7 @@ __global__ void __launch_bounds__(FA_NW_WIDE * 32) k_attn_tc16(const __grid_cons
                     fb.lim0, fb.lim1, fb.t, fb.sl2, st, acc);
         __syncthreads(); /* this buffer is read: the next iteration's copies may refill it */
     }
-    fb.template store<NT>(p, h, q0, st, acc);
+    fb.template store<NT>(p, h, q0, st, acc, nsplit, sp);
 }
 
 /* The dynamic shared memory an instance may open (0 where it cannot be read). */
@@ -394,9 +426,54 @@ template <int NW> static cudaError_t fa_nt_go(const cu_attn_x *p, cu_q q) {
     return p->cache_bf16 ? fa_go<true, 32, NW>(p, q) : fa_go<false, 32, NW>(p, q);
 }
 
+extern "C" void cuk_attn_tc16_split(cu_attn_x *p, int64_t T, int sms) {
+    const int64_t blocks = p->H * ((p->n + 16 * FA_NW_WIDE - 1) / (16 * FA_NW_WIDE));
+    const int64_t tiles = (T + FA_KV - 1) / FA_KV;
+    int64_t ns = cu_knob("ZMLX_CUDA_FA_SPLITS", 0);
+    if (ns <= 0) ns = blocks < 2 * (int64_t)sms ? 2 : 1; /* H100: 2 beat 3 and 4 at 512 and 4,096 */
+    if (ns > ZCU_FA_MAX_SPLIT) ns = ZCU_FA_MAX_SPLIT;
+    if (ns > tiles) ns = tiles;
+    if (ns < 1) ns = 1;
+    p->split_tiles = (tiles + ns - 1) / ns;
+    p->nsplit = (tiles + p->split_tiles - 1) / p->split_tiles; /* no span left empty by rounding */
+}
+
+/* The spans' merge: a thread per four output columns of a (query, head): the spans' (m, l)
+   and partial sums (every span below nsplit wrote its (m, l); l = 0: no weight, its sums
+   not read), out = sum_s w_s o_s / sum_s w_s l_s with w_s = e^(m_s - max m), in span order. */
+__global__ void __launch_bounds__(256) k_fa_merge(const __grid_constant__ cu_attn_x p) {
+    pdl_launch();
+    const int64_t v4 = p.vd / 4, i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    pdl_wait();
+    if (i >= p.n * p.H * v4) return;
+    const int64_t rh = i / v4, c = (i - rh * v4) * 4, r = rh / p.H, h = rh - r * p.H, ns = p.nsplit;
+    float2 ml[ZCU_FA_MAX_SPLIT];
+    float M = -INFINITY;
+#pragma unroll
+    for (int s = 0; s < ZCU_FA_MAX_SPLIT; s++) {
+        ml[s] = s < ns ? *reinterpret_cast<const float2 *>(p.part_ml + ((r * ns + s) * p.H + h) * 2)
+                       : make_float2(0.0f, 0.0f);
+        if (ml[s].y > 0.0f) M = fmaxf(M, ml[s].x);
+    }
+    float L = 0.0f;
+    float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+    for (int s = 0; s < ZCU_FA_MAX_SPLIT; s++) {
+        if (!(ml[s].y > 0.0f)) continue;
+        const float w = expf(ml[s].x - M);
+        const float4 v = *reinterpret_cast<const float4 *>(p.part_o + ((r * ns + s) * p.H + h) * p.vd + c);
+        L = fmaf(ml[s].y, w, L);
+        o.x = fmaf(w, v.x, o.x), o.y = fmaf(w, v.y, o.y), o.z = fmaf(w, v.z, o.z), o.w = fmaf(w, v.w, o.w);
+    }
+    *reinterpret_cast<float4 *>(p.out + rh * p.vd + c) = make_float4(o.x / L, o.y / L, o.z / L, o.w / L);
+}
+
 template <int NT> static cudaError_t fa16_go(const cu_attn_x *p, cu_q q) {
-    const dim3 grid((unsigned)p->H, (unsigned)((p->n + 16 * FA_NW_WIDE - 1) / (16 * FA_NW_WIDE)));
-    return launch(q, grid, dim3(FA_NW_WIDE * 32), fa16_smem(p->nope + p->rope, p->vd), k_attn_tc16<NT>, *p);
+    const int64_t ns = p->nsplit > 1 ? p->nsplit : 1;
+    const dim3 grid((unsigned)p->H, (unsigned)((p->n + 16 * FA_NW_WIDE - 1) / (16 * FA_NW_WIDE)), (unsigned)ns);
+    cudaError_t err = launch(q, grid, dim3(FA_NW_WIDE * 32), fa16_smem(p->nope + p->rope, p->vd), k_attn_tc16<NT>, *p);
+    if (err != cudaSuccess || ns == 1) return err;
+    return launch(q, dim3(grid_blocks(p->n * p->H * (p->vd / 4), 256, 1 << 30)), dim3(256), 0, k_fa_merge, *p);
 }
 
 extern "C" cudaError_t cuk_attn_tc(const cu_attn_x *p, cu_q q) {

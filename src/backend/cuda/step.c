@@ -211,11 +211,14 @@ zmlx_status zcu_reserve_expanded(cu_sess *s, int64_t T, zerr *e) {
        tensor-core attention may read it (fast mode, bf16 cache) */
     const bool x16 = zcu_fast(s->c) && s->kv_bf16;
     const size_t per = ((size_t)c->kv_lora_rank + hs) * sizeof(float) + (x16 ? hs * 2 : 0);
+    const size_t part = x16 ? (size_t)s->chunk * ZCU_FA_MAX_SPLIT * (size_t)c->n_heads *
+                                  ((size_t)c->v_head_dim + 2) * sizeof(float) : 0;
     if (s->lat_f32) cudaFree(s->lat_f32);
     if (s->kvb) cudaFree(s->kvb);
     if (s->kvb16) cudaFree(s->kvb16);
-    s->bytes -= s->xcap * (int64_t)s->xper;
-    s->lat_f32 = s->kvb = NULL;
+    if (s->fa_part) cudaFree(s->fa_part);
+    s->bytes -= s->xcap * (int64_t)s->xper + (s->fa_part ? (int64_t)part : 0);
+    s->lat_f32 = s->kvb = s->fa_part = NULL;
     s->kvb16 = NULL;
     s->xcap = 0;
     zmlx_status st = dev_alloc((void **)&s->lat_f32, (size_t)cap * (size_t)c->kv_lora_rank * sizeof(float),
@@ -225,10 +228,12 @@ zmlx_status zcu_reserve_expanded(cu_sess *s, int64_t T, zerr *e) {
                        "the expanded attention's keys and values", e);
     if (st == ZMLX_OK && x16)
         st = dev_alloc(&s->kvb16, (size_t)cap * hs * 2, "the expanded attention's bf16 keys and values", e);
+    if (st == ZMLX_OK && x16)
+        st = dev_alloc((void **)&s->fa_part, part, "the expanded attention's partial sums", e);
     if (st != ZMLX_OK) return st;
     s->xcap = cap;
     s->xper = per;
-    s->bytes += cap * (int64_t)per;
+    s->bytes += cap * (int64_t)per + (int64_t)part;
     return ZMLX_OK;
 }
 
@@ -300,6 +305,7 @@ void zcu_session_free(void *ctx, void *dev) {
     if (s->lat_f32) cudaFree(s->lat_f32);
     if (s->kvb) cudaFree(s->kvb);
     if (s->kvb16) cudaFree(s->kvb16);
+    if (s->fa_part) cudaFree(s->fa_part);
     if (s->h_step) cudaFreeHost(s->h_step);
     if (s->h_logits) cudaFreeHost(s->h_logits);
     if (s->h_amax) cudaFreeHost(s->h_amax);
