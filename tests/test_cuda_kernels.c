@@ -1024,12 +1024,9 @@ static void group_ref(const int32_t *idx, int64_t n, int64_t K, int64_t E, int32
     free(cnt);
 }
 
-/* The prefill MoE: grouping on the device, then a grouped GEMM over the gathered rows. */
-static void case_grouped(wfmt f, int E, int64_t K, int64_t rows, int64_t cols, int64_t n) {
-    char fn[48];
-    wfmt_name(f, fn, sizeof fn);
-    int32_t *idx = malloc((size_t)(n * K) * 4);
-    for (int64_t t = 0; t < n; t++) /* K distinct experts per token */
+/* K distinct experts of E for each of n tokens (some experts left without a token). */
+static void pick_experts(int32_t *idx, int E, int64_t K, int64_t n) {
+    for (int64_t t = 0; t < n; t++)
         for (int64_t k = 0; k < K; k++) {
             int32_t e;
             bool dup;
@@ -1040,22 +1037,59 @@ static void case_grouped(wfmt f, int E, int64_t K, int64_t rows, int64_t cols, i
             } while (dup);
             idx[t * K + k] = e;
         }
+}
+
+/* cuk_moe_group on the device (outputs poisoned first) against moe.c's grouping of the
+   same choices; the device's offsets and row list stay in *dgoff / *dlist. */
+static void group_dev(const int32_t *idx, int64_t n, int64_t K, int E, const char *what, int32_t **dgoff,
+                      int32_t **dlist) {
     int32_t *goff = malloc((size_t)(E + 1) * 4), *list = malloc((size_t)(n * K) * 4);
     int32_t *slot = malloc((size_t)(n * K) * 4);
     group_ref(idx, n, K, E, goff, list, slot);
-    int32_t *didx = dup_dev(idx, (size_t)(n * K) * 4);
-    int32_t *dgoff, *dlist, *dslot;
-    CU(cudaMalloc((void **)&dgoff, (size_t)(E + 1) * 4));
-    CU(cudaMalloc((void **)&dlist, (size_t)(n * K) * 4));
+    int32_t *didx = dup_dev(idx, (size_t)(n * K) * 4), *dslot;
+    CU(cudaMalloc((void **)dgoff, (size_t)(E + 1) * 4));
+    CU(cudaMalloc((void **)dlist, (size_t)(n * K) * 4));
     CU(cudaMalloc((void **)&dslot, (size_t)(n * K) * 4));
-    CHECK(cuk_moe_group(didx, n, K, E, dgoff, dlist, dslot, Q) == cudaSuccess);
+    CU(cudaMemset(*dgoff, 0xff, (size_t)(E + 1) * 4));
+    CU(cudaMemset(*dlist, 0xff, (size_t)(n * K) * 4));
+    CU(cudaMemset(dslot, 0xff, (size_t)(n * K) * 4));
+    CHECK(cuk_moe_group(didx, n, K, E, *dgoff, *dlist, dslot, Q) == cudaSuccess);
     int32_t *hg = malloc((size_t)(E + 1) * 4), *hl = malloc((size_t)(n * K) * 4), *hs = malloc((size_t)(n * K) * 4);
-    CU(cudaMemcpy(hg, dgoff, (size_t)(E + 1) * 4, cudaMemcpyDeviceToHost));
-    CU(cudaMemcpy(hl, dlist, (size_t)(n * K) * 4, cudaMemcpyDeviceToHost));
+    CU(cudaMemcpy(hg, *dgoff, (size_t)(E + 1) * 4, cudaMemcpyDeviceToHost));
+    CU(cudaMemcpy(hl, *dlist, (size_t)(n * K) * 4, cudaMemcpyDeviceToHost));
     CU(cudaMemcpy(hs, dslot, (size_t)(n * K) * 4, cudaMemcpyDeviceToHost));
     CHECKF(!memcmp(hg, goff, (size_t)(E + 1) * 4) && !memcmp(hl, list, (size_t)(n * K) * 4) &&
                !memcmp(hs, slot, (size_t)(n * K) * 4),
-           "moe_group differs from moe.c's grouping (E=%d n=%lld)", E, (long long)n);
+           "moe_group differs from moe.c's grouping (%s: E=%d K=%lld n=%lld)", what, E, (long long)K, (long long)n);
+    CU(cudaFree(didx));
+    CU(cudaFree(dslot));
+    free(goff), free(list), free(slot), free(hg), free(hl), free(hs);
+}
+
+/* cuk_moe_group alone, up to whole chunks (1,024 tokens) and Kimi's 384 experts x 8;
+   skewed picks (most tokens on few experts) included. */
+static void case_group(int E, int64_t K, int64_t n, bool skew) {
+    int32_t *idx = malloc((size_t)(n * K) * 4), *dgoff, *dlist;
+    pick_experts(idx, skew ? (int)K + 3 : E, K, n);
+    if (skew) /* the first K + 3 experts' numbers spread over E */
+        for (int64_t i = 0; i < n * K; i++) idx[i] = (int32_t)((idx[i] * 7919) % E);
+    group_dev(idx, n, K, E, skew ? "skewed" : "uniform", &dgoff, &dlist);
+    CU(cudaFree(dgoff));
+    CU(cudaFree(dlist));
+    free(idx);
+}
+
+/* The prefill MoE: grouping on the device, then a grouped GEMM over the gathered rows. */
+static void case_grouped(wfmt f, int E, int64_t K, int64_t rows, int64_t cols, int64_t n) {
+    char fn[48];
+    wfmt_name(f, fn, sizeof fn);
+    int32_t *idx = malloc((size_t)(n * K) * 4);
+    pick_experts(idx, E, K, n); /* K distinct experts per token */
+    int32_t *goff = malloc((size_t)(E + 1) * 4), *list = malloc((size_t)(n * K) * 4);
+    int32_t *slot = malloc((size_t)(n * K) * 4);
+    group_ref(idx, n, K, E, goff, list, slot); /* the rows each choice's output lands in */
+    int32_t *dgoff, *dlist;
+    group_dev(idx, n, K, E, fn, &dgoff, &dlist);
     hmat *ms = malloc((size_t)E * sizeof *ms);
     for (int e = 0; e < E; e++) ms[e] = hmat_new(f, rows, cols);
     cuw dw = stack_dev(ms, E);
@@ -1120,19 +1154,14 @@ static void case_grouped(wfmt f, int E, int64_t K, int64_t rows, int64_t cols, i
     out_free(&o);
     cuw_free(&dw);
     cudaFree(dx);
-    cudaFree(didx);
     cudaFree(dgoff);
     cudaFree(dlist);
-    cudaFree(dslot);
     for (int e = 0; e < E; e++) hmat_free(&ms[e]);
     free(ms);
     free(idx);
     free(goff);
     free(list);
     free(slot);
-    free(hg);
-    free(hl);
-    free(hs);
     free(x);
     free(y);
 }
@@ -1595,6 +1624,12 @@ static void product_cases(bool quick) {
     case_gemm((wfmt){ZW_AFFINE6, 128, ZDT_F32}, 70, 256, 9);
     case_gemm((wfmt){ZW_AFFINE2, 32, ZDT_BF16}, 64, 96, 3);
     case_gemm(F_MX, 33, 64, 66);
+    case_group(64, 4, 1024, false); /* GLM-4.7-Flash, a whole chunk */
+    case_group(64, 4, 1024, true);
+    case_group(64, 4, 1, false);
+    case_group(384, 8, 1024, false); /* Kimi-K2.5 */
+    case_group(256, 8, 1000, true);  /* DeepSeek, a partial segment */
+    case_group(1024, 16, 37, false); /* the limits: opt-in shared memory */
     case_grouped(F_Q4, 64, 4, 96, 256, 70);
     case_grouped(F_F32, 16, 4, 64, 128, 128);
     case_grouped(F_BF16, 8, 4, 33, 64, 3);

@@ -6,7 +6,7 @@
  * One token (absorbed attention) runs decode.c's step, which follows the layer's pattern
  * plan (the unfused baseline, one kernel per op, or the fused patterns); a chunk runs
  * chunk.c's GEMM step.  Chunks are up to 1,024 tokens (ZCU_CHUNK; fewer where n x heads
- * would pass a grid's 65,535, or the expert choices cuk_moe_group's shared memory): the
+ * would pass a grid's 65,535, or the expert choices cuk_moe_group's 65,535): the
  * routed experts' grouped GEMMs see ~64 tokens each (GLM-4.7-Flash: a whole 64-token
  * tile) instead of ~8 at 128, and the expanded attention recomputes its keys and values
  * from the latent cache once per chunk.  ZMLX_CUDA_CHUNK=N (a measuring knob) sets fewer.
@@ -258,13 +258,13 @@ zmlx_status zcu_synthetic_context(void *dev, int64_t T, uint32_t seed, zerr *e) 
 }
 
 /* Tokens per prefill chunk: ZCU_CHUNK, fewer where chunk x heads would pass 65,535 (the
-   per-head grids) or the chunk's expert choices would not fit cuk_moe_group's 48 KB of
-   shared memory, a multiple of 64 (the GEMM tiles); ZMLX_CUDA_CHUNK asks for fewer. */
+   per-head grids) or the chunk's expert choices cuk_moe_group's 65,535 (its 16-bit
+   counts), a multiple of 64 (the GEMM tiles); ZMLX_CUDA_CHUNK asks for fewer. */
 static int64_t chunk_size(const zmlx_config *cf) {
     int64_t c = ZCU_CHUNK;
-    const int64_t heads = cf->n_heads, E = cf->n_routed_experts, K = cf->experts_per_tok;
+    const int64_t heads = cf->n_heads, K = cf->experts_per_tok;
     if (heads > 0 && c > 65535 / heads) c = 65535 / heads;
-    if (E > 0 && K > 0 && c > (48 * 1024 / 4 - E) / K) c = (48 * 1024 / 4 - E) / K;
+    if (K > 0 && c > 65535 / K) c = 65535 / K;
     if (c > 64) c -= c % 64;
     const char *v = getenv("ZMLX_CUDA_CHUNK");
     if (v && atoll(v) >= 1 && atoll(v) < c) c = atoll(v);
