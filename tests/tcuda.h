@@ -396,4 +396,11 @@ static inline bool same_bits(const float *a, const float *b, size_t n) {
     return memcmp(a, b, n * 4) == 0;
 }
 
+/* How many of n values differ in their bits. */
+static inline int64_t bits_differ(const float *a, const float *b, int64_t n) {
+    int64_t d = 0;
+    for (int64_t i = 0; i < n; i++) d += f2u(a[i]) != f2u(b[i]);
+    return d;
+}
+
 #endif

@@ -438,11 +438,9 @@ static void case_expanded(bool bf16, int64_t H, int64_t nope, int64_t rope, int6
         CHECK(cuk_attn_expanded(&b, Q) == cudaSuccess);
         unsetenv("ZMLX_CUDA_FA_WARPS");
         CHECKF(out_fetch(&ob, o2, "expanded tc"), "expanded attention tc in blocks of 64 queries: guards");
-        int64_t same = 0;
-        for (int64_t i = 0; i < n * H * vd; i++) same += f2u(o2[i]) == f2u(out[i]);
-        CHECKF(same == n * H * vd, "expanded attention tc in blocks of 64 queries (H=%lld T=%lld n=%lld): %lld of "
-               "%lld values differ", (long long)H, (long long)T, (long long)n, (long long)(n * H * vd - same),
-               (long long)(n * H * vd));
+        int64_t diff = bits_differ(o2, out, n * H * vd);
+        CHECKF(diff == 0, "expanded attention tc in blocks of 64 queries (H=%lld T=%lld n=%lld): %lld of "
+               "%lld values differ", (long long)H, (long long)T, (long long)n, (long long)diff, (long long)(n * H * vd));
         /* the cp.async tiles from the bf16 twin of kvb (a bf16 cache, Hopper's shared
            memory): the same values bit for bit; ZMLX_CUDA_FA_ASYNC=0 turns them off */
         if (cuk_attn_tc16_ok(&a)) {
@@ -454,11 +452,10 @@ static void case_expanded(bool bf16, int64_t H, int64_t nope, int64_t rope, int6
             CHECK(cuk_attn_expanded(&b, Q) == cudaSuccess);
             CHECKF(out_fetch(&oc, o2, "expanded tc16"), "expanded attention tc from bf16 tiles: guards");
             out_free(&oc);
-            same = 0;
-            for (int64_t i = 0; i < n * H * vd; i++) same += f2u(o2[i]) == f2u(out[i]);
-            CHECKF(same == n * H * vd, "expanded attention tc from bf16 tiles by cp.async (H=%lld T=%lld n=%lld): "
-                   "%lld of %lld values differ", (long long)H, (long long)T, (long long)n,
-                   (long long)(n * H * vd - same), (long long)(n * H * vd));
+            diff = bits_differ(o2, out, n * H * vd);
+            CHECKF(diff == 0, "expanded attention tc from bf16 tiles by cp.async (H=%lld T=%lld n=%lld): "
+                   "%lld of %lld values differ", (long long)H, (long long)T, (long long)n, (long long)diff,
+                   (long long)(n * H * vd));
             setenv("ZMLX_CUDA_FA_ASYNC", "0", 1);
             CHECKF(!cuk_attn_tc16_ok(&a), "ZMLX_CUDA_FA_ASYNC=0 turns the bf16 tiles off");
             unsetenv("ZMLX_CUDA_FA_ASYNC");

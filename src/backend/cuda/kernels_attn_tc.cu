@@ -178,10 +178,15 @@ __device__ __forceinline__ void fa_tile(uint32_t qa, uint32_t kb, uint32_t vb, i
     }
 }
 
+/* One past the last key the block of queries q0 .. q0 + nq sees. */
+__device__ __forceinline__ int64_t fa_kend(const cu_attn_x &p, int64_t q0, int nq) {
+    return p.step->pos + (q0 + nq < p.n ? q0 + nq : p.n);
+}
+
 /* The block's setup shared by both tile feeds: the queries of head h, rows q0 .. q0 + 16 NW
    into Qs as bf16; the lane's ldmatrix addresses (relative to a key / value buffer). */
 template <int NW> struct fa_block {
-    int64_t qk, QLD, VLD, pos, n, kend, lim0, lim1;
+    int64_t qk, QLD, VLD, n, kend, lim0, lim1;
     int wq, g, t, nvt;
     float sl2;
     uint32_t qa, ko, vo; /* the queries' address; the keys' and values' offsets in a buffer */
@@ -191,8 +196,9 @@ template <int NW> struct fa_block {
         const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
         qk = p.nope + p.rope, QLD = qk + 8, VLD = p.vd + 8;
         g = lane >> 2, t = lane & 3, nvt = (int)(p.vd / 8);
-        pos = p.step->pos, n = p.n;
-        kend = pos + (q0 + FA_Q < n ? q0 + FA_Q : n); /* keys this block reads */
+        const int64_t pos = p.step->pos;
+        n = p.n;
+        kend = fa_kend(p, q0, FA_Q); /* keys this block reads */
         const int64_t q4 = qk / 4;
         for (int64_t i = tid; i < FA_Q * q4; i += FA_THREADS) { /* the queries, bf16 */
             const int64_t r = i / q4, c = (i - r * q4) * 4;
@@ -213,8 +219,8 @@ template <int NW> struct fa_block {
         vo = 2u * (uint32_t)((lane & 15) * VLD + (lane >> 4) * 8);
     }
 
-    /* Output = O / l (the row sums over the row's four lanes); or, for split sp of
-       nsplit > 1, the partial O and (m in natural units, l) of k_attn_merge. */
+    /* Output = O / l (the row sums over the row's four lanes); or, for span sp of
+       nsplit > 1, the partial O and (m in natural units, l) that k_fa_merge combines. */
     template <int NT>
     __device__ __forceinline__ void store(const cu_attn_x &p, int64_t h, int64_t q0, fa_rows st,
                                           const float (&acc)[NT][4], int64_t nsplit = 1, int64_t sp = 0) const {
@@ -304,7 +310,7 @@ __global__ void __launch_bounds__(NW * 32) k_attn_tc(const __grid_constant__ cu_
 /* The same block over bf16 keys and values (cu_attn_x.kvb16, a bf16 cache's rope
    columns: the values k_attn_tc rounds them to, so the same bits): the tiles come by
    cp.async into two buffers, the next tile's rows in flight during this one's products
-   (Hopper: 203 KB of shared memory for GLM's 256 + 256 columns). */
+   (Hopper: 198 KB of shared memory for GLM's 256 + 256 columns). */
 template <int NT>
 __global__ void __launch_bounds__(FA_NW_WIDE * 32) k_attn_tc16(const __grid_constant__ cu_attn_x p) {
     constexpr int NW = FA_NW_WIDE, FA_Q = 16 * NW, FA_THREADS = NW * 32;
@@ -318,9 +324,8 @@ __global__ void __launch_bounds__(FA_NW_WIDE * 32) k_attn_tc16(const __grid_cons
     pdl_wait();
     /* this block's span of the keys: tiles sp * split_tiles .. +split_tiles (all of them
        without splits); an empty span still says so to the merge (l = 0) */
-    const int64_t pos = p.step->pos, k1 = pos + (q0 + FA_Q < p.n ? q0 + FA_Q : p.n);
     const int64_t t_lo = nsplit > 1 ? sp * p.split_tiles * FA_KV : 0;
-    if (t_lo >= k1) {
+    if (t_lo >= fa_kend(p, q0, FA_Q)) {
         for (int64_t r = q0 + threadIdx.x; r < q0 + FA_Q && r < p.n; r += FA_THREADS)
             *reinterpret_cast<float2 *>(p.part_ml + ((r * nsplit + sp) * p.H + h) * 2) = make_float2(0.0f, 0.0f);
         return;
@@ -374,10 +379,11 @@ __global__ void __launch_bounds__(FA_NW_WIDE * 32) k_attn_tc16(const __grid_cons
     fb.template store<NT>(p, h, q0, st, acc, nsplit, sp);
 }
 
-/* The dynamic shared memory an instance may open (0 where it cannot be read). */
-template <int NW> static size_t fa_room(void) {
+/* The dynamic shared memory a kernel may open, as its init set it (0 where it cannot be
+   read). */
+static size_t smem_room(const void *kernel) {
     cudaFuncAttributes fa;
-    if (cudaFuncGetAttributes(&fa, k_attn_tc<true, 32, NW>) != cudaSuccess) {
+    if (cudaFuncGetAttributes(&fa, kernel) != cudaSuccess) {
         (void)cudaGetLastError();
         return 0;
     }
@@ -390,7 +396,7 @@ extern "C" bool cuk_attn_tc_ok(const cu_attn_x *p) {
         p->R % 4 || p->rope % 4 || p->H > 0x7fffffff || p->n > 65535 * (int64_t)(16 * FA_NW))
         return false;
     /* the tiles must fit what cuk_attn_tc_init could open (99 KB on sm_89, 227 on Hopper) */
-    return fa_smem(qk, p->vd, FA_NW) <= fa_room<FA_NW>();
+    return fa_smem(qk, p->vd, FA_NW) <= smem_room((const void *)k_attn_tc<true, 32, FA_NW>);
 }
 
 /* Dynamic shared memory of k_attn_tc16: the queries and two key / value buffers. */
@@ -398,19 +404,10 @@ static size_t fa16_smem(int64_t qk, int64_t vd) {
     return fa_smem(qk, vd, FA_NW_WIDE) + (size_t)(FA_KV * (qk + 8) + FA_KV * (vd + 8)) * 2;
 }
 
-static size_t fa16_room(void) {
-    cudaFuncAttributes fa;
-    if (cudaFuncGetAttributes(&fa, k_attn_tc16<32>) != cudaSuccess) {
-        (void)cudaGetLastError();
-        return 0;
-    }
-    return (size_t)fa.maxDynamicSharedSizeBytes;
-}
-
 extern "C" bool cuk_attn_tc16_ok(const cu_attn_x *p) {
     const int64_t qk = p->nope + p->rope;
     return cuk_attn_tc_ok(p) && p->cache_bf16 && p->nope % 8 == 0 && (p->R + p->rope) % 8 == 0 &&
-           p->R % 8 == 0 && p->n > 16 * FA_NW && fa16_smem(qk, p->vd) <= fa16_room() &&
+           p->R % 8 == 0 && p->n > 16 * FA_NW && fa16_smem(qk, p->vd) <= smem_room((const void *)k_attn_tc16<32>) &&
            cu_knob("ZMLX_CUDA_FA_ASYNC", 1) != 0 && cu_knob("ZMLX_CUDA_FA_WARPS", FA_NW_WIDE) == FA_NW_WIDE;
 }
 
@@ -486,7 +483,7 @@ extern "C" cudaError_t cuk_attn_tc(const cu_attn_x *p, cu_q q) {
     /* blocks of 128 queries where they fit (Hopper, A100), each key tile read once for
        twice the queries (ZMLX_CUDA_FA_WARPS=4: blocks of 64, for measuring) */
     if (cu_knob("ZMLX_CUDA_FA_WARPS", FA_NW_WIDE) == FA_NW_WIDE && p->n > 16 * FA_NW &&
-        fa_smem(p->nope + p->rope, p->vd, FA_NW_WIDE) <= fa_room<FA_NW_WIDE>())
+        fa_smem(p->nope + p->rope, p->vd, FA_NW_WIDE) <= smem_room((const void *)k_attn_tc<true, 32, FA_NW_WIDE>))
         return fa_nt_go<FA_NW_WIDE>(p, q);
     return fa_nt_go<FA_NW>(p, q);
 }
@@ -844,12 +841,7 @@ static dt_fn dt_kernel(const cu_attn *p, int st, int tk) {
 
 /* Does the instance fit this device's shared memory (its attribute as dt_init set it)? */
 static bool dt_fits(const cu_attn *p, int st, int tk) {
-    cudaFuncAttributes fa;
-    if (cudaFuncGetAttributes(&fa, dt_kernel(p, st, tk)) != cudaSuccess) {
-        (void)cudaGetLastError();
-        return false;
-    }
-    return dt_smem(p->R + p->rope, st, tk) <= (size_t)fa.maxDynamicSharedSizeBytes;
+    return dt_smem(p->R + p->rope, st, tk) <= smem_room((const void *)dt_kernel(p, st, tk));
 }
 
 extern "C" bool cuk_attn_dec_tc_ok(const cu_attn *p) {

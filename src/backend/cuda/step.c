@@ -216,9 +216,8 @@ zmlx_status zcu_reserve_expanded(cu_sess *s, int64_t T, zerr *e) {
     if (s->lat_f32) cudaFree(s->lat_f32);
     if (s->kvb) cudaFree(s->kvb);
     if (s->kvb16) cudaFree(s->kvb16);
-    if (s->fa_part) cudaFree(s->fa_part);
-    s->bytes -= s->xcap * (int64_t)s->xper + (s->fa_part ? (int64_t)part : 0);
-    s->lat_f32 = s->kvb = s->fa_part = NULL;
+    s->bytes -= s->xcap * (int64_t)s->xper;
+    s->lat_f32 = s->kvb = NULL;
     s->kvb16 = NULL;
     s->xcap = 0;
     zmlx_status st = dev_alloc((void **)&s->lat_f32, (size_t)cap * (size_t)c->kv_lora_rank * sizeof(float),
@@ -228,12 +227,14 @@ zmlx_status zcu_reserve_expanded(cu_sess *s, int64_t T, zerr *e) {
                        "the expanded attention's keys and values", e);
     if (st == ZMLX_OK && x16)
         st = dev_alloc(&s->kvb16, (size_t)cap * hs * 2, "the expanded attention's bf16 keys and values", e);
-    if (st == ZMLX_OK && x16)
+    if (st == ZMLX_OK && x16 && !s->fa_part) { /* a chunk's worth: kept as the cache grows */
         st = dev_alloc((void **)&s->fa_part, part, "the expanded attention's partial sums", e);
+        if (st == ZMLX_OK) s->bytes += (int64_t)part;
+    }
     if (st != ZMLX_OK) return st;
     s->xcap = cap;
     s->xper = per;
-    s->bytes += cap * (int64_t)per + (int64_t)part;
+    s->bytes += cap * (int64_t)per;
     return ZMLX_OK;
 }
 
