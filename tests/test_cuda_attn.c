@@ -992,10 +992,13 @@ int main(void) {
     bool quick = false;
     if (!tcu_begin(&quick)) return tc_fail ? 1 : 0;
     const char *only = getenv("ZMLX_TEST_ATTN_ONLY"); /* "expanded": fast mode's prefill
-                                                          attention alone (compute-sanitizer) */
-    if (only && !strcmp(only, "expanded")) {
+                                                          attention alone, "uv": the
+                                                          attention with W_UV alone
+                                                          (compute-sanitizer) */
+    if (only && (!strcmp(only, "expanded") || !strcmp(only, "uv"))) {
         tq_fast = true;
-        expanded_fast_cases(quick);
+        if (!strcmp(only, "uv")) attn_uv_cases(quick);
+        else expanded_fast_cases(quick);
         CU(cudaStreamSynchronize(S));
         CU(cudaGetLastError());
         return tc_done();
