@@ -156,6 +156,9 @@ static void case_matvec(wfmt f, int64_t rows, int64_t cols) {
     CHECKF(knob_same(p, (size_t)rows, "ZMLX_CUDA_MV_EARLY") && knob_same(pb, (size_t)rows, "ZMLX_CUDA_MV_EARLY"),
            "matvec %s [%lld, %lld]: the rows loaded before the wait differ from the batch loop's", fn,
            (long long)rows, (long long)cols);
+    CHECKF(knob_same(p, (size_t)rows, "ZMLX_CUDA_LEAN_WARPS") && knob_same(pb, (size_t)rows, "ZMLX_CUDA_LEAN_WARPS"),
+           "matvec %s [%lld, %lld]: the rows-before-the-wait blocks of 16 warps differ from those of 8", fn,
+           (long long)rows, (long long)cols);
     CHECKF(knob_same(p, (size_t)rows, "ZMLX_CUDA_MV_DEEP") && knob_same(pb, (size_t)rows, "ZMLX_CUDA_MV_DEEP"),
            "matvec %s [%lld, %lld]: the deep instance (four blocks an SM) differs from the usual one", fn,
            (long long)rows, (long long)cols);
@@ -833,6 +836,24 @@ static void case_multi(void) {
         setenv("ZMLX_CUDA_MV_EARLY", "0", 1);
         CHECK(cuk_matvec(q3, 2, QPDL) == cudaSuccess);
         unsetenv("ZMLX_CUDA_MV_EARLY");
+        { /* blocks of 16 warps (the default) against blocks of 8 (ZMLX_CUDA_LEAN_WARPS=8),
+             both jobs of the launch */
+            dout nw8[2];
+            cu_mv q4[2];
+            for (int i = 0; i < 2; i++) nw8[i] = out_new((size_t)n2[i]), q4[i] = q2[i], q4[i].y = nw8[i].p;
+            setenv("ZMLX_CUDA_LEAN_WARPS", "8", 1);
+            CHECK(cuk_matvec(q4, 2, QPDL) == cudaSuccess);
+            unsetenv("ZMLX_CUDA_LEAN_WARPS");
+            for (int i = 0; i < 2; i++) {
+                float *h1 = malloc((size_t)n2[i] * 4), *h2 = malloc((size_t)n2[i] * 4);
+                CHECKF(out_fetch(&pr[i], h1, "pair") && out_fetch(&nw8[i], h2, "pair, blocks of 8 warps") &&
+                           same_bits(h1, h2, (size_t)n2[i]),
+                       "norm pair job %d: blocks of 16 warps differ from blocks of 8", i);
+                free(h1);
+                free(h2);
+                out_free(&nw8[i]);
+            }
+        }
         int64_t ok2 = 0;
         for (int i = 0; i < 2; i++) {
             cu_mv s1 = q2[i];

@@ -426,8 +426,8 @@ __device__ __forceinline__ void mv_lean_run(const mv_lean_args &a, int blk) {
 
 /* MINB: blocks a multiprocessor holds (4: the deep instances of large launches, 64
    registers, twice the warps to hide their loads' and sums' latency; mv_lean's deep). */
-template <int K, bool FAST, int OPW, bool NORM, bool HEADS, int NJ = 0, int MINB = 2>
-__global__ void __launch_bounds__(MV_THREADS, MINB) k_mv_lean(const __grid_constant__ mv_lean_args a) {
+template <int K, bool FAST, int OPW, bool NORM, bool HEADS, int NJ = 0, int MINB = 2, int W = MV_WARPS>
+__global__ void __launch_bounds__(W * 32, MINB * MV_WARPS / W) k_mv_lean(const __grid_constant__ mv_lean_args a) {
     mv_lean_run<K, FAST, OPW, NORM, HEADS, NJ>(a, (int)blockIdx.x);
 }
 
@@ -606,16 +606,17 @@ static size_t lean_smem(const cu_mv &p, int64_t opb, bool fast) {
     return (size_t)span * (size_t)stage_floats(p.w.cols, fast) * sizeof(float);
 }
 
-template <int K, bool FAST, int OPW, bool NORM, bool HEADS, int NJ = 0>
+template <int K, bool FAST, int OPW, bool NORM, bool HEADS, int NJ = 0, int W = MV_WARPS>
 static cudaError_t lean_go(cu_q q, mv_lean_args a, unsigned blocks, size_t smem) {
-    return launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_lean<K, FAST, OPW, NORM, HEADS, NJ>, a);
+    return launch(q, dim3(blocks), dim3(W * 32), smem, k_mv_lean<K, FAST, OPW, NORM, HEADS, NJ, 2, W>, a);
 }
 
-template <int K, bool FAST, int OPW, int NJ = 0>
+template <int K, bool FAST, int OPW, int NJ = 0, int W = MV_WARPS>
 static cudaError_t lean_form_go(int form, cu_q q, const mv_lean_args &a, unsigned blocks, size_t smem) {
-    if (form == 1) return lean_go<K, FAST, OPW, false, false, NJ>(q, a, blocks, smem);
-    if (form == 2) return lean_go<K, FAST, OPW, true, false, NJ>(q, a, blocks, smem);
-    return lean_go<K, FAST, OPW, false, true, NJ>(q, a, blocks, smem);
+    if (form == 1) return lean_go<K, FAST, OPW, false, false, NJ, W>(q, a, blocks, smem);
+    if (form == 2) return lean_go<K, FAST, OPW, true, false, NJ, W>(q, a, blocks, smem);
+    if constexpr (W != MV_WARPS) return cudaErrorInvalidValue; /* per head: blocks of MV_WARPS */
+    else return lean_go<K, FAST, OPW, false, true, NJ, W>(q, a, blocks, smem);
 }
 
 /* The rows-before-the-wait instances (k_mv_lean's NJ): one batch a warp, affine 4-bit
@@ -625,12 +626,20 @@ enum { NJ_EARLY_MAX = 8 };
 static int early_nj_max(bool bf, int opw) {
     return bf ? 2 : opw == 4 ? 1 : NJ_EARLY_MAX;
 }
-static cudaError_t lean_early_go(int kind, int opw, int nj, int form, cu_q q, const mv_lean_args &a,
+/* wide: blocks of LEAN_WIDE warps (affine 4-bit, one x row), half the blocks staging x */
+enum { LEAN_WIDE = 2 * MV_WARPS };
+static cudaError_t lean_early_go(int kind, int opw, int nj, int form, bool wide, cu_q q, const mv_lean_args &a,
                                  unsigned blocks, size_t smem) {
+    constexpr int WW = LEAN_WIDE;
     if (kind == ZW_BF16) return lean_form_go<ZW_BF16, false, 1, 2>(form, q, a, blocks, smem);
-    if (opw == 4 && nj <= 1) return lean_form_go<ZW_AFFINE4, true, 4, 1>(form, q, a, blocks, smem);
-    if (opw == 1 && nj <= 2) return lean_form_go<ZW_AFFINE4, true, 1, 2>(form, q, a, blocks, smem);
-    return lean_form_go<ZW_AFFINE4, true, 1, NJ_EARLY_MAX>(form, q, a, blocks, smem);
+    if (opw == 4 && nj <= 1)
+        return wide ? lean_form_go<ZW_AFFINE4, true, 4, 1, WW>(form, q, a, blocks, smem)
+                    : lean_form_go<ZW_AFFINE4, true, 4, 1>(form, q, a, blocks, smem);
+    if (opw == 1 && nj <= 2)
+        return wide ? lean_form_go<ZW_AFFINE4, true, 1, 2, WW>(form, q, a, blocks, smem)
+                    : lean_form_go<ZW_AFFINE4, true, 1, 2>(form, q, a, blocks, smem);
+    return wide ? lean_form_go<ZW_AFFINE4, true, 1, NJ_EARLY_MAX, WW>(form, q, a, blocks, smem)
+                : lean_form_go<ZW_AFFINE4, true, 1, NJ_EARLY_MAX>(form, q, a, blocks, smem);
 }
 
 /* The deep instances (k_mv_lean's MINB 4): affine 4-bit fast, plain or normalised on
@@ -895,6 +904,30 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
                 early_nj = nj;
         }
     }
+    /* the affine 4-bit rows-before-the-wait launches of one x row (q_a + kv_a, q_b, o) in
+       blocks of LEAN_WIDE warps, one batch a warp still: half the blocks read and stage x
+       (H100: +1.2% a token at context 16; per head, W_UV at the splits' contexts lost 1.1%
+       and keeps blocks of MV_WARPS; ZMLX_CUDA_LEAN_WARPS=8: all of them, for measuring) */
+    bool wide = false;
+    unsigned nb = blocks;
+    if (early_nj > 0 && q8 && kind == ZW_AFFINE4 && (form == 1 || form == 2) &&
+        cu_knob("ZMLX_CUDA_LEAN_WARPS", LEAN_WIDE) == LEAN_WIDE) {
+        const int64_t wstep = (int64_t)LEAN_WIDE * opw;
+        size_t wsmem = 0;
+        int64_t wb[2] = {0, 0};
+        for (int k = 0; k < n; k++) {
+            wb[k] = (jobs[k].groups * jobs[k].rpg + wstep - 1) / wstep;
+            const size_t need = lean_smem(jobs[k], wstep, q8);
+            if (need > wsmem) wsmem = need;
+        }
+        if (wsmem <= MV_SMEM_MAX) {
+            wide = true;
+            for (int k = 0; k < n; k++) a.opb[k] = (int32_t)wstep;
+            a.first1 = (int32_t)wb[0];
+            nb = (unsigned)(wb[0] + (n > 1 ? wb[1] : 0));
+            smem = wsmem;
+        }
+    }
     cudaError_t err;
     if (router) /* router_in_ok: affine 4-bit, the pipelined loop */
         err = glu && pipe && kind == ZW_AFFINE4 && a.route_reg
@@ -909,7 +942,7 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
               : opw == 1 ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE8, 1, false>, ga)
                        : launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE8, 2, false>, ga);
     else if (deep) err = lean_deep_go(form, q, a, blocks, smem);
-    else if (early_nj > 0) err = lean_early_go(kind, opw, early_nj, form, q, a, blocks, smem);
+    else if (early_nj > 0) err = lean_early_go(kind, opw, early_nj, form, wide, q, a, nb, smem);
     else if (kind == ZW_AFFINE4 && q8) err = lean_opw_go<ZW_AFFINE4, true>(opw, form, q, a, blocks, smem);
     else if (kind == ZW_AFFINE8 && q8) err = lean_opw_go<ZW_AFFINE8, true>(opw, form, q, a, blocks, smem);
     else err = lean_opw_go<ZW_BF16, false>(opw, form, q, a, blocks, smem);
