@@ -4,7 +4,7 @@
 # much later each launch of one token ends than the one before it (its share of the
 # critical path; with PDL a launch starts before its predecessor ends), the sums by
 # kernel, and the medians per launch of a layer (ZMLX_TL_LAYERS=S,P: the first layer
-# launch S, P launches a layer; default 10,10, builtin:glm47-flash's).  The cold,
+# launch S, P launches a layer; by default builtin:glm47-flash's, below).  The cold,
 # serialised per-kernel times are bench/cuda_profile.sh's.  Stage .device/ab as
 # bench/cuda_ab.sh says (ZMLX_AB_DIR to change), and where the machine's only nsys is the
 # one bundled with Nsight Compute (its importer lacks libdw):
@@ -16,7 +16,10 @@ D=${ZMLX_AB_DIR:-.device/ab}
 OUT=${OUT:-/tmp/zmlx-timeline}
 MODEL=${ZMLX_TL_MODEL:-builtin:glm47-flash:layers=8}
 CTX=${ZMLX_TL_CTX:-16}
-LAYERS=${ZMLX_TL_LAYERS:-10,10}
+# builtin:glm47-flash's MoE layers with the preset on Hopper: 7 launches from launch 8 up
+# to 768 entries (the attention with W_UV in one launch), 9 from launch 10 past them (the
+# splits, the merge, W_UV)
+if [ "$CTX" -le 768 ]; then LAYERS=${ZMLX_TL_LAYERS:-8,7}; else LAYERS=${ZMLX_TL_LAYERS:-10,9}; fi
 mkdir -p "$OUT" "$D/bin"
 [ -x "$D/bin/zmlx-cuda_decode" ] || tar xJf "$D/bins.tar.xz" -C "$D/bin"
 export LD_LIBRARY_PATH="$PWD/$D/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
