@@ -906,8 +906,8 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
     }
     /* the affine 4-bit rows-before-the-wait launches of one x row (q_a + kv_a, q_b, o) in
        blocks of LEAN_WIDE warps, one batch a warp still: half the blocks read and stage x
-       (H100: +1.2% a token at context 16; per head, W_UV at the splits' contexts lost 1.1%
-       and keeps blocks of MV_WARPS; ZMLX_CUDA_LEAN_WARPS=8: all of them, for measuring) */
+       (H100: 1.018x a token at context 16, 1.008x at 4k; per head, W_UV at the splits'
+       contexts lost 1.1%: blocks of MV_WARPS; ZMLX_CUDA_LEAN_WARPS=8: all, for measuring) */
     bool wide = false;
     unsigned nb = blocks;
     if (early_nj > 0 && q8 && kind == ZW_AFFINE4 && (form == 1 || form == 2) &&
