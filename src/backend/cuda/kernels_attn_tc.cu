@@ -53,11 +53,17 @@
 enum { FA_NW = 4, FA_NW_WIDE = 8, FA_KV = 64, FA_MAXD = 256 };
 enum { FA_LD = 8 }; /* tile loads in flight per thread */
 
-/* Dynamic shared memory of a block of nw warps: Qs [16 nw][qk + 8], Ks [64][qk + 8] and
-   Vs [64][vd + 8], bf16 (rows 8 elements longer than their data: the eight 16-byte rows
-   of an ldmatrix fall in distinct banks). */
+/* bf16 elements of one key / value tile buffer: Ks [64][qk + 8], then Vs [64][vd + 8]
+   (rows 8 elements longer than their data: the eight 16-byte rows of an ldmatrix fall in
+   distinct banks). */
+__host__ __device__ __forceinline__ int64_t fa_kv_elems(int64_t qk, int64_t vd) {
+    return FA_KV * (qk + 8) + FA_KV * (vd + 8);
+}
+
+/* Dynamic shared memory of a block of nw warps: Qs [16 nw][qk + 8] and one tile buffer,
+   bf16. */
 static size_t fa_smem(int64_t qk, int64_t vd, int nw) {
-    return (size_t)((16 * nw + FA_KV) * (qk + 8) + FA_KV * (vd + 8)) * 2;
+    return (size_t)(16 * nw * (qk + 8) + fa_kv_elems(qk, vd)) * 2;
 }
 
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
@@ -318,7 +324,7 @@ __global__ void __launch_bounds__(FA_NW_WIDE * 32) k_attn_tc16(const __grid_cons
     pdl_launch();
     const int64_t qk = p.nope + p.rope, hs = p.nope + p.vd, W = p.R + p.rope;
     const int64_t h = blockIdx.x, q0 = (int64_t)blockIdx.y * FA_Q, sp = blockIdx.z;
-    const int64_t KVB = FA_KV * (qk + 8) + FA_KV * (p.vd + 8); /* one buffer: keys, then values */
+    const int64_t KVB = fa_kv_elems(qk, p.vd); /* one buffer: keys, then values */
     __nv_bfloat16 *Qs = fsm, *B0 = Qs + FA_Q * (qk + 8);
     const int64_t nsplit = p.nsplit > 1 ? p.nsplit : 1;
     pdl_wait();
@@ -401,7 +407,7 @@ extern "C" bool cuk_attn_tc_ok(const cu_attn_x *p) {
 
 /* Dynamic shared memory of k_attn_tc16: the queries and two key / value buffers. */
 static size_t fa16_smem(int64_t qk, int64_t vd) {
-    return fa_smem(qk, vd, FA_NW_WIDE) + (size_t)(FA_KV * (qk + 8) + FA_KV * (vd + 8)) * 2;
+    return fa_smem(qk, vd, FA_NW_WIDE) + (size_t)fa_kv_elems(qk, vd) * 2;
 }
 
 extern "C" bool cuk_attn_tc16_ok(const cu_attn_x *p) {
