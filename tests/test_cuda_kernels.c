@@ -818,60 +818,53 @@ static void case_multi(void) {
         free(nw);
     }
     { /* q_a + kv_a: two jobs normalised on load in one launch (their rows loaded before the
-         PDL wait) give each one's single launch and the batch loop's bits */
+         PDL wait, blocks of 16 warps) give each one's single launch, the batch loop's and
+         blocks of 8 warps' (ZMLX_CUDA_LEAN_WARPS=8) bits */
         float *nw = malloc(2048 * 4);
         fill(nw, 2048, 0.5f);
         float *dnw = dup_dev(nw, 2048 * 4);
         const int64_t n2[2] = {768, 576};
-        dout pr[2], sg[2], lp[2];
-        cu_mv q2[2], q3[2];
+        dout pr[2], sg[2], lp[2], w8[2];
+        cu_mv q2[2], q3[2], q4[2];
         for (int i = 0; i < 2; i++) {
             pr[i] = out_new((size_t)n2[i]), sg[i] = out_new((size_t)n2[i]), lp[i] = out_new((size_t)n2[i]);
+            w8[i] = out_new((size_t)n2[i]);
             q2[i] = (cu_mv){.w = i ? da : dc, .groups = 1, .rpg = n2[i], .gmod = 1, .x = dx, .norm = dnw,
                             .eps = 1e-5f, .y = pr[i].p};
-            q3[i] = q2[i];
+            q3[i] = q4[i] = q2[i];
             q3[i].y = lp[i].p;
+            q4[i].y = w8[i].p;
         }
         CHECK(cuk_matvec(q2, 2, QPDL) == cudaSuccess);
         setenv("ZMLX_CUDA_MV_EARLY", "0", 1);
         CHECK(cuk_matvec(q3, 2, QPDL) == cudaSuccess);
         unsetenv("ZMLX_CUDA_MV_EARLY");
-        { /* blocks of 16 warps (the default) against blocks of 8 (ZMLX_CUDA_LEAN_WARPS=8),
-             both jobs of the launch */
-            dout nw8[2];
-            cu_mv q4[2];
-            for (int i = 0; i < 2; i++) nw8[i] = out_new((size_t)n2[i]), q4[i] = q2[i], q4[i].y = nw8[i].p;
-            setenv("ZMLX_CUDA_LEAN_WARPS", "8", 1);
-            CHECK(cuk_matvec(q4, 2, QPDL) == cudaSuccess);
-            unsetenv("ZMLX_CUDA_LEAN_WARPS");
-            for (int i = 0; i < 2; i++) {
-                float *h1 = malloc((size_t)n2[i] * 4), *h2 = malloc((size_t)n2[i] * 4);
-                CHECKF(out_fetch(&pr[i], h1, "pair") && out_fetch(&nw8[i], h2, "pair, blocks of 8 warps") &&
-                           same_bits(h1, h2, (size_t)n2[i]),
-                       "norm pair job %d: blocks of 16 warps differ from blocks of 8", i);
-                free(h1);
-                free(h2);
-                out_free(&nw8[i]);
-            }
-        }
+        setenv("ZMLX_CUDA_LEAN_WARPS", "8", 1);
+        CHECK(cuk_matvec(q4, 2, QPDL) == cudaSuccess);
+        unsetenv("ZMLX_CUDA_LEAN_WARPS");
         int64_t ok2 = 0;
         for (int i = 0; i < 2; i++) {
             cu_mv s1 = q2[i];
             s1.y = sg[i].p;
             CHECK(cuk_matvec(&s1, 1, QPDL) == cudaSuccess);
             float *h1 = malloc((size_t)n2[i] * 4), *h2 = malloc((size_t)n2[i] * 4), *h3 = malloc((size_t)n2[i] * 4);
-            CHECKF(out_fetch(&pr[i], h1, "pair") && out_fetch(&sg[i], h2, "single") && out_fetch(&lp[i], h3, "loop"),
+            float *h4 = malloc((size_t)n2[i] * 4);
+            CHECKF(out_fetch(&pr[i], h1, "pair") && out_fetch(&sg[i], h2, "single") && out_fetch(&lp[i], h3, "loop") &&
+                       out_fetch(&w8[i], h4, "blocks of 8 warps"),
                    "norm pair job %d", i);
-            ok2 += same_bits(h1, h2, (size_t)n2[i]) && same_bits(h1, h3, (size_t)n2[i]);
+            ok2 += same_bits(h1, h2, (size_t)n2[i]) && same_bits(h1, h3, (size_t)n2[i]) &&
+                   same_bits(h1, h4, (size_t)n2[i]);
             free(h1);
             free(h2);
             free(h3);
+            free(h4);
             out_free(&pr[i]);
             out_free(&sg[i]);
             out_free(&lp[i]);
+            out_free(&w8[i]);
         }
-        CHECKF(ok2 == 2, "matvec: %lld of 2 jobs normalised on load in one launch match their single launch "
-                         "and the batch loop", (long long)ok2);
+        CHECKF(ok2 == 2, "matvec: %lld of 2 jobs normalised on load in one launch match their single launch, "
+                         "the batch loop and blocks of 8 warps", (long long)ok2);
         cudaFree(dnw);
         free(nw);
     }
