@@ -7,7 +7,9 @@
  * are timed as decode runs them: a CUDA graph of back-to-back launches (programmatic
  * dependent launch from sm_90 on), the time per launch = the graph's time / launches.
  * Also a grid-wide barrier of the matvec's resident blocks (a persistent kernel's step
- * between stages) against that launch floor.
+ * between stages) against that launch floor, and what the down + combine launch is made
+ * of: its routed rows' loads alone (as its warps ask for them, or by the tensor memory
+ * accelerator), a plain read of the same bytes, and the combine with h pre-staged.
  * CUDA events, warm-up first, median and best of the repeats.  Prints a markdown table
  * and one JSON line.
  *
@@ -17,6 +19,7 @@
  *           for a profiler: each graph is then the only one of its kind)
  */
 #include "backend/cuda/common.cuh"
+#include "backend/cuda/dot.cuh"
 #include "backend/cuda/kernels.h"
 
 #include <cuda_bf16.h>
@@ -50,6 +53,18 @@ __global__ void k_read(const uint4 *p, size_t n, unsigned *sink) {
         acc ^= v.x ^ v.y ^ v.z ^ v.w;
     }
     if (acc == 0x12345678u) *sink = acc; /* keeps the loads; practically never true */
+}
+
+/* k_read as a decode launch: after the PDL wait (a short read's floor in a graph) */
+__global__ void k_read_pdl(const uint4 *p, size_t n, unsigned *sink) {
+    pdl_launch();
+    pdl_wait();
+    uint32_t acc = 0;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        uint4 v = __ldg(p + i);
+        acc ^= v.x ^ v.y ^ v.z ^ v.w;
+    }
+    if (acc == 0x12345678u) *sink = acc;
 }
 
 /* A grid-wide barrier of a grid whose blocks are all resident (a cooperative launch), as
@@ -95,6 +110,109 @@ __global__ void k_floor(float *y) {
     pdl_launch();
     pdl_wait();
     if (threadIdx.x == 0 && blockIdx.x == 0) y[0] = y[0] + 1.0f;
+}
+
+/*
+ * The down + combine launch's routed-row traffic alone, two ways (what the rows of a
+ * short routed launch wait for: the loads' path or the memory): block b's BU_WARPS warps,
+ * warp w's row 16 b + w of each of the K = 4 matrices idx[0..4) of an affine 4-bit stack
+ * (bf16 scales and biases), after the PDL wait, as k_combine EARLY asks for them —
+ *   ldg:  dot.cuh's wd_load (16-byte units, 2-byte scales and biases a unit, per lane);
+ *   bulk: the block's 16 rows of each matrix are contiguous: one thread asks the tensor
+ *         memory accelerator for them (cp.async.bulk, 12 copies a block: data, scales,
+ *         biases of each matrix) into shared memory, the warps wait on an mbarrier (sm_90).
+ * Both fold what they read into one word a warp (kept by a store that never happens).
+ */
+enum { BU_WARPS = 16, BU_K = 4 };
+typedef struct burst_args {
+    cuw w;
+    const int32_t *idx;
+    unsigned *sink;
+} burst_args;
+
+__global__ void __launch_bounds__(BU_WARPS * 32, 1) k_burst_ldg(const __grid_constant__ burst_args a) {
+    pdl_launch();
+    pdl_wait();
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nu = (int)(a.w.cols / 32);
+    const int64_t r = (int64_t)blockIdx.x * BU_WARPS + warp;
+    if (r >= a.w.rows) return;
+    rowp rp[BU_K];
+    bool valid[BU_K];
+#pragma unroll
+    for (int k = 0; k < BU_K; k++) valid[k] = true, rp[k] = row_of(a.w, a.idx[k], r);
+    wd_raw<ZW_AFFINE4, BU_K, WD_NJ> raw;
+    wd_load<ZW_AFFINE4, BU_K, WD_NJ, CU_SDT_BF16>(rp, valid, lane_units(nu, lane), a.w.group, raw);
+    uint32_t acc = 0;
+#pragma unroll
+    for (int k = 0; k < BU_K; k++)
+#pragma unroll
+        for (int j = 0; j < WD_NJ; j++) {
+            if (j >= lane_units(nu, lane)) continue;
+#pragma unroll
+            for (int i = 0; i < 4; i++) acc ^= raw.w[k][j][i];
+            acc ^= __float_as_uint(raw.sc[k][j]) ^ __float_as_uint(raw.bi[k][j]);
+        }
+    acc = __reduce_xor_sync(0xffffffffu, acc);
+    if (acc == 0x9e3779b9u) *a.sink = acc;
+}
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+__device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+#endif
+
+__global__ void __launch_bounds__(BU_WARPS * 32, 1) k_burst_bulk(const __grid_constant__ burst_args a) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    extern __shared__ __align__(128) uint8_t sm[];
+    __shared__ __align__(8) uint64_t bar;
+    pdl_launch();
+    const int64_t r0 = (int64_t)blockIdx.x * BU_WARPS;
+    const int64_t ng = a.w.cols / a.w.group;
+    const uint32_t db = (uint32_t)(BU_WARPS * a.w.ld), sb = (uint32_t)(BU_WARPS * ng * 2), per = db + 2 * sb;
+    if (threadIdx.x == 0) {
+        asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(smem_u32(&bar)) : "memory");
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncthreads();
+    pdl_wait();
+    if (threadIdx.x == 0) {
+        int32_t e[BU_K]; /* all four in one trip (the asm below orders memory) */
+#pragma unroll
+        for (int k = 0; k < BU_K; k++) e[k] = a.idx[k];
+        asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_u32(&bar)), "r"(BU_K * per)
+                     : "memory");
+#pragma unroll
+        for (int k = 0; k < BU_K; k++) {
+            const rowp rp = row_of(a.w, e[k], r0);
+            const void *src[3] = {rp.d, rp.s, rp.b};
+            const uint32_t n[3] = {db, sb, sb}, off[3] = {0, db, db + sb};
+            for (int c = 0; c < 3; c++)
+                asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
+                                 smem_u32(sm + k * per + off[c])),
+                             "l"(src[c]), "r"(n[c]), "r"(smem_u32(&bar))
+                             : "memory");
+        }
+    }
+    asm volatile("{\n .reg .pred p;\n BU_WAIT%=:\n mbarrier.try_wait.parity.shared::cta.b64 p, [%0], 0;\n @!p bra BU_WAIT%=;\n}" ::"r"(
+                     smem_u32(&bar))
+                 : "memory");
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    uint32_t acc = 0;
+    for (int k = 0; k < BU_K; k++) { /* the warp's row of each matrix, a word a lane at a time */
+        const uint32_t *row = reinterpret_cast<const uint32_t *>(sm + k * per + warp * a.w.ld);
+        for (int i = lane; i < a.w.ld / 4; i += 32) acc ^= row[i];
+        const uint16_t *s = reinterpret_cast<const uint16_t *>(sm + k * per + db) + warp * ng;
+        const uint16_t *b = reinterpret_cast<const uint16_t *>(sm + k * per + db + sb) + warp * ng;
+        for (int i = lane; i < ng; i += 32) acc ^= (uint32_t)s[i] ^ ((uint32_t)b[i] << 16);
+    }
+    acc = __reduce_xor_sync(0xffffffffu, acc);
+    if (acc == 0x9e3779b9u) *a.sink = acc;
+#endif
+}
+
+/* h's K rows staged once into global memory as k_combine stages them (fast, affine 4-bit):
+   the pre-staged combine's input */
+__global__ void k_stage_h(const float *h, int64_t hs, int nu, int K, float *hq, int64_t sf, int group) {
+    stage_rows<ZW_AFFINE4, true>(h, hs, nu, (int64_t)K * nu, threadIdx.x, hq, sf, group);
 }
 
 __global__ void k_fill(uint32_t *p, size_t n, uint32_t seed) {
@@ -336,7 +454,10 @@ int main(int argc, char **argv) {
         char name[64], name2[64];
         snprintf(name, sizeof name, "glu 4 of 64 experts %s", kn);
         snprintf(name2, sizeof name2, "down+combine 4 of 64 %s", kn);
-        if (!want(name) && !want(name2)) continue;
+        const bool extra = (v == 1 && (want("down rows 4 of 64, ldg") || want("down rows 4 of 64, bulk") ||
+                                       want("short read"))) ||
+                           (v == 2 && want("down+combine 4 of 64, h pre-staged"));
+        if (!want(name) && !want(name2) && !extra) continue;
         dmat g = dmat_new(kind, mI, d, E, grid, st), u = dmat_new(kind, mI, d, E, grid, st);
         dmat dn = dmat_new(kind, d, mI, E, grid, st);
         float *x, *h, *y, *w;
@@ -360,6 +481,53 @@ int main(int argc, char **argv) {
                 CK(cuk_matvec(&p, 1, q));
             }, sets, 20, pdl, fast, st);
             row(name, (double)(2 * K) * g.bytes1, t, read_gbs, js, false);
+        }
+        /* the combine's routed rows alone (k_burst_*: their loads without the staging of h
+           or the sums), affine 4-bit only */
+        char name3[64], name4[64];
+        snprintf(name3, sizeof name3, "down rows 4 of 64, ldg");
+        snprintf(name4, sizeof name4, "down rows 4 of 64, bulk");
+        if (v == 1 && want("short read")) { /* the same bytes as one plain read, 128 blocks of 512 */
+            const size_t nb = (size_t)K * dn.bytes1 / 16;
+            char name5[64];
+            snprintf(name5, sizeof name5, "short read %.1f MiB", (double)nb * 16 / 1048576.0);
+            timing t5 = time_graph([&](int i, cu_q q) {
+                const uint4 *src = reinterpret_cast<const uint4 *>(dn.data) + (size_t)(i % 12) * nb; /* 12 x 6.8 MB within the stack */
+                CK(launch(q, dim3((unsigned)(d / BU_WARPS)), dim3(BU_WARPS * 32), 0, k_read_pdl, src, nb, (unsigned *)y));
+            }, sets, 20, pdl, fast, st);
+            row(name5, (double)nb * 16, t5, read_gbs, js, false);
+        }
+        if (v == 1 && want(name3)) {
+            timing t3 = time_graph([&](int i, cu_q q) {
+                const burst_args ba = {dn.stack(), idx + (i % sets) * K, (unsigned *)y};
+                CK(launch(q, dim3((unsigned)(d / BU_WARPS)), dim3(BU_WARPS * 32), 0, k_burst_ldg, ba));
+            }, sets, 20, pdl, fast, st);
+            row(name3, (double)K * dn.bytes1, t3, read_gbs, js, false);
+        }
+        if (v == 1 && pdl && want(name4)) {
+            const int64_t ng = mI / 64;
+            const size_t smem = (size_t)K * (size_t)(BU_WARPS * (mI / 2) + 2 * BU_WARPS * ng * 2);
+            CK(cudaFuncSetAttribute(k_burst_bulk, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+            timing t4 = time_graph([&](int i, cu_q q) {
+                const burst_args ba = {dn.stack(), idx + (i % sets) * K, (unsigned *)y};
+                CK(launch(q, dim3((unsigned)(d / BU_WARPS)), dim3(BU_WARPS * 32), smem, k_burst_bulk, ba));
+            }, sets, 20, pdl, fast, st);
+            row(name4, (double)K * dn.bytes1, t4, read_gbs, js, false);
+        }
+        if (v == 2 && want("down+combine 4 of 64, h pre-staged")) { /* its h read as int8 tails */
+            const int64_t sf = stage_floats(mI, true);
+            float *hq;
+            CK(cudaMalloc(&hq, (size_t)(K * sf) * 4));
+            k_stage_h<<<1, 256, 0, st>>>(h, mI, (int)(mI / 32), (int)K, hq, sf, 64);
+            CK(cudaGetLastError());
+            timing t6 = time_graph([&](int i, cu_q q) {
+                cu_combine p = {};
+                p.down = dn.stack(), p.idx = idx + (i % sets) * K, p.w = w, p.K = K, p.h = h, p.hs = mI;
+                p.x = y, p.residual = true, p.hq = hq;
+                CK(cuk_combine(&p, q));
+            }, sets, 20, pdl, fast, st);
+            row("down+combine 4 of 64, h pre-staged", (double)K * dn.bytes1, t6, read_gbs, js, false);
+            CK(cudaFree(hq));
         }
         if (want(name2)) {
             timing t2 = time_graph([&](int i, cu_q q) {

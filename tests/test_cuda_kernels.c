@@ -559,8 +559,9 @@ static void case_moe(wfmt f, int E, int K, int64_t mI, int64_t d, bool shared, b
  * The router inside the experts' launch (cuk_glu_router): the bf16 router's logits
  * (normalised on load) in the launch's first blocks, the routed experts' SwiGLU (and the
  * shared expert's) routing once they are written — logits, route, SwiGLU outputs bit for
- * bit those of the router's launch then the experts' (cuk_matvec), twice in a row with
- * cuk_combine setting the logits back to ZCU_LOGIT_UNSET between; exact mode and a
+ * bit those of the router's launch then the experts' (cuk_matvec), three times in a row
+ * (blocks of 16 warps, the default, then of 8) with cuk_combine setting the logits back
+ * to ZCU_LOGIT_UNSET between; exact mode and a
  * logits buffer that is not the route's fall back (cuk_glu_router_ok false).
  */
 static void case_router_in(int E, int K, int64_t mI, int64_t d, bool shared) {
@@ -615,8 +616,36 @@ static void case_router_in(int E, int K, int64_t mI, int64_t d, bool shared) {
         CHECKF(!cuk_glu_router_ok(&rj2, ex2, n, QPDL), "router_in: exact mode");
     } else {
         CHECKF(cuk_glu_router_ok(&rj2, ex2, n, QPDL), "router_in E=%d K=%d: cuk_glu_router_ok", E, K);
-        for (int rep = 0; rep < 2; rep++) {
-            CHECK(cuk_glu_router(&rj2, ex2, n, QPDL) == cudaSuccess);
+        /* the fourth and fifth also write h's staged int8 form (yq, the combine's hq; blocks
+           of 16 and of 8 warps) */
+        const int64_t sq = cuk_stage_floats(mI);
+        float *hq, *xr0 = malloc((size_t)d * 4), *xr1 = malloc((size_t)d * 4);
+        CU(cudaMalloc((void **)&hq, (size_t)((K + 1) * sq) * 4));
+        cu_mv ex3[2] = {ex2[0], ex2[1]};
+        ex3[0].yq = hq, ex3[1].yq = hq + K * sq, ex3[0].yq_group = ex3[1].yq_group = dd.group;
+        CHECKF(cuk_glu_router_yq_ok(&rj2, ex3, n, QPDL), "router_in E=%d K=%d: cuk_glu_router_yq_ok", E, K);
+        setenv("ZMLX_CUDA_HQ", "0", 1);
+        CHECKF(!cuk_glu_router_yq_ok(&rj2, ex3, n, QPDL), "router_in: ZMLX_CUDA_HQ=0");
+        unsetenv("ZMLX_CUDA_HQ");
+        for (int rep = 0; rep < 5; rep++) { /* the third and fifth in blocks of 8 warps (ZMLX_CUDA_GLU_WARPS=8) */
+            const bool yq = rep >= 3;
+            if (rep == 2 || rep == 4) setenv("ZMLX_CUDA_GLU_WARPS", "8", 1);
+            if (yq) CU(cudaMemset(hq, 0xff, (size_t)((K + 1) * sq) * 4));
+            CHECK(cuk_glu_router(&rj2, yq ? ex3 : ex2, n, QPDL) == cudaSuccess);
+            unsetenv("ZMLX_CUDA_GLU_WARPS");
+            if (yq) { /* written: no 0xff left in the routed rows' and the shared row's int8 tails */
+                const int64_t nup = (mI / 32 + 31) / 32 * 32;
+                uint32_t *hh = malloc((size_t)((K + 1) * sq) * 4);
+                CU(cudaStreamSynchronize(S));
+                CU(cudaMemcpy(hh, hq, (size_t)((K + 1) * sq) * 4, cudaMemcpyDeviceToHost));
+                int64_t left = 0;
+                for (int64_t k = 0; k < K + (shared ? 1 : 0); k++)
+                    for (int64_t u = 0; u < mI / 32; u++) /* each unit's sum, scale, int8 sum */
+                        left += (hh[k * sq + nup * 32 + u] == 0xffffffffu) + (hh[k * sq + nup * 41 + u] == 0xffffffffu) +
+                                (hh[k * sq + nup * 42 + u] == 0xffffffffu);
+                CHECKF(left == 0, "router_in E=%d K=%d run %d: %lld words of hq not written", E, K, rep, (long long)left);
+                free(hh);
+            }
             dout lgc = out_new((size_t)E);
             CU(cudaStreamSynchronize(S));
             CU(cudaMemcpy(lgc.p, sig, (size_t)E * 4, cudaMemcpyDeviceToDevice));
@@ -633,11 +662,26 @@ static void case_router_in(int E, int K, int64_t mI, int64_t d, bool shared) {
                    E, K, (int)shared, rep, same);
             out_free(&lgc);
             /* the combine after it sets the logits back */
-            dout xr = out_new((size_t)d);
+            dout xr = out_from(x, (size_t)d); /* a residual of numbers: the outputs compare */
             const cu_combine cb = {.down = dd, .idx = idx2, .w = w2.p, .K = K, .h = h2.p, .hs = mI,
                                    .sh_down = shared ? dsh : (cuw){0}, .sh_h = shared ? s2.p : NULL, .x = xr.p,
-                                   .residual = true, .reset = sig, .nreset = E};
+                                   .residual = true, .reset = sig, .nreset = E, .hq = yq ? hq : NULL};
             CHECK(cuk_combine(&cb, QPDL) == cudaSuccess);
+            /* with hq, the combine's output bit for bit the one that staged h itself */
+            CHECKF(out_fetch(&xr, rep == 0 ? xr0 : xr1, "combine"), "router_in: combine run %d", rep);
+            if (rep > 0)
+                CHECKF(same_bits(xr0, xr1, (size_t)d), "router_in E=%d K=%d shared=%d run %d: the combine (hq %d) "
+                       "differs from run 0's", E, K, (int)shared, rep, (int)yq);
+            if (yq && K <= 4 && mI <= 2048) { /* the combine's 4-bit early path reads hq, not h: zeroed, it differs */
+                dout xz = out_from(x, (size_t)d);
+                cu_combine cz = cb;
+                cz.x = xz.p, cz.reset = NULL, cz.nreset = 0;
+                CU(cudaMemset(hq, 0, (size_t)((K + 1) * sq) * 4));
+                CHECK(cuk_combine(&cz, QPDL) == cudaSuccess);
+                CHECKF(out_fetch(&xz, xr1, "combine, hq zeroed") && !same_bits(xr0, xr1, (size_t)d),
+                       "router_in E=%d K=%d run %d: the combine ignored hq", E, K, rep);
+                out_free(&xz);
+            }
             uint32_t *hs = malloc((size_t)E * 4);
             CU(cudaStreamSynchronize(S));
             CU(cudaMemcpy(hs, sig, (size_t)E * 4, cudaMemcpyDeviceToHost));
@@ -647,6 +691,8 @@ static void case_router_in(int E, int K, int64_t mI, int64_t d, bool shared) {
             free(hs);
             out_free(&xr);
         }
+        cudaFree(hq);
+        free(xr0), free(xr1);
     }
     for (int i = 0; i < 4; i++) free(a[i]), free(b[i]);
     out_free(&lg1), out_free(&h1), out_free(&w1), out_free(&s1);

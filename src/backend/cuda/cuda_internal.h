@@ -146,6 +146,8 @@ typedef struct cu_sess {
     int32_t *ridx, *goff, *glist, *gslot; /* [C, K], [E + 1], [C * K], [C, K] */
     float *ge, *ue, *de;       /* [C * K, mI], [C * K, mI], [C * K, d] */
     float *sg, *su, *sd;       /* [C, sI], [C, sI], [C, d] shared expert */
+    float *hq;                 /* [K + 1] staged rows of a decode step's ge and sg (their int8
+                                  form, written by the experts' launch for the combine) */
     float *dg, *du;            /* [C, I] dense MLP */
     float *ik, *iq, *iw;       /* DSA indexer: [C, dI], [C, nI, dI], [C, nI] */
     int32_t *sel, *sel_n;      /* [C, topk], [C] its selection (sel_n -1: dense) */

@@ -215,6 +215,7 @@ static zmlx_status moe_ffn(dec *D, int l, const float *xin, const float *norm, z
     const int32_t e0 = ep ? ep->e0 : 0, ne = ep ? ep->ne : 0;
     const bool down_combine = pl->down_combine && !ep;
     bool router_in = false; /* cuk_glu_router: the combine resets s->rsig */
+    const float *hq = NULL;  /* the experts' launch staged h for the combine */
     const cu_route_cfg rc = {.n_experts = cf->n_routed_experts, .k = (int32_t)K,
                              .n_group = cf->n_group, .topk_group = cf->topk_group,
                              .norm_topk_prob = cf->norm_topk_prob,
@@ -250,6 +251,20 @@ static zmlx_status moe_ffn(dec *D, int l, const float *xin, const float *norm, z
         cu_mv rj = jobs[0];
         rj.y = s->rsig;
         router_in = down_combine && nj == 1 && cuk_glu_router_ok(&rj, ex, nex, D->q);
+        /* the experts' launch also writes ge's and sg's staged int8 form once, which every
+           block of the combine would otherwise stage (its hq): with the shared expert in
+           the same launch or none in the combine */
+        if (router_in && (!overlap || nex == 2) && L->exp_down.kind == ZW_AFFINE4 &&
+            (!overlap || (L->sh_down.group == L->exp_down.group && L->sh_gate.rows == mI))) {
+            const int64_t sq = cuk_stage_floats(mI);
+            ex[0].yq = s->hq, ex[0].yq_group = L->exp_down.group;
+            ex[1].yq = s->hq + K * sq, ex[1].yq_group = L->exp_down.group;
+            if (cuk_glu_router_yq_ok(&rj, ex, nex, D->q)) {
+                hq = s->hq;
+            } else {
+                ex[0].yq = ex[1].yq = NULL;
+            }
+        }
         if (router_in) {
             CU_TRY(e, cuk_glu_router(&rj, ex, nex, qn(D)));
         } else {
@@ -291,7 +306,7 @@ static zmlx_status moe_ffn(dec *D, int l, const float *xin, const float *norm, z
                          .sh_down = overlap ? L->sh_down : (cuw){0}, .sh_h = overlap ? s->sg : NULL,
                          .sh_out = shared && !overlap ? s->sd : NULL, .x = s->x, .out = s->f,
                          .residual = pl->combine_residual, .reset = router_in ? s->rsig : NULL,
-                         .nreset = router_in ? (int32_t)cf->n_routed_experts : 0};
+                         .nreset = router_in ? (int32_t)cf->n_routed_experts : 0, .hq = hq};
         CU_TRY(e, cuk_combine(&cb, qn(D)));
     } else {
         nj = 0;

@@ -167,6 +167,10 @@ typedef struct cu_mv {
     float *y; int64_t ys;
     int32_t epi;
     int32_t e0, ne;             /* expert slice (ne 0: every expert of the stack) */
+    float *yq; int32_t yq_group; /* cuk_glu_router only (cuk_glu_router_yq_ok): also y's rows
+                                   staged as k_combine stages them for affine 4-bit rows in
+                                   groups of yq_group (fast mode's int8 form, dot.cuh's layout,
+                                   row g at yq + g * stage_floats(rpg, true)) — its hq */
 } cu_mv;
 
 /* Up to ZCU_MV_JOBS independent products in one launch (one per run of jobs sharing a
@@ -184,6 +188,8 @@ cudaError_t cuk_matvec(const cu_mv *jobs, int n_jobs, cu_q q);
  * router, then of the jobs.  cuk_glu_router_ok: can it run these (else two launches).
  */
 bool cuk_glu_router_ok(const cu_mv *router, const cu_mv *jobs, int n, cu_q q);
+bool cuk_glu_router_yq_ok(const cu_mv *router, const cu_mv *jobs, int n, cu_q q);
+int64_t cuk_stage_floats(int64_t cols); /* a staged row's floats in fast mode (dot.cuh) */
 cudaError_t cuk_glu_router(const cu_mv *router, const cu_mv *jobs, int n, cu_q q);
 
 /*
@@ -193,6 +199,10 @@ cudaError_t cuk_glu_router(const cu_mv *router, const cu_mv *jobs, int n, cu_q q
  *   acc = acc + sh_down[r] · sh_h   (sh_h set)   or   acc + sh_out[r]   (sh_out set)
  *   residual ? x[r] = x[r] + acc : out[r] = acc
  * h_k = h + k * hs.  The dot products are those of cuk_matvec (bit for bit).
+ * hq (optional): h's K rows, then sh_h, as cuk_glu_router's yq wrote them (their staged
+ * int8 form, cuk_stage_floats(down.cols) floats a row); where the kernel stages h itself
+ * in fast mode (affine 4-bit rows in registers, K <= 4) it copies those instead of reading
+ * and quantizing h in every block — the same values, so the same bits.  h stays required.
  */
 typedef struct cu_combine {
     cuw down;
@@ -207,6 +217,7 @@ typedef struct cu_combine {
     float *out;                 /* !residual */
     bool residual;
     float *reset; int32_t nreset; /* set to ZCU_LOGIT_UNSET after the wait (cuk_glu_router's logits) */
+    const float *hq;            /* h (+ sh_h) already staged, or NULL (above) */
 } cu_combine;
 cudaError_t cuk_combine(const cu_combine *p, cu_q q);
 

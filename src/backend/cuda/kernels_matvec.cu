@@ -446,8 +446,8 @@ static bool wd_fits(const cuw &w, const cuw *like = nullptr) {
  * of at most 2,048 columns, bf16 scales): each warp's next gate and up rows are loaded
  * (dot.cuh's wd_load) while it sums the current ones (wd_sum: the same bits).
  */
-template <int K, int OPW, bool PIPE, bool ROUTER = false>
-__global__ void __launch_bounds__(MV_THREADS, 2) k_mv_glu(const __grid_constant__ glu_args ga) {
+template <int K, int OPW, bool PIPE, bool ROUTER = false, int W = MV_WARPS>
+__global__ void __launch_bounds__(W * 32, 2 * MV_WARPS / W) k_mv_glu(const __grid_constant__ glu_args ga) {
     extern __shared__ __align__(16) float sm[];
     __shared__ int sidx[ZCU_ROUTE_MAX_K];
     if constexpr (ROUTER) { /* blocks [0, rb): the router's logits, k_mv_lean's bf16 rows-early path */
@@ -466,12 +466,12 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_mv_glu(const __grid_constant_
     float *stg = sm;
     if (p.routed) stg = sm + ((route_smem(p.route.cfg.n_experts, 1) + 15) & ~(size_t)15) / 4;
     if (!p.routed) { /* the block's first batch of gate and up rows to L2 (model constants) */
-        const int n = o_hi - o_lo < MV_WARPS * OPW ? o_hi - o_lo : MV_WARPS * OPW;
+        const int n = o_hi - o_lo < W * OPW ? o_hi - o_lo : W * OPW;
         prefetch_rows(p.w, 0, p.row0 + o_lo, n);
         prefetch_rows(p.up, 0, p.row0 + o_lo, n);
     }
     /* warp 0 routes, the staging tasks start at warp 2 (k_matvec's split) */
-    const int ts = (tid + MV_THREADS - 64) % MV_THREADS;
+    const int ts = (tid + W * 32 - 64) % (W * 32);
     stage_norm(p.norm, nu, ts, stg); /* constants: before the wait */
     const bool rreg = p.routed && a.route_reg;
     float rb0 = 0.0f, rb1 = 0.0f; /* the router's bias (a constant): before the wait */
@@ -512,15 +512,15 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_mv_glu(const __grid_constant_
         const int nj = lane_units(nu, lane);
         const xstage xs[2] = {xs0, xs0};
         /* output o's gate and up rows (valid: o < o_hi), its group g and row rr; a warp's
-           next output is MV_WARPS further: within the group its rows are MV_WARPS rows on
+           next output is W further: within the group its rows are W rows on
            (pointer steps), past it the next group's (row_of) — no division per batch */
         auto rows_at = [&](int g, int rr, rowp (&r)[2]) {
             const int64_t e = p.routed ? sidx[g] : 0;
             r[0] = row_of(p.w, e, p.row0 + rr), r[1] = row_of(p.up, e, p.row0 + rr);
         };
-        const int64_t sd0 = (int64_t)MV_WARPS * p.w.ld, sd1 = (int64_t)MV_WARPS * p.up.ld;
+        const int64_t sd0 = (int64_t)W * p.w.ld, sd1 = (int64_t)W * p.up.ld;
         /* scale rows: PIPE's rows have bf16 scales (wd_fits) */
-        const int64_t ss0 = (int64_t)MV_WARPS * (p.w.cols >> lg2(p.w.group)) * sdt_size(CU_SDT_BF16);
+        const int64_t ss0 = (int64_t)W * (p.w.cols >> lg2(p.w.group)) * sdt_size(CU_SDT_BF16);
         auto step = [&](const rowp &a, int64_t sd) {
             rowp b;
             b.d = a.d + sd;
@@ -536,11 +536,11 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_mv_glu(const __grid_constant_
         if (o < o_hi) rows_at(g, rr, r);
         wd_raw<K, 2, WD_NJ> cur, nxt;
         wd_load<K, 2, WD_NJ, CU_SDT_BF16>(r, valid, nj, p.w.group, cur);
-        for (; o < o_hi; o += MV_WARPS) {
+        for (; o < o_hi; o += W) {
             rowp r2[2] = {r[0], r[1]};
             bool valid2[2];
-            int g2 = g, rr2 = rr + MV_WARPS;
-            valid2[0] = valid2[1] = o + MV_WARPS < o_hi;
+            int g2 = g, rr2 = rr + W;
+            valid2[0] = valid2[1] = o + W < o_hi;
             if (valid2[0]) {
                 if (rr2 < p.rpg) {
                     r2[0] = step(r[0], sd0), r2[1] = step(r[1], sd1);
@@ -555,8 +555,26 @@ __global__ void __launch_bounds__(MV_THREADS, 2) k_mv_glu(const __grid_constant_
             if (lane == 0) p.y[(int64_t)g * p.ys + rr] = silu_mul(out[0], out[1]);
             cur = nxt, valid[0] = valid2[0], valid[1] = valid2[1], g = g2, rr = rr2, r[0] = r2[0], r[1] = r2[1];
         }
+        if (p.yq) { /* y's staged int8 form (k_combine's hq): the block's outputs are whole
+                       groups of yq_group (yq_fits, mv_lean's step), quantized here once, as
+                       every block of the combine would stage them (stage_store, a unit a thread) */
+            __syncthreads(); /* the block's outputs written */
+            const int nur = (int)(p.rpg / 32), nub = (o_hi - o_lo) / 32;
+            const int64_t sq = stage_floats(p.rpg, true);
+            for (int t = tid; t - lane < nub; t += W * 32) {
+                const bool on = t < nub;
+                const int o = o_lo + (on ? t : 0) * 32, gq = (int)((uint32_t)o / (uint32_t)p.rpg);
+                const int u = (o - gq * (int)p.rpg) / 32;
+                const float4 *src = reinterpret_cast<const float4 *>(p.y + (int64_t)gq * p.ys + (int64_t)u * 32);
+                float4 v[8];
+#pragma unroll
+                for (int i = 0; i < 8; i++) v[i] = on ? src[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                stage_store<K, true, true>(v, on ? u : nur, nur, nur, p.yq + (int64_t)gq * sq, sq, false, 0.0f,
+                                           p.yq_group);
+            }
+        }
     } else {
-        for (int o = o_lo + warp * OPW; o < o_hi; o += MV_WARPS * OPW) {
+        for (int o = o_lo + warp * OPW; o < o_hi; o += W * OPW) {
             rowp r[NR];
             bool valid[NR];
             xstage xs[NR];
@@ -627,7 +645,7 @@ static int early_nj_max(bool bf, int opw) {
     return bf ? 2 : opw == 4 ? 1 : NJ_EARLY_MAX;
 }
 /* wide: blocks of LEAN_WIDE warps (affine 4-bit, one x row), half the blocks staging x */
-enum { LEAN_WIDE = 2 * MV_WARPS };
+enum { LEAN_WIDE = 2 * MV_WARPS, GLU_WIDE = 2 * MV_WARPS };
 static cudaError_t lean_early_go(int kind, int opw, int nj, int form, bool wide, cu_q q, const mv_lean_args &a,
                                  unsigned blocks, size_t smem) {
     constexpr int WW = LEAN_WIDE;
@@ -813,6 +831,21 @@ static bool router_in_ok(const cu_mv &r, const cu_mv *jobs, int n, cu_q q) {
            r.groups * r.rpg <= (int64_t)MV_WARPS * 32;
 }
 
+/* Can the router-in launch also write job p's SwiGLU outputs' staged int8 form (cu_mv.yq)?
+   Rows of whole groups, float4-aligned outputs. */
+static bool yq_fits(const cu_mv &p) {
+    const int G = p.yq_group;
+    return p.yq && G >= 32 && G <= 32 * 32 && (G & (G - 1)) == 0 && p.rpg % G == 0 && p.ys % 4 == 0 &&
+           (p.groups == 1 || p.ys >= p.rpg) && ((uintptr_t)p.y & 15) == 0 && ((uintptr_t)p.yq & 15) == 0;
+}
+
+extern "C" bool cuk_glu_router_yq_ok(const cu_mv *router, const cu_mv *jobs, int n, cu_q q) {
+    if (!router || !jobs || !router_in_ok(*router, jobs, n, q) || cu_knob("ZMLX_CUDA_HQ", 1) == 0) return false;
+    for (int k = 0; k < n; k++)
+        if (!yq_fits(jobs[k])) return false;
+    return true;
+}
+
 /* Launch jobs[0..n) (n <= 2, one layout) on k_mv_lean / k_mv_glu if they fit them (*done),
    else leave them to k_matvec; with router (router_in_ok), its logits in k_mv_glu's first
    blocks. */
@@ -834,10 +867,15 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
         if ((!glu && lean_form(jobs[k]) != form) || (!pipe && mv_opw(jobs[k]) != opw) || form == 0)
             return cudaSuccess;
     size_t smem = 0;
-    /* router: its blocks first, a batch of MV_WARPS rows each */
-    const int32_t rb = router ? (int32_t)((router->groups * router->rpg + MV_WARPS - 1) / MV_WARPS) : 0;
+    /* the router-in experts' launch (affine 4-bit, the pipelined loop) in blocks of GLU_WIDE
+       warps: half the blocks read and stage x and route (ZMLX_CUDA_GLU_WARPS=8: blocks of
+       MV_WARPS, for measuring) */
+    const bool gwide = router && pipe && kind == ZW_AFFINE4 && cu_knob("ZMLX_CUDA_GLU_WARPS", GLU_WIDE) == GLU_WIDE;
+    const int gw = gwide ? (int)GLU_WIDE : (int)MV_WARPS;
+    /* router: its blocks first, a batch of gw rows each */
+    const int32_t rb = router ? (int32_t)((router->groups * router->rpg + gw - 1) / gw) : 0;
     const size_t s1 = (size_t)stage_floats(jobs[0].w.cols, q8) * sizeof(float);
-    int64_t res = mv_resident(kind, q8, s1) - rb;
+    int64_t res = mv_resident(kind, q8, s1) * MV_WARPS / gw - rb;
     /* a large plain or normalised launch of one affine 4-bit job, 8 or more batches a
        warp (the lm_head) in the deep instance, twice the blocks an SM (ZMLX_CUDA_MV_DEEP=0:
        not, for measuring); each row's sum as before */
@@ -850,7 +888,13 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
         if (deep) opw = 1, res = (int64_t)sms * per; /* one row a batch */
     }
     int64_t blocks1[2], total1 = 0, B[2];
-    const int64_t step = (int64_t)MV_WARPS * opw;
+    int64_t step = (int64_t)gw * opw;
+    /* yq (the router-in launch only): each block's outputs whole groups of yq_group */
+    for (int k = 0; k < n; k++) {
+        if (!jobs[k].yq) continue;
+        if (!router || !yq_fits(jobs[k])) return cudaErrorInvalidValue;
+        if (jobs[k].yq_group > step) step = jobs[k].yq_group; /* both powers of two */
+    }
     mv_lean_args a = {};
     for (int k = 0; k < n; k++) {
         blocks1[k] = (jobs[k].groups * jobs[k].rpg + step - 1) / step;
@@ -878,9 +922,9 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
     glu_args ga = {a, {}, rb};
     if (router) {
         ga.r.job[0] = *router;
-        ga.r.opb[0] = MV_WARPS;
+        ga.r.opb[0] = gw;
         ga.r.first1 = rb;
-        const size_t need = lean_smem(*router, MV_WARPS, false);
+        const size_t need = lean_smem(*router, gw, false);
         if (need > smem) smem = need;
     }
     const unsigned blocks = (unsigned)(B[0] + (n > 1 ? B[1] : 0));
@@ -930,9 +974,10 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
     }
     cudaError_t err;
     if (router) /* router_in_ok: affine 4-bit, the pipelined loop */
-        err = glu && pipe && kind == ZW_AFFINE4 && a.route_reg
-                  ? launch(q, dim3(blocks + (unsigned)rb), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE4, 1, true, true>, ga)
-                  : cudaErrorInvalidValue;
+        err = !(glu && pipe && kind == ZW_AFFINE4 && a.route_reg) ? cudaErrorInvalidValue
+              : gwide ? launch(q, dim3(blocks + (unsigned)rb), dim3(GLU_WIDE * 32), smem,
+                               k_mv_glu<ZW_AFFINE4, 1, true, true, GLU_WIDE>, ga)
+                      : launch(q, dim3(blocks + (unsigned)rb), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE4, 1, true, true>, ga);
     else if (glu && kind == ZW_AFFINE4)
         err = pipe     ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE4, 1, true>, ga)
               : opw == 1 ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE4, 1, false>, ga)
@@ -948,6 +993,10 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
     else err = lean_opw_go<ZW_BF16, false>(opw, form, q, a, blocks, smem);
     *done = err == cudaSuccess;
     return err;
+}
+
+extern "C" int64_t cuk_stage_floats(int64_t cols) {
+    return stage_floats(cols, true);
 }
 
 extern "C" bool cuk_glu_router_ok(const cu_mv *router, const cu_mv *jobs, int n, cu_q q) {
@@ -1081,8 +1130,17 @@ __global__ void __launch_bounds__(W * 32, 2 * MV_WARPS / W) k_combine(const __gr
         wd_raw<K, 4, WD_NJ> raw;
         wd_load<K, 4, WD_NJ, CU_SDT_BF16>(rp, valid, nj, p.down.group, raw);
         const int64_t sf = stage_floats(p.down.cols, true);
-        stage_rows<K, true>(p.h, p.hs, nu32, p.K * nu32, threadIdx.x, sm, sf, p.down.group);
-        if (sh) stage_rows<K, true>(p.sh_h, 0, nu32, nu32, threadIdx.x, sm + p.K * sf, 0, p.sh_down.group);
+        if (p.hq) { /* h already staged (its int8 tails, sf floats a row): copy them */
+            const int nup = (nu32 + 31) / 32 * 32, n4 = nup * 11 / 4, rows = (int)p.K + (sh ? 1 : 0);
+            for (int t = threadIdx.x; t < rows * n4; t += W * 32) {
+                const int k = t / n4, i = t - k * n4;
+                reinterpret_cast<float4 *>(sm + k * sf + nup * 32)[i] =
+                    __ldcg(reinterpret_cast<const float4 *>(p.hq + k * sf + nup * 32) + i);
+            }
+        } else {
+            stage_rows<K, true>(p.h, p.hs, nu32, p.K * nu32, threadIdx.x, sm, sf, p.down.group);
+            if (sh) stage_rows<K, true>(p.sh_h, 0, nu32, nu32, threadIdx.x, sm + p.K * sf, 0, p.sh_down.group);
+        }
         __syncthreads();
         if (r >= d) return;
         xstage xs[4], xsh[1] = {xstage_at(sm + p.K * sf, p.down.cols)};
