@@ -465,6 +465,7 @@ __global__ void __launch_bounds__(W * 32, 2 * MV_WARPS / W) k_mv_glu(const __gri
     const int64_t sf = stage_floats(p.w.cols, true);
     float *stg = sm;
     if (p.routed) stg = sm + ((route_smem(p.route.cfg.n_experts, 1) + 15) & ~(size_t)15) / 4;
+    [[maybe_unused]] float *ysm = stg + stage_floats(p.w.cols, true); /* yq: the block's outputs */
     if (!p.routed) { /* the block's first batch of gate and up rows to L2 (model constants) */
         const int n = o_hi - o_lo < W * OPW ? o_hi - o_lo : W * OPW;
         prefetch_rows(p.w, 0, p.row0 + o_lo, n);
@@ -552,20 +553,24 @@ __global__ void __launch_bounds__(W * 32, 2 * MV_WARPS / W) k_mv_glu(const __gri
             wd_load<K, 2, WD_NJ, CU_SDT_BF16>(r2, valid2, nj, p.w.group, nxt); /* in flight while we sum */
             float out[2];
             wd_sum<K, 2, WD_NJ>(cur, valid, xs, nj, out);
-            if (lane == 0) p.y[(int64_t)g * p.ys + rr] = silu_mul(out[0], out[1]);
+            if (lane == 0) {
+                const float yv = silu_mul(out[0], out[1]);
+                p.y[(int64_t)g * p.ys + rr] = yv;
+                if (p.yq) ysm[o - o_lo] = yv; /* the block's outputs, for their int8 form below */
+            }
             cur = nxt, valid[0] = valid2[0], valid[1] = valid2[1], g = g2, rr = rr2, r[0] = r2[0], r[1] = r2[1];
         }
         if (p.yq) { /* y's staged int8 form (k_combine's hq): the block's outputs are whole
                        groups of yq_group (yq_fits, mv_lean's step), quantized here once, as
                        every block of the combine would stage them (stage_store, a unit a thread) */
-            __syncthreads(); /* the block's outputs written */
+            __syncthreads(); /* the block's outputs in ysm */
             const int nur = (int)(p.rpg / 32), nub = (o_hi - o_lo) / 32;
             const int64_t sq = stage_floats(p.rpg, true);
             for (int t = tid; t - lane < nub; t += W * 32) {
                 const bool on = t < nub;
                 const int o = o_lo + (on ? t : 0) * 32, gq = (int)((uint32_t)o / (uint32_t)p.rpg);
                 const int u = (o - gq * (int)p.rpg) / 32;
-                const float4 *src = reinterpret_cast<const float4 *>(p.y + (int64_t)gq * p.ys + (int64_t)u * 32);
+                const float4 *src = reinterpret_cast<const float4 *>(ysm + (on ? t : 0) * 32);
                 float4 v[8];
 #pragma unroll
                 for (int i = 0; i < 8; i++) v[i] = on ? src[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
@@ -907,7 +912,8 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
         const int64_t opb = ((outs + B[k] - 1) / B[k] + step - 1) / step * step;
         B[k] = (outs + opb - 1) / opb;
         const size_t need = glu ? (size_t)stage_floats(jobs[k].w.cols, true) * sizeof(float) +
-                                      (jobs[k].routed ? (route_smem(jobs[k].route.cfg.n_experts, 1) + 15) & ~(size_t)15 : 0)
+                                      (jobs[k].routed ? (route_smem(jobs[k].route.cfg.n_experts, 1) + 15) & ~(size_t)15 : 0) +
+                                      (jobs[k].yq ? (size_t)opb * sizeof(float) : 0) /* yq: the block's outputs */
                                 : lean_smem(jobs[k], opb, q8);
         if (need > MV_SMEM_MAX) return cudaSuccess;
         if (need > smem) smem = need;
