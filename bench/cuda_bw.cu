@@ -45,7 +45,7 @@ extern "C" {
         }                                                                              \
     } while (0)
 
-__global__ void k_read(const uint4 *p, size_t n, unsigned *sink) {
+__device__ __forceinline__ void read_fold(const uint4 *p, size_t n, unsigned *sink) {
     uint32_t acc = 0;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
@@ -55,16 +55,15 @@ __global__ void k_read(const uint4 *p, size_t n, unsigned *sink) {
     if (acc == 0x12345678u) *sink = acc; /* keeps the loads; practically never true */
 }
 
+__global__ void k_read(const uint4 *p, size_t n, unsigned *sink) {
+    read_fold(p, n, sink);
+}
+
 /* k_read as a decode launch: after the PDL wait (a short read's floor in a graph) */
 __global__ void k_read_pdl(const uint4 *p, size_t n, unsigned *sink) {
     pdl_launch();
     pdl_wait();
-    uint32_t acc = 0;
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        uint4 v = __ldg(p + i);
-        acc ^= v.x ^ v.y ^ v.z ^ v.w;
-    }
-    if (acc == 0x12345678u) *sink = acc;
+    read_fold(p, n, sink);
 }
 
 /* A grid-wide barrier of a grid whose blocks are all resident (a cooperative launch), as
@@ -454,9 +453,10 @@ int main(int argc, char **argv) {
         char name[64], name2[64];
         snprintf(name, sizeof name, "glu 4 of 64 experts %s", kn);
         snprintf(name2, sizeof name2, "down+combine 4 of 64 %s", kn);
-        const bool extra = (v == 1 && (want("down rows 4 of 64, ldg") || want("down rows 4 of 64, bulk") ||
-                                       want("short read"))) ||
-                           (v == 2 && want("down+combine 4 of 64, h pre-staged"));
+        /* the combine's parts (affine 4-bit; the pre-staged h in fast mode) */
+        const char *const n_ldg = "down rows 4 of 64, ldg", *const n_bulk = "down rows 4 of 64, bulk",
+                          *const n_pre = "down+combine 4 of 64, h pre-staged";
+        const bool extra = (v == 1 && (want(n_ldg) || want(n_bulk) || want("short read"))) || (v == 2 && want(n_pre));
         if (!want(name) && !want(name2) && !extra) continue;
         dmat g = dmat_new(kind, mI, d, E, grid, st), u = dmat_new(kind, mI, d, E, grid, st);
         dmat dn = dmat_new(kind, d, mI, E, grid, st);
@@ -483,10 +483,7 @@ int main(int argc, char **argv) {
             row(name, (double)(2 * K) * g.bytes1, t, read_gbs, js, false);
         }
         /* the combine's routed rows alone (k_burst_*: their loads without the staging of h
-           or the sums), affine 4-bit only */
-        char name3[64], name4[64];
-        snprintf(name3, sizeof name3, "down rows 4 of 64, ldg");
-        snprintf(name4, sizeof name4, "down rows 4 of 64, bulk");
+           or the sums) */
         if (v == 1 && want("short read")) { /* the same bytes as one plain read, 128 blocks of 512 */
             const size_t nb = (size_t)K * dn.bytes1 / 16;
             char name5[64];
@@ -497,14 +494,14 @@ int main(int argc, char **argv) {
             }, sets, 20, pdl, fast, st);
             row(name5, (double)nb * 16, t5, read_gbs, js, false);
         }
-        if (v == 1 && want(name3)) {
+        if (v == 1 && want(n_ldg)) {
             timing t3 = time_graph([&](int i, cu_q q) {
                 const burst_args ba = {dn.stack(), idx + (i % sets) * K, (unsigned *)y};
                 CK(launch(q, dim3((unsigned)(d / BU_WARPS)), dim3(BU_WARPS * 32), 0, k_burst_ldg, ba));
             }, sets, 20, pdl, fast, st);
-            row(name3, (double)K * dn.bytes1, t3, read_gbs, js, false);
+            row(n_ldg, (double)K * dn.bytes1, t3, read_gbs, js, false);
         }
-        if (v == 1 && pdl && want(name4)) {
+        if (v == 1 && pdl && want(n_bulk)) {
             const int64_t ng = mI / 64;
             const size_t smem = (size_t)K * (size_t)(BU_WARPS * (mI / 2) + 2 * BU_WARPS * ng * 2);
             CK(cudaFuncSetAttribute(k_burst_bulk, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
@@ -512,9 +509,9 @@ int main(int argc, char **argv) {
                 const burst_args ba = {dn.stack(), idx + (i % sets) * K, (unsigned *)y};
                 CK(launch(q, dim3((unsigned)(d / BU_WARPS)), dim3(BU_WARPS * 32), smem, k_burst_bulk, ba));
             }, sets, 20, pdl, fast, st);
-            row(name4, (double)K * dn.bytes1, t4, read_gbs, js, false);
+            row(n_bulk, (double)K * dn.bytes1, t4, read_gbs, js, false);
         }
-        if (v == 2 && want("down+combine 4 of 64, h pre-staged")) { /* its h read as int8 tails */
+        if (v == 2 && want(n_pre)) { /* its h read as int8 tails */
             const int64_t sf = stage_floats(mI, true);
             float *hq;
             CK(cudaMalloc(&hq, (size_t)(K * sf) * 4));
@@ -526,7 +523,7 @@ int main(int argc, char **argv) {
                 p.x = y, p.residual = true, p.hq = hq;
                 CK(cuk_combine(&p, q));
             }, sets, 20, pdl, fast, st);
-            row("down+combine 4 of 64, h pre-staged", (double)K * dn.bytes1, t6, read_gbs, js, false);
+            row(n_pre, (double)K * dn.bytes1, t6, read_gbs, js, false);
             CK(cudaFree(hq));
         }
         if (want(name2)) {

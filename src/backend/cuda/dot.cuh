@@ -524,6 +524,20 @@ __device__ __forceinline__ void stage_rows32(const float *x, int64_t xs, int nu,
     }
 }
 
+/* Rows [0, rows) of nu units staged elsewhere in fast mode (stage_store into global
+   memory: k_combine's hq) into sm: each row's part after its floats (the unit sums, xq, d,
+   qs: stage_floats(32 nu, true) floats a row, the first nup * 32 of them the floats),
+   row k from src + k * sf to sm + k * sf, by `nt` threads (the block); no barrier.  The
+   floats are not copied: the int8 dot (wd_sum, warp_dots FAST) reads none of them. */
+__device__ __forceinline__ void stage_copy_q8(const float *src, int rows, int nu, float *sm, int64_t sf, int nt) {
+    const int nup = (nu + 31) / 32 * 32, n4 = nup * (43 - 32) / 4;
+    for (int t = threadIdx.x; t < rows * n4; t += nt) {
+        const int k = t / n4, i = t - k * n4;
+        reinterpret_cast<float4 *>(sm + k * sf + nup * 32)[i] =
+            __ldcg(reinterpret_cast<const float4 *>(src + k * sf + nup * 32) + i);
+    }
+}
+
 /*
  * Elements c0 .. c0 + 7 (c0 % 8 == 0) of a row as the reference dequantizes them
  * (weight.c: s * q + b in float32, two roundings; mxfp4 value * s).

@@ -465,7 +465,7 @@ __global__ void __launch_bounds__(W * 32, 2 * MV_WARPS / W) k_mv_glu(const __gri
     const int64_t sf = stage_floats(p.w.cols, true);
     float *stg = sm;
     if (p.routed) stg = sm + ((route_smem(p.route.cfg.n_experts, 1) + 15) & ~(size_t)15) / 4;
-    [[maybe_unused]] float *ysm = stg + stage_floats(p.w.cols, true); /* yq: the block's outputs */
+    [[maybe_unused]] float *ysm = stg + sf; /* yq: the block's outputs */
     if (!p.routed) { /* the block's first batch of gate and up rows to L2 (model constants) */
         const int n = o_hi - o_lo < W * OPW ? o_hi - o_lo : W * OPW;
         prefetch_rows(p.w, 0, p.row0 + o_lo, n);
@@ -1137,12 +1137,7 @@ __global__ void __launch_bounds__(W * 32, 2 * MV_WARPS / W) k_combine(const __gr
         wd_load<K, 4, WD_NJ, CU_SDT_BF16>(rp, valid, nj, p.down.group, raw);
         const int64_t sf = stage_floats(p.down.cols, true);
         if (p.hq) { /* h already staged (its int8 tails, sf floats a row): copy them */
-            const int nup = (nu32 + 31) / 32 * 32, n4 = nup * 11 / 4, rows = (int)p.K + (sh ? 1 : 0);
-            for (int t = threadIdx.x; t < rows * n4; t += W * 32) {
-                const int k = t / n4, i = t - k * n4;
-                reinterpret_cast<float4 *>(sm + k * sf + nup * 32)[i] =
-                    __ldcg(reinterpret_cast<const float4 *>(p.hq + k * sf + nup * 32) + i);
-            }
+            stage_copy_q8(p.hq, (int)p.K + (sh ? 1 : 0), nu32, sm, sf, W * 32);
         } else {
             stage_rows<K, true>(p.h, p.hs, nu32, p.K * nu32, threadIdx.x, sm, sf, p.down.group);
             if (sh) stage_rows<K, true>(p.sh_h, 0, nu32, nu32, threadIdx.x, sm + p.K * sf, 0, p.sh_down.group);
