@@ -12,7 +12,12 @@ shares summed by kernel, and with --layers S,P the median share of each launch o
 layer over every whole token, taking launches S, S + P, ... as the first of a layer
 (builtin:glm47-flash: S = 10 after the embedding and the dense layer's 9, P = 10).
 
-Usage: cuda_timeline.py TRACE.csv [--layers S,P]
+With --layers, the spread of each launch of a layer too (min, median, 90th percentile,
+max over tokens x layers), and with --matrix J (J: a launch of the layer, 0-based) that
+launch's share token by token and layer by layer: whether a slow launch follows its layer
+(its weights' placement) or the token (its route).
+
+Usage: cuda_timeline.py TRACE.csv [--layers S,P [--matrix J]]
 """
 import csv
 import re
@@ -49,10 +54,12 @@ def main(argv):
     if len(argv) < 2:
         print(__doc__)
         return 2
-    layers = None
+    layers, matrix = None, None
     if len(argv) >= 4 and argv[2] == "--layers":
         s, p = (int(v) for v in argv[3].split(","))
         layers = (s, p)
+        if len(argv) >= 6 and argv[4] == "--matrix":
+            matrix = int(argv[5])
     toks = tokens_of(argv[1])
     if not toks:
         print("fewer than two tokens in the trace")
@@ -80,8 +87,9 @@ def main(argv):
         whole = [t for t in toks if len(t) == len(tok)]
         n_layers = (len(tok) - 1 - s0) // p  # the last launch is the lm_head
         print(f"\nmedians over {len(whole)} tokens x {n_layers} layers (launches {s0} + {p} k ..)\n")
-        print("| launch of the layer | kernel | grid x | end after the previous end, us | start to end, us |")
-        print("|---:|---|---:|---:|---:|")
+        print("| launch of the layer | kernel | grid x | end after the previous end, us | start to end, us "
+              "| min / p90 / max of the first |")
+        print("|---:|---|---:|---:|---:|---|")
         total = 0.0
         for j in range(p):
             xs, ds = [], []
@@ -94,8 +102,19 @@ def main(argv):
             m = statistics.median(xs)
             total += m
             r = tok[s0 + j]
-            print(f"| {j} | {short(r[2])} | {r[3]} | {m:.1f} | {statistics.median(ds):.1f} |")
-        print(f"| one layer | | | {total:.1f} | |")
+            q = sorted(xs)
+            p90 = q[min(len(q) - 1, int(0.9 * len(q)))]
+            print(f"| {j} | {short(r[2])} | {r[3]} | {m:.1f} | {statistics.median(ds):.1f} "
+                  f"| {q[0]:.1f} / {p90:.1f} / {q[-1]:.1f} |")
+        print(f"| one layer | | | {total:.1f} | | |")
+        if matrix is not None and 0 <= matrix < p:
+            print(f"\nlaunch {matrix} of the layer ({short(tok[s0 + matrix][2])}), end after the previous "
+                  "end, us: a row a token, a column a layer\n")
+            print("| token | " + " | ".join(str(l) for l in range(n_layers)) + " |")
+            print("|---:|" + "---:|" * n_layers)
+            for ti, t in enumerate(whole):
+                st = shares(t)
+                print(f"| {ti} | " + " | ".join(f"{st[s0 + l * p + matrix]:.1f}" for l in range(n_layers)) + " |")
     return 0
 
 

@@ -9,13 +9,16 @@
 # bench/cuda_ab.sh says (ZMLX_AB_DIR to change), and where the machine's only nsys is the
 # one bundled with Nsight Compute (its importer lacks libdw):
 #   mkdir -p .device/ab/tl-lib; cp -L /usr/lib/x86_64-linux-gnu/libdw.so.1 /lib/x86_64-linux-gnu/libelf.so.1 .device/ab/tl-lib/
-# ZMLX_TL_MODEL (default builtin:glm47-flash:layers=8), ZMLX_TL_CTX (default 16).
+# ZMLX_TL_MODEL (default builtin:glm47-flash:layers=8), ZMLX_TL_CTX (default 16),
+# ZMLX_TL_TOKENS (default 8), ZMLX_TL_MATRIX=J: launch J of the layer token by token and
+# layer by layer (cuda_timeline.py --matrix).
 # $OUT: trace.csv.gz, timeline.md.
 set -u
 D=${ZMLX_AB_DIR:-.device/ab}
 OUT=${OUT:-/tmp/zmlx-timeline}
 MODEL=${ZMLX_TL_MODEL:-builtin:glm47-flash:layers=8}
 CTX=${ZMLX_TL_CTX:-16}
+TOKENS=${ZMLX_TL_TOKENS:-8}
 # builtin:glm47-flash's MoE layers with the preset on Hopper: 7 launches from launch 8 up
 # to 768 entries (the attention with W_UV in one launch), 9 from launch 10 past them (the
 # splits, the merge, W_UV)
@@ -32,7 +35,7 @@ fi
 T=$(mktemp -d)
 timeout 240 "$NSYS" profile --cuda-graph-trace=node --trace=cuda -o "$T/p" --force-overwrite true \
     "$D/bin/zmlx-cuda_decode" "$MODEL" --precision fast --kv-dtype bf16 --patterns default --ctx "$CTX" \
-    --synthetic --tokens 8 --runs 1 >"$T/run.log" 2>&1
+    --synthetic --tokens "$TOKENS" --runs 1 >"$T/run.log" 2>&1
 echo "nsys rc=$?"
 if [ ! -f "$T/p.nsys-rep" ] && [ -f "$T/p.qdstrm" ]; then # the nsys bundled with Nsight Compute
     QI=$(ls "$(dirname "$NSYS")"/../*/QdstrmImporter 2>/dev/null | head -n 1)
@@ -51,6 +54,6 @@ fi
 gzip -c "$CSV" >"$OUT/trace.csv.gz"
 { nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -n 1
   echo "$MODEL, context $CTX, preset, fast, bf16 cache"; echo
-  python3 bench/cuda_timeline.py "$CSV" --layers "$LAYERS"; } >"$OUT/timeline.md"
+  python3 bench/cuda_timeline.py "$CSV" --layers "$LAYERS" ${ZMLX_TL_MATRIX:+--matrix "$ZMLX_TL_MATRIX"}; } >"$OUT/timeline.md"
 tail -n 30 "$OUT/timeline.md"
 rm -rf "$T"
