@@ -559,9 +559,8 @@ static void case_moe(wfmt f, int E, int K, int64_t mI, int64_t d, bool shared, b
  * The router inside the experts' launch (cuk_glu_router): the bf16 router's logits
  * (normalised on load) in the launch's first blocks, the routed experts' SwiGLU (and the
  * shared expert's) routing once they are written — logits, route, SwiGLU outputs bit for
- * bit those of the router's launch then the experts' (cuk_matvec), seven times in a row
- * (blocks of 16 warps, the default, and of 8; the grid rotated, the default, so that the
- * shared expert's blocks come first, and not) with cuk_combine setting the logits back
+ * bit those of the router's launch then the experts' (cuk_matvec), three times in a row
+ * (blocks of 16 warps, the default, then of 8) with cuk_combine setting the logits back
  * to ZCU_LOGIT_UNSET between; exact mode and a
  * logits buffer that is not the route's fall back (cuk_glu_router_ok false).
  */
@@ -628,16 +627,12 @@ static void case_router_in(int E, int K, int64_t mI, int64_t d, bool shared) {
         setenv("ZMLX_CUDA_HQ", "0", 1);
         CHECKF(!cuk_glu_router_yq_ok(&rj2, ex3, n, QPDL), "router_in: ZMLX_CUDA_HQ=0");
         unsetenv("ZMLX_CUDA_HQ");
-        for (int rep = 0; rep < 7; rep++) { /* the third and fifth in blocks of 8 warps (ZMLX_CUDA_GLU_WARPS=8),
-                                              the sixth and seventh with the router's blocks
-                                              first in the grid (ZMLX_CUDA_GLU_ORDER=0) */
-            const bool yq = rep >= 3 && rep != 6;
+        for (int rep = 0; rep < 5; rep++) { /* the third and fifth in blocks of 8 warps (ZMLX_CUDA_GLU_WARPS=8) */
+            const bool yq = rep >= 3;
             if (rep == 2 || rep == 4) setenv("ZMLX_CUDA_GLU_WARPS", "8", 1);
-            if (rep >= 5) setenv("ZMLX_CUDA_GLU_ORDER", "0", 1);
             if (yq) CU(cudaMemset(hq, 0xff, (size_t)((K + 1) * sq) * 4));
             CHECK(cuk_glu_router(&rj2, yq ? ex3 : ex2, n, QPDL) == cudaSuccess);
             unsetenv("ZMLX_CUDA_GLU_WARPS");
-            unsetenv("ZMLX_CUDA_GLU_ORDER");
             if (yq) { /* written: no 0xff left in the routed rows' and the shared row's int8 tails */
                 const int64_t nup = (mI / 32 + 31) / 32 * 32;
                 uint32_t *hh = malloc((size_t)((K + 1) * sq) * 4);

@@ -310,7 +310,6 @@ typedef struct glu_args {
     mv_lean_args a;
     mv_lean_args r;
     int32_t rb;
-    int32_t rot; /* block b of the grid does the work of block (b + rot) % grid (glu_rot) */
 } glu_args;
 
 /* The end of a lean norm-on-load prologue (one row, a unit per task): the staging warps
@@ -348,7 +347,7 @@ __device__ __forceinline__ const cu_mv &lean_job(const mv_lean_args &a, int blk,
    into registers before the PDL wait (dot.cuh's wd_load; model constants) and summed after
    the staging (wd_sum: warp_dots' arithmetic, the same bits), so the rows' trip to memory
    overlaps the previous launch instead of following the staging (lean_early_go). */
-template <int K, bool FAST, int OPW, bool NORM, bool HEADS, int NJ = 0, bool NFIRST = false>
+template <int K, bool FAST, int OPW, bool NORM, bool HEADS, int NJ = 0>
 __device__ __forceinline__ void mv_lean_run(const mv_lean_args &a, int blk) {
     extern __shared__ __align__(16) float sm[];
     pdl_launch();
@@ -387,9 +386,6 @@ __device__ __forceinline__ void mv_lean_run(const mv_lean_args &a, int blk) {
         }
     };
     wd_raw<K, OPW, NJ ? NJ : 1> raw;
-    /* NFIRST: the norm's weights staged before the rows are asked for, so that their
-       loads do not queue behind the rows' (the router in k_mv_glu) */
-    if constexpr (NORM && NFIRST) stage_norm(p.norm, nu, tid, sm);
     if constexpr (NJ > 0) {
         batch(o_lo + warp * OPW);
         wd_load<K, OPW, NJ, CU_SDT_BF16>(r, valid, lane_units(nu, lane), p.w.group, raw);
@@ -398,7 +394,7 @@ __device__ __forceinline__ void mv_lean_run(const mv_lean_args &a, int blk) {
         if (HEADS && n > p.rpg - r_lo) n = (int)p.rpg - r_lo;
         prefetch_rows(p.w, 0, p.row0 + (int64_t)(HEADS ? g_lo % p.gmod : 0) * p.grs + r_lo, n);
     }
-    if constexpr (NORM && !NFIRST) stage_norm(p.norm, nu, tid, sm); /* constants: before the wait */
+    if constexpr (NORM) stage_norm(p.norm, nu, tid, sm); /* constants: before the wait */
     pdl_wait();
     if constexpr (NORM) { /* one row, nu <= MV_THREADS units: a unit per thread */
         float4 v[8];
@@ -454,19 +450,16 @@ template <int K, int OPW, bool PIPE, bool ROUTER = false, int W = MV_WARPS>
 __global__ void __launch_bounds__(W * 32, 2 * MV_WARPS / W) k_mv_glu(const __grid_constant__ glu_args ga) {
     extern __shared__ __align__(16) float sm[];
     __shared__ int sidx[ZCU_ROUTE_MAX_K];
-    /* the block's work: with ROUTER, blocks [0, rb) the router's logits, k_mv_lean's bf16
-       rows-early path (its norm first), then the jobs' blocks, the grid rotated by rot */
-    const int lb = ROUTER && ga.rot ? (int)(((uint32_t)blockIdx.x + (uint32_t)ga.rot) % gridDim.x) : (int)blockIdx.x;
-    if constexpr (ROUTER) {
-        if (lb < ga.rb) {
-            mv_lean_run<ZW_BF16, false, 1, true, false, 2, true>(ga.r, lb);
+    if constexpr (ROUTER) { /* blocks [0, rb): the router's logits, k_mv_lean's bf16 rows-early path */
+        if ((int)blockIdx.x < ga.rb) {
+            mv_lean_run<ZW_BF16, false, 1, true, false, 2>(ga.r, (int)blockIdx.x);
             return;
         }
     }
     const mv_lean_args &a = ga.a;
     pdl_launch();
     int bj, o_lo, o_hi;
-    const cu_mv &p = lean_job(a, lb - (ROUTER ? ga.rb : 0), &bj, &o_lo, &o_hi);
+    const cu_mv &p = lean_job(a, (int)blockIdx.x - (ROUTER ? ga.rb : 0), &bj, &o_lo, &o_hi);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, tid = threadIdx.x;
     const int nu = (int)(p.w.cols / 32);
     const int64_t sf = stage_floats(p.w.cols, true);
@@ -932,7 +925,7 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
        warp_route_reg's picks by shuffles instead of redux.sync on keys (for measuring) */
     a.route_reg = glu && jobs[0].routed && route_reg_ok(jobs[0].route.cfg) && cu_knob("ZMLX_CUDA_ROUTE_REG", 1) != 0;
     if (a.route_reg && cu_knob("ZMLX_CUDA_ROUTE_KEYS", 1) != 0) a.route_reg = 2;
-    glu_args ga = {a, {}, rb, 0};
+    glu_args ga = {a, {}, rb};
     if (router) {
         ga.r.job[0] = *router;
         ga.r.opb[0] = gw;
@@ -945,14 +938,6 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
         *done = true;
         return cudaSuccess;
     }
-    /* the router-in launch's grid rotated, the shared expert's blocks first: the first
-       blocks dispatched wait out the previous launch on the few SMs it leaves free, and
-       the router's blocks there took 2.6 us (often 8-9) to stage x after the wait; after
-       the shared expert's they start with the routed blocks, still before every one of
-       them (which poll the router's logits).  H100: 1.024x a token (cuda-log.md,
-       "the router's blocks after the shared expert's"); ZMLX_CUDA_GLU_ORDER=0: the
-       router's blocks first (for measuring) */
-    if (router && n > 1 && cu_knob("ZMLX_CUDA_GLU_ORDER", 1) != 0) ga.rot = (int32_t)(B[0] + rb);
     /* rows before the wait (k_mv_lean's NJ): every block one batch a warp;
        ZMLX_CUDA_MV_EARLY=0 turns it off (for measuring) */
     int early_nj = 0;
