@@ -559,9 +559,10 @@ static void case_moe(wfmt f, int E, int K, int64_t mI, int64_t d, bool shared, b
  * The router inside the experts' launch (cuk_glu_router): the bf16 router's logits
  * (normalised on load) in the launch's first blocks, the routed experts' SwiGLU (and the
  * shared expert's) routing once they are written — logits, route, SwiGLU outputs bit for
- * bit those of the router's launch then the experts' (cuk_matvec), three times in a row
- * (blocks of 16 warps, the default, then of 8) with cuk_combine setting the logits back
- * to ZCU_LOGIT_UNSET between; exact mode and a
+ * bit those of the router's launch then the experts' (cuk_matvec), five times in a row
+ * (blocks of 16 warps, the default, and of 8; the last two also writing h's staged int8
+ * form for the combine, which must then match the combine staging h itself) with
+ * cuk_combine setting the logits back to ZCU_LOGIT_UNSET between; exact mode and a
  * logits buffer that is not the route's fall back (cuk_glu_router_ok false).
  */
 static void case_router_in(int E, int K, int64_t mI, int64_t d, bool shared) {

@@ -254,8 +254,8 @@ static zmlx_status moe_ffn(dec *D, int l, const float *xin, const float *norm, z
         /* the experts' launch also writes ge's and sg's staged int8 form once, which every
            block of the combine would otherwise stage (its hq): with the shared expert in
            the same launch or none in the combine */
-        if (router_in && (!overlap || nex == 2) && L->exp_down.kind == ZW_AFFINE4 &&
-            (!overlap || (L->sh_down.group == L->exp_down.group && L->sh_gate.rows == mI))) {
+        if (router_in && L->exp_down.kind == ZW_AFFINE4 &&
+            (!overlap || (nex == 2 && L->sh_down.group == L->exp_down.group && L->sh_gate.rows == mI))) {
             const int64_t sq = cuk_stage_floats(mI);
             ex[0].yq = s->hq, ex[0].yq_group = L->exp_down.group;
             ex[1].yq = s->hq + K * sq, ex[1].yq_group = L->exp_down.group;
