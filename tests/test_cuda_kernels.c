@@ -162,6 +162,9 @@ static void case_matvec(wfmt f, int64_t rows, int64_t cols) {
     CHECKF(knob_same(p, (size_t)rows, "ZMLX_CUDA_MV_DEEP") && knob_same(pb, (size_t)rows, "ZMLX_CUDA_MV_DEEP"),
            "matvec %s [%lld, %lld]: the deep instance (four blocks an SM) differs from the usual one", fn,
            (long long)rows, (long long)cols);
+    CHECKF(knob_same(p, (size_t)rows, "ZMLX_CUDA_MV_DEEP_PIPE") && knob_same(pb, (size_t)rows, "ZMLX_CUDA_MV_DEEP_PIPE"),
+           "matvec %s [%lld, %lld]: the deep loop with the next row in flight differs from the one-row loop", fn,
+           (long long)rows, (long long)cols);
 
     /* residual epilogue: y = r + W x  ==  (W x) then r + that */
     float *res = malloc((size_t)rows * 4), *want = malloc((size_t)rows * 4);

@@ -346,9 +346,13 @@ __device__ __forceinline__ const cu_mv &lean_job(const mv_lean_args &a, int blk,
    most one batch a warp, at most NJ units of a row a lane): the warp's batch is loaded
    into registers before the PDL wait (dot.cuh's wd_load; model constants) and summed after
    the staging (wd_sum: warp_dots' arithmetic, the same bits), so the rows' trip to memory
-   overlaps the previous launch instead of following the staging (lean_early_go). */
-template <int K, bool FAST, int OPW, bool NORM, bool HEADS, int NJ = 0>
+   overlaps the previous launch instead of following the staging (lean_early_go).
+   PIPE (NJ 0, one row a batch, rows that wd_fits: the deep instance's loop): each warp's
+   next row is loaded (wd_load) while it sums the current one (wd_sum: the same bits), two
+   rows of each warp in flight instead of one. */
+template <int K, bool FAST, int OPW, bool NORM, bool HEADS, int NJ = 0, bool PIPE = false>
 __device__ __forceinline__ void mv_lean_run(const mv_lean_args &a, int blk) {
+    static_assert(!PIPE || (NJ == 0 && OPW == 1 && !HEADS), "mv_lean_run PIPE: the one-row loop");
     extern __shared__ __align__(16) float sm[];
     pdl_launch();
     int bj, o_lo, o_hi;
@@ -411,6 +415,25 @@ __device__ __forceinline__ void mv_lean_run(const mv_lean_args &a, int blk) {
         float out[OPW];
         wd_sum<K, OPW, NJ>(raw, valid, xs, lane_units(nu, lane), out);
         store(out);
+    } else if constexpr (PIPE) {
+        const int nj = lane_units(nu, lane);
+        const xstage xs[1] = {xstage_at(sm, p.w.cols)};
+        int o = o_lo + warp;
+        rowp rc[1] = {row_of(p.w, 0, p.row0 + (o < o_hi ? o : o_lo))};
+        bool vc[1] = {o < o_hi};
+        wd_raw<K, 1, WD_NJ> cur, nxt;
+        wd_load<K, 1, WD_NJ, CU_SDT_BF16>(rc, vc, nj, p.w.group, cur);
+        for (; o < o_hi; o += MV_WARPS) {
+            const int o2 = o + MV_WARPS;
+            const rowp rn[1] = {row_of(p.w, 0, p.row0 + (o2 < o_hi ? o2 : o))};
+            const bool vn[1] = {o2 < o_hi};
+            wd_load<K, 1, WD_NJ, CU_SDT_BF16>(rn, vn, nj, p.w.group, nxt); /* in flight while we sum */
+            float out[1];
+            wd_sum<K, 1, WD_NJ>(cur, vc, xs, nj, out);
+            batch(o); /* store's row */
+            store(out);
+            cur = nxt, vc[0] = vn[0];
+        }
     } else {
         for (int o = o_lo + warp * OPW; o < o_hi; o += MV_WARPS * OPW) {
             batch(o);
@@ -426,9 +449,10 @@ __device__ __forceinline__ void mv_lean_run(const mv_lean_args &a, int blk) {
 
 /* MINB: blocks a multiprocessor holds (4: the deep instances of large launches, 64
    registers, twice the warps to hide their loads' and sums' latency; mv_lean's deep). */
-template <int K, bool FAST, int OPW, bool NORM, bool HEADS, int NJ = 0, int MINB = 2, int W = MV_WARPS>
+template <int K, bool FAST, int OPW, bool NORM, bool HEADS, int NJ = 0, int MINB = 2, int W = MV_WARPS,
+          bool PIPE = false>
 __global__ void __launch_bounds__(W * 32, MINB * MV_WARPS / W) k_mv_lean(const __grid_constant__ mv_lean_args a) {
-    mv_lean_run<K, FAST, OPW, NORM, HEADS, NJ>(a, (int)blockIdx.x);
+    mv_lean_run<K, FAST, OPW, NORM, HEADS, NJ, PIPE>(a, (int)blockIdx.x);
 }
 
 /* Can rows of w go through dot.cuh's wd_load / wd_sum (bf16 scales, at most WD_NJ units
@@ -666,21 +690,25 @@ static cudaError_t lean_early_go(int kind, int opw, int nj, int form, bool wide,
 }
 
 /* The deep instances (k_mv_lean's MINB 4): affine 4-bit fast, plain or normalised on
-   load, one row a batch (two spill in the loop at 64 registers). */
+   load, one row a batch (two spill in the loop at 64 registers); pipe: the loop with
+   each warp's next row in flight (mv_lean_run's PIPE; rows that wd_fits). */
 enum { MV_DEEP_MINB = 4 };
-static cudaError_t lean_deep_go(int form, cu_q q, const mv_lean_args &a, unsigned blocks, size_t smem) {
-    constexpr int D = MV_DEEP_MINB;
-    return form == 1 ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_lean<ZW_AFFINE4, true, 1, false, false, 0, D>, a)
-                     : launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_lean<ZW_AFFINE4, true, 1, true, false, 0, D>, a);
+template <bool NORM, bool PIPE>
+static void (*deep_kernel(void))(mv_lean_args) {
+    return k_mv_lean<ZW_AFFINE4, true, 1, NORM, false, 0, MV_DEEP_MINB, MV_WARPS, PIPE>;
+}
+static void (*deep_pick(bool norm, bool pipe))(mv_lean_args) {
+    return norm ? (pipe ? deep_kernel<true, true>() : deep_kernel<true, false>())
+                : (pipe ? deep_kernel<false, true>() : deep_kernel<false, false>());
+}
+static cudaError_t lean_deep_go(int form, bool pipe, cu_q q, const mv_lean_args &a, unsigned blocks, size_t smem) {
+    return launch(q, dim3(blocks), dim3(MV_THREADS), smem, deep_pick(form == 2, pipe), a);
 }
 
 /* Blocks of the deep instance an SM holds with smem bytes of shared memory (0: unknown). */
-static int deep_occupancy(bool norm, size_t smem) {
-    constexpr int D = MV_DEEP_MINB;
+static int deep_occupancy(bool norm, bool pipe, size_t smem) {
     int n = 0;
-    const cudaError_t err =
-        norm ? cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k_mv_lean<ZW_AFFINE4, true, 1, true, false, 0, D>, MV_THREADS, smem)
-             : cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k_mv_lean<ZW_AFFINE4, true, 1, false, false, 0, D>, MV_THREADS, smem);
+    const cudaError_t err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, deep_pick(norm, pipe), MV_THREADS, smem);
     if (err != cudaSuccess) {
         (void)cudaGetLastError();
         return 0;
@@ -721,9 +749,7 @@ static cudaError_t lean_attrs(int lim) {
         ZCU_EARLY_ATTR(1, 2)
         ZCU_EARLY_ATTR(1, NJ_EARLY_MAX)
 #undef ZCU_EARLY_ATTR
-        constexpr int D = MV_DEEP_MINB;
-        if (err == cudaSuccess) err = cudaFuncSetAttribute(k_mv_lean<K, FAST, 1, false, false, 0, D>, at, lim);
-        if (err == cudaSuccess) err = cudaFuncSetAttribute(k_mv_lean<K, FAST, 1, true, false, 0, D>, at, lim);
+        for (int k = 0; k < 4 && err == cudaSuccess; k++) err = cudaFuncSetAttribute(deep_pick(k & 1, k & 2), at, lim);
     }
     return err;
 }
@@ -887,8 +913,11 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
     const int64_t outs0 = jobs[0].groups * jobs[0].rpg;
     bool deep = !glu && !router && n == 1 && q8 && kind == ZW_AFFINE4 && (form == 1 || form == 2) && res > 0 &&
                 outs0 / (res * MV_WARPS * opw) >= 8 && cu_knob("ZMLX_CUDA_MV_DEEP", 1) != 0;
+    /* the deep loop with each warp's next row in flight (ZMLX_CUDA_MV_DEEP_PIPE=0: one row
+       at a time, for measuring) */
+    const bool dpipe = deep && wd_fits(jobs[0].w) && cu_knob("ZMLX_CUDA_MV_DEEP_PIPE", 1) != 0;
     if (deep) { /* where the deep instance does not fit four blocks an SM: the usual one */
-        const int per = deep_occupancy(form == 2, s1), sms = sm_count();
+        const int per = deep_occupancy(form == 2, dpipe, s1), sms = sm_count();
         deep = per >= MV_DEEP_MINB && sms > 0;
         if (deep) opw = 1, res = (int64_t)sms * per; /* one row a batch */
     }
@@ -992,7 +1021,7 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
         err = pipe     ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE8, 1, true>, ga)
               : opw == 1 ? launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE8, 1, false>, ga)
                        : launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_mv_glu<ZW_AFFINE8, 2, false>, ga);
-    else if (deep) err = lean_deep_go(form, q, a, blocks, smem);
+    else if (deep) err = lean_deep_go(form, dpipe, q, a, blocks, smem);
     else if (early_nj > 0) err = lean_early_go(kind, opw, early_nj, form, wide, q, a, nb, smem);
     else if (kind == ZW_AFFINE4 && q8) err = lean_opw_go<ZW_AFFINE4, true>(opw, form, q, a, blocks, smem);
     else if (kind == ZW_AFFINE8 && q8) err = lean_opw_go<ZW_AFFINE8, true>(opw, form, q, a, blocks, smem);
