@@ -645,8 +645,9 @@ static void case_router_in(int E, int K, int64_t mI, int64_t d, bool shared) {
                 int64_t left = 0;
                 for (int64_t k = 0; k < K + (shared ? 1 : 0); k++)
                     for (int64_t u = 0; u < mI / 32; u++) /* each unit's sum, scale, int8 sum */
-                        left += (hh[k * sq + nup * 32 + u] == 0xffffffffu) + (hh[k * sq + nup * 41 + u] == 0xffffffffu) +
-                                (hh[k * sq + nup * 42 + u] == 0xffffffffu);
+                        left += (hh[k * sq + nup * ZCU_STG_SUM + u] == 0xffffffffu) +
+                                (hh[k * sq + nup * ZCU_STG_D + u] == 0xffffffffu) +
+                                (hh[k * sq + nup * ZCU_STG_QS + u] == 0xffffffffu);
                 CHECKF(left == 0, "router_in E=%d K=%d run %d: %lld words of hq not written", E, K, rep, (long long)left);
                 free(hh);
             }

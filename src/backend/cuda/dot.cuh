@@ -169,10 +169,10 @@ __device__ __forceinline__ xstage xstage_at(const float *sm, int64_t cols) {
     const int64_t nup = (cols / 32 + 31) / 32 * 32;
     xstage r;
     r.x4 = reinterpret_cast<const float4 *>(sm);
-    r.xsum = sm + nup * 32;
-    r.xq = reinterpret_cast<const int4 *>(sm + nup * 33);
-    r.d = sm + nup * 41;
-    r.qs = reinterpret_cast<const int *>(sm + nup * 42);
+    r.xsum = sm + nup * ZCU_STG_SUM;
+    r.xq = reinterpret_cast<const int4 *>(sm + nup * ZCU_STG_Q);
+    r.d = sm + nup * ZCU_STG_D;
+    r.qs = reinterpret_cast<const int *>(sm + nup * ZCU_STG_QS);
     return r;
 }
 
@@ -332,7 +332,7 @@ __device__ __forceinline__ void wd_sum(const wd_raw<K, NR, NJ> &raw, const bool 
    units, then the unit sums; fast: then xq, d, qs as q8.cuh lays them out). */
 __host__ __device__ __forceinline__ int64_t stage_floats(int64_t cols, bool fast = false) {
     const int64_t nup = (cols / 32 + 31) / 32 * 32;
-    return nup * (fast ? 43 : 33);
+    return nup * (fast ? ZCU_STG_FAST : ZCU_STG_EXACT);
 }
 
 /* Stage n rows of `cols` (row k from x + k * xs into sm + k * sf) with the whole block,
@@ -365,7 +365,7 @@ template <bool SUMS>
 __device__ __forceinline__ xstage stage_finish(int64_t cols, const float *norm, float inv, float *sm) {
     float4 *x4 = reinterpret_cast<float4 *>(sm);
     const int64_t nu = cols / 32, nup = (nu + 31) / 32 * 32;
-    float *xsum = sm + nup * 32;
+    float *xsum = sm + nup * ZCU_STG_SUM;
     if (norm) {
         for (int64_t f = threadIdx.x; f < cols / 4; f += blockDim.x) {
             const int64_t u = f >> 3, i = f & 7, c = 4 * f;
@@ -457,7 +457,7 @@ __device__ __forceinline__ void stage_store(float4 (&v)[8], int64_t t, int64_t t
         if (!on) return;
 #pragma unroll
         for (int i = 0; i < 8; i++) x4[((u >> 5) * 8 + i) * 32 + (u & 31)] = v[i];
-        if constexpr (fmt<K>::affine) row[nup * 32 + u] = sum;
+        if constexpr (fmt<K>::affine) row[nup * ZCU_STG_SUM + u] = sum;
     } else {
         float amax = 0.0f;
 #pragma unroll
@@ -486,12 +486,12 @@ __device__ __forceinline__ void stage_store(float4 (&v)[8], int64_t t, int64_t t
                 wd[2 * p + 1] = (uint32_t)pack4(q[4], q[5], q[6], q[7]);
             }
         }
-        int4 *xq = reinterpret_cast<int4 *>(row + nup * 33);
+        int4 *xq = reinterpret_cast<int4 *>(row + nup * ZCU_STG_Q);
         xq[((u >> 5) * 2) * 32 + (u & 31)] = make_int4((int)wd[0], (int)wd[1], (int)wd[2], (int)wd[3]);
         xq[((u >> 5) * 2 + 1) * 32 + (u & 31)] = make_int4((int)wd[4], (int)wd[5], (int)wd[6], (int)wd[7]);
-        row[nup * 32 + u] = sum;
-        row[nup * 41 + u] = __fdiv_rn(amax, 127.0f);
-        reinterpret_cast<int *>(row + nup * 42)[u] = qsum;
+        row[nup * ZCU_STG_SUM + u] = sum;
+        row[nup * ZCU_STG_D + u] = __fdiv_rn(amax, 127.0f);
+        reinterpret_cast<int *>(row + nup * ZCU_STG_QS)[u] = qsum;
     }
 }
 
@@ -526,15 +526,15 @@ __device__ __forceinline__ void stage_rows32(const float *x, int64_t xs, int nu,
 
 /* Rows [0, rows) of nu units staged elsewhere in fast mode (stage_store into global
    memory: k_combine's hq) into sm: each row's part after its floats (the unit sums, xq, d,
-   qs: stage_floats(32 nu, true) floats a row, the first nup * 32 of them the floats),
+   qs: stage_floats(32 nu, true) floats a row, the first nup * ZCU_STG_SUM of them the floats),
    row k from src + k * sf to sm + k * sf, by `nt` threads (the block); no barrier.  The
    floats are not copied: the int8 dot (wd_sum, warp_dots FAST) reads none of them. */
 __device__ __forceinline__ void stage_copy_q8(const float *src, int rows, int nu, float *sm, int64_t sf, int nt) {
-    const int nup = (nu + 31) / 32 * 32, n4 = nup * (43 - 32) / 4;
+    const int nup = (nu + 31) / 32 * 32, n4 = nup * (ZCU_STG_FAST - ZCU_STG_SUM) / 4;
     for (int t = threadIdx.x; t < rows * n4; t += nt) {
         const int k = t / n4, i = t - k * n4;
-        reinterpret_cast<float4 *>(sm + k * sf + nup * 32)[i] =
-            __ldcg(reinterpret_cast<const float4 *>(src + k * sf + nup * 32) + i);
+        reinterpret_cast<float4 *>(sm + k * sf + nup * ZCU_STG_SUM)[i] =
+            __ldcg(reinterpret_cast<const float4 *>(src + k * sf + nup * ZCU_STG_SUM) + i);
     }
 }
 

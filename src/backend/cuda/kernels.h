@@ -190,6 +190,20 @@ cudaError_t cuk_matvec(const cu_mv *jobs, int n_jobs, cu_q q);
 bool cuk_glu_router_ok(const cu_mv *router, const cu_mv *jobs, int n, cu_q q);
 bool cuk_glu_router_yq_ok(const cu_mv *router, const cu_mv *jobs, int n, cu_q q);
 int64_t cuk_stage_floats(int64_t cols); /* a staged row's floats in fast mode (dot.cuh) */
+
+/* A staged row's layout (dot.cuh's stage_store, xstage_at; q8.cuh), in slices of nup
+   floats, nup the row's 32-column units rounded up to a multiple of 32: the floats
+   (permuted float4s, 32 slices), each unit's sum, then in fast mode each unit's int8
+   codes (8 slices), its scale and its codes' sum.  A row is ZCU_STG_EXACT or
+   ZCU_STG_FAST slices (stage_floats). */
+enum {
+    ZCU_STG_SUM = 32,   /* float: the unit's sum (affine layouts) */
+    ZCU_STG_Q = 33,     /* int8 x 32 a unit (fast) */
+    ZCU_STG_D = 41,     /* float: the unit's int8 scale (fast) */
+    ZCU_STG_QS = 42,    /* int: the sum of the unit's codes (fast) */
+    ZCU_STG_EXACT = 33, /* slices of an exact row */
+    ZCU_STG_FAST = 43   /* slices of a fast row */
+};
 cudaError_t cuk_glu_router(const cu_mv *router, const cu_mv *jobs, int n, cu_q q);
 
 /*

@@ -71,9 +71,9 @@ template <int K>
 __device__ __forceinline__ void stage_q8(int64_t cols, int group, float *sm) {
     const int64_t nu = cols / 32, nup = (nu + 31) / 32 * 32;
     const float4 *x4 = reinterpret_cast<const float4 *>(sm);
-    uint2 *xq = reinterpret_cast<uint2 *>(sm + nup * 33);
-    float *dd = sm + nup * 41;
-    int *qs = reinterpret_cast<int *>(sm + nup * 42);
+    uint2 *xq = reinterpret_cast<uint2 *>(sm + nup * ZCU_STG_Q);
+    float *dd = sm + nup * ZCU_STG_D;
+    int *qs = reinterpret_cast<int *>(sm + nup * ZCU_STG_QS);
     const int gl = group >> 3; /* lanes of a group: 4, 8 or 16 */
     for (int64_t t0 = 0; t0 < nu * 4; t0 += blockDim.x) {
         const int64_t t = t0 + threadIdx.x;
