@@ -190,6 +190,7 @@ cudaError_t cuk_matvec(const cu_mv *jobs, int n_jobs, cu_q q);
 bool cuk_glu_router_ok(const cu_mv *router, const cu_mv *jobs, int n, cu_q q);
 bool cuk_glu_router_yq_ok(const cu_mv *router, const cu_mv *jobs, int n, cu_q q);
 int64_t cuk_stage_floats(int64_t cols); /* a staged row's floats in fast mode (dot.cuh) */
+cudaError_t cuk_glu_router(const cu_mv *router, const cu_mv *jobs, int n, cu_q q);
 
 /* A staged row's layout (dot.cuh's stage_store, xstage_at; q8.cuh), in slices of nup
    floats, nup the row's 32-column units rounded up to a multiple of 32: the floats
@@ -204,7 +205,6 @@ enum {
     ZCU_STG_EXACT = 33, /* slices of an exact row */
     ZCU_STG_FAST = 43   /* slices of a fast row */
 };
-cudaError_t cuk_glu_router(const cu_mv *router, const cu_mv *jobs, int n, cu_q q);
 
 /*
  * The MoE output of one token with the down projections streamed into the weighted sum
