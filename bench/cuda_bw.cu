@@ -21,6 +21,7 @@
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/dot.cuh"
 #include "backend/cuda/kernels.h"
+#include "cuda_ck.h"
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -34,16 +35,6 @@
 extern "C" {
 #include "model/weight.h"
 }
-
-#define CK(call)                                                                       \
-    do {                                                                               \
-        cudaError_t e_ = (call);                                                       \
-        if (e_ != cudaSuccess) {                                                       \
-            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call,              \
-                    cudaGetErrorString(e_));                                           \
-            exit(1);                                                                   \
-        }                                                                              \
-    } while (0)
 
 __device__ __forceinline__ void read_fold(const uint4 *p, size_t n, unsigned *sink) {
     uint32_t acc = 0;
