@@ -1774,6 +1774,7 @@ static void other_cases(bool quick) {
         case_attn_prep(b, 512, 64, 768, 20, 192, 5, 3, 1.0f);  /* GLM-4.7-Flash */
         case_attn_prep(b, 64, 16, 64, 4, 32, 0, 1, 1.2f);      /* tiny, YaRN mscale */
         case_attn_prep(b, 512, 64, 1536, 2, 128, 70000, 2, 1.0f); /* DeepSeek-V3, far position */
+        case_attn_prep(b, 1088, 64, 64, 2, 32, 9, 2, 1.0f);       /* past the loads before the barrier */
     }
     case_silu_combine(2048, 4, 1);
     case_silu_combine(130, 8, 5);
