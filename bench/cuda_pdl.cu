@@ -22,11 +22,14 @@
  * same lines asked of L2 by every block, or spread over more of its slices).
  *
  * Usage: zmlx-cuda_pdl [--launches N] [--reps N] [--probe]
- *   --probe  also stamp (globaltimer) when the blocks of four launches of the 12 MB 16-warp
- *            dp4a chains start, leave their wait and end
+ *   --probe  also stamp (globaltimer) when the blocks of the 0.5 and 12.6 MB 16-warp dp4a
+ *            chains start, leave their wait, have x staged and end (four launches shown;
+ *            x's staging time of the blocks dispatched before their predecessor ended
+ *            against the others)
  * Prints a markdown table and one JSON line per row.
  */
 #include "backend/cuda/common.cuh"
+#include "backend/cuda/kernels.h"
 #include "cuda_ck.h"
 
 #include <cuda_runtime.h>
@@ -46,11 +49,16 @@ typedef struct pdl_args {
     int rows;
     int early;
     int copies;  /* x read from copy blockIdx % copies; y written to every copy */
-    int stage;   /* x staged by every warp (1), by warp 0 alone (2), not at all (0) */
+    int stage;   /* x staged by every warp (1), by warp 0 alone (2), not at all (0); dp4a: 3, read
+                    coalesced into shared memory first (float4 a thread), then staged from there */
     int xstride; /* floats between copies */
     int dot;     /* 0: nibbles to floats, one FMA each; 1: x as int8, dp4a (the fast mode's cost) */
+    int cg;      /* dp4a's staging loads from L2 only (ld.global.cg) */
+    int cluster; /* dp4a, > 1: x read from L2 once a cluster of that many blocks, by the tensor
+                    memory accelerator, multicast into every block's shared memory (sm_90) */
     int *smid; /* when set, block b writes the multiprocessor it ran on to smid[b] */
-    unsigned long long *stamps; /* when set, block b's start, wait's end and end (globaltimer, ns) at 3 b */
+    unsigned long long *stamps; /* when set, block b's start, wait's end, x staged and end (globaltimer, ns)
+                                   at 4 b */
 } pdl_args;
 
 __device__ __forceinline__ unsigned long long gtime(void) {
@@ -97,10 +105,27 @@ __device__ __forceinline__ float row_dot8(uint4 a, uint4 b, const int *xq, int l
     return (float)acc * (1.0f / 64.0f);
 }
 
+__device__ __forceinline__ uint32_t sh_addr(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
 template <int WARPS, int R, int MINB>
 __global__ void __launch_bounds__(WARPS * 32, MINB) k_chain(const __grid_constant__ pdl_args a) {
-    extern __shared__ float xs[]; /* PK floats, then whatever fills the SM */
+    extern __shared__ __align__(128) float xs[]; /* PK floats (staged), PK floats (x as read), then
+                                                    whatever fills the SM */
+    __shared__ __align__(8) uint64_t xbar;     /* a.cluster: the multicast copy's arrival */
     pdl_launch();
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if (a.cluster > 1) { /* the barrier ready in every block of the cluster before the wait */
+        if (threadIdx.x == 0) {
+            asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(sh_addr(&xbar)) : "memory");
+            asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+        }
+        asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+        if (threadIdx.x == 0)
+            asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(sh_addr(&xbar)),
+                         "r"((int)(PK * sizeof(float)))
+                         : "memory");
+    }
+#endif
     unsigned long long t0 = 0;
     if (a.stamps && threadIdx.x == 0) t0 = gtime();
     if (a.smid && threadIdx.x == 0) {
@@ -131,10 +156,34 @@ __global__ void __launch_bounds__(WARPS * 32, MINB) k_chain(const __grid_constan
         asm volatile("" ::"r"(f));
     }
     pdl_wait();
-    if (a.stamps && threadIdx.x == 0) a.stamps[3 * blockIdx.x] = t0, a.stamps[3 * blockIdx.x + 1] = gtime();
+    if (a.stamps && threadIdx.x == 0) a.stamps[4 * blockIdx.x] = t0, a.stamps[4 * blockIdx.x + 1] = gtime();
     if (!a.early) load();
     const float *x = a.x + (size_t)(blockIdx.x % a.copies) * a.xstride;
     int *xq = reinterpret_cast<int *>(xs);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if (a.cluster > 1) { /* rank 0 asks for x once; every block waits for its copy */
+        float *xr = xs + PK;
+        uint32_t rank;
+        asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
+        if (rank == 0 && threadIdx.x == 0)
+            asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster"
+                         " [%0], [%1], %2, [%3], %4;" ::"r"(sh_addr(xr)),
+                         "l"(x), "r"((int)(PK * sizeof(float))), "r"(sh_addr(&xbar)),
+                         "h"((unsigned short)((1u << a.cluster) - 1))
+                         : "memory");
+        asm volatile("{\n .reg .pred p;\n XW%=:\n mbarrier.try_wait.parity.shared::cta.b64 p, [%0], 0;\n"
+                     " @!p bra XW%=;\n}" ::"r"(sh_addr(&xbar))
+                     : "memory");
+        x = xr;
+    }
+#endif
+    if (a.dot == 1 && a.stage == 3) { /* x as read into shared memory first, coalesced */
+        float *xr = xs + PK;
+        for (int j = threadIdx.x; j < PK / 4; j += WARPS * 32)
+            reinterpret_cast<float4 *>(xr)[j] = reinterpret_cast<const float4 *>(x)[j];
+        __syncthreads();
+        x = xr;
+    }
     if (a.dot == 1) { /* PK / 4 words, each from 4 inputs 8 bytes apart */
 #pragma unroll
         for (int i = 0; i < PK / 4 / (WARPS * 32); i++) {
@@ -143,7 +192,9 @@ __global__ void __launch_bounds__(WARPS * 32, MINB) k_chain(const __grid_constan
             uint32_t wv = 0;
 #pragma unroll
             for (int k = 0; k < 4; k++)
-                wv |= (uint32_t)(uint8_t)(int8_t)__float2int_rn(fminf(fmaxf(p[2 * k] * 64.0f, -127.0f), 127.0f))
+                wv |= (uint32_t)(uint8_t)(int8_t)__float2int_rn(
+                          fminf(fmaxf((a.cg && a.cluster <= 1 ? __ldcg(p + 2 * k) : p[2 * k]) * 64.0f, -127.0f),
+                                127.0f))
                       << (8 * k);
             xq[c * PUNITS + u] = (int)wv;
         }
@@ -164,6 +215,7 @@ __global__ void __launch_bounds__(WARPS * 32, MINB) k_chain(const __grid_constan
         for (int i = 0; i < PK / 32; i++) xs[lane * PUNITS + i] = v[i];
     }
     __syncthreads();
+    if (a.stamps && threadIdx.x == 0) a.stamps[4 * blockIdx.x + 2] = gtime();
 #pragma unroll
     for (int i = 0; i < R; i++) {
         const int r = w0 + i * nw;
@@ -175,11 +227,19 @@ __global__ void __launch_bounds__(WARPS * 32, MINB) k_chain(const __grid_constan
     }
     if (a.stamps) {
         __syncthreads();
-        if (threadIdx.x == 0) a.stamps[3 * blockIdx.x + 2] = gtime();
+        if (threadIdx.x == 0) a.stamps[4 * blockIdx.x + 3] = gtime();
     }
 }
 
 typedef void (*kfn)(pdl_args);
+
+/* One launch of the chain: PDL (pdl) and clusters of `cluster` blocks along x (> 1), as
+   the decode launches (common.cuh's launch_as). */
+static cudaError_t launch_chain(kfn k, const pdl_args &a, int grid, int threads, size_t smem, cudaStream_t st,
+                                int cluster, bool pdl) {
+    const cu_q q = {st, pdl, true};
+    return launch_as(q, cluster > 1 ? (unsigned)cluster : 0u, dim3(grid), dim3(threads), smem, k, a);
+}
 
 /* The instance for WARPS warps a block, MINB blocks an SM at most registers-wise, and a
    row count per warp of at least need (nullptr when none is instantiated). */
@@ -205,6 +265,9 @@ typedef struct layout {
     int stage;  /* as pdl_args.stage */
     int small;  /* only the launches of at most 2 MB */
     int dot;    /* as pdl_args.dot */
+    int xfix;   /* 1: x from a buffer no launch writes (the chain's order kept by the waits alone);
+                   2: that, staged from L2 only (ld.global.cg); 3: the written x by ld.global.cg */
+    int cluster; /* as pdl_args.cluster (dp4a; 0 or 1: none) */
 } layout;
 
 static float median(std::vector<float> v) {
@@ -243,31 +306,43 @@ int main(int argc, char **argv) {
            launches);
 
     const layout lays[] = {
-        {"one-an-SM 16w early", 16, 1, 1, 1, 1, 1, 1, 0, 0},
-        {"one-an-SM 16w late", 16, 1, 1, 1, 0, 1, 1, 0, 0},
-        {"co-resident 16w early", 16, 2, 1, 2, 1, 1, 1, 0, 0},
-        {"co-resident 16w late", 16, 2, 1, 2, 0, 1, 1, 0, 0},
-        {"co-resident 8w early", 8, 2, 1, 2, 1, 1, 1, 0, 0},
-        {"co-resident 8w late", 8, 2, 1, 2, 0, 1, 1, 0, 0},
-        {"full-8 (2 an SM) early", 8, 2, 2, 2, 1, 1, 1, 0, 0},
-        {"one-an-SM 8w early", 8, 1, 1, 1, 1, 1, 1, 0, 0},
+        {"one-an-SM 16w early", 16, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0},
+        {"one-an-SM 16w late", 16, 1, 1, 1, 0, 1, 1, 0, 0, 0, 0},
+        {"co-resident 16w early", 16, 2, 1, 2, 1, 1, 1, 0, 0, 0, 0},
+        {"co-resident 16w late", 16, 2, 1, 2, 0, 1, 1, 0, 0, 0, 0},
+        {"co-resident 8w early", 8, 2, 1, 2, 1, 1, 1, 0, 0, 0, 0},
+        {"co-resident 8w late", 8, 2, 1, 2, 0, 1, 1, 0, 0, 0, 0},
+        {"full-8 (2 an SM) early", 8, 2, 2, 2, 1, 1, 1, 0, 0, 0, 0},
+        {"one-an-SM 8w early", 8, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0},
         /* what the time of a small launch is made of, and x from more than one place */
-        {"one-an-SM 16w early, x not staged", 16, 1, 1, 1, 1, 1, 0, 1, 0},
-        {"one-an-SM 16w early, x by warp 0", 16, 1, 1, 1, 1, 1, 2, 1, 0},
-        {"one-an-SM 16w early, x in 4 copies", 16, 1, 1, 1, 1, 4, 1, 1, 0},
-        {"one-an-SM 16w early, x in 16 copies", 16, 1, 1, 1, 1, 16, 1, 1, 0},
-        {"one-an-SM 16w early, x in 16 copies by warp 0", 16, 1, 1, 1, 1, 16, 2, 1, 0},
+        {"one-an-SM 16w early, x not staged", 16, 1, 1, 1, 1, 1, 0, 1, 0, 0, 0},
+        {"one-an-SM 16w early, x by warp 0", 16, 1, 1, 1, 1, 1, 2, 1, 0, 0, 0},
+        {"one-an-SM 16w early, x in 4 copies", 16, 1, 1, 1, 1, 4, 1, 1, 0, 0, 0},
+        {"one-an-SM 16w early, x in 16 copies", 16, 1, 1, 1, 1, 16, 1, 1, 0, 0, 0},
+        {"one-an-SM 16w early, x in 16 copies by warp 0", 16, 1, 1, 1, 1, 16, 2, 1, 0, 0, 0},
         /* int8 x and dp4a: about the instructions a 4-bit row costs in the fast mode */
-        {"one-an-SM 16w early, dp4a", 16, 1, 1, 1, 1, 1, 1, 0, 1},
-        {"one-an-SM 16w late, dp4a", 16, 1, 1, 1, 0, 1, 1, 0, 1},
-        {"co-resident 16w early, dp4a", 16, 2, 1, 2, 1, 1, 1, 0, 1},
-        {"co-resident 8w early, dp4a", 8, 2, 1, 2, 1, 1, 1, 0, 1},
-        {"co-resident 8w late, dp4a", 8, 2, 1, 2, 0, 1, 1, 0, 1},
+        {"one-an-SM 16w early, dp4a", 16, 1, 1, 1, 1, 1, 1, 0, 1, 0, 0},
+        {"one-an-SM 16w late, dp4a", 16, 1, 1, 1, 0, 1, 1, 0, 1, 0, 0},
+        {"co-resident 16w early, dp4a", 16, 2, 1, 2, 1, 1, 1, 0, 1, 0, 0},
+        {"co-resident 8w early, dp4a", 8, 2, 1, 2, 1, 1, 1, 0, 1, 0, 0},
+        {"co-resident 8w late, dp4a", 8, 2, 1, 2, 0, 1, 1, 0, 1, 0, 0},
         /* the rows' arrival before the wait forced (early = 2) */
-        {"one-an-SM 16w arrived, dp4a", 16, 1, 1, 1, 2, 1, 1, 0, 1},
-        {"co-resident 16w arrived, dp4a", 16, 2, 1, 2, 2, 1, 1, 0, 1},
-        {"co-resident 8w arrived, dp4a", 8, 2, 1, 2, 2, 1, 1, 0, 1},
-        {"co-resident 16w arrived", 16, 2, 1, 2, 2, 1, 1, 0, 0},
+        {"one-an-SM 16w arrived, dp4a", 16, 1, 1, 1, 2, 1, 1, 0, 1, 0, 0},
+        {"co-resident 16w arrived, dp4a", 16, 2, 1, 2, 2, 1, 1, 0, 1, 0, 0},
+        {"co-resident 8w arrived, dp4a", 8, 2, 1, 2, 2, 1, 1, 0, 1, 0, 0},
+        {"co-resident 16w arrived", 16, 2, 1, 2, 2, 1, 1, 0, 0, 0, 0},
+        /* x that no launch wrote: is a freshly written x slower to stage? */
+        {"one-an-SM 16w early, dp4a, x never written", 16, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0},
+        {"co-resident 16w early, dp4a, x never written", 16, 2, 1, 2, 1, 1, 1, 1, 1, 1, 0},
+        {"one-an-SM 16w early, dp4a, x never written, ld.cg", 16, 1, 1, 1, 1, 1, 1, 1, 1, 2, 0},
+        {"one-an-SM 16w early, dp4a, ld.cg", 16, 1, 1, 1, 1, 1, 1, 1, 1, 3, 0},
+        /* x read once a cluster, multicast by the tensor memory accelerator */
+        {"one-an-SM 16w early, dp4a, x multicast to 2", 16, 1, 1, 1, 1, 1, 1, 0, 1, 0, 2},
+        {"one-an-SM 16w early, dp4a, x multicast to 4", 16, 1, 1, 1, 1, 1, 1, 0, 1, 0, 4},
+        {"co-resident 16w early, dp4a, x multicast to 4", 16, 2, 1, 2, 1, 1, 1, 0, 1, 0, 4},
+        /* x read coalesced (a float4 a thread) into shared memory, then staged from there */
+        {"one-an-SM 16w early, dp4a, x coalesced first", 16, 1, 1, 1, 1, 1, 3, 0, 1, 0, 0},
+        {"co-resident 8w early, dp4a, x coalesced first", 8, 2, 1, 2, 1, 1, 3, 0, 1, 0, 0},
     };
     const int sizes_rows[] = {512, 2048, 6144, 12288}; /* 0.5, 2, 6, 12 MB of 4-bit rows */
 
@@ -279,7 +354,7 @@ int main(int argc, char **argv) {
     int *smids = nullptr;
     CK(cudaMalloc(&smids, 4 * nsm * sizeof(int)));
     unsigned long long *stamps = nullptr;
-    CK(cudaMalloc(&stamps, (size_t)launches * 3 * 2 * nsm * sizeof(unsigned long long)));
+    CK(cudaMalloc(&stamps, (size_t)launches * 4 * 2 * nsm * sizeof(unsigned long long)));
     CK(cudaMalloc(&w, (size_t)launches * max_rows * row_bytes));
     const size_t xstride = max_rows + 32; /* floats between copies of one launch's outputs */
     CK(cudaMalloc(&ys, (size_t)(launches + 1) * MAXC * xstride * sizeof(float)));
@@ -306,6 +381,7 @@ int main(int argc, char **argv) {
         for (const layout &L : lays) {
             const int grid = L.grid_mult * nsm, nw = grid * L.warps, need = (rows + nw - 1) / nw;
             if (L.small && rows > 2048) continue;
+            if (L.cluster > 1 && prop.major < 9) continue; /* clusters and the multicast: sm_90 */
             int rr = 0;
             kfn k = nullptr;
             if (L.warps == 16 && L.minb == 1) k = pick<16, 1>(need, &rr);
@@ -313,8 +389,8 @@ int main(int argc, char **argv) {
             if (L.warps == 8 && L.minb == 1) k = pick<8, 1>(need, &rr);
             if (L.warps == 8 && L.minb == 2) k = pick<8, 2>(need, &rr);
             if (!k) continue;
-            /* shared memory: x, or enough that only `fill` blocks fit an SM */
-            size_t smem = PK * sizeof(float);
+            /* shared memory: x staged and as read, or enough that only `fill` blocks fit an SM */
+            size_t smem = 2 * PK * sizeof(float);
             if (L.fill) smem = std::max(smem, (size_t)(smem_sm / L.fill - 2048));
             CK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
             cudaFuncAttributes fa;
@@ -325,17 +401,16 @@ int main(int argc, char **argv) {
             /* how many multiprocessors one launch's blocks land on */
             int used = 0;
             {
-                pdl_args a = {w,       ys,      ys + xstride * MAXC, rows, L.early, L.copies, L.stage, (int)xstride,
-                              L.dot,   smids,   nullptr};
-                k<<<grid, L.warps * 32, smem, st>>>(a);
-                CK(cudaGetLastError());
+                pdl_args a = {w,     ys,        ys + xstride * MAXC, rows, L.early, L.copies, L.stage, (int)xstride,
+                              L.dot, 0,         L.cluster,           smids, nullptr};
+                CK(launch_chain(k, a, grid, L.warps * 32, smem, st, L.cluster, false));
                 std::vector<int> h(grid);
                 CK(cudaMemcpyAsync(h.data(), smids, grid * sizeof(int), cudaMemcpyDeviceToHost, st));
                 CK(cudaStreamSynchronize(st));
                 std::sort(h.begin(), h.end());
                 used = (int)(std::unique(h.begin(), h.end()) - h.begin());
             }
-            /* the chain of `launches` launches as a graph (stamps: 3 x grid words a launch) */
+            /* the chain of `launches` launches as a graph (stamps: 4 x grid words a launch) */
             auto capture = [&](unsigned long long *stamps) {
                 cudaGraph_t g;
                 cudaGraphExec_t ge;
@@ -343,7 +418,8 @@ int main(int argc, char **argv) {
                 for (int l = 0; l < launches; l++) {
                     pdl_args a;
                     a.w = w + (size_t)l * max_rows * PUNITS;
-                    a.x = ys + (size_t)l * xstride * MAXC;
+                    a.x = L.xfix == 1 || L.xfix == 2 ? ys : ys + (size_t)l * xstride * MAXC;
+                    a.cg = L.xfix >= 2;
                     a.y = ys + (size_t)(l + 1) * xstride * MAXC;
                     a.copies = L.copies;
                     a.stage = L.stage;
@@ -351,19 +427,10 @@ int main(int argc, char **argv) {
                     a.dot = L.dot;
                     a.rows = rows;
                     a.early = L.early;
+                    a.cluster = L.cluster;
                     a.smid = nullptr;
-                    a.stamps = stamps ? stamps + (size_t)l * 3 * grid : nullptr;
-                    cudaLaunchConfig_t cfg = {};
-                    cfg.gridDim = dim3(grid);
-                    cfg.blockDim = dim3(L.warps * 32);
-                    cfg.dynamicSmemBytes = smem;
-                    cfg.stream = st;
-                    cudaLaunchAttribute at[1];
-                    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-                    at[0].val.programmaticStreamSerializationAllowed = 1;
-                    cfg.attrs = at;
-                    cfg.numAttrs = 1;
-                    CK(cudaLaunchKernelEx(&cfg, k, a));
+                    a.stamps = stamps ? stamps + (size_t)l * 4 * grid : nullptr;
+                    CK(launch_chain(k, a, grid, L.warps * 32, smem, st, L.cluster, true));
                 }
                 CK(cudaStreamEndCapture(st, &g));
                 CK(cudaGraphInstantiate(&ge, g, 0));
@@ -384,31 +451,49 @@ int main(int argc, char **argv) {
                 ts.push_back(t);
             }
             CK(cudaGraphExecDestroy(ge));
-            if (probe && L.dot == 1 && L.early == 1 && L.warps == 16 && rows == 12288) {
-                /* when each launch's blocks start, leave their wait and end, against the one before */
+            if (probe && L.dot == 1 && L.early == 1 && L.warps == 16 && (rows == 12288 || rows == 512)) {
+                /* when each launch's blocks start, leave their wait, have x staged and end */
                 ge = capture(stamps);
                 CK(cudaGraphLaunch(ge, st));
                 CK(cudaStreamSynchronize(st));
                 CK(cudaGraphExecDestroy(ge));
-                std::vector<unsigned long long> h((size_t)launches * 3 * grid);
+                std::vector<unsigned long long> h((size_t)launches * 4 * grid);
                 CK(cudaMemcpy(h.data(), stamps, h.size() * sizeof(h[0]), cudaMemcpyDeviceToHost));
-                std::vector<unsigned long long> mn(3 * launches, ~0ull), mx(3 * launches, 0);
+                auto at = [&](int l, int b, int c) { return (long long)h[((size_t)l * grid + b) * 4 + c]; };
+                std::vector<long long> mn(4 * launches, 0), mx(4 * launches, 0);
                 for (int l = 0; l < launches; l++)
-                    for (int b = 0; b < grid; b++)
-                        for (int c = 0; c < 3; c++) {
-                            const unsigned long long v = h[((size_t)l * grid + b) * 3 + c];
-                            mn[3 * l + c] = std::min(mn[3 * l + c], v);
-                            mx[3 * l + c] = std::max(mx[3 * l + c], v);
+                    for (int c = 0; c < 4; c++) {
+                        mn[4 * l + c] = mx[4 * l + c] = at(l, 0, c);
+                        for (int b = 1; b < grid; b++) {
+                            mn[4 * l + c] = std::min(mn[4 * l + c], at(l, b, c));
+                            mx[4 * l + c] = std::max(mx[4 * l + c], at(l, b, c));
                         }
-                const unsigned long long o = mn[3 * (launches / 2)];
-                printf("\n%s, %.1f MB: ns from launch %d's first start (first / last block)\n\n", L.name,
-                       rows * row_bytes / 1e6, launches / 2);
-                printf("| launch | start | wait over | end |\n|---|---|---|---|\n");
-                for (int l = launches / 2; l < launches / 2 + 4 && l < launches; l++)
-                    printf("| %d | %lld / %lld | %lld / %lld | %lld / %lld |\n", l, (long long)(mn[3 * l] - o),
-                           (long long)(mx[3 * l] - o), (long long)(mn[3 * l + 1] - o), (long long)(mx[3 * l + 1] - o),
-                           (long long)(mn[3 * l + 2] - o), (long long)(mx[3 * l + 2] - o));
-                printf("\n");
+                    }
+                const long long o = mn[4 * (launches / 2)];
+                const double mb = rows * row_bytes / 1e6;
+                printf("\n%s, %.1f MB: ns from launch %d's first start (first / last block)\n\n", L.name, mb,
+                       launches / 2);
+                printf("| launch | start | wait over | x staged | end |\n|---|---|---|---|---|\n");
+                for (int l = launches / 2; l < launches / 2 + 4 && l < launches; l++) {
+                    printf("| %d |", l);
+                    for (int c = 0; c < 4; c++) printf(" %lld / %lld |", mn[4 * l + c] - o, mx[4 * l + c] - o);
+                    printf("\n");
+                }
+                /* blocks that started before their predecessor's last block ended (dispatched
+                   early) against the others: how long x's staging took after their wait */
+                std::vector<long long> se, sl;
+                const int l0 = std::max(1, launches / 4);
+                for (int l = l0; l < launches; l++)
+                    for (int b = 0; b < grid; b++)
+                        (at(l, b, 0) < mx[4 * (l - 1) + 3] ? se : sl).push_back(at(l, b, 2) - at(l, b, 1));
+                auto med = [](std::vector<long long> v) {
+                    if (v.empty()) return -1LL;
+                    std::sort(v.begin(), v.end());
+                    return v[v.size() / 2];
+                };
+                printf("\nx staged after the wait, launches %d-%d: blocks dispatched before the launch ahead "
+                       "ended %zu (median %lld ns), after %zu (median %lld ns)\n\n",
+                       l0, launches - 1, se.size(), med(se), sl.size(), med(sl));
             }
             const double us = median(ts) * 1000.0 / launches, mb = rows * row_bytes / 1e6;
             printf("| %s | %.1f | %d | %d | %d | %d | %zu | %.2f | %.0f |\n", L.name, mb, grid, used, occ, fa.numRegs,
