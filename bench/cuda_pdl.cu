@@ -111,9 +111,9 @@ template <int WARPS, int R, int MINB>
 __global__ void __launch_bounds__(WARPS * 32, MINB) k_chain(const __grid_constant__ pdl_args a) {
     extern __shared__ __align__(128) float xs[]; /* PK floats (staged), PK floats (x as read), then
                                                     whatever fills the SM */
-    __shared__ __align__(8) uint64_t xbar;     /* a.cluster: the multicast copy's arrival */
     pdl_launch();
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    __shared__ __align__(8) uint64_t xbar; /* a.cluster: the multicast copy's arrival */
     if (a.cluster > 1) { /* the barrier ready in every block of the cluster before the wait */
         if (threadIdx.x == 0) {
             asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(sh_addr(&xbar)) : "memory");
