@@ -165,12 +165,17 @@ __global__ void __launch_bounds__(WARPS * 32, MINB) k_chain(const __grid_constan
         float *xr = xs + PK;
         uint32_t rank;
         asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL) /* .multicast::cluster: sm_90a code (the host checks) */
         if (rank == 0 && threadIdx.x == 0)
             asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster"
                          " [%0], [%1], %2, [%3], %4;" ::"r"(sh_addr(xr)),
                          "l"(x), "r"((int)(PK * sizeof(float))), "r"(sh_addr(&xbar)),
                          "h"((unsigned short)((1u << a.cluster) - 1))
                          : "memory");
+#else
+        (void)rank;
+        __trap();
+#endif
         asm volatile("{\n .reg .pred p;\n XW%=:\n mbarrier.try_wait.parity.shared::cta.b64 p, [%0], 0;\n"
                      " @!p bra XW%=;\n}" ::"r"(sh_addr(&xbar))
                      : "memory");
@@ -232,6 +237,15 @@ __global__ void __launch_bounds__(WARPS * 32, MINB) k_chain(const __grid_constan
 }
 
 typedef void (*kfn)(pdl_args);
+
+/* 1 when the device code for this GPU has the multicast copy (built for sm_90a). */
+__global__ void k_multicast_built(int *o) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    *o = 1;
+#else
+    *o = 0;
+#endif
+}
 
 /* One launch of the chain: PDL (pdl) and clusters of `cluster` blocks along x (> 1), as
    the decode launches (common.cuh's launch_as). */
@@ -348,6 +362,16 @@ int main(int argc, char **argv) {
 
     cudaStream_t st;
     CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    int multicast = 0;
+    {
+        int *d = nullptr;
+        CK(cudaMalloc(&d, sizeof(int)));
+        k_multicast_built<<<1, 1, 0, st>>>(d);
+        CK(cudaGetLastError());
+        CK(cudaMemcpy(&multicast, d, sizeof(int), cudaMemcpyDeviceToHost));
+        cudaFree(d);
+        if (!multicast) printf("(no multicast code for this GPU: the cluster rows are left out)\n\n");
+    }
     const size_t max_rows = 12288, row_bytes = PUNITS * sizeof(uint4);
     uint4 *w = nullptr;
     float *ys = nullptr;
@@ -381,7 +405,7 @@ int main(int argc, char **argv) {
         for (const layout &L : lays) {
             const int grid = L.grid_mult * nsm, nw = grid * L.warps, need = (rows + nw - 1) / nw;
             if (L.small && rows > 2048) continue;
-            if (L.cluster > 1 && prop.major < 9) continue; /* clusters and the multicast: sm_90 */
+            if (L.cluster > 1 && !multicast) continue; /* the multicast: sm_90a code */
             int rr = 0;
             kfn k = nullptr;
             if (L.warps == 16 && L.minb == 1) k = pick<16, 1>(need, &rr);
