@@ -638,7 +638,7 @@ static void case_router_in(int E, int K, int64_t mI, int64_t d, bool shared) {
             CHECK(cuk_glu_router(&rj2, yq ? ex3 : ex2, n, QPDL) == cudaSuccess);
             unsetenv("ZMLX_CUDA_GLU_WARPS");
             if (yq) { /* written: no 0xff left in the routed rows' and the shared row's int8 tails */
-                const int64_t nup = (mI / 32 + 31) / 32 * 32;
+                const int64_t nup = ZCU_STG_NUP(mI / 32);
                 uint32_t *hh = malloc((size_t)((K + 1) * sq) * 4);
                 CU(cudaStreamSynchronize(S));
                 CU(cudaMemcpy(hh, hq, (size_t)((K + 1) * sq) * 4, cudaMemcpyDeviceToHost));

@@ -166,7 +166,7 @@ struct xstage {
 
 /* The staged row at `sm` of a row of `cols` (stage_floats(cols, fast) floats). */
 __device__ __forceinline__ xstage xstage_at(const float *sm, int64_t cols) {
-    const int64_t nup = (cols / 32 + 31) / 32 * 32;
+    const int64_t nup = ZCU_STG_NUP(cols / 32);
     xstage r;
     r.x4 = reinterpret_cast<const float4 *>(sm);
     r.xsum = sm + nup * ZCU_STG_SUM;
@@ -331,7 +331,7 @@ __device__ __forceinline__ void wd_sum(const wd_raw<K, NR, NJ> &raw, const bool 
 /* Floats of shared memory one staged row of `cols` takes (x padded to whole warps of
    units, then the unit sums; fast: then xq, d, qs as q8.cuh lays them out). */
 __host__ __device__ __forceinline__ int64_t stage_floats(int64_t cols, bool fast = false) {
-    const int64_t nup = (cols / 32 + 31) / 32 * 32;
+    const int64_t nup = ZCU_STG_NUP(cols / 32);
     return nup * (fast ? ZCU_STG_FAST : ZCU_STG_EXACT);
 }
 
@@ -364,7 +364,7 @@ __device__ __forceinline__ void stage_raw_n(const float *x, int64_t xs, int n, i
 template <bool SUMS>
 __device__ __forceinline__ xstage stage_finish(int64_t cols, const float *norm, float inv, float *sm) {
     float4 *x4 = reinterpret_cast<float4 *>(sm);
-    const int64_t nu = cols / 32, nup = (nu + 31) / 32 * 32;
+    const int64_t nu = cols / 32, nup = ZCU_STG_NUP(nu);
     float *xsum = sm + nup * ZCU_STG_SUM;
     if (norm) {
         for (int64_t f = threadIdx.x; f < cols / 4; f += blockDim.x) {
@@ -434,7 +434,7 @@ __device__ __forceinline__ void stage_store(float4 (&v)[8], int64_t t, int64_t t
                                             int64_t sf, bool norm, float inv, int group) {
     const bool on = t < tot;
     const int64_t k = on && !ROW0 ? (int64_t)((uint64_t)t / (uint64_t)nu) : 0, u = on ? t - k * nu : 0;
-    const int64_t nup = (nu + 31) / 32 * 32;
+    const int64_t nup = ZCU_STG_NUP(nu);
     float *row = sm + k * sf;
     float4 *x4 = reinterpret_cast<float4 *>(row);
     if (on && norm) {
@@ -530,7 +530,7 @@ __device__ __forceinline__ void stage_rows32(const float *x, int64_t xs, int nu,
    row k from src + k * sf to sm + k * sf, by `nt` threads (the block); no barrier.  The
    floats are not copied: the int8 dot (wd_sum, warp_dots FAST) reads none of them. */
 __device__ __forceinline__ void stage_copy_q8(const float *src, int rows, int nu, float *sm, int64_t sf, int nt) {
-    const int nup = (nu + 31) / 32 * 32, n4 = nup * (ZCU_STG_FAST - ZCU_STG_SUM) / 4;
+    const int nup = ZCU_STG_NUP(nu), n4 = nup * (ZCU_STG_FAST - ZCU_STG_SUM) / 4;
     for (int t = threadIdx.x; t < rows * n4; t += nt) {
         const int k = t / n4, i = t - k * n4;
         reinterpret_cast<float4 *>(sm + k * sf + nup * ZCU_STG_SUM)[i] =

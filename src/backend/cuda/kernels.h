@@ -205,6 +205,8 @@ enum {
     ZCU_STG_EXACT = 33, /* slices of an exact row */
     ZCU_STG_FAST = 43   /* slices of a fast row */
 };
+/* A slice's floats for a row of nu units (nup; the argument's integer type kept) */
+#define ZCU_STG_NUP(nu) (((nu) + 31) / 32 * 32)
 
 /*
  * The MoE output of one token with the down projections streamed into the weighted sum

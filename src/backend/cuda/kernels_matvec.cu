@@ -430,7 +430,7 @@ __device__ __forceinline__ void mv_lean_run(const mv_lean_args &a, int blk) {
             wd_load<K, 1, WD_NJ, CU_SDT_BF16>(rn, vn, nj, p.w.group, nxt); /* in flight while we sum */
             float out[1];
             wd_sum<K, 1, WD_NJ>(cur, vc, xs, nj, out);
-            batch(o); /* store's row */
+            valid[0] = true, gk[0] = 0, rk[0] = o; /* the store's row (o < o_hi here) */
             store(out);
             cur = nxt, vc[0] = vn[0];
         }

@@ -69,7 +69,7 @@ __device__ __forceinline__ int pack4(int v0, int v1, int v2, int v3) {
  */
 template <int K>
 __device__ __forceinline__ void stage_q8(int64_t cols, int group, float *sm) {
-    const int64_t nu = cols / 32, nup = (nu + 31) / 32 * 32;
+    const int64_t nu = cols / 32, nup = ZCU_STG_NUP(nu);
     const float4 *x4 = reinterpret_cast<const float4 *>(sm);
     uint2 *xq = reinterpret_cast<uint2 *>(sm + nup * ZCU_STG_Q);
     float *dd = sm + nup * ZCU_STG_D;
