@@ -22,6 +22,7 @@ NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
 git rev-parse --verify --quiet "$REV^{commit}" >/dev/null || { echo "cuda_ptx_same: no revision '$REV'" >&2; exit 2; }
 T=$(mktemp -d)
 trap 'git worktree remove --force "$T/old" >/dev/null 2>&1 || true; rm -rf "$T"' EXIT
+trap 'exit 130' INT TERM # interrupted: the EXIT trap still removes the checkout
 git worktree add --detach --quiet "$T/old" "$REV"
 ptx() { # tree file arch out
     "$NVCC" -DZMLX_HAVE_CUDA=1 -DZMLX_HAVE_X86=1 -D_GNU_SOURCE -I"$1/include" -I"$1/src" -O3 -DNDEBUG \
