@@ -21,7 +21,7 @@
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/dot.cuh"
 #include "backend/cuda/kernels.h"
-#include "cuda_ck.h"
+#include "cuda_bench.h"
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -281,48 +281,6 @@ static dmat dmat_new(int kind, int64_t R, int64_t C, int64_t n, int grid, cudaSt
     }
     CK(cudaGetLastError());
     return m;
-}
-
-struct timing {
-    double med_ms, best_ms;
-};
-
-template <typename F> static timing time_it(F f, int reps, cudaStream_t st) {
-    cudaEvent_t a, b;
-    CK(cudaEventCreate(&a));
-    CK(cudaEventCreate(&b));
-    for (int i = 0; i < 3; i++) f(i); /* warm-up */
-    CK(cudaStreamSynchronize(st));
-    std::vector<double> ms;
-    for (int i = 0; i < reps; i++) {
-        CK(cudaEventRecord(a, st));
-        f(i);
-        CK(cudaEventRecord(b, st));
-        CK(cudaEventSynchronize(b));
-        float t;
-        CK(cudaEventElapsedTime(&t, a, b));
-        ms.push_back(t);
-    }
-    std::sort(ms.begin(), ms.end());
-    cudaEventDestroy(a);
-    cudaEventDestroy(b);
-    return {ms[ms.size() / 2], ms[0]};
-}
-
-/* f(i, q) for i < n captured into one graph (launch i > 0 with PDL where the GPU has
-   it), replayed; the time per launch. */
-template <typename F> static timing time_graph(F f, int n, int reps, bool pdl, bool fast, cudaStream_t st) {
-    cudaGraph_t g;
-    cudaGraphExec_t ge;
-    CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
-    for (int i = 0; i < n; i++) f(i, cu_q{st, pdl && i > 0, fast});
-    CK(cudaStreamEndCapture(st, &g));
-    CK(cudaGraphInstantiate(&ge, g, 0));
-    timing t = time_it([&](int) { CK(cudaGraphLaunch(ge, st)); }, reps, st);
-    CK(cudaGraphExecDestroy(ge));
-    CK(cudaGraphDestroy(g));
-    t.med_ms /= n, t.best_ms /= n;
-    return t;
 }
 
 static void row(const char *name, double bytes, timing t, double ref_gbs, FILE *js, bool first) {

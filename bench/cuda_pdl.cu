@@ -30,7 +30,7 @@
  */
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
-#include "cuda_ck.h"
+#include "cuda_bench.h"
 
 #include <cuda_runtime.h>
 
@@ -284,11 +284,6 @@ typedef struct layout {
     int cluster; /* as pdl_args.cluster (dp4a; 0 or 1: none) */
 } layout;
 
-static float median(std::vector<float> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-}
-
 int main(int argc, char **argv) {
     int launches = 64, reps = 30, probe = 0;
     for (int i = 1; i < argc; i++) {
@@ -395,10 +390,6 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < max_rows; i++) x[i] = (float)((int)(i * 37 % 201) - 100) / 100.0f;
         CK(cudaMemcpy(ys, x.data(), max_rows * sizeof(float), cudaMemcpyHostToDevice));
     }
-    cudaEvent_t e0, e1;
-    CK(cudaEventCreate(&e0));
-    CK(cudaEventCreate(&e1));
-
     printf("| layout | MB a launch | blocks | SMs used | blocks an SM | registers | spill B | us a launch | GB/s |\n");
     printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int rows : sizes_rows) {
@@ -422,11 +413,29 @@ int main(int argc, char **argv) {
             int occ = 0;
             CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, k, L.warps * 32, smem));
 
+            /* launch l's arguments (stamps: 4 x grid words a launch, or none) */
+            auto args_of = [&](int l, unsigned long long *st4) {
+                pdl_args a;
+                a.w = w + (size_t)l * max_rows * PUNITS;
+                a.x = L.xfix == 1 || L.xfix == 2 ? ys : ys + (size_t)l * xstride * MAXC;
+                a.y = ys + (size_t)(l + 1) * xstride * MAXC;
+                a.rows = rows;
+                a.early = L.early;
+                a.copies = L.copies;
+                a.stage = L.stage;
+                a.xstride = (int)xstride;
+                a.dot = L.dot;
+                a.cg = L.xfix >= 2;
+                a.cluster = L.cluster;
+                a.smid = nullptr;
+                a.stamps = st4 ? st4 + (size_t)l * 4 * grid : nullptr;
+                return a;
+            };
             /* how many multiprocessors one launch's blocks land on */
             int used = 0;
             {
-                pdl_args a = {w,     ys,        ys + xstride * MAXC, rows, L.early, L.copies, L.stage, (int)xstride,
-                              L.dot, 0,         L.cluster,           smids, nullptr};
+                pdl_args a = args_of(0, nullptr);
+                a.smid = smids;
                 CK(launch_chain(k, a, grid, L.warps * 32, smem, st, L.cluster, false));
                 std::vector<int> h(grid);
                 CK(cudaMemcpyAsync(h.data(), smids, grid * sizeof(int), cudaMemcpyDeviceToHost, st));
@@ -434,53 +443,19 @@ int main(int argc, char **argv) {
                 std::sort(h.begin(), h.end());
                 used = (int)(std::unique(h.begin(), h.end()) - h.begin());
             }
-            /* the chain of `launches` launches as a graph (stamps: 4 x grid words a launch) */
-            auto capture = [&](unsigned long long *stamps) {
-                cudaGraph_t g;
-                cudaGraphExec_t ge;
-                CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
-                for (int l = 0; l < launches; l++) {
-                    pdl_args a;
-                    a.w = w + (size_t)l * max_rows * PUNITS;
-                    a.x = L.xfix == 1 || L.xfix == 2 ? ys : ys + (size_t)l * xstride * MAXC;
-                    a.cg = L.xfix >= 2;
-                    a.y = ys + (size_t)(l + 1) * xstride * MAXC;
-                    a.copies = L.copies;
-                    a.stage = L.stage;
-                    a.xstride = (int)xstride;
-                    a.dot = L.dot;
-                    a.rows = rows;
-                    a.early = L.early;
-                    a.cluster = L.cluster;
-                    a.smid = nullptr;
-                    a.stamps = stamps ? stamps + (size_t)l * 4 * grid : nullptr;
-                    CK(launch_chain(k, a, grid, L.warps * 32, smem, st, L.cluster, true));
-                }
-                CK(cudaStreamEndCapture(st, &g));
-                CK(cudaGraphInstantiate(&ge, g, 0));
-                CK(cudaGraphDestroy(g));
-                return ge;
+            /* the chain as a graph, replayed (cuda_bench.h's time_graph) */
+            auto chain = [&](unsigned long long *st4, int n_reps) {
+                return time_graph(
+                    [&](int l, cu_q q) {
+                        CK(launch_chain(k, args_of(l, st4), grid, L.warps * 32, smem, q.st, L.cluster, q.pdl));
+                    },
+                    launches, n_reps, true, true, st);
             };
-            cudaGraphExec_t ge = capture(nullptr);
-            for (int i = 0; i < 3; i++) CK(cudaGraphLaunch(ge, st));
-            CK(cudaStreamSynchronize(st));
-            std::vector<float> ts;
-            for (int i = 0; i < reps; i++) {
-                CK(cudaEventRecord(e0, st));
-                CK(cudaGraphLaunch(ge, st));
-                CK(cudaEventRecord(e1, st));
-                CK(cudaEventSynchronize(e1));
-                float t = 0;
-                CK(cudaEventElapsedTime(&t, e0, e1));
-                ts.push_back(t);
-            }
-            CK(cudaGraphExecDestroy(ge));
+            const timing t = chain(nullptr, reps);
             if (probe && L.dot == 1 && L.early == 1 && L.warps == 16 && (rows == 12288 || rows == 512)) {
-                /* when each launch's blocks start, leave their wait, have x staged and end */
-                ge = capture(stamps);
-                CK(cudaGraphLaunch(ge, st));
-                CK(cudaStreamSynchronize(st));
-                CK(cudaGraphExecDestroy(ge));
+                /* when each launch's blocks start, leave their wait, have x staged and end
+                   (the last replay's stamps) */
+                chain(stamps, 1);
                 std::vector<unsigned long long> h((size_t)launches * 4 * grid);
                 CK(cudaMemcpy(h.data(), stamps, h.size() * sizeof(h[0]), cudaMemcpyDeviceToHost));
                 auto at = [&](int l, int b, int c) { return (long long)h[((size_t)l * grid + b) * 4 + c]; };
@@ -510,7 +485,7 @@ int main(int argc, char **argv) {
                 for (int l = l0; l < launches; l++)
                     for (int b = 0; b < grid; b++)
                         (at(l, b, 0) < mx[4 * (l - 1) + 3] ? se : sl).push_back(at(l, b, 2) - at(l, b, 1));
-                auto med = [](std::vector<long long> v) {
+                auto med = [](std::vector<long long> v) { /* -1: none */
                     if (v.empty()) return -1LL;
                     std::sort(v.begin(), v.end());
                     return v[v.size() / 2];
@@ -519,7 +494,7 @@ int main(int argc, char **argv) {
                        "ended %zu (median %lld ns), after %zu (median %lld ns)\n\n",
                        l0, launches - 1, se.size(), med(se), sl.size(), med(sl));
             }
-            const double us = median(ts) * 1000.0 / launches, mb = rows * row_bytes / 1e6;
+            const double us = t.med_ms * 1000.0, mb = rows * row_bytes / 1e6;
             printf("| %s | %.1f | %d | %d | %d | %d | %zu | %.2f | %.0f |\n", L.name, mb, grid, used, occ, fa.numRegs,
                    (size_t)fa.localSizeBytes, us, mb * 1e3 / us);
             fprintf(stderr,
