@@ -2,7 +2,8 @@
 # cuda_glm_flash.sh — the GPU benchmark of builtin:glm47-flash (all 47 layers, the builtin
 # default weights: 4-bit affine g64, random) in ONE device call, with the tests in the same
 # call so the numbers come with a passing test run:
-#   1. the GPU, and its measured read bandwidth + the production kernels' GB/s (zmlx-cuda_bw)
+#   1. the GPU, and its measured read bandwidth + the production kernels' GB/s (zmlx-cuda_bw);
+#      whether the rows-early launches still load their rows before the wait (SASS)
 #   2. test_cuda_kernels, test_cuda_attn and test_cuda (every kernel, the patterns bit for bit, the golden
 #      fixtures, validate on the fixtures)
 #   3. decode at context 16, 4096 and 32768 (the long ones synthetic: the latent cache
@@ -45,6 +46,11 @@ if has 1; then
     grep -E "^\|" "$OUT/bw.txt"
     BW=$(tail -n 1 "$OUT/bw.txt" | python3 -c "import json,sys;print(json.load(sys.stdin)['read_GBps'])" 2>/dev/null || echo 0)
     summary+=("read bandwidth ${BW} GB/s")
+    # the rows-early launches' loads still before their PDL wait in this build's SASS
+    bash tools/cuda_sass_early.sh "$D/bin/zmlx-cuda_decode" >"$OUT/sass_early.txt" 2>&1
+    r=$?
+    cat "$OUT/sass_early.txt"
+    summary+=("rows-early loads before the wait: rc=$r (tools/cuda_sass_early.sh; 0 = every instance)")
 fi
 if has 2; then
     stamp "tests"

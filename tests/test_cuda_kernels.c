@@ -710,6 +710,135 @@ static void case_router_in(int E, int K, int64_t mI, int64_t d, bool shared) {
 }
 
 /*
+ * The certified route (cu_mv_route.part, route.cuh's warp_route_cert): o_proj with the
+ * router's partials (cu_mv.rp), then the router-in experts' launch routing on them, against
+ * o_proj alone, the router's launch and the experts' (cuk_matvec) — the residual, the
+ * logits, the route (experts and weights) and the SwiGLU outputs bit for bit, run after
+ * run on new attention outputs.  Router rows at a realistic scale (logits of about unit
+ * spread): most routes certify (stat[0]), and the largest |estimate - exact| / bound seen
+ * stays below 1 — the bound holds with room; `near` (every router row the same but for
+ * one element a few bf16 steps apart: scores closer than any bound) every route must wait
+ * for the exact logits (stat[1]) and still pick their order.  The router's blocks first
+ * and last (ZMLX_CUDA_ROUTER_LAST).  cuk_rpart_blocks says no for an exact-mode queue.
+ */
+static void case_route_cert(int E, int K, int64_t mI, int64_t d, int64_t oc, bool near, int runs) {
+    hexperts hx = hexperts_new(F_Q4, E, mI, d);
+    hmat om = hmat_new(F_Q4, d, oc);
+    uint16_t *rw16 = malloc((size_t)(E * d) * 2);
+    float *x = malloc((size_t)d * 4), *nw = malloc((size_t)d * 4), *bias = malloc((size_t)E * 4);
+    float *att = malloc((size_t)oc * 4), *bnd = malloc((size_t)E * 4);
+    for (int64_t i = 0; i < E * d; i++) {
+        const int64_t e = i / d, c = i % d;
+        float v = rng_unif(&cu_rng) * 0.03f;
+        if (near) v = c == 0 ? 0.02f + 0.0001f * (float)(e % 5) : (float)((c * 37) % 11) * 0.003f - 0.015f;
+        rw16[i] = zf32_to_bf16(v);
+    }
+    fill(x, (size_t)d, 1.0f);
+    for (int64_t i = 0; i < d; i++) nw[i] = 0.75f + 0.25f * (float)(i % 3);
+    fill(bias, (size_t)E, near ? 0.0f : 0.05f);
+    for (int e = 0; e < E; e++) { /* upload.c's bound: sqrt(d) ||w_e * g||_2, rounded up */
+        double ss = 0.0;
+        for (int64_t i = 0; i < d; i++) {
+            const double v = (double)zbf16_to_f32(rw16[e * d + i]) * (double)nw[i];
+            ss += v * v;
+        }
+        bnd[e] = (float)(sqrt((double)d * ss) * (1.0 + 1e-6));
+    }
+    const hmat rm = {.w = {.dtype = ZDT_BF16, .rows = E, .cols = d, .data = rw16}, .data = rw16};
+    cuw dg = stack_dev(hx.g, E), du = stack_dev(hx.u, E), dr = to_dev(&rm), dom = to_dev(&om);
+    float *dnw = dup_dev(nw, (size_t)d * 4), *db = dup_dev(bias, (size_t)E * 4), *dbnd = dup_dev(bnd, (size_t)E * 4);
+    float *part, *sig;
+    int32_t *idx1, *idx2, *stat;
+    CU(cudaMalloc((void **)&part, (size_t)cuk_rpart_floats(d, E) * 4));
+    CU(cudaMalloc((void **)&sig, (size_t)E * 4));
+    CU(cudaMalloc((void **)&idx1, (size_t)K * 4));
+    CU(cudaMalloc((void **)&idx2, (size_t)K * 4));
+    CU(cudaMalloc((void **)&stat, 3 * 4));
+    CU(cudaMemset(stat, 0, 3 * 4));
+    const cu_route_cfg rc = {.n_experts = E, .k = K, .n_group = 1, .topk_group = 1,
+                             .norm_topk_prob = true, .scale = 1.8f};
+    const size_t nh = (size_t)(K * mI);
+    float *a[4], *b[4];
+    const size_t sz[4] = {(size_t)d, (size_t)E, nh, (size_t)K};
+    for (int i = 0; i < 4; i++) a[i] = malloc(sz[i] * 4), b[i] = malloc(sz[i] * 4);
+    int same_runs = 0;
+    for (int run = 0; run < runs; run++) {
+        fill(att, (size_t)oc, 0.05f);
+        float *datt = dup_dev(att, (size_t)oc * 4);
+        /* o_proj, the router's launch, the experts' */
+        dout x1 = out_from(x, (size_t)d), lg1 = out_new((size_t)E), h1 = out_new(nh), w1 = out_new((size_t)K);
+        const cu_mv o1 = {.w = dom, .groups = 1, .rpg = d, .gmod = 1, .x = datt, .y = x1.p, .epi = CU_EPI_ADD};
+        const cu_mv rj1 = {.w = dr, .groups = 1, .rpg = E, .gmod = 1, .x = x1.p, .norm = dnw, .eps = 1e-5f, .y = lg1.p};
+        const cu_mv ex1 = {.w = dg, .up = du, .routed = true,
+                           .route = {.logits = lg1.p, .bias = db, .cfg = rc, .idx = idx1, .w = w1.p},
+                           .groups = K, .rpg = mI, .gmod = 1, .x = x1.p, .norm = dnw, .eps = 1e-5f, .y = h1.p,
+                           .ys = mI, .epi = CU_EPI_SWIGLU};
+        CHECK(cuk_matvec(&o1, 1, QPDL) == cudaSuccess);
+        CHECK(cuk_matvec(&rj1, 1, QPDL) == cudaSuccess);
+        CHECK(cuk_matvec(&ex1, 1, QPDL) == cudaSuccess);
+        /* o_proj with the partials, the experts' launch routing on them */
+        dout x2 = out_from(x, (size_t)d), h2 = out_new(nh), w2 = out_new((size_t)K);
+        cu_mv o2 = o1;
+        o2.y = x2.p;
+        o2.rp = (cu_rpart){.w = dr, .g = dnw, .out = part};
+        const int32_t nb = cuk_rpart_blocks(&o2, QPDL);
+        CHECKF(nb == (int32_t)((d + 15) / 16), "route_cert d=%lld: cuk_rpart_blocks %d", (long long)d, (int)nb);
+        CHECKF(cuk_rpart_blocks(&o2, (cu_q){S, true, false}) == 0, "route_cert: partials in exact mode");
+        CU(cudaMemset(sig, 0xff, (size_t)E * 4));
+        CHECK(cuk_matvec(&o2, 1, QPDL) == cudaSuccess);
+        cu_mv rj2 = rj1, ex2 = ex1;
+        rj2.x = x2.p, rj2.y = sig;
+        ex2.x = x2.p, ex2.y = h2.p, ex2.route.logits = sig, ex2.route.idx = idx2, ex2.route.w = w2.p;
+        ex2.route.part = part, ex2.route.nparts = nb, ex2.route.bound = dbnd, ex2.route.stat = stat;
+        CHECKF(cuk_glu_router_ok(&rj2, &ex2, 1, QPDL), "route_cert E=%d K=%d: cuk_glu_router_ok", E, K);
+        if (run & 1) setenv("ZMLX_CUDA_ROUTER_LAST", "1", 1);
+        CHECK(cuk_glu_router(&rj2, &ex2, 1, QPDL) == cudaSuccess);
+        unsetenv("ZMLX_CUDA_ROUTER_LAST");
+        dout lg2 = out_new((size_t)E);
+        CU(cudaStreamSynchronize(S));
+        CU(cudaMemcpy(lg2.p, sig, (size_t)E * 4, cudaMemcpyDeviceToDevice));
+        dout *o1s[4] = {&x1, &lg1, &h1, &w1}, *o2s[4] = {&x2, &lg2, &h2, &w2};
+        int same = 0;
+        for (int i = 0; i < 4; i++) {
+            CHECKF(out_fetch(o1s[i], a[i], "o, router, experts") && out_fetch(o2s[i], b[i], "certified route"),
+                   "route_cert: output %d", i);
+            same += same_bits(a[i], b[i], sz[i]);
+        }
+        int32_t i1[ZCU_ROUTE_MAX_K], i2[ZCU_ROUTE_MAX_K];
+        CU(cudaMemcpy(i1, idx1, (size_t)K * 4, cudaMemcpyDeviceToHost));
+        CU(cudaMemcpy(i2, idx2, (size_t)K * 4, cudaMemcpyDeviceToHost));
+        CHECKF(same == 4 && !memcmp(i1, i2, (size_t)K * 4),
+               "route_cert E=%d K=%d near=%d run %d: %d of 4 outputs (residual, logits, SwiGLU, route w) and "
+               "the route (%d %d ...; want %d %d ...) match",
+               E, K, (int)near, run, same, i2[0], i2[1], i1[0], i1[1]);
+        same_runs += same == 4;
+        for (int i = 0; i < 4; i++) out_free(o1s[i]), out_free(o2s[i]);
+        cudaFree(datt);
+    }
+    int32_t st[3];
+    CU(cudaMemcpy(st, stat, sizeof st, cudaMemcpyDeviceToHost));
+    float worst;
+    memcpy(&worst, &st[2], 4);
+    printf("route_cert E=%d K=%d d=%lld near=%d: %d certified, %d waited, |estimate - exact| <= %.3g of the "
+           "bound, %d of %d runs the same bits\n",
+           E, K, (long long)d, (int)near, st[0], st[1], (double)worst, same_runs, runs);
+    CHECKF(st[0] + st[1] == runs, "route_cert: %d + %d routes counted for %d runs", st[0], st[1], runs);
+    if (near) {
+        CHECKF(st[0] == 0, "route_cert near: %d routes certified on scores closer than their bound", st[0]);
+    } else {
+        CHECKF(st[0] * 2 > runs, "route_cert E=%d K=%d: only %d of %d routes certified", E, K, st[0], runs);
+        CHECKF(worst < 1.0f && worst > 0.0f, "route_cert: |estimate - exact| reached %g of the bound", (double)worst);
+    }
+    for (int i = 0; i < 4; i++) free(a[i]), free(b[i]);
+    cudaFree(part), cudaFree(sig), cudaFree(idx1), cudaFree(idx2), cudaFree(stat);
+    cudaFree(dnw), cudaFree(db), cudaFree(dbnd);
+    cuw_free(&dg), cuw_free(&du), cuw_free(&dr), cuw_free(&dom);
+    hexperts_free(&hx);
+    hmat_free(&om);
+    free(rw16), free(x), free(nw), free(bias), free(att), free(bnd);
+}
+
+/*
  * Expert slices (several GPUs, backend/cuda/ep.h): rank r of R holds experts
  * [e0, e0 + ne) as its own stack and runs the experts' products with cu_mv.e0 / ne —
  * routed gate + up (idx) + silu_mul, the fused route + SwiGLU (moe_mlp), the down
@@ -1734,6 +1863,11 @@ static void fast_cases(bool quick) {
     case_moe(F_Q4, 20, 4, 64, 128, true, true);   /* fewer experts than lanes */
     case_router_in(quick ? 16 : 64, 4, 1536, 2048, true);
     case_router_in(48, 6, 64, 128, false);
+    if (tq_fast) { /* the certified route: GLM-4.7-Flash's shapes, and a small model's */
+        case_route_cert(64, 4, quick ? 256 : 1536, 2048, 5120, false, quick ? 4 : 24);
+        case_route_cert(64, 4, 256, 2048, 5120, true, 4);
+        case_route_cert(48, 6, 64, 512, 256, false, 8);
+    }
     case_moe_slices(F_Q4, 64, 4, 256, 512, 2);
     /* prefill on the tensor cores (kernels_gemm_tc.cu, kernels_attn_tc.cu): every layout,
        partial tiles of rows and tokens, gathers, grouped experts */

@@ -102,13 +102,17 @@ zmlx_status zcu_ctx_open(cu_ctx *c, int device, const zmlx_model *m, zerr *e) {
        queries in every block instead of copying W_UK^T's bf16 ones (cu_attn.q16); (0) the
        chunk's dense products in fast mode on the tile kernel instead of cuBLAS (chunk.c);
        (0) the routed experts' 4-bit products on the tile kernel instead of
-       kernels_gemm_q4.cu's (chunk.c) */
+       kernels_gemm_q4.cu's (chunk.c); (1) the routed experts' launch routing first on o_proj's
+       partial logits where their bound certifies the route (decode.c; off by default: -2%
+       on an H200, cuda-log.md), (2) o_proj writing those partials without their use, (3)
+       o_proj asking L2 for the router's rows instead */
     st = env_int("ZMLX_CUDA_ATTN_UV", 8, 0, 64, &c->attn_uv_split, e);
     if (st == ZMLX_OK) st = env_int("ZMLX_CUDA_DEC_SPAN", 32, 32, 1 << 20, &c->dec_span, e);
     if (st == ZMLX_OK) st = env_int("ZMLX_CUDA_DEC_SPLITS", 0, 0, 256, &c->dec_splits, e);
     if (st == ZMLX_OK) st = env_int("ZMLX_CUDA_ATTN_HB8", 0, 0, 1, &c->attn_hb8, e);
     if (st == ZMLX_OK) st = env_int("ZMLX_CUDA_DEC_EARLY", 1, 0, 1, &c->dec_early, e);
     if (st == ZMLX_OK) st = env_int("ZMLX_CUDA_DEC_Q16", 1, 0, 1, &c->dec_q16, e);
+    if (st == ZMLX_OK) st = env_int("ZMLX_CUDA_ROUTE_CERT", 0, 0, 3, &c->route_cert, e);
     if (st == ZMLX_OK) st = env_int("ZMLX_CUDA_GEMM_BLAS", 1, 0, 1, &c->gemm_blas, e);
     if (st == ZMLX_OK) st = env_int("ZMLX_CUDA_GEMM_Q4", 1, 0, 1, &c->gemm_q4, e);
     if (st != ZMLX_OK) return st;

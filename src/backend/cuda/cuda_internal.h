@@ -39,6 +39,8 @@ typedef struct cu_layer {
     cuw gate, up, down;                 /* dense MLP */
     cuw router;                         /* [E, d] */
     const float *router_bias;           /* [E] or NULL */
+    const float *rbound;                /* [E] sqrt(d) ||router row e * ffn_norm||_2 (the
+                                           certified route's cu_mv_route.bound), or NULL */
     cuw exp_gate, exp_up, exp_down;     /* E stacked matrices */
     cuw sh_gate, sh_up, sh_down;        /* rows 0 when the model has no shared expert */
     cuw idx_wq_b, idx_wk, idx_w;        /* DSA indexer (deepseek_v32; rows 0 otherwise) */
@@ -55,6 +57,7 @@ typedef struct cu_ctx {
     int attn_hb8;                       /* ZMLX_CUDA_ATTN_HB8 (cuda.c) */
     int dec_early;                      /* ZMLX_CUDA_DEC_EARLY (cuda.c; cu_attn.early) */
     int dec_q16;                        /* ZMLX_CUDA_DEC_Q16 (cuda.c; cu_attn.q16) */
+    int route_cert;                     /* ZMLX_CUDA_ROUTE_CERT (cuda.c; decode.c's certified route) */
     int gemm_blas;                      /* ZMLX_CUDA_GEMM_BLAS (cuda.c; chunk.c's gemm) */
     int gemm_q4;                        /* ZMLX_CUDA_GEMM_Q4 (cuda.c; chunk.c's experts) */
     int dec_span, dec_splits;           /* decode attention: least positions a split, most splits
@@ -148,6 +151,8 @@ typedef struct cu_sess {
     float *sg, *su, *sd;       /* [C, sI], [C, sI], [C, d] shared expert */
     float *hq;                 /* [K + 1] staged rows of a decode step's ge and sg (their int8
                                   form, written by the experts' launch for the combine) */
+    float *rpart;              /* cuk_rpart_floats(d, E): o_proj's partials of the next
+                                  router's logits (the certified route, decode.c) */
     float *dg, *du;            /* [C, I] dense MLP */
     float *ik, *iq, *iw;       /* DSA indexer: [C, dI], [C, nI, dI], [C, nI] */
     int32_t *sel, *sel_n;      /* [C, topk], [C] its selection (sel_n -1: dense) */

@@ -42,6 +42,8 @@ typedef struct dec {
     bool first;
     bool f_pending;    /* s->f holds a block output not yet added to s->x */
     int att;           /* the step's attention mode (zcu_att_mode) */
+    int32_t rparts;    /* o_proj's launch wrote the next router's partials in this many
+                          blocks (s->rpart; 0: not) */
 } dec;
 
 /* The queue for the next launch: the step's first kernel follows a copy, never PDL. */
@@ -183,6 +185,18 @@ static zmlx_status attention(dec *D, int l, zerr *e) {
     }
     cu_mv o = mv_plain(L->o, s->attn, NULL, eps, pl->residual_norm ? s->x : s->f,
                        pl->residual_norm ? CU_EPI_ADD : CU_EPI_STORE);
+    /* the certified route (moe_ffn; ZMLX_CUDA_ROUTE_CERT=1, for measuring): o's blocks also
+       sum the next router's logits over their outputs, so the experts' launch can route
+       before the router's own logits (2: the partials alone; 3: the router's rows to L2) */
+    D->rparts = 0;
+    if (c->route_cert && L->moe && L->rbound && L->ffn_norm && pl->residual_norm && pl->experts_fused &&
+        pl->down_combine && !c->ep && L->router.kind == ZW_BF16) {
+        cu_mv oc = o;
+        oc.rp = (cu_rpart){.w = L->router, .g = L->ffn_norm, .out = s->rpart};
+        const int32_t nb = cuk_rpart_blocks(&oc, D->q);
+        if (nb > 0 && c->route_cert != 3) o = oc, D->rparts = nb;
+        if (c->route_cert == 3) o.l2 = L->router.data, o.l2_bytes = L->router.rows * L->router.ld;
+    }
     CU_TRY(e, cuk_matvec(&o, 1, qn(D)));
     D->f_pending = !pl->residual_norm;
     return ZMLX_OK;
@@ -250,6 +264,13 @@ static zmlx_status moe_ffn(dec *D, int l, const float *xin, const float *norm, z
            sets them back), one launch boundary fewer */
         cu_mv rj = jobs[0];
         rj.y = s->rsig;
+        /* with o's partials (attention above), the certified route (route.cuh) */
+        if (D->rparts > 0 && xin == s->x && norm == L->ffn_norm && c->route_cert == 1) {
+            ex[0].route.part = s->rpart, ex[0].route.nparts = D->rparts, ex[0].route.bound = L->rbound;
+            if (!(down_combine && nj == 1 && cuk_glu_router_ok(&rj, ex, nex, D->q)))
+                ex[0].route.part = NULL, ex[0].route.nparts = 0, ex[0].route.bound = NULL;
+        }
+        D->rparts = 0;
         router_in = down_combine && nj == 1 && cuk_glu_router_ok(&rj, ex, nex, D->q);
         /* the experts' launch also writes ge's and sg's staged int8 form once, which every
            block of the combine would otherwise stage (its hq): with the shared expert in

@@ -153,7 +153,30 @@ typedef struct cu_mv_route {
     cu_route_cfg cfg;
     int32_t *idx;
     float *w;
+    /* cuk_glu_router only, the certified route (optional, part NULL: off): the router's
+       logits estimated from the previous launch's partial sums (cu_mv.rp: nparts rows of
+       cfg.n_experts partial logits, then the partial sum of squares), with a bound on
+       their distance from the exact logits (bound[e] = sqrt(d) * ||router row e * norm
+       weights||_2, from the stored weights at upload); a route whose picks and their order that bound
+       cannot change runs at once, any other waits for the exact logits as without it.
+       stat (tests; NULL in a decode): int32 [3] — routes certified, routes that waited,
+       and the largest |estimate - exact| / bound seen, as float bits. */
+    const float *part, *bound;
+    int32_t nparts;
+    int32_t *stat;
 } cu_mv_route;
+
+/* The next MoE router's partial logits in the blocks of a plain affine 4-bit projection
+   (o_proj: cuk_matvec, one job; cuk_rpart_blocks says whether it can and in how many
+   blocks).  Block b of the launch writes out[b * (E + 1) + e] = sum over its outputs i
+   (y_i after the epilogue, in order) of (w[e][i] * g[i]) * y_i, and out[b * (E + 1) + E]
+   = the sum of their squares.  w: bf16 [E, rows of the job]; g: the router's RMSNorm
+   weights. */
+typedef struct cu_rpart {
+    cuw w;
+    const float *g;
+    float *out;
+} cu_rpart;
 
 typedef struct cu_mv {
     cuw w;
@@ -171,6 +194,10 @@ typedef struct cu_mv {
                                    staged as k_combine stages them for affine 4-bit rows in
                                    groups of yq_group (fast mode's int8 form, dot.cuh's layout,
                                    row g at yq + g * stage_floats(rpg, true)) — its hq */
+    cu_rpart rp;                /* rp.out non-NULL: also the router's partial logits (cu_rpart) */
+    const void *l2; int64_t l2_bytes; /* the rows-early lean launches: bytes the launch's blocks
+                                   ask L2 for before the wait, a slice each (the next launch's
+                                   constants), or NULL */
 } cu_mv;
 
 /* Up to ZCU_MV_JOBS independent products in one launch (one per run of jobs sharing a
@@ -191,6 +218,12 @@ bool cuk_glu_router_ok(const cu_mv *router, const cu_mv *jobs, int n, cu_q q);
 bool cuk_glu_router_yq_ok(const cu_mv *router, const cu_mv *jobs, int n, cu_q q);
 int64_t cuk_stage_floats(int64_t cols); /* a staged row's floats in fast mode (dot.cuh) */
 cudaError_t cuk_glu_router(const cu_mv *router, const cu_mv *jobs, int n, cu_q q);
+
+/* Blocks in which cuk_matvec runs the one job p with its router partials (p->rp), 0 where
+   it cannot (then cuk_matvec of it fails); cuk_rpart_floats: the floats p->rp.out needs
+   for a job of `rows` outputs and E experts. */
+int32_t cuk_rpart_blocks(const cu_mv *p, cu_q q);
+int64_t cuk_rpart_floats(int64_t rows, int32_t E);
 
 /* A staged row's layout (dot.cuh's stage_store, xstage_at; q8.cuh), in slices of nup
    floats, nup the row's 32-column units rounded up to a multiple of 32: the floats

@@ -310,7 +310,17 @@ typedef struct glu_args {
     mv_lean_args a;
     mv_lean_args r;
     int32_t rb;
+    int32_t rfirst; /* the router's first block (0, or after the experts' blocks) */
+    float cert_c;   /* the certified route (cu_mv_route.part): a logit's bound / route.bound[e] */
 } glu_args;
+
+/* Floats of a routed k_mv_glu block's shared memory before its staged x: warp_route's, or
+   with the certified route each warp's sums of the partials (W rows of E + 1), 16-byte
+   aligned. */
+__host__ __device__ __forceinline__ int64_t glu_route_floats(int E, int W, bool cert) {
+    const int64_t a = (int64_t)route_smem(E, 1), b = cert ? (int64_t)W * (E + 1) * 4 : 0;
+    return (((a > b ? a : b) + 15) & ~(int64_t)15) / 4;
+}
 
 /* The end of a lean norm-on-load prologue (one row, a unit per task): the staging warps
    (tasks ts of this lane's warp below nu) sum x's squares, warp_sumsq's order with
@@ -342,6 +352,49 @@ __device__ __forceinline__ const cu_mv &lean_job(const mv_lean_args &a, int blk,
     return p;
 }
 
+/* The router's partials (cu_rpart) of a block's nr outputs [o_lo, o_lo + nr), one a warp,
+   E * nr <= 2 * blockDim (rp_blocks): rp_load, before the wait, takes the router's weights
+   of elements tid and tid + blockDim (expert t / nr, output t % nr: the rows read along
+   their columns) and the norm's into registers; rp_sums, after the products, puts their
+   products wg[j * E + e] = w[e][o_lo + j] * g[o_lo + j] and each warp's output y (lane 0)
+   in shared memory and has thread e < E sum wg * y over the block's outputs in order,
+   thread E their squares — the sums the certified route adds up (route.cuh's
+   warp_route_cert bounds their distance from the exact logits). */
+__device__ __forceinline__ void rp_load(const cu_mv &p, int o_lo, int nr, uint32_t (&w)[2], float (&g)[2]) {
+    const int E = (int)p.rp.w.rows;
+    const uint8_t *wd = static_cast<const uint8_t *>(p.rp.w.data);
+#pragma unroll
+    for (int k = 0; k < 2; k++) {
+        const int t = (int)threadIdx.x + k * (int)blockDim.x, e = t / nr, j = t - e * nr;
+        w[k] = 0u, g[k] = 0.0f;
+        if (t < nr * E) {
+            w[k] = reinterpret_cast<const uint16_t *>(wd + (int64_t)e * p.rp.w.ld)[o_lo + j];
+            g[k] = p.rp.g[o_lo + j];
+        }
+    }
+}
+
+__device__ __forceinline__ void rp_sums(const cu_mv &p, int bj, int nr, float y, const uint32_t (&w)[2],
+                                        const float (&g)[2], float *wg) {
+    const int E = (int)p.rp.w.rows, tid = (int)threadIdx.x;
+    float *ys = wg + nr * E;
+#pragma unroll
+    for (int k = 0; k < 2; k++) {
+        const int t = tid + k * (int)blockDim.x, e = t / nr, j = t - e * nr;
+        if (t < nr * E) wg[j * E + e] = __fmul_rn(__uint_as_float(w[k] << 16), g[k]);
+    }
+    if ((tid & 31) == 0 && (tid >> 5) < nr) ys[tid >> 5] = y;
+    __syncthreads();
+    if (tid > E) return;
+    float s = 0.0f;
+    if (tid < E) {
+        for (int j = 0; j < nr; j++) s = __fadd_rn(s, __fmul_rn(wg[j * E + tid], ys[j]));
+    } else {
+        for (int j = 0; j < nr; j++) s = __fadd_rn(s, __fmul_rn(ys[j], ys[j]));
+    }
+    p.rp.out[(int64_t)bj * (E + 1) + tid] = s;
+}
+
 /* NJ > 0 (affine 4-bit fast with bf16 scales, or bf16 rows exact; the block's outputs at
    most one batch a warp, at most NJ units of a row a lane): the warp's batch is loaded
    into registers before the PDL wait (dot.cuh's wd_load; model constants) and summed after
@@ -350,9 +403,10 @@ __device__ __forceinline__ const cu_mv &lean_job(const mv_lean_args &a, int blk,
    PIPE (NJ 0, one row a batch, rows that wd_fits: the deep instance's loop): each warp's
    next row is loaded (wd_load) while it sums the current one (wd_sum: the same bits), two
    rows of each warp in flight instead of one. */
-template <int K, bool FAST, int OPW, bool NORM, bool HEADS, int NJ = 0, bool PIPE = false>
+template <int K, bool FAST, int OPW, bool NORM, bool HEADS, int NJ = 0, bool PIPE = false, bool RP = false>
 __device__ __forceinline__ void mv_lean_run(const mv_lean_args &a, int blk) {
     static_assert(!PIPE || (NJ == 0 && OPW == 1 && !HEADS), "mv_lean_run PIPE: the one-row loop");
+    static_assert(!RP || (NJ > 0 && OPW == 1 && !HEADS && !NORM), "mv_lean_run RP: one plain row a warp, rows early");
     extern __shared__ __align__(16) float sm[];
     pdl_launch();
     int bj, o_lo, o_hi;
@@ -380,25 +434,41 @@ __device__ __forceinline__ void mv_lean_run(const mv_lean_args &a, int blk) {
             r[k] = row_of(p.w, 0, row);
         }
     };
-    /* lane k stores output k of the batch */
+    /* lane k stores output k of the batch (RP: lane 0 keeps it) */
+    [[maybe_unused]] float ylast = 0.0f;
     auto store = [&](const float (&out)[OPW]) {
 #pragma unroll
         for (int k = 0; k < OPW; k++) {
             if (lane != k || !valid[k]) continue;
             float *y = p.y + (int64_t)gk[k] * p.ys + rk[k];
-            *y = p.epi == CU_EPI_ADD ? __fadd_rn(*y, out[k]) : out[k];
+            const float v = p.epi == CU_EPI_ADD ? __fadd_rn(*y, out[k]) : out[k];
+            *y = v;
+            if constexpr (RP) ylast = v;
         }
     };
     wd_raw<K, OPW, NJ ? NJ : 1> raw;
     if constexpr (NJ > 0) {
         batch(o_lo + warp * OPW);
         wd_load<K, OPW, NJ, CU_SDT_BF16>(r, valid, lane_units(nu, lane), p.w.group, raw);
+        /* this block's slice of the next launch's constants, to L2 (cu_mv.l2).  The branch
+           also keeps the rows' loads above before the wait: without it ptxas (CUDA 13)
+           sank every one of o_proj's below griddepcontrol.wait (its SASS: 0 of 33 loads
+           before ACQBULK, 24 with the branch; +1.7% a token at context 16 on an H200,
+           cuda-log.md; tools/cuda_sass_early.sh checks it on a device) */
+        if (p.l2) {
+            const int64_t sl = ((p.l2_bytes + gridDim.x - 1) / gridDim.x + 127) & ~(int64_t)127;
+            const int64_t b0 = (int64_t)blk * sl, b1 = b0 + sl < p.l2_bytes ? b0 + sl : p.l2_bytes;
+            if (b0 < b1) prefetch_l2(static_cast<const char *>(p.l2) + b0, b1 - b0);
+        }
     } else { /* the block's first batch of rows to L2 before the wait (model constants) */
         int n = o_hi - o_lo < MV_WARPS * OPW ? o_hi - o_lo : MV_WARPS * OPW;
         if (HEADS && n > p.rpg - r_lo) n = (int)p.rpg - r_lo;
         prefetch_rows(p.w, 0, p.row0 + (int64_t)(HEADS ? g_lo % p.gmod : 0) * p.grs + r_lo, n);
     }
     if constexpr (NORM) stage_norm(p.norm, nu, tid, sm); /* constants: before the wait */
+    [[maybe_unused]] uint32_t rpw[2];
+    [[maybe_unused]] float rpg[2];
+    if constexpr (RP) rp_load(p, o_lo, o_hi - o_lo, rpw, rpg); /* constants: before the wait */
     pdl_wait();
     if constexpr (NORM) { /* one row, nu <= MV_THREADS units: a unit per thread */
         float4 v[8];
@@ -415,6 +485,7 @@ __device__ __forceinline__ void mv_lean_run(const mv_lean_args &a, int blk) {
         float out[OPW];
         wd_sum<K, OPW, NJ>(raw, valid, xs, lane_units(nu, lane), out);
         store(out);
+        if constexpr (RP) rp_sums(p, bj, o_hi - o_lo, ylast, rpw, rpg, sm + sf);
     } else if constexpr (PIPE) {
         const int nj = lane_units(nu, lane);
         const xstage xs[1] = {xstage_at(sm, p.w.cols)};
@@ -448,11 +519,12 @@ __device__ __forceinline__ void mv_lean_run(const mv_lean_args &a, int blk) {
 }
 
 /* MINB: blocks a multiprocessor holds (4: the deep instances of large launches, 64
-   registers, twice the warps to hide their loads' and sums' latency; mv_lean's deep). */
+   registers, twice the warps to hide their loads' and sums' latency; mv_lean's deep).
+   RP: with the router's partials (cu_rpart; o_proj, rp_go). */
 template <int K, bool FAST, int OPW, bool NORM, bool HEADS, int NJ = 0, int MINB = 2, int W = MV_WARPS,
-          bool PIPE = false>
+          bool PIPE = false, bool RP = false>
 __global__ void __launch_bounds__(W * 32, MINB * MV_WARPS / W) k_mv_lean(const __grid_constant__ mv_lean_args a) {
-    mv_lean_run<K, FAST, OPW, NORM, HEADS, NJ, PIPE>(a, (int)blockIdx.x);
+    mv_lean_run<K, FAST, OPW, NORM, HEADS, NJ, PIPE, RP>(a, (int)blockIdx.x);
 }
 
 /* Can rows of w go through dot.cuh's wd_load / wd_sum (bf16 scales, at most WD_NJ units
@@ -474,21 +546,39 @@ template <int K, int OPW, bool PIPE, bool ROUTER = false, int W = MV_WARPS>
 __global__ void __launch_bounds__(W * 32, 2 * MV_WARPS / W) k_mv_glu(const __grid_constant__ glu_args ga) {
     extern __shared__ __align__(16) float sm[];
     __shared__ int sidx[ZCU_ROUTE_MAX_K];
-    if constexpr (ROUTER) { /* blocks [0, rb): the router's logits, k_mv_lean's bf16 rows-early path */
-        if ((int)blockIdx.x < ga.rb) {
-            mv_lean_run<ZW_BF16, false, 1, true, false, 2>(ga.r, (int)blockIdx.x);
+    const mv_lean_args &a = ga.a;
+    const cu_mv_route &rt = a.job[0].route;
+    const bool cert = ROUTER && rt.part != nullptr; /* the certified route (route.cuh) */
+    int blk = (int)blockIdx.x;
+    if constexpr (ROUTER) { /* blocks [rfirst, rfirst + rb): the router's logits, k_mv_lean's bf16 rows-early path */
+        if (blk >= ga.rfirst && blk < ga.rfirst + ga.rb) {
+            mv_lean_run<ZW_BF16, false, 1, true, false, 2>(ga.r, blk - ga.rfirst);
+            /* with the certified route the routed blocks may not read the logits: the
+               router's first block writes the exact route (as the routed block 0 would) */
+            if (cert && blk == ga.rfirst && (threadIdx.x >> 5) == 0) {
+                const int lane = threadIdx.x & 31, E = rt.cfg.n_experts;
+                const float b0 = rt.bias && lane < E ? rt.bias[lane] : 0.0f;
+                const float b1 = rt.bias && lane + 32 < E ? rt.bias[lane + 32] : 0.0f;
+                int ce;
+                float cw;
+                warp_route_reg(rt.cfg, rt.logits, b0, b1, rt.bias != nullptr, true, a.route_reg > 1, &ce, &cw);
+                if (lane < rt.cfg.k) {
+                    if (rt.idx) rt.idx[lane] = ce;
+                    if (rt.w) rt.w[lane] = cw;
+                }
+            }
             return;
         }
+        if (blk >= ga.rfirst) blk -= ga.rb;
     }
-    const mv_lean_args &a = ga.a;
     pdl_launch();
     int bj, o_lo, o_hi;
-    const cu_mv &p = lean_job(a, (int)blockIdx.x - (ROUTER ? ga.rb : 0), &bj, &o_lo, &o_hi);
+    const cu_mv &p = lean_job(a, blk, &bj, &o_lo, &o_hi);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, tid = threadIdx.x;
     const int nu = (int)(p.w.cols / 32);
     const int64_t sf = stage_floats(p.w.cols, true);
     float *stg = sm;
-    if (p.routed) stg = sm + ((route_smem(p.route.cfg.n_experts, 1) + 15) & ~(size_t)15) / 4;
+    if (p.routed) stg = sm + glu_route_floats(p.route.cfg.n_experts, W, cert);
     [[maybe_unused]] float *ysm = stg + sf; /* yq: the block's outputs */
     if (!p.routed) { /* the block's first batch of gate and up rows to L2 (model constants) */
         const int n = o_hi - o_lo < W * OPW ? o_hi - o_lo : W * OPW;
@@ -499,15 +589,45 @@ __global__ void __launch_bounds__(W * 32, 2 * MV_WARPS / W) k_mv_glu(const __gri
     const int ts = (tid + W * 32 - 64) % (W * 32);
     stage_norm(p.norm, nu, ts, stg); /* constants: before the wait */
     const bool rreg = p.routed && a.route_reg;
+    const bool rcert = cert && p.routed; /* this block routes on the partials (every warp) */
+    const int E = p.route.cfg.n_experts;
     float rb0 = 0.0f, rb1 = 0.0f; /* the router's bias (a constant): before the wait */
-    if (rreg && warp == 0 && p.route.bias) {
-        if (lane < p.route.cfg.n_experts) rb0 = p.route.bias[lane];
-        if (lane + 32 < p.route.cfg.n_experts) rb1 = p.route.bias[lane + 32];
+    if (rreg && (warp == 0 || rcert) && p.route.bias) {
+        if (lane < E) rb0 = p.route.bias[lane];
+        if (lane + 32 < E) rb1 = p.route.bias[lane + 32];
+    }
+    float cb0 = 0.0f, cb1 = 0.0f; /* the certified route: the logits' bounds (constants) */
+    if (rcert) {
+        if (lane < E) cb0 = __fmul_rn(ga.cert_c, p.route.bound[lane]);
+        if (lane + 32 < E) cb1 = __fmul_rn(ga.cert_c, p.route.bound[lane + 32]);
     }
     pdl_wait();
     float4 v[8];
     stage_load(p.x, 0, nu, ts, nu, v);
-    if (p.routed && warp == 0) { /* this token's experts, as cuk_route chooses them */
+    if (rcert) { /* each warp sums its share of the previous launch's blocks' partials (blocks
+                    warp, warp + W, ... in order), eight blocks' loads in flight at once */
+        const float *pp = p.route.part;
+        const int nb = p.route.nparts;
+        float a0 = 0.0f, a1 = 0.0f, aq = 0.0f;
+        constexpr int PB = 8;
+        for (int b0 = warp; b0 < nb; b0 += PB * W) {
+            float v0[PB], v1[PB], vq[PB];
+#pragma unroll
+            for (int i = 0; i < PB; i++) {
+                const int b = b0 + i * W;
+                const float *pb = pp + (int64_t)(b < nb ? b : 0) * (E + 1);
+                v0[i] = b < nb && lane < E ? pb[lane] : 0.0f;
+                v1[i] = b < nb && lane + 32 < E ? pb[lane + 32] : 0.0f;
+                vq[i] = b < nb ? pb[E] : 0.0f;
+            }
+#pragma unroll
+            for (int i = 0; i < PB; i++) a0 = __fadd_rn(a0, v0[i]), a1 = __fadd_rn(a1, v1[i]), aq = __fadd_rn(aq, vq[i]);
+        }
+        float *pw = sm + warp * (E + 1);
+        if (lane < E) pw[lane] = a0;
+        if (lane + 32 < E) pw[lane + 32] = a1;
+        if (lane == 0) pw[E] = aq;
+    } else if (p.routed && warp == 0) { /* this token's experts, as cuk_route chooses them */
         int ce;
         float cw;
         if (rreg) {
@@ -530,6 +650,40 @@ __global__ void __launch_bounds__(W * 32, 2 * MV_WARPS / W) k_mv_glu(const __gri
     }
     lean_norm_store<K, true>(p, v, ts, nu, stg, sf);
     __syncthreads();
+    int rte = -1; /* the certified route: lane n < k's pick n, in every warp */
+    if (rcert) {
+        float s0 = 0.0f, s1 = 0.0f, ss = 0.0f;
+        for (int w = 0; w < W; w++) {
+            const float *pw = sm + w * (E + 1);
+            s0 = __fadd_rn(s0, lane < E ? pw[lane] : 0.0f);
+            s1 = __fadd_rn(s1, lane + 32 < E ? pw[lane + 32] : 0.0f);
+            ss = __fadd_rn(ss, pw[E]);
+        }
+        const float r = rms_inv(ss, p.w.cols, p.eps);
+        const float l0 = __fmul_rn(r, s0), l1 = __fmul_rn(r, s1);
+        const bool ok = warp_route_cert(p.route.cfg, l0, l1, cb0, cb1, rb0, rb1, p.route.bias != nullptr, &rte);
+        if (!ok) { /* the exact logits, as without (the router's first block writes the route) */
+            float cw;
+            warp_route_reg(p.route.cfg, p.route.logits, rb0, rb1, p.route.bias != nullptr, true, a.route_reg > 1,
+                           &rte, &cw);
+        }
+        if (p.route.stat && bj == 0 && warp == 0) { /* tests: how often, and how close the bound */
+            if (lane == 0) atomicAdd(p.route.stat + (ok ? 0 : 1), 1);
+            if (ok) {
+                float x0, x1;
+                do {
+                    x0 = lane < E ? ld_relaxed_gpu(p.route.logits + lane) : 0.0f;
+                    x1 = lane + 32 < E ? ld_relaxed_gpu(p.route.logits + lane + 32) : 0.0f;
+                } while (!__all_sync(0xffffffffu, __float_as_uint(x0) != ZCU_LOGIT_UNSET &&
+                                                      __float_as_uint(x1) != ZCU_LOGIT_UNSET));
+                float q = 0.0f;
+                if (lane < E) q = fmaxf(q, fabsf(l0 - x0) / cb0);
+                if (lane + 32 < E) q = fmaxf(q, fabsf(l1 - x1) / cb1);
+                q = warp_max(q);
+                if (lane == 0) atomicMax(p.route.stat + 2, __float_as_int(q));
+            }
+        }
+    }
     const xstage xs0 = xstage_at(stg, p.w.cols);
     constexpr int NR = 2 * OPW;
     if constexpr (PIPE) {
@@ -540,7 +694,7 @@ __global__ void __launch_bounds__(W * 32, 2 * MV_WARPS / W) k_mv_glu(const __gri
            next output is W further: within the group its rows are W rows on
            (pointer steps), past it the next group's (row_of) — no division per batch */
         auto rows_at = [&](int g, int rr, rowp (&r)[2]) {
-            const int64_t e = p.routed ? sidx[g] : 0;
+            const int64_t e = !p.routed ? 0 : rcert ? __shfl_sync(0xffffffffu, rte, g) : sidx[g];
             r[0] = row_of(p.w, e, p.row0 + rr), r[1] = row_of(p.up, e, p.row0 + rr);
         };
         const int64_t sd0 = (int64_t)W * p.w.ld, sd1 = (int64_t)W * p.up.ld;
@@ -689,6 +843,15 @@ static cudaError_t lean_early_go(int kind, int opw, int nj, int form, bool wide,
                 : lean_form_go<ZW_AFFINE4, true, 1, NJ_EARLY_MAX>(form, q, a, blocks, smem);
 }
 
+/* rp_go's instance and its shared memory: the staged x, then rp_sums' products of the
+   block's LEAN_WIDE outputs and their outputs. */
+static void (*rp_kernel(void))(mv_lean_args) {
+    return k_mv_lean<ZW_AFFINE4, true, 1, false, false, NJ_EARLY_MAX, 2, LEAN_WIDE, false, true>;
+}
+static size_t rp_smem(const cu_mv &p) {
+    return (size_t)(stage_floats(p.w.cols, true) + (int64_t)LEAN_WIDE * (p.rp.w.rows + 1)) * sizeof(float);
+}
+
 /* The deep instances (k_mv_lean's MINB 4): affine 4-bit fast, plain or normalised on
    load, one row a batch (two spill in the loop at 64 registers); pipe: the loop with
    each warp's next row in flight (mv_lean_run's PIPE; rows that wd_fits). */
@@ -750,6 +913,7 @@ static cudaError_t lean_attrs(int lim) {
         ZCU_EARLY_ATTR(1, NJ_EARLY_MAX)
 #undef ZCU_EARLY_ATTR
         for (int k = 0; k < 4 && err == cudaSuccess; k++) err = cudaFuncSetAttribute(deep_pick(k & 1, k & 2), at, lim);
+        if (err == cudaSuccess) err = cudaFuncSetAttribute(rp_kernel(), at, lim);
     }
     return err;
 }
@@ -840,6 +1004,29 @@ static cudaError_t mv_go(cu_q q, unsigned blocks, size_t smem, const mv_batch &b
     return launch(q, dim3(blocks), dim3(MV_THREADS), smem, k_matvec<K, false>, b);
 }
 
+/*
+ * The certified route's bound on |estimate - exact| of a logit, as a multiple of
+ * route.bound[e] = sqrt(d) ||w_e * g||_2, which bounds r * sum_i |w_ei g_i h_i| (r the
+ * norm's 1 / rms: r ||h|| <= sqrt(d), then Cauchy-Schwarz).  Both logits are sums over
+ * that vector's terms, so each is within gamma_n = n u / (1 - n u) of that sum (u = 2^-24)
+ * for a summation tree whose paths pass n roundings, plus the error of its 1 / rms, half
+ * that of its sum of squares and four roundings (rms_inv):
+ *   exact (the router's launch, dot.cuh): 10 in a unit (unit_dot), one per unit of a lane
+ *     (d / 1,024), 5 across the warp, 2 in the normalised x; its squares d / 32 + 5
+ *     (warp_sumsq_f);
+ *   estimate: 16 outputs a block (rp_sums, one product each and the norm weights' product),
+ *     nparts / W blocks a warp, W warps, the product by r; its squares likewise.
+ * The factor 4 leaves room for what this count leaves out (gamma's denominator).
+ */
+static float cert_c(int64_t d, int32_t nparts, int W) {
+    const double u = 1.0 / 16777216.0;
+    const double per = (double)((nparts + W - 1) / W);
+    const double dot = 10.0 + (double)(d + 1023) / 1024.0 + 5.0 + 2.0; /* the exact logit */
+    const double est = (double)LEAN_WIDE + 2.0 + per + (double)W + 1.0; /* the estimate */
+    const double sq = ((double)d / 32.0 + 5.0 + (double)LEAN_WIDE + per + (double)W) / 2.0 + 8.0;
+    return (float)(4.0 * u * (dot + est + sq));
+}
+
 /* Can router (the bf16 router's logits, normalised on load, a row a warp) run in the
    first blocks of the routed experts' SwiGLU launch (jobs: the routed experts, then
    optionally the shared expert), which then waits for its logits instead of a launch
@@ -848,6 +1035,10 @@ static cudaError_t mv_go(cu_q q, unsigned blocks, size_t smem, const mv_batch &b
 static bool router_in_ok(const cu_mv &r, const cu_mv *jobs, int n, cu_q q) {
     if (n < 1 || n > 2 || !q.fast || jobs[0].w.kind != ZW_AFFINE4 || !jobs[0].routed ||
         !route_reg_ok(jobs[0].route.cfg) || jobs[0].route.logits != r.y || !mv_loop())
+        return false;
+    const cu_mv_route &rt = jobs[0].route;
+    if (rt.part && (!rt.bound || rt.nparts < 1 || cu_knob("ZMLX_CUDA_ROUTE_REG", 1) == 0 ||
+                    cu_knob("ZMLX_CUDA_ROUTE_KEYS", 1) == 0))
         return false;
     for (int k = 0; k < n; k++)
         if (!mv_job_ok(jobs[k]) || !glu_ok(jobs[k], k) || jobs[k].w.kind != ZW_AFFINE4 || !wd_fits(jobs[k].w) ||
@@ -877,11 +1068,54 @@ extern "C" bool cuk_glu_router_yq_ok(const cu_mv *router, const cu_mv *jobs, int
     return true;
 }
 
+/* The router's partials in a plain affine 4-bit launch (cu_mv.rp: o_proj): k_mv_lean's
+   rows-early instance in blocks of LEAN_WIDE warps, one output a warp, with rp_load /
+   rp_sums (the same products, the same bits as without).  Its blocks, or 0 where p does
+   not fit it. */
+static int32_t rp_blocks(const cu_mv &p, cu_q q) {
+    const cu_rpart &r = p.rp;
+    if (!q.fast || !mv_loop() || !mv_job_ok(p) || p.w.kind != ZW_AFFINE4 || p.w.sdt != CU_SDT_BF16 ||
+        lean_form(p) != 1 || mv_opw(p) != 1 || (p.w.cols / 32 + 31) / 32 > NJ_EARLY_MAX)
+        return 0;
+    const int64_t rows = p.groups * p.rpg;
+    if (!r.out || !r.g || !r.w.data || r.w.kind != ZW_BF16 || r.w.cols != rows || r.w.rows < 1 ||
+        r.w.rows > 2 * 32 || r.w.ld < 2 * rows) /* rp_load: E * LEAN_WIDE <= 2 * LEAN_WIDE * 32 */
+        return 0;
+    const char *knobs[] = {"ZMLX_CUDA_MV_LEAN", "ZMLX_CUDA_STAGE", "ZMLX_CUDA_MV_EARLY"};
+    for (size_t i = 0; i < sizeof knobs / sizeof knobs[0]; i++)
+        if (cu_knob(knobs[i], 1) == 0) return 0;
+    if (rp_smem(p) > MV_SMEM_MAX) return 0;
+    return (int32_t)((rows + LEAN_WIDE - 1) / LEAN_WIDE);
+}
+
+static cudaError_t rp_go(const cu_mv &p, cu_q q) {
+    const int32_t blocks = rp_blocks(p, q);
+    if (blocks <= 0) return cudaErrorInvalidValue;
+    mv_lean_args a = {};
+    a.job[0] = p;
+    a.opb[0] = LEAN_WIDE;
+    a.first1 = blocks;
+    return launch(q, dim3((unsigned)blocks), dim3(LEAN_WIDE * 32), rp_smem(p), rp_kernel(), a);
+}
+
+extern "C" int32_t cuk_rpart_blocks(const cu_mv *p, cu_q q) {
+    return p ? rp_blocks(*p, q) : 0;
+}
+
+extern "C" int64_t cuk_rpart_floats(int64_t rows, int32_t E) {
+    return (rows + LEAN_WIDE - 1) / LEAN_WIDE * ((int64_t)E + 1);
+}
+
 /* Launch jobs[0..n) (n <= 2, one layout) on k_mv_lean / k_mv_glu if they fit them (*done),
    else leave them to k_matvec; with router (router_in_ok), its logits in k_mv_glu's first
    blocks. */
 static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *done, const cu_mv *router = nullptr) {
     *done = false;
+    if (n == 1 && jobs[0].rp.out) { /* o_proj with the router's partials: that instance or an error */
+        const cudaError_t err = rp_go(jobs[0], q);
+        *done = err == cudaSuccess;
+        return err;
+    }
     const int kind = jobs[0].w.kind;
     const bool q8 = fast && (kind == ZW_AFFINE4 || kind == ZW_AFFINE8);
     if ((!q8 && kind != ZW_BF16) || !mv_loop() || cu_knob("ZMLX_CUDA_MV_LEAN", 1) == 0 ||
@@ -941,7 +1175,9 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
         const int64_t opb = ((outs + B[k] - 1) / B[k] + step - 1) / step * step;
         B[k] = (outs + opb - 1) / opb;
         const size_t need = glu ? (size_t)stage_floats(jobs[k].w.cols, true) * sizeof(float) +
-                                      (jobs[k].routed ? (route_smem(jobs[k].route.cfg.n_experts, 1) + 15) & ~(size_t)15 : 0) +
+                                      (jobs[k].routed ? (size_t)glu_route_floats(jobs[k].route.cfg.n_experts, gw,
+                                                                                 router && jobs[k].route.part) * 4
+                                                      : 0) +
                                       (jobs[k].yq ? (size_t)opb * sizeof(float) : 0) /* yq: the block's outputs */
                                 : lean_smem(jobs[k], opb, q8);
         if (need > MV_SMEM_MAX) return cudaSuccess;
@@ -954,15 +1190,18 @@ static cudaError_t mv_lean(const cu_mv *jobs, int n, cu_q q, bool fast, bool *do
        warp_route_reg's picks by shuffles instead of redux.sync on keys (for measuring) */
     a.route_reg = glu && jobs[0].routed && route_reg_ok(jobs[0].route.cfg) && cu_knob("ZMLX_CUDA_ROUTE_REG", 1) != 0;
     if (a.route_reg && cu_knob("ZMLX_CUDA_ROUTE_KEYS", 1) != 0) a.route_reg = 2;
-    glu_args ga = {a, {}, rb};
+    glu_args ga = {a, {}, rb, 0, 0.0f};
+    const unsigned blocks = (unsigned)(B[0] + (n > 1 ? B[1] : 0));
     if (router) {
         ga.r.job[0] = *router;
         ga.r.opb[0] = gw;
         ga.r.first1 = rb;
         const size_t need = lean_smem(*router, gw, false);
         if (need > smem) smem = need;
+        /* ZMLX_CUDA_ROUTER_LAST=1: the router's blocks after the experts' (for measuring) */
+        if (cu_knob("ZMLX_CUDA_ROUTER_LAST", 0) != 0) ga.rfirst = (int32_t)blocks;
+        if (jobs[0].route.part) ga.cert_c = cert_c(jobs[0].w.cols, jobs[0].route.nparts, gw);
     }
-    const unsigned blocks = (unsigned)(B[0] + (n > 1 ? B[1] : 0));
     if (blocks == 0) {
         *done = true;
         return cudaSuccess;
@@ -1048,7 +1287,8 @@ extern "C" cudaError_t cuk_glu_router(const cu_mv *router, const cu_mv *jobs, in
 extern "C" cudaError_t cuk_matvec(const cu_mv *jobs, int n_jobs, cu_q q) {
     if (n_jobs < 0 || n_jobs > ZCU_MV_JOBS) return cudaErrorInvalidValue;
     for (int i = 0; i < n_jobs; i++)
-        if (!mv_job_ok(jobs[i]) || jobs[i].groups * jobs[i].rpg > 0x7fffffff) return cudaErrorInvalidValue;
+        if (!mv_job_ok(jobs[i]) || jobs[i].groups * jobs[i].rpg > 0x7fffffff || (jobs[i].rp.out && n_jobs != 1))
+            return cudaErrorInvalidValue;
     /* one launch per run of jobs with the same kind */
     for (int i = 0; i < n_jobs;) {
         const bool fast = q.fast && cuk_q8_kind(jobs[i].w.kind);

@@ -217,4 +217,67 @@ __device__ __forceinline__ void warp_route_reg(const cu_route_cfg &c, const floa
     *w_out = __fmul_rn(mw, c.scale);
 }
 
+/*
+ * The certified route (cu_mv_route.part): a pick taken on estimated logits that no logits
+ * within the bound of them could change.  l0, l1: lane l's estimates for experts l and
+ * l + 32; B0, B1: bounds on their distance from the exact logits (warp_route_reg's
+ * input); b0, b1: the correction bias as warp_route_reg takes it.  The selection scores
+ * are computed as warp_route_reg computes them, so the exact score of expert e lies within
+ * D_e = B_e / 4 (the sigmoid's slope is at most 1/4) + 2e-6 (1 + |b_e|) of the estimate
+ * (the two evaluations' roundings: expf within 2 ulp, the add, the division, the bias's
+ * add, about 14 units of 2^-24 of (1 + |b_e|), and the comparisons').  The k picks on the
+ * estimates, in order, are then the exact route's picks in its order when each pick's
+ * lower end (score - D) is above the next pick's upper end (score + D) and the last's
+ * above every other expert's upper end: no exact ordering can differ, and no ties.
+ * Returns whether that holds (false on any non-finite estimate, bound or score); lane
+ * n < k then has pick n in *e_out.  Call with a whole warp; route_reg_ok(c).
+ */
+__device__ __forceinline__ bool warp_route_cert(const cu_route_cfg &c, float l0, float l1, float B0, float B1,
+                                                float b0, float b1, bool has_bias, int *e_out) {
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ < 800
+    *e_out = -1; /* redux.sync: sm_80 on (the decode's targets) */
+    return false;
+#else
+    const int E = c.n_experts, lane = threadIdx.x & 31, e1 = lane + 32;
+    const bool on0 = lane < E, on1 = e1 < E;
+    const float p0 = __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-l0))), p1 = __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-l1)));
+    const float s0 = has_bias ? __fadd_rn(p0, b0) : p0, s1 = has_bias ? __fadd_rn(p1, b1) : p1;
+    const float d0 = __fadd_rn(__fmul_rn(0.25f, B0), __fmul_rn(2e-6f, __fadd_rn(1.0f, fabsf(has_bias ? b0 : 0.0f))));
+    const float d1 = __fadd_rn(__fmul_rn(0.25f, B1), __fmul_rn(2e-6f, __fadd_rn(1.0f, fabsf(has_bias ? b1 : 0.0f))));
+    const bool fin = (!on0 || (isfinite(l0) && isfinite(s0) && isfinite(d0))) &&
+                     (!on1 || (isfinite(l1) && isfinite(s1) && isfinite(d1)));
+    *e_out = -1;
+    if (!__all_sync(0xffffffffu, fin)) return false;
+    bool t0 = !on0, t1 = !on1, ok = true;
+    float lo_prev = 0.0f;
+    int mine = -1;
+    const uint32_t k0 = score_key(s0), k1 = score_key(s1);
+    for (int n = 0; n < c.k; n++) { /* warp_route_reg's pick on keys: the largest, then the lowest expert */
+        uint32_t kb = 0u, ib = 0xffffffffu;
+        if (!t0) kb = k0, ib = (uint32_t)lane;
+        if (!t1 && k1 > kb) kb = k1, ib = (uint32_t)e1;
+        const uint32_t m = __reduce_max_sync(0xffffffffu, kb);
+        const uint32_t mi = __reduce_min_sync(0xffffffffu, kb == m ? ib : 0xffffffffu);
+        if (m == 0u) return false; /* fewer experts than picks */
+        const int bi = (int)mi;
+        t0 = t0 || bi == lane;
+        t1 = t1 || bi == e1;
+        const float sb = __shfl_sync(0xffffffffu, bi >= 32 ? s1 : s0, bi & 31);
+        const float db = __shfl_sync(0xffffffffu, bi >= 32 ? d1 : d0, bi & 31);
+        if (n > 0) ok = ok && lo_prev > __fadd_rn(sb, db);
+        lo_prev = __fsub_rn(sb, db);
+        if (lane == n) mine = bi;
+    }
+    /* the best upper end among the experts not picked */
+    float hi = -INFINITY;
+    if (!t0) hi = __fadd_rn(s0, d0);
+    if (!t1) hi = fmaxf(hi, __fadd_rn(s1, d1));
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) hi = fmaxf(hi, __shfl_xor_sync(0xffffffffu, hi, o));
+    ok = ok && lo_prev > hi;
+    *e_out = mine;
+    return ok;
+#endif
+}
+
 #endif

@@ -98,6 +98,7 @@ static zmlx_status plan_buffers(cu_sess *s, zerr *e) {
     size_t o_ue = carve(&off, C * K * mI * f), o_de = carve(&off, C * K * d * f);
     size_t o_sg = carve(&off, C * sI * f), o_su = carve(&off, C * sI * f);
     size_t o_hq = carve(&off, (size_t)(K + 1) * (size_t)cuk_stage_floats(mI) * f);
+    size_t o_rpart = carve(&off, (size_t)cuk_rpart_floats(d, (int32_t)E) * f);
     size_t o_sd = carve(&off, C * d * f), o_dg = carve(&off, C * I * f), o_du = carve(&off, C * I * f);
     size_t o_ik = carve(&off, C * dI * f), o_iq = carve(&off, C * nI * dI * f);
     size_t o_iw = carve(&off, C * nI * f), o_sel = carve(&off, C * (size_t)s->sel_cap * 4);
@@ -119,7 +120,7 @@ static zmlx_status plan_buffers(cu_sess *s, zerr *e) {
     s->glist = (int32_t *)(b + o_glist), s->gslot = (int32_t *)(b + o_gslot);
     s->ge = (float *)(b + o_ge), s->ue = (float *)(b + o_ue), s->de = (float *)(b + o_de);
     s->sg = (float *)(b + o_sg), s->su = (float *)(b + o_su), s->sd = (float *)(b + o_sd);
-    s->hq = (float *)(b + o_hq);
+    s->hq = (float *)(b + o_hq), s->rpart = (float *)(b + o_rpart);
     s->dg = (float *)(b + o_dg), s->du = (float *)(b + o_du);
     s->ik = (float *)(b + o_ik), s->iq = (float *)(b + o_iq), s->iw = (float *)(b + o_iw);
     s->sel = (int32_t *)(b + o_sel), s->sel_n = (int32_t *)(b + o_seln);

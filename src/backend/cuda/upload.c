@@ -11,6 +11,7 @@
 #include "backend/cuda/cuda_internal.h"
 #include "backend/cuda/ep.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +152,37 @@ static const float *put_f32(upl *u, const float *src, int64_t n) {
     return (const float *)(u->base + off);
 }
 
+/* The certified route's bounds (cu_mv_route.bound): sqrt(d) ||router row e * ffn_norm||_2
+   for each expert, in double from the stored weights, rounded up (1 + 1e-6); NULL without
+   a router or its norm, or where a bound is not finite. */
+static const float *put_rbound(upl *u, const zlayer *L, int64_t d) {
+    const int64_t E = L->router.rows;
+    if (!L->ffn_norm || !L->router.data || E < 1 || E > ZCU_ROUTE_MAX_E || L->router.cols != d) return NULL;
+    const size_t off = reserve(u, (size_t)E * sizeof(float));
+    if (!u->copy) return (const float *)(u->base + off);
+    float b[ZCU_ROUTE_MAX_E];
+    float *row = malloc((size_t)d * sizeof(float));
+    if (!row) {
+        u->st = zerr_set(u->e, ZMLX_ERR_NOMEM, "cuda upload: %lld floats for the router's bounds", (long long)d);
+        return NULL;
+    }
+    bool fin = true;
+    for (int64_t e = 0; e < E; e++) {
+        zweight_row_f32(&L->router, e, row);
+        double s = 0.0;
+        for (int64_t i = 0; i < d; i++) {
+            const double v = (double)row[i] * (double)L->ffn_norm[i];
+            s += v * v;
+        }
+        const double bnd = sqrt((double)d * s) * (1.0 + 1e-6);
+        fin = fin && isfinite(bnd) && bnd < 1e30;
+        b[e] = (float)bnd;
+    }
+    free(row);
+    put(u, off, b, (size_t)E * sizeof(float));
+    return fin ? (const float *)(u->base + off) : NULL;
+}
+
 static cuw put_named(upl *u, const zweight *w, int l, const char *name) {
     char what[64];
     snprintf(what, sizeof what, "layer %d %s", l, name);
@@ -190,6 +222,7 @@ static void walk_layer(upl *u, const zmlx_model *m, int l) {
     const int e0 = u->c->ep ? u->c->ep->e0 : 0, ne = u->c->ep ? u->c->ep->ne : E;
     D->router = put_named(u, &L->router, l, "router");
     D->router_bias = put_f32(u, L->router_bias, E);
+    D->rbound = put_rbound(u, L, c->hidden_size);
     snprintf(what, sizeof what, "layer %d experts' gate_proj", l);
     D->exp_gate = put_stack(u, L->exp_gate + e0, ne, what);
     snprintf(what, sizeof what, "layer %d experts' up_proj", l);

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# cuda_sass_early.sh BINARY — on a machine with cuobjdump (a lent GPU's toolkit): do the
+# rows-early decode launches (k_mv_lean with NJ > 0: q_a + kv_a, q_b, o_proj, the router)
+# still issue their rows' loads before griddepcontrol.wait?  ptxas may sink them below it
+# (SASS: the wait is ACQBULK), which silently turns "rows before the wait" into rows after
+# it: o_proj's instance had all 33 of its loads after the wait until a branch after them
+# kept them in place (kernels_matvec.cu, cuda-log.md).  Prints, for each such instance of
+# each architecture, its global loads before / after the wait; exits 1 when an instance
+# has none before it, 2 when it cannot look.
+set -u
+BIN=${1:?usage: cuda_sass_early.sh BINARY}
+CO=$(command -v cuobjdump || ls /usr/local/cuda*/bin/cuobjdump 2>/dev/null | head -n 1)
+if [ -z "$CO" ] || [ ! -f "$BIN" ]; then
+    echo "cuda_sass_early: no cuobjdump here or no $BIN" >&2
+    exit 2
+fi
+"$CO" -sass "$BIN" 2>/dev/null | python3 -c '
+import re, sys
+arch, fn, rows, cur = "?", None, [], None
+for line in sys.stdin:
+    m = re.search(r"arch = (sm_\w+)", line)
+    if m:
+        arch = m.group(1)
+    m = re.search(r"Function : (\S+)", line)
+    if m:
+        # k_mv_lean<K, FAST, OPW, NORM, HEADS, NJ, ...>: the rows-early instances have NJ > 0
+        t = re.match(r"_Z9k_mv_leanILi(\d+)ELb(\d)ELi(\d+)ELb(\d)ELb(\d)ELi(\d+)E", m.group(1))
+        cur = None
+        if t and int(t.group(6)) > 0:
+            cur = [arch, "k_mv_lean<%s>" % ",".join(t.groups()), 0, 0, False]
+            rows.append(cur)
+        continue
+    if cur is None:
+        continue
+    m = re.search(r"/\*[0-9a-f]{4}\*/\s+(.*?);", line)
+    if not m:
+        continue
+    ins = m.group(1)
+    if "ACQBULK" in ins:
+        cur[4] = True
+    elif re.search(r"\bLDG\b", ins):
+        cur[3 if cur[4] else 2] += 1
+bad = 0
+print("| arch | instance <K,FAST,OPW,NORM,HEADS,NJ> | loads before the wait | after |")
+print("|---|---|---:|---:|")
+for a, name, pre, post, seen in rows:
+    ok = not seen or pre > 0  # no ACQBULK: code for GPUs before Hopper, no PDL wait
+    bad += not ok
+    print("| %s | %s | %d | %d |%s" % (a, name, pre, post, " (no wait)" if not seen else "" if ok else " SUNK"))
+if not rows:
+    print("no rows-early instance found")
+    sys.exit(2)
+sys.exit(1 if bad else 0)
+'
