@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
-# cuda_sass_early.sh BINARY — on a machine with cuobjdump (a lent GPU's toolkit): do the
+# cuda_sass_early.sh BINARY [--all] — on a machine with cuobjdump (a lent GPU's toolkit): do the
 # rows-early decode launches (k_mv_lean with NJ > 0: q_a + kv_a, q_b, o_proj, the router)
 # still issue their rows' loads before griddepcontrol.wait?  ptxas may sink them below it
 # (SASS: the wait is ACQBULK), which silently turns "rows before the wait" into rows after
 # it: o_proj's instance had all 33 of its loads after the wait until a branch after them
 # kept them in place (kernels_matvec.cu, cuda-log.md).  Prints, for each such instance of
 # each architecture, its global loads before / after the wait; exits 1 when an instance
-# has none before it, 2 when it cannot look.
+# has none before it, 2 when it cannot look.  --all: also every other kernel that waits
+# (its loads before / after the wait, for reading; not checked).
 set -u
-BIN=${1:?usage: cuda_sass_early.sh BINARY}
+BIN=${1:?usage: cuda_sass_early.sh BINARY [--all]}
+export ZCU_SASS_ALL=$([ "${2:-}" = "--all" ] && echo 1 || echo 0)
 CO=$(command -v cuobjdump || ls /usr/local/cuda*/bin/cuobjdump 2>/dev/null | head -n 1)
 if [ -z "$CO" ] || [ ! -f "$BIN" ]; then
     echo "cuda_sass_early: no cuobjdump here or no $BIN" >&2
     exit 2
 fi
 "$CO" -sass "$BIN" 2>/dev/null | python3 -c '
-import re, sys
+import os, re, sys
 arch, fn, rows, cur = "?", None, [], None
+others = []
 for line in sys.stdin:
     m = re.search(r"arch = (sm_\w+)", line)
     if m:
@@ -29,6 +32,9 @@ for line in sys.stdin:
         if t and int(t.group(6)) > 0:
             cur = [arch, "k_mv_lean<%s>" % ",".join(t.groups()), 0, 0, False]
             rows.append(cur)
+        elif os.environ.get("ZCU_SASS_ALL") == "1":
+            cur = [arch, m.group(1)[:90], 0, 0, False]
+            others.append(cur)
         continue
     if cur is None:
         continue
@@ -47,6 +53,13 @@ for a, name, pre, post, seen in rows:
     ok = not seen or pre > 0  # no ACQBULK: code for GPUs before Hopper, no PDL wait
     bad += not ok
     print("| %s | %s | %d | %d |%s" % (a, name, pre, post, " (no wait)" if not seen else "" if ok else " SUNK"))
+waited = [o for o in others if o[4]]
+if waited:
+    print()
+    print("| arch | other kernel that waits (mangled) | loads before the wait | after |")
+    print("|---|---|---:|---:|")
+    for a, name, pre, post, seen in waited:
+        print("| %s | %s | %d | %d |" % (a, name, pre, post))
 if not rows:
     print("no rows-early instance found")
     sys.exit(2)
