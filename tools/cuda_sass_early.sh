@@ -58,7 +58,7 @@ for line in sys.stdin:
     if "ACQBULK" in ins:
         cur[2] = max(cur[2], cur[5])
         cur[4], cur[5] = True, 0
-    elif re.search(r"\bLDG\b", ins):
+    elif re.search(r"\bLDG\b|\bLDGSTS\b|\bUBLKCP\b|\bUTMALDG\b", ins):  # to registers, cp.async, TMA
         cur[5] += 1
 for r in rows + others:  # the loads after the last wait (all of them where none)
     r[3] = r[5] if r[4] else 0
