@@ -189,13 +189,16 @@ static zmlx_status attention(dec *D, int l, zerr *e) {
        sum the next router's logits over their outputs, so the experts' launch can route
        before the router's own logits (2: the partials alone; 3: the router's rows to L2) */
     D->rparts = 0;
-    if (c->route_cert && L->moe && L->rbound && L->ffn_norm && pl->residual_norm && pl->experts_fused &&
+    if (c->route_cert && L->moe && L->ffn_norm && pl->residual_norm && pl->experts_fused &&
         pl->down_combine && !c->ep && L->router.kind == ZW_BF16) {
-        cu_mv oc = o;
-        oc.rp = (cu_rpart){.w = L->router, .g = L->ffn_norm, .out = s->rpart};
-        const int32_t nb = cuk_rpart_blocks(&oc, D->q);
-        if (nb > 0 && c->route_cert != 3) o = oc, D->rparts = nb;
-        if (c->route_cert == 3) o.l2 = L->router.data, o.l2_bytes = L->router.rows * L->router.ld;
+        if (c->route_cert == 3) {
+            o.l2 = L->router.data, o.l2_bytes = L->router.rows * L->router.ld;
+        } else {
+            cu_mv oc = o;
+            oc.rp = (cu_rpart){.w = L->router, .g = L->ffn_norm, .out = s->rpart};
+            const int32_t nb = cuk_rpart_blocks(&oc, D->q);
+            if (nb > 0) o = oc, D->rparts = nb;
+        }
     }
     CU_TRY(e, cuk_matvec(&o, 1, qn(D)));
     D->f_pending = !pl->residual_norm;
@@ -264,14 +267,15 @@ static zmlx_status moe_ffn(dec *D, int l, const float *xin, const float *norm, z
            sets them back), one launch boundary fewer */
         cu_mv rj = jobs[0];
         rj.y = s->rsig;
-        /* with o's partials (attention above), the certified route (route.cuh) */
-        if (D->rparts > 0 && xin == s->x && norm == L->ffn_norm && c->route_cert == 1) {
+        router_in = down_combine && nj == 1 && cuk_glu_router_ok(&rj, ex, nex, D->q);
+        /* with o's partials (attention above), the certified route (route.cuh), where the
+           router-in launch takes it */
+        if (router_in && D->rparts > 0 && L->rbound && xin == s->x && norm == L->ffn_norm && c->route_cert == 1) {
             ex[0].route.part = s->rpart, ex[0].route.nparts = D->rparts, ex[0].route.bound = L->rbound;
-            if (!(down_combine && nj == 1 && cuk_glu_router_ok(&rj, ex, nex, D->q)))
+            if (!cuk_glu_router_ok(&rj, ex, nex, D->q))
                 ex[0].route.part = NULL, ex[0].route.nparts = 0, ex[0].route.bound = NULL;
         }
         D->rparts = 0;
-        router_in = down_combine && nj == 1 && cuk_glu_router_ok(&rj, ex, nex, D->q);
         /* the experts' launch also writes ge's and sg's staged int8 form once, which every
            block of the combine would otherwise stage (its hq): with the shared expert in
            the same launch or none in the combine */

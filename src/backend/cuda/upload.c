@@ -153,11 +153,14 @@ static const float *put_f32(upl *u, const float *src, int64_t n) {
 }
 
 /* The certified route's bounds (cu_mv_route.bound): sqrt(d) ||router row e * ffn_norm||_2
-   for each expert, in double from the stored weights, rounded up (1 + 1e-6); NULL without
-   a router or its norm, or where a bound is not finite. */
+   for each expert, in double from the stored weights, rounded up (1 + 1e-6); NULL where the
+   route is off (ZMLX_CUDA_ROUTE_CERT != 1: no start-up work for it), without a router or
+   its norm, or where a bound is not finite. */
 static const float *put_rbound(upl *u, const zlayer *L, int64_t d) {
     const int64_t E = L->router.rows;
-    if (!L->ffn_norm || !L->router.data || E < 1 || E > ZCU_ROUTE_MAX_E || L->router.cols != d) return NULL;
+    if (u->c->route_cert != 1 || !L->ffn_norm || !L->router.data || E < 1 || E > ZCU_ROUTE_MAX_E ||
+        L->router.cols != d)
+        return NULL;
     const size_t off = reserve(u, (size_t)E * sizeof(float));
     if (!u->copy) return (const float *)(u->base + off);
     float b[ZCU_ROUTE_MAX_E];
